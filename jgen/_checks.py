@@ -1,0 +1,103 @@
+"""Input validation shared by every public entry point.
+
+Static properties (rank, shape, dtype, ``num_classes``) are always checked. Value
+properties (labels in range, finite features) can only be checked on concrete arrays,
+so they run eagerly and are skipped under ``jit``/``vmap`` tracing; jitted callers get
+documented sentinels instead of errors (see each function's docstring).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x: Any) -> bool:
+  """True when ``x`` holds values (not a tracer), so value checks can run."""
+  return not isinstance(x, jax.core.Tracer)
+
+
+def check_num_classes(num_classes: Any, name: str = "num_classes") -> int:
+  """``num_classes`` must be a static Python int >= 2."""
+  if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+    raise TypeError(
+        f"{name} must be a static Python int, got {type(num_classes).__name__}"
+        f" ({num_classes!r})."
+    )
+  if num_classes < 2:
+    raise ValueError(f"{name} must be >= 2, got {num_classes}.")
+  return int(num_classes)
+
+
+def check_ndim(x: jax.Array, ndim: int | tuple[int, ...], name: str) -> None:
+  """Raise ``ValueError`` unless ``x.ndim`` is ``ndim`` (or one of them)."""
+  allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+  if x.ndim not in allowed:
+    want = " or ".join(str(a) for a in allowed)
+    raise ValueError(
+        f"{name} must have rank {want}, got rank {x.ndim} with shape {tuple(x.shape)}."
+    )
+
+
+def check_min_ndim(x: jax.Array, ndim: int, name: str) -> None:
+  if x.ndim < ndim:
+    raise ValueError(
+        f"{name} must have rank >= {ndim}, got rank {x.ndim} with shape"
+        f" {tuple(x.shape)}."
+    )
+
+
+def check_float(x: jax.Array, name: str) -> None:
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise TypeError(f"{name} must have a floating dtype, got {x.dtype}.")
+
+
+def check_finite(x: jax.Array, name: str) -> None:
+  """Raise ``ValueError`` if a concrete ``x`` contains NaN or Inf."""
+  # NumPy, not jnp: inside a trace even concrete jnp operations are staged.
+  if is_concrete(x) and not np.all(np.isfinite(xv := np.asarray(x))):
+    bad = int(np.sum(~np.isfinite(xv)))
+    raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or Inf).")
+
+
+def check_labels(y: jax.Array, num_classes: int, name: str = "y") -> None:
+  """Labels must be integers; concrete labels must lie in ``[0, num_classes)``."""
+  if not jnp.issubdtype(y.dtype, jnp.integer):
+    raise TypeError(f"{name} must have an integer dtype (class labels), got {y.dtype}.")
+  if is_concrete(y) and y.size:
+    yv = np.asarray(y)
+    lo, hi = int(yv.min()), int(yv.max())
+    if lo < 0 or hi >= num_classes:
+      raise ValueError(
+          f"{name} must lie in [0, num_classes={num_classes}), got values in"
+          f" [{lo}, {hi}]."
+      )
+
+
+def check_same_leading(x: jax.Array, y: jax.Array, x_name: str = "x",
+                       y_name: str = "y") -> None:
+  """``x[N, ...]`` and ``y[N]`` must agree on ``N``."""
+  if x.shape[0] != y.shape[0]:
+    raise ValueError(
+        f"{x_name} and {y_name} must have the same number of examples, got"
+        f" {x_name}.shape[0]={x.shape[0]} and {y_name}.shape[0]={y.shape[0]}."
+    )
+
+
+def as_trailing(v: jax.Array, ndim: int) -> jax.Array:
+  """Reshapes ``v[..., K]`` to rank ``ndim`` with leading unit axes.
+
+  The strict ``jax_numpy_rank_promotion="raise"`` setting forbids implicit rank
+  broadcasting, so every ``[..., K] + [K]`` in jgen goes through here.
+  """
+  return v.reshape((1,) * (ndim - v.ndim) + v.shape)
+
+
+def check_last_dim(x: jax.Array, size: int, name: str, what: str) -> None:
+  if x.shape[-1] != size:
+    raise ValueError(
+        f"{name} must have last dimension {size} ({what}), got shape {tuple(x.shape)}."
+    )

@@ -1,0 +1,1 @@
+"""Class-conditional diffusion models as classifiers (Monte Carlo ELBO)."""
