@@ -16,7 +16,7 @@ lower bounds. The input data (N x D float32) is allocated before and not counted
 
 Roofline: achieved FLOP/s of the scoring matmuls divided by this machine's float32
 matmul rate (``benchmarks.common.matmul_flops_per_s``). FLOPs counted: naive Bayes
-``4 N D K`` (one ``[N, 2D] @ [2D, K]`` matmul); QDA ``2 N K D^2`` (one dense
+``4 N D K`` (two ``[N, D] @ [D, K]`` matmuls); QDA ``2 N K D^2`` (one dense
 ``[N, D] @ [D, D]`` matmul per class; the factor is triangular, so half of that is
 useful work); LDA ``2 N D^2 + 2 N D K``. Elementwise work is not counted.
 """

@@ -363,3 +363,20 @@ def test_qda_one_sample_class_under_jit_scores_minus_inf(key):
   params = jax.jit(lambda x, y: gaussian.qda(0.5).fit(x, y, num_classes=3))(x, y1)
   ll = np.asarray(gaussian.qda(0.5).log_likelihood(params, x))
   assert np.all(ll[:, 1] == -np.inf) and np.all(np.isfinite(ll[:, [0, 2]]))
+
+
+def test_digits_experiment_quick_path(tmp_path):
+  # Smoke test of experiments/gaussian_digits.py (digits only, no figure): jgen and
+  # scikit-learn agree on every model both define.
+  import importlib.util
+  import pathlib
+  path = pathlib.Path(__file__).parents[1] / "experiments" / "gaussian_digits.py"
+  spec = importlib.util.spec_from_file_location("gaussian_digits", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  rows = module.main(["--out", str(tmp_path), "--no-plot"])
+  assert (tmp_path / "results.json").exists()
+  assert len(rows) == 5
+  for r in rows:
+    if "sklearn_acc" in r:
+      assert r["jgen_acc"] == r["sklearn_acc"] and r["max_abs_proba_diff"] < 1e-6
