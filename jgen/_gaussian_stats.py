@@ -45,7 +45,8 @@ def as_features(x: ArrayLike) -> jax.Array:
   return x
 
 
-def _check_xy(x: ArrayLike, y: ArrayLike, num_classes: int) -> tuple[jax.Array, jax.Array]:
+def _check_xy(x: ArrayLike, y: ArrayLike,
+              num_classes: int) -> tuple[jax.Array, jax.Array]:
   x, y = as_features(x), jnp.asarray(y)
   _checks.check_ndim(x, 2, "x")
   _checks.check_ndim(y, 1, "y")
