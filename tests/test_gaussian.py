@@ -180,6 +180,24 @@ def test_stats_psum_over_a_device_axis(key):
                              rtol=1e-12)
 
 
+def test_blocked_class_grams_match_numpy(key):
+  # The sorted, blocked per-class second moments used for large N * K * D (small
+  # problems take a one-einsum path): uneven class sizes, an empty class, blocks that
+  # do not divide the class sizes, and vmap over two labelings. Reference: NumPy.
+  from jgen import _gaussian_stats
+  kx, ky = jax.random.split(key)
+  x = jax.random.normal(kx, (203, 5), jnp.float64)
+  ys = jnp.stack([jax.random.randint(ky, (203,), 0, 3),           # class 3 empty
+                  jnp.minimum(jnp.arange(203) // 20, 3)])         # 20/20/20/143
+  counts = jax.vmap(lambda y: jnp.zeros(4, jnp.int32).at[y].add(1))(ys)
+  grams = jax.vmap(lambda y, c: _gaussian_stats._class_grams(x, y, c, 4))(ys, counts)
+  xn = np.asarray(x)
+  for b in range(2):
+    yn = np.asarray(ys[b])
+    for k in range(4):
+      np.testing.assert_allclose(grams[b, k], xn[yn == k].T @ xn[yn == k], atol=1e-12)
+
+
 @pytest.mark.parametrize("make_model, full, pooled", _FAMILIES)
 def test_jit_one_trace_per_shape_and_equals_eager(key, make_model, full, pooled):
   del full, pooled
