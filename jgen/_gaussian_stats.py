@@ -101,8 +101,11 @@ def _stats(x, y, shift, num_classes, full_covariance, pooled):
   elif full_covariance and n * num_classes * d <= _SMALL:
     # Small problems: one masked contraction (K N D^2 work) compiles much faster than
     # the sorted, blocked loop and is just as fast at this size.
-    onehot = (y[:, None] == jnp.arange(num_classes)[None, :]).astype(x.dtype)
-    centered_sq = jnp.einsum("nk,nd,ne->kde", onehot, xc, xc, precision=_HIGHEST)
+    # Masked with `where`, not by multiplying with a one-hot: 0 * NaN would spread a
+    # non-finite example to every class.
+    member = y[:, None] == jnp.arange(num_classes)[None, :]
+    xk = jnp.where(member[:, :, None], xc[:, None, :], 0)           # [N, K, D]
+    centered_sq = jnp.einsum("nkd,nke->kde", xk, xk, precision=_HIGHEST)
   elif full_covariance:
     centered_sq = _class_grams(xc, y, count_int, num_classes)
   elif pooled:
