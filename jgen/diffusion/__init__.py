@@ -1,1 +1,32 @@
-"""Class-conditional diffusion models as classifiers (Monte Carlo ELBO)."""
+"""Class-conditional diffusion models as classifiers (Monte Carlo ELBO).
+
+Conventions (VDM parameterisation): ``gamma(t) = -log SNR(t)``, ``z_t = alpha_t x +
+sigma_t eps`` with ``alpha^2 = sigmoid(-gamma)``, ``sigma^2 = sigmoid(gamma)``; a denoiser
+is ``eps_fn(z, gamma, y) -> eps_hat`` for ONE example.
+"""
+
+# --- schedules ---
+from jgen.diffusion.schedules import Schedule
+from jgen.diffusion.schedules import alpha_sigma
+from jgen.diffusion.schedules import cosine_schedule
+from jgen.diffusion.schedules import ddpm_eps_fn
+from jgen.diffusion.schedules import ddpm_schedule
+from jgen.diffusion.schedules import ddpm_timestep
+from jgen.diffusion.schedules import discretize
+from jgen.diffusion.schedules import gamma_prime
+from jgen.diffusion.schedules import grid
+from jgen.diffusion.schedules import linear_schedule
+
+__all__ = (
+    # schedules
+    "Schedule",
+    "alpha_sigma",
+    "cosine_schedule",
+    "ddpm_eps_fn",
+    "ddpm_schedule",
+    "ddpm_timestep",
+    "discretize",
+    "gamma_prime",
+    "grid",
+    "linear_schedule",
+)
