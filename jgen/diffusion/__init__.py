@@ -17,6 +17,22 @@ from jgen.diffusion.schedules import gamma_prime
 from jgen.diffusion.schedules import grid
 from jgen.diffusion.schedules import linear_schedule
 
+# --- ELBO estimation ---
+from jgen.diffusion.elbo import batch_class_log_likelihoods
+from jgen.diffusion.elbo import bits_per_dim
+from jgen.diffusion.elbo import class_errors
+from jgen.diffusion.elbo import class_errors_at
+from jgen.diffusion.elbo import class_log_likelihoods
+from jgen.diffusion.elbo import diffusion_term
+from jgen.diffusion.elbo import draw_timesteps
+from jgen.diffusion.elbo import elbo_from_errors
+from jgen.diffusion.elbo import prior_kl
+from jgen.diffusion.elbo import reconstruction
+
+# --- exact Gaussian reference ---
+from jgen.diffusion.oracle import gaussian_log_likelihoods
+from jgen.diffusion.oracle import gaussian_oracle
+
 __all__ = (
     # schedules
     "Schedule",
@@ -29,4 +45,18 @@ __all__ = (
     "gamma_prime",
     "grid",
     "linear_schedule",
+    # elbo
+    "batch_class_log_likelihoods",
+    "bits_per_dim",
+    "class_errors",
+    "class_errors_at",
+    "class_log_likelihoods",
+    "diffusion_term",
+    "draw_timesteps",
+    "elbo_from_errors",
+    "prior_kl",
+    "reconstruction",
+    # oracle
+    "gaussian_log_likelihoods",
+    "gaussian_oracle",
 )
