@@ -24,6 +24,7 @@ from jgen.diffusion.elbo import class_errors
 from jgen.diffusion.elbo import class_errors_at
 from jgen.diffusion.elbo import class_log_likelihoods
 from jgen.diffusion.elbo import diffusion_term
+from jgen.diffusion.elbo import draw
 from jgen.diffusion.elbo import draw_timesteps
 from jgen.diffusion.elbo import elbo_from_errors
 from jgen.diffusion.elbo import prior_kl
@@ -59,6 +60,7 @@ __all__ = (
     "class_errors_at",
     "class_log_likelihoods",
     "diffusion_term",
+    "draw",
     "draw_timesteps",
     "elbo_from_errors",
     "prior_kl",
