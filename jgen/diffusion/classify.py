@@ -99,7 +99,8 @@ def _full(key, x, class_ids, *, num_t, cfg):
   err = _errors(x, t, eps, class_ids, cfg)
   scores = _to_scores(jnp.mean(err, axis=1), x, cfg)
   num_evals = jnp.asarray(class_ids.shape[0] * num_t, jnp.int32)
-  return ClassifyResult(jnp.argmax(scores).astype(jnp.int32), scores, num_evals)
+  return ClassifyResult(class_ids[jnp.argmax(scores)].astype(jnp.int32), scores,
+                        num_evals)
 
 
 # ------------------------------------------------------------------------- adaptive

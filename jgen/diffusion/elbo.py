@@ -172,7 +172,7 @@ def _check_eps_fn(eps_fn: Callable, x: jax.Array) -> None:
   """Traces ``eps_fn`` once abstractly: it must accept ``x``'s shape and return it."""
   try:
     out = jax.eval_shape(eps_fn, x, jnp.zeros((), x.dtype), jnp.zeros((), jnp.int32))
-  except Exception as e:  # the user's network raised on this input shape
+  except (TypeError, ValueError, IndexError) as e:  # JAX's shape errors
     raise ValueError(f"x of shape {tuple(x.shape)} is not accepted by eps_fn"
                      f" (eps_fn(z, gamma, y) for ONE example): {e}") from e
   if getattr(out, "shape", None) != x.shape:
