@@ -99,7 +99,9 @@ def test_batch_equals_single_and_jit_equals_eager(opts):
     np.testing.assert_allclose(batch.scores[n], single.scores, rtol=1e-10)
     assert int(batch.label[n]) == int(single.label)
     assert int(batch.num_evals[n]) == int(single.num_evals)
-  with jax.disable_jit():
+  if opts["strategy"] == "adaptive":
+    return  # its stage loop is host Python already; each stage is checked above
+  with jax.disable_jit():      # while_loop / switch / vmap run op by op
     eager = diffusion.classify(keys[0], eps_fn, x[0], K, schedule=s, **opts)
   np.testing.assert_allclose(eager.scores, batch.scores[0], rtol=1e-10)
   assert int(eager.num_evals) == int(batch.num_evals[0])
