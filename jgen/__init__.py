@@ -21,6 +21,10 @@ from jgen.bayes import temperature_scale
 from jgen.bayes import validate_log_prior
 
 # --- Gaussian class-conditionals (jgen.gaussian) ---
+from jgen.gaussian import gaussian_nb
+from jgen.gaussian import lda
+from jgen.gaussian import qda
+from jgen.gaussian import sufficient_stats
 
 
 # --- Discriminative baseline (jgen.logistic) ---
@@ -29,6 +33,9 @@ from jgen.bayes import validate_log_prior
 # --- Submodules ---
 from jgen import bayes
 from jgen import diffusion
+from jgen import datasets
+from jgen import gaussian
+from jgen import checkpoint
 
 
 __version__ = "0.1.0"
@@ -45,6 +52,10 @@ __all__ = (
     "temperature_scale",
     "validate_log_prior",
     # gaussian
+    "gaussian_nb",
+    "lda",
+    "qda",
+    "sufficient_stats",
 
 
     # logistic
@@ -53,4 +64,7 @@ __all__ = (
     # submodules
     "bayes",
     "diffusion",
+    "datasets",
+    "gaussian",
+    "checkpoint",
 )

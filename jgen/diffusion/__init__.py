@@ -75,3 +75,18 @@ __all__ = (
     "gaussian_log_likelihoods",
     "gaussian_oracle",
 )
+
+# --- Denoisers and training (jgen.diffusion.nets, jgen.diffusion.train) ---
+from jgen.diffusion import nets
+from jgen.diffusion.nets import MLPDenoiser
+from jgen.diffusion.nets import UNetDenoiser
+from jgen.diffusion.nets import as_eps_fn
+from jgen.diffusion.nets import drop_labels
+
+__all__ = __all__ + (
+    "nets",
+    "MLPDenoiser",
+    "UNetDenoiser",
+    "as_eps_fn",
+    "drop_labels",
+)
