@@ -197,3 +197,13 @@ def test_bad_inputs():
     diffusion.batch_classify(key, eps_fn, np.full((2, D), np.inf, np.float32), K)
   with pytest.raises(TypeError, match="unexpected"):
     diffusion.batch_classify(key, eps_fn, x, K, n_stages=3)
+
+
+def test_oracle_experiment_smoke():
+  # The experiment's quick path (tiny mixture, all three strategies) keeps running.
+  from experiments import diffusion_oracle
+  out = diffusion_oracle.main(["--smoke"])
+  mix = out["mixture"]
+  assert mix["num_points"] == 20
+  for name in ("full", "adaptive", "sequential"):
+    assert 0.0 <= mix[name]["accuracy"] <= 1.0 and mix[name]["mean_evals"] > 0
