@@ -32,8 +32,10 @@ from jgen.gaussian import sufficient_stats
 
 # --- Submodules ---
 from jgen import bayes
+from jgen import diffusion
 from jgen import datasets
 from jgen import gaussian
+from jgen import checkpoint
 
 
 __version__ = "0.1.0"
@@ -61,6 +63,8 @@ __all__ = (
 
     # submodules
     "bayes",
+    "diffusion",
     "datasets",
     "gaussian",
+    "checkpoint",
 )
