@@ -203,6 +203,28 @@ def _as_sharded_joint(log_lik: ArrayLike, log_prior: ArrayLike | None,
   return joint
 
 
+def _place(a: jax.Array, mesh: Mesh, spec: P) -> jax.Array:
+  """Lays ``a`` out as ``spec`` inside ``jit``: a hint on Auto axes, a reshard on
+  Explicit axes (where ``shard_map`` requires the input's type to match its specs)."""
+  sharding = NamedSharding(mesh, spec)
+  if all(t == AxisType.Explicit for t in mesh.axis_types):
+    return jax.reshard(a, sharding)
+  return lax.with_sharding_constraint(a, sharding)
+
+
+def _unpad_rows(a: Any, n: int, mesh: Mesh) -> Any:
+  """Drops padding rows. On Explicit axes a row-sharded array must first be
+  gathered along rows (an uneven slice of a sharded dimension is not allowed)."""
+  def unpad(v):
+    if v.shape[0] == n:
+      return v
+    if all(t == AxisType.Explicit for t in mesh.axis_types):
+      rest = (CLASSES,) if v.ndim == 2 else ()
+      v = jax.reshard(v, NamedSharding(mesh, P(None, *rest)))
+    return v[:n]
+  return jax.tree.map(unpad, a)
+
+
 def _pad_rows(a: jax.Array, multiple: int) -> jax.Array:
   n = a.shape[0]
   n_pad = -(-n // multiple) * multiple
@@ -214,11 +236,11 @@ def _pad_rows(a: jax.Array, multiple: int) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("num_classes", "mesh"))
 def _bayes_reduce(joint: jax.Array, num_classes: int, mesh: Mesh) -> BayesReduction:
   n = joint.shape[0]
-  joint = _pad_rows(joint, _axis_size(mesh, DATA))
+  joint = _place(_pad_rows(joint, _axis_size(mesh, DATA)), mesh, P(DATA, CLASSES))
   out = jax.shard_map(functools.partial(_reduce_block, num_classes=num_classes),
                       mesh=mesh, in_specs=P(DATA, CLASSES),
                       out_specs=BayesReduction(P(DATA), P(DATA), P(DATA)))(joint)
-  return jax.tree.map(lambda a: a[:n], out)
+  return _unpad_rows(out, n, mesh)
 
 
 def bayes_reduce(log_lik: ArrayLike, mesh: Mesh, *, num_classes: int,
@@ -255,10 +277,10 @@ def _sharded_log_posterior(joint: jax.Array, num_classes: int, mesh: Mesh) -> ja
     j = jnp.where((ids < num_classes)[None, :], j, -jnp.inf)
     return j - r.log_normalizer[:, None]
   n = joint.shape[0]
-  joint = _pad_rows(joint, _axis_size(mesh, DATA))
+  joint = _place(_pad_rows(joint, _axis_size(mesh, DATA)), mesh, P(DATA, CLASSES))
   out = jax.shard_map(block, mesh=mesh, in_specs=P(DATA, CLASSES),
                       out_specs=P(DATA, CLASSES))(joint)
-  return out[:n]
+  return _unpad_rows(out, n, mesh)
 
 
 def sharded_log_posterior(log_lik: ArrayLike, mesh: Mesh, *, num_classes: int,
@@ -321,7 +343,9 @@ def _class_sharded_scores(score_fn, class_params, x, num_classes, mesh, fill):
   ids = jnp.minimum(jnp.arange(k_pad, dtype=jnp.int32), num_classes - 1)
   padded = jax.tree.map(lambda a: pad_classes(a, k_pad, axis=0), class_params)
   n = x.shape[0]
-  x = _pad_rows(x, _axis_size(mesh, DATA))
+  x = _place(_pad_rows(x, _axis_size(mesh, DATA)), mesh, P(DATA))
+  ids = _place(ids, mesh, P(CLASSES))
+  padded = jax.tree.map(lambda a: _place(a, mesh, P(CLASSES)), padded)
 
   def block(params_local, ids_local, x_local):
     scores = score_fn(params_local, ids_local, x_local)
@@ -332,7 +356,7 @@ def _class_sharded_scores(score_fn, class_params, x, num_classes, mesh, fill):
   param_specs = jax.tree.map(lambda _: P(CLASSES), padded)
   out = jax.shard_map(block, mesh=mesh, in_specs=(param_specs, P(CLASSES), P(DATA)),
                       out_specs=P(DATA, CLASSES))(padded, ids, x)
-  return out[:n]
+  return _unpad_rows(out, n, mesh)
 
 
 def data_parallel_sum(stats_fn: Callable[..., Any], mesh: Mesh,
@@ -373,7 +397,7 @@ def _data_parallel_sum(stats_fn, mesh, *arrays):
     def block(*local):
       return jax.tree.map(lambda s: lax.psum(s, DATA), stats_fn(*local))
     total = jax.shard_map(block, mesh=mesh, in_specs=P(DATA), out_specs=P())(
-        *(a[:n_even] for a in arrays))
+        *(_place(a[:n_even], mesh, P(DATA)) for a in arrays))
   if n_even < n:
     tail = stats_fn(*(a[n_even:] for a in arrays))
     total = tail if total is None else jax.tree.map(jnp.add, total, tail)
