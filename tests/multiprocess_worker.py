@@ -3,7 +3,8 @@
 Usage: python tests/multiprocess_worker.py PORT PROCESS_ID NUM_PROCESSES
 
 Each process owns 2 CPU devices; together they form one JAX cluster of
-2 * NUM_PROCESSES devices. The process prints one JSON line with what it computed.
+2 * NUM_PROCESSES devices. The process prints one line, "RESULT " + JSON, with what it computed (the gloo
+library prints its own lines to stdout too).
 """
 
 import json
@@ -45,7 +46,7 @@ def main() -> None:
   rows = global_array(np.arange(8 * 3, dtype=np.float32).reshape(8, 3), mesh2,
                       P(sharding.DATA))
   total = sharding.data_parallel_sum(lambda r: r.sum(0), mesh2, rows)
-  print(json.dumps({
+  print("RESULT " + json.dumps({
       "process_index": jax.process_index(),
       "device_count": jax.device_count(),
       "local_device_count": jax.local_device_count(),

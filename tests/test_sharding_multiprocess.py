@@ -38,7 +38,9 @@ def _launch(num_processes=2, timeout=120):
     for p in procs:
       out, err = p.communicate(timeout=timeout)
       assert p.returncode == 0, f"worker failed ({p.returncode}):\n{err[-3000:]}"
-      results.append(json.loads(out.strip().splitlines()[-1]))
+      lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
+      assert len(lines) == 1, f"no result line in the worker's output:\n{out[-3000:]}"
+      results.append(json.loads(lines[0][len("RESULT "):]))
   finally:
     for p in procs:
       if p.poll() is None:
