@@ -28,6 +28,7 @@ from jgen.bayes import validate_log_prior
 
 # --- Submodules ---
 from jgen import bayes
+from jgen import diffusion
 from jgen import sharding
 
 
@@ -52,5 +53,6 @@ __all__ = (
 
     # submodules
     "bayes",
+    "diffusion",
     "sharding",
 )
