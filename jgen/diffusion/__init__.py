@@ -29,6 +29,13 @@ from jgen.diffusion.elbo import elbo_from_errors
 from jgen.diffusion.elbo import prior_kl
 from jgen.diffusion.elbo import reconstruction
 
+# --- classification ---
+from jgen.diffusion.classify import DEFAULT_SCHEDULE
+from jgen.diffusion.classify import ClassifyResult
+from jgen.diffusion.classify import adaptive_plan
+from jgen.diffusion.classify import batch_classify
+from jgen.diffusion.classify import classify
+
 # --- exact Gaussian reference ---
 from jgen.diffusion.oracle import gaussian_log_likelihoods
 from jgen.diffusion.oracle import gaussian_oracle
@@ -56,6 +63,12 @@ __all__ = (
     "elbo_from_errors",
     "prior_kl",
     "reconstruction",
+    # classify
+    "DEFAULT_SCHEDULE",
+    "ClassifyResult",
+    "adaptive_plan",
+    "batch_classify",
+    "classify",
     # oracle
     "gaussian_log_likelihoods",
     "gaussian_oracle",
