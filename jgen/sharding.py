@@ -55,6 +55,9 @@ __all__ = [
     "data_parallel_sum",
     "shard_rows",
     "initialize",
+    "sharded_class_errors",
+    "sharded_classify",
+    "sharded_batch_classify",
 ]
 
 DATA = "data"
@@ -419,3 +422,9 @@ def shard_rows(mesh: Mesh, *arrays: ArrayLike) -> tuple[jax.Array, ...]:
           f" got shape {tuple(a.shape)}.")
     out.append(jax.device_put(a, NamedSharding(mesh, P(DATA))))
   return tuple(out)
+
+
+# Sharding-aware model paths; imported last (they build on the helpers above).
+from jgen._sharded_diffusion import sharded_batch_classify  # noqa: E402
+from jgen._sharded_diffusion import sharded_class_errors  # noqa: E402
+from jgen._sharded_diffusion import sharded_classify  # noqa: E402
