@@ -58,6 +58,10 @@ __all__ = [
     "sharded_class_errors",
     "sharded_classify",
     "sharded_batch_classify",
+    "fit_data_parallel",
+    "sufficient_stats_data_parallel",
+    "class_sharded_log_likelihood",
+    "classify_class_sharded",
 ]
 
 DATA = "data"
@@ -307,15 +311,16 @@ def sharded_log_posterior(log_lik: ArrayLike, mesh: Mesh, *, num_classes: int,
 
 def class_sharded_scores(score_fn: Callable[..., jax.Array], class_params: Any,
                          x: ArrayLike, mesh: Mesh, *, num_classes: int,
-                         fill: float = -np.inf) -> jax.Array:
+                         shared: Any = None, fill: float = -np.inf) -> jax.Array:
   """Class scores ``[N, K_pad]`` computed with the class axis split over devices.
 
-  ``score_fn(class_params_local, class_ids_local, x_local) -> [n, k_local]`` is called on
-  each device with its slice of the per-class parameters (every leaf of
-  ``class_params`` has the class axis first, ``[K, ...]``), the global ids of its
-  classes ``[k_local]`` int32, and its rows of ``x``. Padded classes receive a copy of
-  the last real class's parameters and id (so they compute finite numbers) and their
-  scores are replaced by ``fill``.
+  ``score_fn(class_params_local, shared, class_ids_local, x_local) -> [n, k_local]``
+  runs on each device with its slice of the per-class parameters (every leaf of
+  ``class_params`` has the class axis first, ``[K, ...]``), the replicated ``shared``
+  pytree, the global ids of its classes ``[k_local]`` int32, and its rows of ``x``.
+  Padded classes receive a copy of the last real class's parameters and id (so they
+  compute finite numbers) and their scores are replaced by ``fill``. Pass a
+  module-level ``score_fn``: a new closure per call recompiles.
 
   Args:
     score_fn: per-shard scoring function, see above.
@@ -323,6 +328,7 @@ def class_sharded_scores(score_fn: Callable[..., jax.Array], class_params: Any,
     x: inputs ``[N, ...]``; rows are split over the ``data`` axis.
     mesh: a ``(data, classes)`` mesh.
     num_classes: the real number of classes ``K``.
+    shared: pytree of parameters every class needs (replicated), or ``None``.
     fill: score of the padded classes (``-inf`` for log-likelihoods, ``+inf`` for
       errors where lower is better).
 
@@ -337,11 +343,12 @@ def class_sharded_scores(score_fn: Callable[..., jax.Array], class_params: Any,
       raise ValueError(
           f"every leaf of class_params must have the class axis first, [num_classes="
           f"{num_classes}, ...], got shape {tuple(jnp.shape(leaf))}.")
-  return _class_sharded_scores(score_fn, class_params, x, num_classes, mesh, fill)
+  return _class_sharded_scores(score_fn, class_params, shared, x, num_classes, mesh,
+                               fill)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 4, 5))
-def _class_sharded_scores(score_fn, class_params, x, num_classes, mesh, fill):
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6))
+def _class_sharded_scores(score_fn, class_params, shared, x, num_classes, mesh, fill):
   k_pad = padded_num_classes(num_classes, mesh)
   ids = jnp.minimum(jnp.arange(k_pad, dtype=jnp.int32), num_classes - 1)
   padded = jax.tree.map(lambda a: pad_classes(a, k_pad, axis=0), class_params)
@@ -350,32 +357,36 @@ def _class_sharded_scores(score_fn, class_params, x, num_classes, mesh, fill):
   ids = _place(ids, mesh, P(CLASSES))
   padded = jax.tree.map(lambda a: _place(a, mesh, P(CLASSES)), padded)
 
-  def block(params_local, ids_local, x_local):
-    scores = score_fn(params_local, ids_local, x_local)
+  def block(params_local, shared, ids_local, x_local):
+    scores = score_fn(params_local, shared, ids_local, x_local)
     real = lax.axis_index(CLASSES) * ids_local.shape[0] + jnp.arange(ids_local.shape[0])
     return jnp.where((real < num_classes)[None, :], scores,
                      jnp.asarray(fill, scores.dtype))
 
   param_specs = jax.tree.map(lambda _: P(CLASSES), padded)
-  out = jax.shard_map(block, mesh=mesh, in_specs=(param_specs, P(CLASSES), P(DATA)),
-                      out_specs=P(DATA, CLASSES))(padded, ids, x)
+  shared_specs = jax.tree.map(lambda _: P(), shared)
+  out = jax.shard_map(block, mesh=mesh,
+                      in_specs=(param_specs, shared_specs, P(CLASSES), P(DATA)),
+                      out_specs=P(DATA, CLASSES))(padded, shared, ids, x)
   return _unpad_rows(out, n, mesh)
 
 
-def data_parallel_sum(stats_fn: Callable[..., Any], mesh: Mesh,
-                      *arrays: ArrayLike) -> Any:
+def data_parallel_sum(stats_fn: Callable[..., Any], mesh: Mesh, *arrays: ArrayLike,
+                      shared: Any = None) -> Any:
   """``stats_fn`` summed over the rows of ``arrays``, data-parallel over ``data``.
 
-  ``stats_fn(*arrays_rows) -> pytree`` must be additive over rows (e.g. counts, sums,
-  sums of outer products): ``stats_fn(a ++ b) == stats_fn(a) + stats_fn(b)``. Each
-  ``data`` shard computes its statistics and ``psum`` combines them; the last
-  ``N mod data`` rows (if any) are computed once more and added, so nothing is dropped.
+  ``stats_fn(*arrays_rows) -> pytree`` (or ``stats_fn(shared, *arrays_rows)`` when
+  ``shared`` is given) must be additive over rows (counts, sums, sums of outer
+  products): ``stats_fn(a ++ b) == stats_fn(a) + stats_fn(b)``. Each ``data`` shard
+  computes its statistics and ``psum`` combines them; the last ``N mod data`` rows (if
+  any) are computed once more and added, so nothing is dropped.
 
   Args:
-    stats_fn: additive per-row statistic.
+    stats_fn: additive per-row statistic (a module-level function compiles once).
     mesh: a mesh with a ``data`` axis (``classes`` may have any size; the arrays are
       replicated across it).
     *arrays: arrays ``[N, ...]`` sharing the leading axis.
+    shared: optional replicated pytree passed first to ``stats_fn``.
 
   Returns:
     The pytree ``stats_fn(*arrays)``, replicated on every device.
@@ -387,24 +398,37 @@ def data_parallel_sum(stats_fn: Callable[..., Any], mesh: Mesh,
   for i, a in enumerate(arrays):
     if a.ndim < 1 or a.shape[0] != n:
       raise ValueError(f"arrays[{i}] must have leading axis {n}, got shape {a.shape}.")
-  return _data_parallel_sum(stats_fn, mesh, *arrays)
+  return _data_parallel_sum(stats_fn, mesh, shared is not None, shared, *arrays)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _data_parallel_sum(stats_fn, mesh, *arrays):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _data_parallel_sum(stats_fn, mesh, has_shared, shared, *arrays):
   d = _axis_size(mesh, DATA)
   n = arrays[0].shape[0]
   n_even = (n // d) * d
-  total = None
-  if n_even:
-    def block(*local):
-      return jax.tree.map(lambda s: lax.psum(s, DATA), stats_fn(*local))
-    total = jax.shard_map(block, mesh=mesh, in_specs=P(DATA), out_specs=P())(
-        *(_place(a[:n_even], mesh, P(DATA)) for a in arrays))
-  if n_even < n:
-    tail = stats_fn(*(a[n_even:] for a in arrays))
-    total = tail if total is None else jax.tree.map(jnp.add, total, tail)
-  return total
+  call = lambda *a: stats_fn(shared, *a) if has_shared else stats_fn(*a)  # noqa: E731
+  if n_even == 0:
+    return call(*arrays)
+
+  # The N mod d leftover rows enter replicated and every device adds their
+  # statistics after the psum, so the whole sum stays inside one shard_map.
+  def block(shared, tail, *local):
+    out = stats_fn(shared, *local) if has_shared else stats_fn(*local)
+    out = jax.tree.map(lambda s: lax.psum(s, DATA), out)
+    if tail[0].shape[0]:
+      rest = stats_fn(shared, *tail) if has_shared else stats_fn(*tail)
+      out = jax.tree.map(jnp.add, out, rest)
+    return out
+
+  # check_vma=False: user statistics may carry loops whose initial values are plain
+  # constants (typed invariant), which the check would reject; the psum makes the
+  # replicated output correct by construction.
+  tail = tuple(a[n_even:] for a in arrays)
+  return jax.shard_map(
+      block, mesh=mesh,
+      in_specs=(jax.tree.map(lambda _: P(), shared), jax.tree.map(lambda _: P(), tail))
+      + (P(DATA),) * len(arrays), out_specs=P(), check_vma=False)(
+          shared, tail, *(_place(a[:n_even], mesh, P(DATA)) for a in arrays))
 
 
 def shard_rows(mesh: Mesh, *arrays: ArrayLike) -> tuple[jax.Array, ...]:
@@ -428,3 +452,7 @@ def shard_rows(mesh: Mesh, *arrays: ArrayLike) -> tuple[jax.Array, ...]:
 from jgen._sharded_diffusion import sharded_batch_classify  # noqa: E402
 from jgen._sharded_diffusion import sharded_class_errors  # noqa: E402
 from jgen._sharded_diffusion import sharded_classify  # noqa: E402
+from jgen._sharded_gaussian import class_sharded_log_likelihood  # noqa: E402
+from jgen._sharded_gaussian import classify_class_sharded  # noqa: E402
+from jgen._sharded_gaussian import fit_data_parallel  # noqa: E402
+from jgen._sharded_gaussian import sufficient_stats_data_parallel  # noqa: E402

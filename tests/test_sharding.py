@@ -160,8 +160,9 @@ def test_sharded_log_posterior_stays_sharded(data, classes):
   assert np.all(np.asarray(post[:, 21:]) == -np.inf)
 
 
-def _linear_scores(w, ids, x):
+def _linear_scores(w, shared, ids, x):
   """A toy per-class score: ``x @ w_k + k``; ``ids`` are the global class ids."""
+  del shared
   return x @ w.T + ids[None, :].astype(x.dtype)
 
 
@@ -188,11 +189,13 @@ def test_class_sharded_scores_bad_params():
                                   mesh, num_classes=21)
 
 
-@pytest.mark.parametrize("n", [13, 16, 5])
-def test_data_parallel_sum_keeps_every_row(n):
+@pytest.mark.parametrize("n, data", [(13, 8), (16, 8), (5, 8), (203, 4), (203, 2)])
+def test_data_parallel_sum_keeps_every_row(n, data):
+  # (203, 4): leftover rows next to a data-sharded slice on a 4 x 2 mesh, the layout
+  # where computing the leftovers outside shard_map miscounted (scatter-add).
   rng = np.random.default_rng(6)
   x, y = rng.normal(size=(n, 3)), rng.integers(0, 4, size=n)
-  mesh = sharding.make_mesh(data=8, classes=1)
+  mesh = sharding.make_mesh(data=data)
 
   def stats(x, y):
     onehot = jax.nn.one_hot(y, 4, dtype=x.dtype)
