@@ -62,6 +62,7 @@ __all__ = [
     "sufficient_stats_data_parallel",
     "class_sharded_log_likelihood",
     "classify_class_sharded",
+    "fit_logistic_data_parallel",
 ]
 
 DATA = "data"
@@ -456,3 +457,4 @@ from jgen._sharded_gaussian import class_sharded_log_likelihood  # noqa: E402
 from jgen._sharded_gaussian import classify_class_sharded  # noqa: E402
 from jgen._sharded_gaussian import fit_data_parallel  # noqa: E402
 from jgen._sharded_gaussian import sufficient_stats_data_parallel  # noqa: E402
+from jgen._sharded_logistic import fit_logistic_data_parallel  # noqa: E402
