@@ -32,9 +32,10 @@ from jgen.gaussian import sufficient_stats
 
 # --- Submodules ---
 from jgen import bayes
+from jgen import diffusion
 from jgen import datasets
 from jgen import gaussian
-from jgen import diffusion
+from jgen import checkpoint
 from jgen import sharding
 
 
@@ -63,8 +64,9 @@ __all__ = (
 
     # submodules
     "bayes",
+    "diffusion",
     "datasets",
     "gaussian",
-    "diffusion",
+    "checkpoint",
     "sharding",
 )

@@ -24,6 +24,7 @@ from jgen.diffusion.elbo import class_errors
 from jgen.diffusion.elbo import class_errors_at
 from jgen.diffusion.elbo import class_log_likelihoods
 from jgen.diffusion.elbo import diffusion_term
+from jgen.diffusion.elbo import draw
 from jgen.diffusion.elbo import draw_timesteps
 from jgen.diffusion.elbo import elbo_from_errors
 from jgen.diffusion.elbo import prior_kl
@@ -59,6 +60,7 @@ __all__ = (
     "class_errors_at",
     "class_log_likelihoods",
     "diffusion_term",
+    "draw",
     "draw_timesteps",
     "elbo_from_errors",
     "prior_kl",
@@ -72,4 +74,19 @@ __all__ = (
     # oracle
     "gaussian_log_likelihoods",
     "gaussian_oracle",
+)
+
+# --- Denoisers and training (jgen.diffusion.nets, jgen.diffusion.train) ---
+from jgen.diffusion import nets
+from jgen.diffusion.nets import MLPDenoiser
+from jgen.diffusion.nets import UNetDenoiser
+from jgen.diffusion.nets import as_eps_fn
+from jgen.diffusion.nets import drop_labels
+
+__all__ = __all__ + (
+    "nets",
+    "MLPDenoiser",
+    "UNetDenoiser",
+    "as_eps_fn",
+    "drop_labels",
 )

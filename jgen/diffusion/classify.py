@@ -67,6 +67,7 @@ class _Cfg(NamedTuple):
   weighting: object
   loss: str
   chunk_size: int | None
+  antithetic: bool
 
 
 def _to_scores(mean_err: jax.Array, x: jax.Array, cfg: _Cfg) -> jax.Array:
@@ -94,13 +95,12 @@ def _errors(x, t, eps, cls, cfg):
 # ----------------------------------------------------------------------------- full
 def _full(key, x, class_ids, *, num_t, cfg):
   # The same draws as class_errors(key, ...), so scores == class_log_likelihoods.
-  t_key, eps_key = jax.random.split(key)
-  t = _elbo.draw_timesteps(t_key, num_t, cfg.schedule, cfg.timesteps, x.dtype)
-  eps = jax.random.normal(eps_key, (num_t,) + x.shape, x.dtype)
+  t, eps = _elbo.draw(key, num_t, x, cfg.schedule, cfg.timesteps, cfg.antithetic)
   err = _errors(x, t, eps, class_ids, cfg)
   scores = _to_scores(jnp.mean(err, axis=1), x, cfg)
   num_evals = jnp.asarray(class_ids.shape[0] * num_t, jnp.int32)
-  return ClassifyResult(jnp.argmax(scores).astype(jnp.int32), scores, num_evals)
+  return ClassifyResult(class_ids[jnp.argmax(scores)].astype(jnp.int32), scores,
+                        num_evals)
 
 
 # ------------------------------------------------------------------------- adaptive
@@ -212,7 +212,8 @@ def _sequential(key, x, class_ids, *, num_t, chunk_t, confidence, cfg):
   def evaluate(b, r, order):
     def branch(_):
       cls = order[:b]
-      t, eps = _draws(jax.random.fold_in(key, r), x, np.arange(chunk_t), chunk_t, cfg)
+      t, eps = _elbo.draw(jax.random.fold_in(key, r), chunk_t, x, cfg.schedule,
+                          cfg.timesteps, cfg.antithetic)
       m = jnp.mean(_errors(x, t, eps, class_ids[cls], cfg), axis=1)
       return jnp.zeros((num_c,), x.dtype).at[cls].set(-m)
     return branch
@@ -270,7 +271,7 @@ def _run_jit(key, x, class_ids, *, strategy, opts, cfg, batched):
 
 def _prepare(eps_fn, x, num_classes, strategy, schedule, num_t, timesteps, weighting,
              loss, classes, chunk_size, n_samples, to_keep, chunk_t, confidence,
-             batched):
+             antithetic, batched):
   num_classes = _checks.check_num_classes(num_classes)
   if strategy not in _STRATEGIES:
     raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}.")
@@ -288,10 +289,15 @@ def _prepare(eps_fn, x, num_classes, strategy, schedule, num_t, timesteps, weigh
   if chunk_size is not None:
     _elbo._check_num_t(chunk_size, "chunk_size")
   schedule = DEFAULT_SCHEDULE if schedule is None else schedule
-  cfg = _Cfg(eps_fn, schedule, timesteps, weighting, loss, chunk_size)
+  cfg = _Cfg(eps_fn, schedule, timesteps, weighting, loss, chunk_size,
+             bool(antithetic))
   if strategy == "full":
     opts = (("num_t", _elbo._check_num_t(num_t)),)
+    _elbo._check_antithetic(antithetic, num_t)
   elif strategy == "adaptive":
+    if antithetic:
+      raise ValueError("antithetic draws are not supported by strategy='adaptive'"
+                       " (its timesteps come from the paper's strided grid).")
     adaptive_plan(n_samples, to_keep, num_c)  # validates
     opts = (("n_samples", tuple(int(n) for n in n_samples)),
             ("to_keep", tuple(int(k) for k in to_keep)))
@@ -300,6 +306,7 @@ def _prepare(eps_fn, x, num_classes, strategy, schedule, num_t, timesteps, weigh
     chunk_t = _elbo._check_num_t(chunk_t, "chunk_t")
     if num_t % chunk_t:
       raise ValueError(f"num_t={num_t} must be a multiple of chunk_t={chunk_t}.")
+    _elbo._check_antithetic(antithetic, chunk_t)
     if not 0.0 < confidence < 1.0:
       raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
     opts = (("num_t", num_t), ("chunk_t", chunk_t), ("confidence", float(confidence)))
@@ -312,7 +319,7 @@ def classify(key: jax.Array, eps_fn: Callable, x: ArrayLike, num_classes: int, *
              loss: str = "l2", classes: ArrayLike | None = None,
              chunk_size: int | None = None, n_samples: Sequence[int] = (50, 500),
              to_keep: Sequence[int] = (5, 1), chunk_t: int = 8,
-             confidence: float = 0.99) -> ClassifyResult:
+             confidence: float = 0.99, antithetic: bool = False) -> ClassifyResult:
   """Classifies one example by its shared-noise diffusion scores.
 
   Args:
@@ -334,6 +341,8 @@ def classify(key: jax.Array, eps_fn: Callable, x: ArrayLike, num_classes: int, *
     to_keep: ``adaptive``: classes kept after each stage, decreasing.
     chunk_t: ``sequential``: timesteps per round.
     confidence: ``sequential``: ``1 - delta`` of the guarantee.
+    antithetic: ``full``/``sequential``: pair ``(t, eps)`` with ``(t, -eps)``
+      (:func:`jgen.diffusion.elbo.draw`); fewer draws for the same precision.
 
   Returns:
     :class:`ClassifyResult` ``(label [], scores [C], num_evals [])``.
@@ -341,7 +350,7 @@ def classify(key: jax.Array, eps_fn: Callable, x: ArrayLike, num_classes: int, *
   x, class_ids, cfg, opts = _prepare(eps_fn, x, num_classes, strategy, schedule,
                                      num_t, timesteps, weighting, loss, classes,
                                      chunk_size, n_samples, to_keep, chunk_t,
-                                     confidence, batched=False)
+                                     confidence, antithetic, batched=False)
   if strategy == "adaptive":
     return _adaptive(key, x, class_ids, cfg=cfg, batched=False, **dict(opts))
   return _run_jit(key, x, class_ids, strategy=strategy, opts=opts, cfg=cfg,
@@ -361,7 +370,8 @@ def batch_classify(key: jax.Array, eps_fn: Callable, x: ArrayLike, num_classes: 
   """
   opts = dict(strategy="full", schedule=None, num_t=256, timesteps="stratified",
               weighting="elbo", loss="l2", classes=None, chunk_size=None,
-              n_samples=(50, 500), to_keep=(5, 1), chunk_t=8, confidence=0.99)
+              n_samples=(50, 500), to_keep=(5, 1), chunk_t=8, confidence=0.99,
+              antithetic=False)
   unknown = set(kwargs) - set(opts)
   if unknown:
     raise TypeError(f"batch_classify got unexpected arguments {sorted(unknown)}.")
@@ -372,7 +382,8 @@ def batch_classify(key: jax.Array, eps_fn: Callable, x: ArrayLike, num_classes: 
                                          opts["loss"], opts["classes"],
                                          opts["chunk_size"], opts["n_samples"],
                                          opts["to_keep"], opts["chunk_t"],
-                                         opts["confidence"], batched=True)
+                                         opts["confidence"], opts["antithetic"],
+                                         batched=True)
   keys = jax.random.split(key, x.shape[0])
   if opts["strategy"] == "adaptive":
     return _adaptive(keys, x, class_ids, cfg=cfg, batched=True, **dict(run_opts))

@@ -33,6 +33,7 @@ from jgen.diffusion.schedules import Schedule, alpha_sigma, gamma_prime
 __all__ = [
     "diffusion_term",
     "draw_timesteps",
+    "draw",
     "class_errors_at",
     "class_errors",
     "prior_kl",
@@ -94,25 +95,34 @@ def diffusion_term(eps_fn: Callable, x: ArrayLike, y: ArrayLike, t: ArrayLike,
     Scalar loss, differentiable w.r.t. anything ``eps_fn`` closes over.
   """
   x = jnp.asarray(x)
+  z, gamma_t, weight = _noisy(x, t, eps, schedule, weighting)
+  return _weighted_loss(eps_fn(z, gamma_t, y), eps, weight, loss)
+
+
+def _noisy(x, t, eps, schedule, weighting):
+  """Class-independent part of a draw: ``(z_t, gamma_t, weight)`` (weight scalar)."""
   t = jnp.asarray(t, x.dtype)
   gamma_t = schedule.gamma(t)
   alpha, sigma = alpha_sigma(gamma_t)
-  eps_hat = eps_fn(alpha * x + sigma * eps, gamma_t, y)
-  if eps_hat.shape != x.shape:
-    raise ValueError(f"eps_fn must return eps_hat with x's shape {tuple(x.shape)},"
-                     f" got {tuple(eps_hat.shape)}.")
-  total = jnp.sum(_elementwise_loss(eps - eps_hat, loss))
+  z = alpha * x + sigma * eps
   if callable(weighting):
-    return weighting(t) * total / x.size
-  if weighting == "uniform":
-    return total / x.size
-  if schedule.num_steps is None:
-    weight = gamma_prime(schedule, t)
+    weight = weighting(t) / x.size
+  elif weighting == "uniform":
+    weight = jnp.asarray(1.0 / x.size, x.dtype)
+  elif schedule.num_steps is None:
+    weight = 0.5 * gamma_prime(schedule, t)
   else:
     num_steps = schedule.num_steps
     gamma_s = schedule.gamma(t - 1.0 / num_steps)
-    weight = num_steps * jnp.expm1(gamma_t - gamma_s)
-  return 0.5 * weight * total
+    weight = 0.5 * num_steps * jnp.expm1(gamma_t - gamma_s)
+  return z, gamma_t, weight
+
+
+def _weighted_loss(eps_hat, eps, weight, loss):
+  if eps_hat.shape != eps.shape:
+    raise ValueError(f"eps_fn must return eps_hat with x's shape {tuple(eps.shape)},"
+                     f" got {tuple(eps_hat.shape)}.")
+  return weight * jnp.sum(_elementwise_loss(eps - eps_hat, loss))
 
 
 def draw_timesteps(key: jax.Array, num_t: int, schedule: Schedule,
@@ -135,11 +145,34 @@ def draw_timesteps(key: jax.Array, num_t: int, schedule: Schedule,
   return t.astype(dtype)
 
 
+def draw(key: jax.Array, num_t: int, x: jax.Array, schedule: Schedule,
+         timesteps: str = "stratified", antithetic: bool = False):
+  """The ``(t [num_t], eps [num_t, *x.shape])`` draws used by :func:`class_errors`.
+
+  With ``antithetic=True`` (``num_t`` even) the second half repeats the first half's
+  times with negated noise, ``(t, -eps)``: unbiased, and it cancels the part of the
+  error that is odd in ``eps`` (for a linear denoiser, all noise in class
+  differences except the time variation).
+  """
+  t_key, eps_key = jax.random.split(key)
+  n = num_t // 2 if antithetic else num_t
+  t = draw_timesteps(t_key, n, schedule, timesteps, x.dtype)
+  eps = jax.random.normal(eps_key, (n,) + x.shape, x.dtype)
+  if antithetic:
+    t, eps = jnp.concatenate([t, t]), jnp.concatenate([eps, -eps])
+  return t, eps
+
+
+def _check_antithetic(antithetic, num_t: int) -> None:
+  if antithetic and num_t % 2:
+    raise ValueError(f"antithetic draws need an even num_t, got {num_t}.")
+
+
 def _check_eps_fn(eps_fn: Callable, x: jax.Array) -> None:
   """Traces ``eps_fn`` once abstractly: it must accept ``x``'s shape and return it."""
   try:
     out = jax.eval_shape(eps_fn, x, jnp.zeros((), x.dtype), jnp.zeros((), jnp.int32))
-  except Exception as e:  # the user's network raised on this input shape
+  except (TypeError, ValueError, IndexError) as e:  # JAX's shape errors
     raise ValueError(f"x of shape {tuple(x.shape)} is not accepted by eps_fn"
                      f" (eps_fn(z, gamma, y) for ONE example): {e}") from e
   if getattr(out, "shape", None) != x.shape:
@@ -179,11 +212,20 @@ def class_errors_at(eps_fn: Callable, x: jax.Array, t: jax.Array, eps: jax.Array
   """Losses ``[C, num_t]`` at given ``t [num_t]``, ``eps [num_t, *x.shape]`` for
   ``classes [C]``: one vmapped call, or ``lax.map`` over chunks of ``chunk_size``
   flattened (class, t) pairs to bound peak memory. Deterministic; no checks."""
+  if chunk_size is None:
+    # The class-independent work (z_t, gamma_t, weights) once per draw, then the
+    # denoiser on every (class, draw) pair in one vectorised call.
+    z, gamma_t, weight = jax.vmap(
+        lambda ti, ei: _noisy(x, ti, ei, schedule, weighting))(t, eps)
+
+    def per_class(y):
+      eps_hat = jax.vmap(lambda zi, gi: eps_fn(zi, gi, y))(z, gamma_t)
+      return jax.vmap(lambda h, e, w: _weighted_loss(h, e, w, loss))(eps_hat, eps,
+                                                                     weight)
+
+    return jax.vmap(per_class)(classes)
   term = functools.partial(diffusion_term, eps_fn, schedule=schedule,
                            weighting=weighting, loss=loss)
-  if chunk_size is None:
-    per_t = jax.vmap(lambda y, ti, ei: term(x, y, ti, ei), in_axes=(None, 0, 0))
-    return jax.vmap(per_t, in_axes=(0, None, None))(classes, t, eps)
   num_c, num_t = classes.shape[0], t.shape[0]
 
   def one(p):
@@ -197,7 +239,7 @@ def class_errors_at(eps_fn: Callable, x: jax.Array, t: jax.Array, eps: jax.Array
 def class_errors(key: jax.Array, eps_fn: Callable, x: ArrayLike, num_classes: int, *,
                  num_t: int, schedule: Schedule, timesteps: str = "stratified",
                  weighting="elbo", loss: str = "l2", classes: ArrayLike | None = None,
-                 chunk_size: int | None = None) -> jax.Array:
+                 chunk_size: int | None = None, antithetic: bool = False) -> jax.Array:
   """Per-sample losses of every class on shared ``(t, eps)`` draws.
 
   Args:
@@ -212,6 +254,7 @@ def class_errors(key: jax.Array, eps_fn: Callable, x: ArrayLike, num_classes: in
     loss: ``"l2"``, ``"l1"`` or ``"huber"``.
     classes: optional keep-list of class ids ``[C]``; default all ``K``.
     chunk_size: evaluate at most this many (class, t) pairs per vectorised call.
+    antithetic: pair each draw ``(t, eps)`` with ``(t, -eps)`` (see :func:`draw`).
 
   Returns:
     ``[C, num_t]`` losses (``C = K`` without ``classes``); row ``c`` is class
@@ -222,11 +265,10 @@ def class_errors(key: jax.Array, eps_fn: Callable, x: ArrayLike, num_classes: in
   _check_options(weighting, loss, timesteps)
   if chunk_size is not None:
     _check_num_t(chunk_size, "chunk_size")
+  _check_antithetic(antithetic, num_t)
   x = _check_x(x, eps_fn)
   classes = _classes(classes, num_classes)
-  t_key, eps_key = jax.random.split(key)
-  t = draw_timesteps(t_key, num_t, schedule, timesteps, x.dtype)
-  eps = jax.random.normal(eps_key, (num_t,) + x.shape, x.dtype)
+  t, eps = draw(key, num_t, x, schedule, timesteps, antithetic)
   return class_errors_at(eps_fn, x, t, eps, classes, schedule=schedule,
                          weighting=weighting, loss=loss, chunk_size=chunk_size)
 
@@ -258,7 +300,8 @@ def class_log_likelihoods(key: jax.Array, eps_fn: Callable, x: ArrayLike,
                           num_classes: int, *, schedule: Schedule, num_t: int,
                           timesteps: str = "stratified",
                           classes: ArrayLike | None = None,
-                          chunk_size: int | None = None) -> jax.Array:
+                          chunk_size: int | None = None,
+                          antithetic: bool = False) -> jax.Array:
   """Monte Carlo ELBO, an estimate of a lower bound on ``log p(x | y=k)``, in nats.
 
   Unbiased for the ELBO (``stratified``/``iid`` timesteps); every class uses the same
@@ -270,7 +313,8 @@ def class_log_likelihoods(key: jax.Array, eps_fn: Callable, x: ArrayLike,
   x = jnp.asarray(x)
   errors = class_errors(key, eps_fn, x, num_classes, num_t=num_t, schedule=schedule,
                         timesteps=timesteps, weighting="elbo", loss="l2",
-                        classes=classes, chunk_size=chunk_size)
+                        classes=classes, chunk_size=chunk_size,
+                        antithetic=antithetic)
   return elbo_from_errors(errors, x, schedule)
 
 
@@ -278,7 +322,8 @@ def batch_class_log_likelihoods(key: jax.Array, eps_fn: Callable, x: ArrayLike,
                                 num_classes: int, *, schedule: Schedule, num_t: int,
                                 timesteps: str = "stratified",
                                 classes: ArrayLike | None = None,
-                                chunk_size: int | None = None) -> jax.Array:
+                                chunk_size: int | None = None,
+                                antithetic: bool = False) -> jax.Array:
   """:func:`class_log_likelihoods` for a batch ``x [N, ...]`` -> ``[N, C]``
   (independent draws per example, one vmapped call)."""
   x = jnp.asarray(x)
@@ -289,13 +334,12 @@ def batch_class_log_likelihoods(key: jax.Array, eps_fn: Callable, x: ArrayLike,
   num_classes = _checks.check_num_classes(num_classes)
   num_t = _check_num_t(num_t)
   _check_options("elbo", "l2", timesteps)
+  _check_antithetic(antithetic, num_t)
   cls = _classes(classes, num_classes)
   keys = jax.random.split(key, x.shape[0])
 
   def one(k, xi):
-    t_key, eps_key = jax.random.split(k)
-    t = draw_timesteps(t_key, num_t, schedule, timesteps, xi.dtype)
-    eps = jax.random.normal(eps_key, (num_t,) + xi.shape, xi.dtype)
+    t, eps = draw(k, num_t, xi, schedule, timesteps, antithetic)
     errors = class_errors_at(eps_fn, xi, t, eps, cls, schedule=schedule,
                              chunk_size=chunk_size)
     return elbo_from_errors(errors, xi, schedule)
