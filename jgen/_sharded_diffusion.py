@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec as P
 
@@ -53,9 +53,8 @@ def _varying(a: jax.Array, axes: tuple[str, ...]) -> jax.Array:
 
 def _full(key, x, ids, all_ids, *, num_real, num_t, cfg):
   del all_ids
-  t_key, eps_key = jax.random.split(key)  # the draws of classify(strategy="full")
-  t = _elbo.draw_timesteps(t_key, num_t, cfg.schedule, cfg.timesteps, x.dtype)
-  eps = jax.random.normal(eps_key, (num_t,) + x.shape, x.dtype)
+  # The draws of classify(strategy="full") and class_errors for this key.
+  t, eps = _elbo.draw(key, num_t, x, cfg.schedule, cfg.timesteps, cfg.antithetic)
   err = _cl._errors(x, t, eps, ids, cfg)
   scores = _cl._to_scores(jnp.mean(err, axis=1), x, cfg)
   scores = jnp.where(_valid(ids.shape[0], num_real), scores, -jnp.inf)
@@ -109,7 +108,8 @@ def _sequential(key, x, ids, all_ids, *, num_real, num_t, chunk_t, confidence, c
 
   def evaluate(b, r, order):
     cls = order[:b]
-    t, eps = _cl._draws(jax.random.fold_in(key, r), x, np.arange(chunk_t), chunk_t, cfg)
+    t, eps = _elbo.draw(jax.random.fold_in(key, r), chunk_t, x, cfg.schedule,
+                        cfg.timesteps, cfg.antithetic)
     m = jnp.mean(_cl._errors(x, t, eps, ids[cls], cfg), axis=1)
     return jnp.zeros((k_local,), x.dtype).at[cls].set(-m)
 
@@ -191,18 +191,22 @@ def _key_data(keys: jax.Array):
   return keys, None  # raw uint32 keys pass through unchanged
 
 
+def _classify_defaults() -> dict:
+  """The keyword options of :func:`jgen.diffusion.classify` and their defaults."""
+  params = inspect.signature(_cl.classify).parameters.values()
+  return {p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}
+
+
 def _call(key, eps_fn, x, num_classes, mesh, kwargs, batched):
-  opts = dict(strategy="full", schedule=None, num_t=256, timesteps="stratified",
-              weighting="elbo", loss="l2", classes=None, chunk_size=None,
-              n_samples=(50, 500), to_keep=(5, 1), chunk_t=8, confidence=0.99)
+  opts = _classify_defaults()
   unknown = set(kwargs) - set(opts)
   if unknown:
     raise TypeError(f"unexpected arguments {sorted(unknown)}.")
   opts.update(kwargs)
-  x, class_ids, cfg, run_opts = _cl._prepare(eps_fn, x, num_classes, *(
-      opts[k] for k in ("strategy", "schedule", "num_t", "timesteps", "weighting",
-                        "loss", "classes", "chunk_size", "n_samples", "to_keep",
-                        "chunk_t", "confidence")), batched=batched)
+  # Validation and configuration exactly as the single-device entry point.
+  wanted = list(inspect.signature(_cl._prepare).parameters)[3:-1]
+  x, class_ids, cfg, run_opts = _cl._prepare(
+      eps_fn, x, num_classes, **{k: opts[k] for k in wanted}, batched=batched)
   keys = jax.random.split(key, x.shape[0]) if batched else key[None]
   key_data, impl = _key_data(keys)
   out = _run(key_data, x if batched else x[None], class_ids, mesh=mesh,
@@ -260,7 +264,7 @@ def _errors_run(key, x, class_ids, *, eps_fn, mesh, num_classes, num_real, opts)
 def sharded_class_errors(key: jax.Array, eps_fn: Callable, x, num_classes: int,
                          mesh: Mesh, *, num_t: int, schedule, timesteps="stratified",
                          weighting="elbo", loss="l2", classes=None,
-                         chunk_size=None) -> jax.Array:
+                         chunk_size=None, antithetic: bool = False) -> jax.Array:
   """:func:`jgen.diffusion.class_errors` with the class axis split over devices.
 
   Returns:
@@ -273,7 +277,7 @@ def sharded_class_errors(key: jax.Array, eps_fn: Callable, x, num_classes: int,
   class_ids = _elbo._classes(classes, num_classes).astype(jnp.int32)
   opts = (("num_t", _elbo._check_num_t(num_t)), ("schedule", schedule),
           ("timesteps", timesteps), ("weighting", weighting), ("loss", loss),
-          ("chunk_size", chunk_size))
+          ("chunk_size", chunk_size), ("antithetic", bool(antithetic)))
   _elbo._check_options(weighting, loss, timesteps)
   return _errors_run(key, x, class_ids, eps_fn=eps_fn, mesh=mesh,
                      num_classes=num_classes, num_real=int(class_ids.shape[0]), opts=opts)
