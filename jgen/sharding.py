@@ -63,6 +63,9 @@ __all__ = [
     "class_sharded_log_likelihood",
     "classify_class_sharded",
     "fit_logistic_data_parallel",
+    "save_sharded",
+    "restore_sharded",
+    "replicate",
 ]
 
 DATA = "data"
@@ -458,3 +461,6 @@ from jgen._sharded_gaussian import classify_class_sharded  # noqa: E402
 from jgen._sharded_gaussian import fit_data_parallel  # noqa: E402
 from jgen._sharded_gaussian import sufficient_stats_data_parallel  # noqa: E402
 from jgen._sharded_logistic import fit_logistic_data_parallel  # noqa: E402
+from jgen._sharded_checkpoint import replicate  # noqa: E402
+from jgen._sharded_checkpoint import restore_sharded  # noqa: E402
+from jgen._sharded_checkpoint import save_sharded  # noqa: E402
