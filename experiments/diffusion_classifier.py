@@ -41,8 +41,8 @@ OUT = os.path.join("results", "diffusion_classifier")
 QUICK = dict(steps={"digits": 3000, "mnist1d": 3000}, width=256, depth=3,
              channels=(32, 64), batch_size=128, num_t=64, seq_t=64, chunk_t=8,
              n_samples=(8, 64), to_keep=(3, 1), grid_t=32, max_test=None)
-FULL = dict(steps={"digits": 20000, "mnist1d": 20000}, width=512, depth=4,
-            channels=(64, 128), batch_size=128, num_t=256, seq_t=256, chunk_t=16,
+FULL = dict(steps={"digits": 12000, "mnist1d": 12000}, width=384, depth=4,
+            channels=(32, 64), batch_size=128, num_t=256, seq_t=256, chunk_t=16,
             n_samples=(50, 500), to_keep=(5, 1), grid_t=64, max_test=None)
 
 
