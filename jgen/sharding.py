@@ -66,6 +66,7 @@ __all__ = [
     "save_sharded",
     "restore_sharded",
     "replicate",
+    "data_parallel_train_step",
 ]
 
 DATA = "data"
@@ -464,3 +465,4 @@ from jgen._sharded_logistic import fit_logistic_data_parallel  # noqa: E402
 from jgen._sharded_checkpoint import replicate  # noqa: E402
 from jgen._sharded_checkpoint import restore_sharded  # noqa: E402
 from jgen._sharded_checkpoint import save_sharded  # noqa: E402
+from jgen._sharded_train import data_parallel_train_step  # noqa: E402
