@@ -5,6 +5,8 @@ checked against scikit-learn in tests/test_gaussian.py), float64. K = 21 classes
 N = 203 examples divide no mesh axis, so classes and rows are both padded.
 """
 
+import importlib
+
 import jax
 import numpy as np
 import pytest
@@ -98,3 +100,12 @@ def test_sharded_gaussian_bad_input(data):
                                mesh=mesh)
   with pytest.raises(ValueError, match="needs per-class statistics"):
     sharding.fit_data_parallel(jgen.qda(), x, y, num_classes=K, mesh=mesh, pooled=True)
+
+
+def test_sharded_classes_experiment_smoke():
+  # The quick path of experiments/sharded_classes.py at toy size keeps it working
+  # (its diffusion part is what tests/test_sharding_diffusion.py checks).
+  experiment = importlib.import_module("experiments.sharded_classes")
+  out = experiment.run(k=16, d=4, per_class=4, n_test=16, n_diffusion=0)
+  assert out["labels_equal_single_device"]
+  assert out["fit_max_rel_diff"] < 1e-5
