@@ -17,7 +17,6 @@ classify_mod = importlib.import_module("jgen.diffusion.classify")
 
 K, DIM = 13, 4
 FULL = ("full", dict(num_t=32))
-ADAPTIVE = ("adaptive", dict(n_samples=(8, 32), to_keep=(5, 1)))
 # to_keep[0] = 9 exceeds a shard's 2 classes: the global top-9 spans shards.
 ADAPTIVE3 = ("adaptive", dict(n_samples=(4, 8, 32), to_keep=(9, 3, 1)))
 SEQUENTIAL = ("sequential", dict(num_t=64, chunk_t=8))
@@ -54,7 +53,9 @@ def test_sharded_class_errors_identical(problem, key, classes):
   assert np.all(got[c:] == np.inf)
 
 
-@pytest.mark.parametrize("strategy, opts", [FULL, ADAPTIVE3, SEQUENTIAL])
+# Single-example sequential runs the same code as the batched test below minus the
+# data axis; it is left to that test to keep compile time down.
+@pytest.mark.parametrize("strategy, opts", [FULL, ADAPTIVE3])
 def test_sharded_classify_matches_single_device(problem, key, strategy, opts):
   eps_fn, x = _oracle(problem)
   ref = classify_mod.classify(key, eps_fn, x[0], K, strategy=strategy, **opts)
@@ -66,14 +67,12 @@ def test_sharded_classify_matches_single_device(problem, key, strategy, opts):
   np.testing.assert_allclose(scores[:K], ref.scores, rtol=1e-6)
   if strategy == "full":   # 3 dummy classes are evaluated too
     assert int(got.num_evals) == 16 * opts["num_t"]
-  elif strategy == "adaptive":
+  else:
     padding = (16 - K) * opts["n_samples"][0]
     assert int(got.num_evals) == int(ref.num_evals) + padding
-  else:                    # classes were really eliminated, on every shard's budget
-    assert int(got.num_evals) < 16 * opts["num_t"]
 
 
-@pytest.mark.parametrize("strategy, opts", [ADAPTIVE, SEQUENTIAL])
+@pytest.mark.parametrize("strategy, opts", [FULL, SEQUENTIAL])
 def test_sharded_batch_classify_matches_single_device(problem, key, strategy, opts):
   # float64: ELBO scores are -(KL + recon + mean error), a cancellation that turns
   # float32 rounding of differently vectorised sums into 2e-6 relative differences.
@@ -86,3 +85,5 @@ def test_sharded_batch_classify_matches_single_device(problem, key, strategy, op
   np.testing.assert_array_equal(got.label, ref5.label)
   np.testing.assert_allclose(np.asarray(got.scores)[:, :K], ref5.scores, rtol=1e-12)
   assert got.scores.shape == (5, 16)
+  if strategy == "sequential":  # classes were really eliminated, within each shard
+    assert np.all(np.asarray(got.num_evals) < 16 * opts["num_t"])
