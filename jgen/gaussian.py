@@ -31,6 +31,13 @@ from jax.typing import ArrayLike
 
 from jgen import _checks
 from jgen import bayes
+from jgen._gaussian_stats import GaussianStats
+from jgen._gaussian_stats import as_features
+from jgen._gaussian_stats import check_stats
+from jgen._gaussian_stats import fit_stats_of
+from jgen._gaussian_stats import merge_stats
+from jgen._gaussian_stats import moments
+from jgen._gaussian_stats import sufficient_stats
 
 __all__ = [
     "GaussianStats",
@@ -48,23 +55,6 @@ __all__ = [
 
 _HIGHEST = lax.Precision.HIGHEST  # exact float32 matmuls on GPU/TPU (no TF32/bf16).
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-class GaussianStats(NamedTuple):
-  """Additive sufficient statistics of labelled data about a fixed shift ``c``.
-
-  Attributes:
-    count: examples per class ``[K]``.
-    shift_sum: ``sum_i c_{y_i}`` per class ``[K, D]`` (``count_k * c_k``).
-    centered_sum: ``sum_i (x_i - c_{y_i})`` per class ``[K, D]``.
-    centered_sq: ``sum_i (x_i - c)(x_i - c)^T`` restricted to what was requested:
-      per class ``[K, D, D]`` (full) or ``[K, D]`` (diagonal); summed over classes
-      (pooled) ``[1, D, D]`` or ``[1, D]``.
-  """
-  count: jax.Array
-  shift_sum: jax.Array
-  centered_sum: jax.Array
-  centered_sq: jax.Array
 
 
 class GaussianNBParams(NamedTuple):
@@ -99,171 +89,20 @@ class GaussianClassifier(NamedTuple):
   log_likelihood: Callable[..., jax.Array]
 
 
-# --------------------------------------------------------------------------- inputs
-
-
-def _as_features(x: ArrayLike, name: str = "x") -> jax.Array:
-  x = jnp.asarray(x)
-  if not jnp.issubdtype(x.dtype, jnp.floating):
-    x = x.astype(jnp.result_type(float))
-  return x
-
-
-def _check_xy(x: ArrayLike, y: ArrayLike, num_classes: int) -> tuple[jax.Array, jax.Array]:
-  x, y = _as_features(x), jnp.asarray(y)
-  _checks.check_ndim(x, 2, "x")
-  _checks.check_ndim(y, 1, "y")
-  _checks.check_labels(y, num_classes)
-  _checks.check_same_leading(x, y)
-  _checks.check_finite(x, "x")
-  return x, y
-
-
-# ----------------------------------------------------------------- sufficient stats
-
-
-def _class_grams(xc: jax.Array, y: jax.Array, count: jax.Array,
-                 num_classes: int) -> jax.Array:
-  """Per-class ``sum_i xc_i xc_i^T`` ``[K, D, D]`` in O(N D^2) work.
-
-  Rows are sorted by label and each class's contiguous run is accumulated in blocks of
-  static size, so the cost is that of one ``[D, N] @ [N, D]`` product (plus at most one
-  partial block per class) rather than ``K`` masked products.
-  """
-  n, d = xc.shape
-  block = max(8, min(512, n // num_classes))
-  order = jnp.argsort(y, stable=True)
-  xs = jnp.concatenate([xc[order], jnp.zeros((block, d), xc.dtype)])
-  start = jnp.cumsum(count) - count
-
-  def gram(k):
-    def body(j, acc):
-      rows = lax.dynamic_slice_in_dim(xs, start[k] + j * block, block)
-      keep = (j * block + jnp.arange(block)) < count[k]
-      rows = jnp.where(keep[:, None], rows, 0)
-      return acc + jnp.matmul(rows.T, rows, precision=_HIGHEST)
-    num_blocks = (count[k] + block - 1) // block
-    return lax.fori_loop(0, num_blocks, body, jnp.zeros((d, d), xc.dtype))
-
-  return lax.map(gram, jnp.arange(num_classes))
-
-
-def _stats(x, y, shift, num_classes, full_covariance, pooled):
-  n, d = x.shape
-  count_int = jnp.zeros((num_classes,), jnp.int32).at[y].add(1, mode="drop")
-  count = count_int.astype(x.dtype)
-  if shift.ndim == 1:
-    shift = jnp.broadcast_to(shift[None, :], (num_classes, d))
-  xc = x - shift[jnp.clip(y, 0, num_classes - 1)]
-  seg = lambda v: jax.ops.segment_sum(v, y, num_classes)
-  shift_sum = count[:, None] * shift
-  centered_sum = seg(xc)
-  if full_covariance and pooled:
-    centered_sq = jnp.matmul(xc.T, xc, precision=_HIGHEST)[None]
-  elif full_covariance:
-    centered_sq = _class_grams(xc, y, count_int, num_classes)
-  elif pooled:
-    centered_sq = jnp.sum(xc * xc, axis=0)[None]
-  else:
-    centered_sq = seg(xc * xc)
-  # Out-of-range labels (only possible under jit) poison every class: NaN means make
-  # log_likelihood return -inf rather than a fit on silently dropped rows.
-  bad = jnp.any((y < 0) | (y >= num_classes))
-  shift_sum = jnp.where(bad, jnp.nan, shift_sum)
-  return GaussianStats(count, shift_sum, centered_sum, centered_sq)
-
-
-_stats_jit = jax.jit(_stats, static_argnums=(3, 4, 5))
-
-
-def sufficient_stats(x: ArrayLike, y: ArrayLike, num_classes: int, *,
-                     full_covariance: bool = True, pooled: bool = False,
-                     shift: ArrayLike | None = None) -> GaussianStats:
-  r"""Additive sufficient statistics of ``(x, y)`` for every Gaussian family.
-
-  Moments are taken about a fixed ``shift`` ``c`` (``[D]`` or per class ``[K, D]``),
-  which keeps them additive while avoiding the cancellation of raw moments: use the
-  same ``shift`` (for example the mean of a first chunk) for every chunk, then add.
-
-  .. math::
-     n_k = \sum_{y_i=k} 1,\quad s_k = \sum_{y_i=k} (x_i - c_k),\quad
-     S_k = \sum_{y_i=k} (x_i - c_k)(x_i - c_k)^\top
-
-  Args:
-    x: features ``[N, D]``.
-    y: integer labels ``[N]`` in ``[0, num_classes)``.
-    num_classes: static number of classes ``K >= 2``.
-    full_covariance: keep full ``[D, D]`` second moments (LDA, QDA) instead of only
-      their diagonals (naive Bayes).
-    pooled: sum the second moments over classes (enough for LDA and pooled naive
-      Bayes; ``[1, ...]`` leading axis) instead of keeping them per class.
-    shift: ``[D]`` or ``[K, D]`` shift; ``None`` means zeros.
-
-  Returns:
-    :class:`GaussianStats`; ``merge_stats(a, b)`` (or ``lax.psum``) combines chunks.
-  """
-  num_classes = _checks.check_num_classes(num_classes)
-  x, y = _check_xy(x, y, num_classes)
-  shift = jnp.zeros((x.shape[1],), x.dtype) if shift is None else jnp.asarray(
-      shift, x.dtype)
-  _checks.check_ndim(shift, (1, 2), "shift")
-  if shift.shape not in ((x.shape[1],), (num_classes, x.shape[1])):
-    raise ValueError(f"shift must have shape ({x.shape[1]},) or ({num_classes},"
-                     f" {x.shape[1]}), got {tuple(shift.shape)}.")
-  return _stats_jit(x, y, shift, num_classes, bool(full_covariance), bool(pooled))
-
-
-def merge_stats(a: GaussianStats, b: GaussianStats) -> GaussianStats:
-  """Statistics of the union of two chunks (same ``shift``): a tree-wise sum."""
-  return jax.tree.map(jnp.add, a, b)
-
-
-def _check_stats(stats: GaussianStats, *, need_full: bool, need_per_class: bool,
-                 family: str) -> tuple[int, int]:
-  if not isinstance(stats, GaussianStats):
-    raise TypeError(f"stats must be a GaussianStats, got {type(stats).__name__}.")
-  _checks.check_ndim(stats.count, 1, "stats.count")
-  k = _checks.check_num_classes(stats.count.shape[0], "stats.count.shape[0]")
-  d = stats.shift_sum.shape[-1]
-  sq = stats.centered_sq
-  full, per_class = sq.ndim == 3, sq.shape[0] == k
-  if sq.ndim not in (2, 3) or sq.shape[0] not in (1, k) or sq.shape[-1] != d:
-    raise ValueError(f"stats.centered_sq has shape {tuple(sq.shape)}, expected"
-                     f" ({k}|1, {d}) or ({k}|1, {d}, {d}).")
-  if need_full and not full:
-    raise ValueError(f"{family} needs full-covariance statistics"
-                     " (sufficient_stats(..., full_covariance=True)).")
-  if need_per_class and not per_class:
-    raise ValueError(f"{family} needs per-class statistics"
-                     " (sufficient_stats(..., pooled=False)).")
-  return k, d
-
-
-def _moments(stats: GaussianStats):
-  """Class means ``[K, D]`` and central scatter (per class or pooled, diag or full)."""
-  n = stats.count
-  safe = jnp.where(n > 0, n, 1)[:, None]
-  dev = stats.centered_sum / safe          # mean_k - c_k
-  means = stats.shift_sum / safe + dev
-  sq = stats.centered_sq
-  if sq.ndim == 3:
-    corr = n[:, None, None] * dev[:, :, None] * dev[:, None, :]
-  else:
-    corr = n[:, None] * dev * dev
-  pooled = sq.shape[0] == 1
-  return means, sq - (jnp.sum(corr, axis=0, keepdims=True) if pooled else corr)
-
-
 def _log_prior(stats: GaussianStats, priors, num_classes: int) -> jax.Array:
   if priors is None:
-    n = stats.count
-    return jnp.log(n) - jnp.log(jnp.sum(n))
+    return _empirical_log_prior(stats.count)
   priors = jnp.asarray(priors)
   _checks.check_float(priors, "priors")
   if _checks.is_concrete(priors) and np.any(np.asarray(priors) < 0):
     raise ValueError(f"priors must be non-negative probabilities, got {priors}.")
   return bayes.validate_log_prior(jnp.log(priors.astype(stats.count.dtype)),
                                   num_classes)
+
+
+@jax.jit
+def _empirical_log_prior(count: jax.Array) -> jax.Array:
+  return jnp.log(count) - jnp.log(jnp.sum(count))
 
 
 def _mask_invalid(means: jax.Array, valid: jax.Array) -> jax.Array:
@@ -281,7 +120,7 @@ def _raise_if_invalid(stats: GaussianStats, params, min_count: int, family: str,
       what = "no samples" if c == 0 else f"{int(c)} sample(s)"
       raise ValueError(f"y: class {k} has {what}; {family} needs at least {min_count}"
                        f" per class (num_classes={count.shape[0]}).")
-  ok = np.asarray(valid_classes(params))
+  ok = np.asarray(_valid_classes_jit(params))
   if not ok.all():
     k = int(np.argmin(ok))
     if isinstance(params, LDAParams):
@@ -310,6 +149,9 @@ def valid_classes(params: GaussianNBParams | LDAParams | QDAParams) -> jax.Array
   return finite_means & _chol_ok(params.prec_chol)  # [] for LDA (broadcasts), [K] QDA
 
 
+_valid_classes_jit = jax.jit(valid_classes)
+
+
 def _chol_ok(u: jax.Array) -> jax.Array:
   """Finite triangular factor(s) ``[..., D, D]`` with a positive diagonal."""
   diag = jnp.diagonal(u, axis1=-2, axis2=-1)
@@ -317,7 +159,7 @@ def _chol_ok(u: jax.Array) -> jax.Array:
 
 
 def _prepare_x(params, x: ArrayLike) -> tuple[jax.Array, tuple[int, ...]]:
-  x = _as_features(x)
+  x = as_features(x)
   _checks.check_min_ndim(x, 1, "x")
   d = params.means.shape[-1]
   _checks.check_last_dim(x, d, "x", "the number of features the model was fitted on")
@@ -337,7 +179,7 @@ def _centre(means: jax.Array, valid: jax.Array) -> jax.Array:
 
 def _nb_core(stats: GaussianStats, log_prior: jax.Array, var_smoothing: float,
              pooled: bool) -> GaussianNBParams:
-  means, scatter = _moments(stats)
+  means, scatter = moments(stats)
   if scatter.ndim == 3:
     scatter = jnp.diagonal(scatter, axis1=-2, axis2=-1)
   n = stats.count
@@ -374,13 +216,14 @@ def _nb_log_likelihood(params: GaussianNBParams, x: jax.Array) -> jax.Array:
   # with tiny variances (constant pixels) then sit near the origin, which keeps the
   # cancellation in the expansion below small in float32.
   wp = jnp.where(valid[:, None], prec, 0)
-  c = jnp.sum(wp * means, axis=0) / jnp.maximum(jnp.sum(wp, axis=0), jnp.finfo(x.dtype).tiny)
+  tiny = jnp.finfo(x.dtype).tiny
+  c = jnp.sum(wp * means, axis=0) / jnp.maximum(jnp.sum(wp, axis=0), tiny)
   mc, xc = means - c[None, :], x - c[None, :]
-  # (x - m)^2 / v = x^2 / v - 2 x m / v + m^2 / v: one [M, 2D] @ [2D, K] matmul.
-  w = jnp.concatenate([-0.5 * prec, mc * prec], axis=1)              # [K, 2D]
+  # (x - m)^2 / v = x^2 / v - 2 x m / v + m^2 / v: two [M, D] @ [D, K] matmuls (on
+  # CPU ~1.7x faster than one matmul on the concatenated [M, 2D] features).
   b = -0.5 * jnp.sum(mc * mc * prec + jnp.log(var) + _LOG_2PI, axis=1)
-  feats = jnp.concatenate([xc * xc, xc], axis=1)                      # [M, 2D]
-  ll = jnp.matmul(feats, w.T, precision=_HIGHEST) + b[None, :]
+  ll = (jnp.matmul(xc * xc, -0.5 * prec.T, precision=_HIGHEST)
+        + jnp.matmul(xc, (mc * prec).T, precision=_HIGHEST) + b[None, :])
   return jnp.where(valid[None, :], ll, -jnp.inf)
 
 
@@ -408,7 +251,8 @@ def gaussian_nb(var_smoothing: float = 1e-9, pooled: bool = False) -> GaussianCl
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
     >>> nb = jgen.gaussian_nb()
     >>> params = nb.fit(x, y, num_classes=2)
-    >>> jgen.predict(nb.log_likelihood(params, jnp.array([[0.1], [2.1]])), params.log_prior)
+    >>> log_lik = nb.log_likelihood(params, jnp.array([[0.1], [2.1]]))
+    >>> jgen.predict(log_lik, params.log_prior)
     Array([0, 1], dtype=int32)
 
   References:
@@ -422,7 +266,7 @@ def gaussian_nb(var_smoothing: float = 1e-9, pooled: bool = False) -> GaussianCl
   core = _nb_core_jit
 
   def fit_stats(stats: GaussianStats, *, priors: ArrayLike | None = None):
-    k, _ = _check_stats(stats, need_full=False, need_per_class=not pooled,
+    k, _ = check_stats(stats, need_full=False, need_per_class=not pooled,
                         family=family)
     params = core(stats, _log_prior(stats, priors, k), var_smoothing, pooled)
     _raise_if_invalid(stats, params, 1, family, "use var_smoothing > 0")
@@ -430,7 +274,7 @@ def gaussian_nb(var_smoothing: float = 1e-9, pooled: bool = False) -> GaussianCl
 
   def fit(x: ArrayLike, y: ArrayLike, *, num_classes: int,
           priors: ArrayLike | None = None) -> GaussianNBParams:
-    return fit_stats(_fit_stats_of(x, y, num_classes, False, pooled), priors=priors)
+    return fit_stats(fit_stats_of(x, y, num_classes, False, pooled), priors=priors)
 
   def log_likelihood(params: GaussianNBParams, x: ArrayLike) -> jax.Array:
     _check_params(params, GaussianNBParams)
@@ -457,7 +301,7 @@ def _prec_chol(cov: jax.Array) -> jax.Array:
 
 def _lda_core(stats: GaussianStats, log_prior: jax.Array,
               shrinkage: float) -> LDAParams:
-  means, scatter = _moments(stats)
+  means, scatter = moments(stats)
   d = means.shape[-1]
   cov = jnp.sum(scatter, axis=0) / jnp.sum(stats.count)
   # scikit-learn's shrunk_covariance: (1 - s) C + s tr(C)/D I (linear, so shrinking
@@ -468,7 +312,7 @@ def _lda_core(stats: GaussianStats, log_prior: jax.Array,
 
 
 def _qda_core(stats: GaussianStats, log_prior: jax.Array, reg_param: float) -> QDAParams:
-  means, scatter = _moments(stats)
+  means, scatter = moments(stats)
   n = stats.count
   d = means.shape[-1]
   cov = scatter / jnp.where(n > 0, n, 1)[:, None, None]
@@ -565,14 +409,14 @@ def _full_family(core, reg, params_type, ll_jit, *, pooled, min_count, family,
                  remedy) -> GaussianClassifier:
 
   def fit_stats(stats: GaussianStats, *, priors: ArrayLike | None = None):
-    k, _ = _check_stats(stats, need_full=True, need_per_class=not pooled, family=family)
+    k, _ = check_stats(stats, need_full=True, need_per_class=not pooled, family=family)
     params = core(stats, _log_prior(stats, priors, k), reg)
     _raise_if_invalid(stats, params, min_count, family, remedy)
     return params
 
   def fit(x: ArrayLike, y: ArrayLike, *, num_classes: int,
           priors: ArrayLike | None = None):
-    return fit_stats(_fit_stats_of(x, y, num_classes, True, pooled), priors=priors)
+    return fit_stats(fit_stats_of(x, y, num_classes, True, pooled), priors=priors)
 
   def log_likelihood(params, x: ArrayLike) -> jax.Array:
     _check_params(params, params_type)
@@ -580,25 +424,6 @@ def _full_family(core, reg, params_type, ll_jit, *, pooled, min_count, family,
     return ll_jit(params, x2).reshape(lead + params.log_prior.shape)
 
   return GaussianClassifier(fit, fit_stats, log_likelihood)
-
-
-# ----------------------------------------------------------------------- helpers
-
-
-def _stats_class_shift(x, y, num_classes, full_covariance, pooled):
-  count = jnp.zeros((num_classes,), x.dtype).at[y].add(1, mode="drop")
-  mean = jax.ops.segment_sum(x, y, num_classes) / jnp.maximum(count, 1)[:, None]
-  return _stats(x, y, mean, num_classes, full_covariance, pooled)
-
-
-_stats_class_shift_jit = jax.jit(_stats_class_shift, static_argnums=(2, 3, 4))
-
-
-def _fit_stats_of(x, y, num_classes, full_covariance, pooled) -> GaussianStats:
-  """Statistics about the class means (two passes, no cancellation) for ``fit``."""
-  num_classes = _checks.check_num_classes(num_classes)
-  x, y = _check_xy(x, y, num_classes)
-  return _stats_class_shift_jit(x, y, num_classes, full_covariance, pooled)
 
 
 def _check_params(params: Any, params_type: type) -> None:

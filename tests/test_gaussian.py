@@ -153,7 +153,8 @@ def test_chunked_stats_equal_fit_at_once(key, make_model, full, pooled):
   x, y = _blobs(key, n=90, d=4)
   model = make_model()
   at_once = model.fit(x, y, num_classes=3)
-  shift = x[:10].mean(0)
+  # A common [D] shift, or (pooled cases) one arbitrary shift per class [K, D].
+  shift = x[:3] if pooled else x[:10].mean(0)
   chunks = [gaussian.sufficient_stats(x[i:i + 30], y[i:i + 30], 3, shift=shift,
                                       full_covariance=full, pooled=pooled)
             for i in range(0, 90, 30)]
@@ -177,6 +178,24 @@ def test_stats_psum_over_a_device_axis(key):
   np.testing.assert_allclose(whole.count, np.bincount(yn))
   np.testing.assert_allclose(whole.centered_sq[1], xn[yn == 1].T @ xn[yn == 1],
                              rtol=1e-12)
+
+
+def test_blocked_class_grams_match_numpy(key):
+  # The sorted, blocked per-class second moments used for large N * K * D (small
+  # problems take a one-einsum path): uneven class sizes, an empty class, blocks that
+  # do not divide the class sizes, and vmap over two labelings. Reference: NumPy.
+  from jgen import _gaussian_stats
+  kx, ky = jax.random.split(key)
+  x = jax.random.normal(kx, (203, 5), jnp.float64)
+  ys = jnp.stack([jax.random.randint(ky, (203,), 0, 3),           # class 3 empty
+                  jnp.minimum(jnp.arange(203) // 20, 3)])         # 20/20/20/143
+  counts = jax.vmap(lambda y: jnp.zeros(4, jnp.int32).at[y].add(1))(ys)
+  grams = jax.vmap(lambda y, c: _gaussian_stats._class_grams(x, y, c, 4))(ys, counts)
+  xn = np.asarray(x)
+  for b in range(2):
+    yn = np.asarray(ys[b])
+    for k in range(4):
+      np.testing.assert_allclose(grams[b, k], xn[yn == k].T @ xn[yn == k], atol=1e-12)
 
 
 @pytest.mark.parametrize("make_model, full, pooled", _FAMILIES)
@@ -363,3 +382,22 @@ def test_qda_one_sample_class_under_jit_scores_minus_inf(key):
   params = jax.jit(lambda x, y: gaussian.qda(0.5).fit(x, y, num_classes=3))(x, y1)
   ll = np.asarray(gaussian.qda(0.5).log_likelihood(params, x))
   assert np.all(ll[:, 1] == -np.inf) and np.all(np.isfinite(ll[:, [0, 2]]))
+
+
+def test_digits_experiment_quick_path(tmp_path):
+  # Smoke test of experiments/gaussian_digits.py (digits only, no figure): jgen and
+  # scikit-learn agree on every model both define.
+  import importlib.util
+  import pathlib
+  path = pathlib.Path(__file__).parents[1] / "experiments" / "gaussian_digits.py"
+  spec = importlib.util.spec_from_file_location("gaussian_digits", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  rows = module.main(["--out", str(tmp_path), "--no-plot"])
+  assert (tmp_path / "results.json").exists()
+  assert len(rows) == 5
+  for r in rows:
+    if "sklearn_acc" in r:
+      # Same predictions on all 360 test images (accuracies equal up to rounding).
+      assert abs(r["jgen_acc"] - r["sklearn_acc"]) < 1e-12
+      assert r["max_abs_proba_diff"] < 1e-6

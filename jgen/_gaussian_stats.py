@@ -1,0 +1,216 @@
+"""Additive sufficient statistics of labelled data for the Gaussian families.
+
+Public names are re-exported from :mod:`jgen.gaussian`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.typing import ArrayLike
+
+from jgen import _checks
+
+_HIGHEST = lax.Precision.HIGHEST  # exact float32 matmuls on GPU/TPU (no TF32/bf16).
+_SMALL = 1 << 21  # N * K * D up to which per-class second moments use one einsum
+
+
+class GaussianStats(NamedTuple):
+  """Additive sufficient statistics of labelled data about a fixed shift ``c``.
+
+  Attributes:
+    count: examples per class ``[K]``.
+    shift_sum: ``sum_i c_{y_i}`` per class ``[K, D]`` (``count_k * c_k``).
+    centered_sum: ``sum_i (x_i - c_{y_i})`` per class ``[K, D]``.
+    centered_sq: ``sum_i (x_i - c)(x_i - c)^T`` restricted to what was requested:
+      per class ``[K, D, D]`` (full) or ``[K, D]`` (diagonal); summed over classes
+      (pooled) ``[1, D, D]`` or ``[1, D]``.
+  """
+  count: jax.Array
+  shift_sum: jax.Array
+  centered_sum: jax.Array
+  centered_sq: jax.Array
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def as_features(x: ArrayLike) -> jax.Array:
+  """``x`` as an array; integer features are cast to the default float dtype."""
+  x = jnp.asarray(x)
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    x = x.astype(jnp.result_type(float))
+  return x
+
+
+def _check_xy(x: ArrayLike, y: ArrayLike,
+              num_classes: int) -> tuple[jax.Array, jax.Array]:
+  x, y = as_features(x), jnp.asarray(y)
+  _checks.check_ndim(x, 2, "x")
+  _checks.check_ndim(y, 1, "y")
+  _checks.check_labels(y, num_classes)
+  _checks.check_same_leading(x, y)
+  _checks.check_finite(x, "x")
+  return x, y
+
+
+# ----------------------------------------------------------------- sufficient stats
+
+
+def _class_grams(xc: jax.Array, y: jax.Array, count: jax.Array,
+                 num_classes: int) -> jax.Array:
+  """Per-class ``sum_i xc_i xc_i^T`` ``[K, D, D]`` in O(N D^2) work.
+
+  Rows are sorted by label and each class's contiguous run is accumulated in blocks of
+  static size, so the cost is that of one ``[D, N] @ [N, D]`` product (plus at most one
+  partial block per class) rather than ``K`` masked products.
+  """
+  n, d = xc.shape
+  block = max(8, min(512, n // num_classes))
+  order = jnp.argsort(y, stable=True)
+  xs = jnp.concatenate([xc[order], jnp.zeros((block, d), xc.dtype)])
+  start = jnp.cumsum(count) - count
+
+  def gram(k):
+    def body(j, acc):
+      rows = lax.dynamic_slice_in_dim(xs, start[k] + j * block, block)
+      keep = (j * block + jnp.arange(block)) < count[k]
+      rows = jnp.where(keep[:, None], rows, 0)
+      return acc + jnp.matmul(rows.T, rows, precision=_HIGHEST)
+    num_blocks = (count[k] + block - 1) // block
+    return lax.fori_loop(0, num_blocks, body, jnp.zeros((d, d), xc.dtype))
+
+  return lax.map(gram, jnp.arange(num_classes))
+
+
+def _stats(x, y, shift, num_classes, full_covariance, pooled):
+  n, d = x.shape
+  count_int = jnp.zeros((num_classes,), jnp.int32).at[y].add(1, mode="drop")
+  count = count_int.astype(x.dtype)
+  if shift.ndim == 1:
+    shift = jnp.broadcast_to(shift[None, :], (num_classes, d))
+  xc = x - shift[jnp.clip(y, 0, num_classes - 1)]
+  seg = lambda v: jax.ops.segment_sum(v, y, num_classes)
+  shift_sum = count[:, None] * shift
+  centered_sum = seg(xc)
+  if full_covariance and pooled:
+    centered_sq = jnp.matmul(xc.T, xc, precision=_HIGHEST)[None]
+  elif full_covariance and n * num_classes * d <= _SMALL:
+    # Small problems: one masked contraction (K N D^2 work) compiles much faster than
+    # the sorted, blocked loop and is just as fast at this size.
+    # Masked with `where`, not by multiplying with a one-hot: 0 * NaN would spread a
+    # non-finite example to every class.
+    member = y[:, None] == jnp.arange(num_classes)[None, :]
+    xk = jnp.where(member[:, :, None], xc[:, None, :], 0)           # [N, K, D]
+    centered_sq = jnp.einsum("nkd,nke->kde", xk, xk, precision=_HIGHEST)
+  elif full_covariance:
+    centered_sq = _class_grams(xc, y, count_int, num_classes)
+  elif pooled:
+    centered_sq = jnp.sum(xc * xc, axis=0)[None]
+  else:
+    centered_sq = seg(xc * xc)
+  # Out-of-range labels (only possible under jit) poison every class: NaN means make
+  # log_likelihood return -inf rather than a fit on silently dropped rows.
+  bad = jnp.any((y < 0) | (y >= num_classes))
+  shift_sum = jnp.where(bad, jnp.nan, shift_sum)
+  return GaussianStats(count, shift_sum, centered_sum, centered_sq)
+
+
+_stats_jit = jax.jit(_stats, static_argnums=(3, 4, 5))
+
+
+def sufficient_stats(x: ArrayLike, y: ArrayLike, num_classes: int, *,
+                     full_covariance: bool = True, pooled: bool = False,
+                     shift: ArrayLike | None = None) -> GaussianStats:
+  r"""Additive sufficient statistics of ``(x, y)`` for every Gaussian family.
+
+  Moments are taken about a fixed ``shift`` ``c`` (``[D]`` or per class ``[K, D]``),
+  which keeps them additive while avoiding the cancellation of raw moments: use the
+  same ``shift`` (for example the mean of a first chunk) for every chunk, then add.
+
+  .. math::
+     n_k = \sum_{y_i=k} 1,\quad s_k = \sum_{y_i=k} (x_i - c_k),\quad
+     S_k = \sum_{y_i=k} (x_i - c_k)(x_i - c_k)^\top
+
+  Args:
+    x: features ``[N, D]``.
+    y: integer labels ``[N]`` in ``[0, num_classes)``.
+    num_classes: static number of classes ``K >= 2``.
+    full_covariance: keep full ``[D, D]`` second moments (LDA, QDA) instead of only
+      their diagonals (naive Bayes).
+    pooled: sum the second moments over classes (enough for LDA and pooled naive
+      Bayes; ``[1, ...]`` leading axis) instead of keeping them per class.
+    shift: ``[D]`` or ``[K, D]`` shift; ``None`` means zeros.
+
+  Returns:
+    :class:`GaussianStats`; ``merge_stats(a, b)`` (or ``lax.psum``) combines chunks.
+  """
+  num_classes = _checks.check_num_classes(num_classes)
+  x, y = _check_xy(x, y, num_classes)
+  shift = jnp.zeros((x.shape[1],), x.dtype) if shift is None else jnp.asarray(
+      shift, x.dtype)
+  _checks.check_ndim(shift, (1, 2), "shift")
+  if shift.shape not in ((x.shape[1],), (num_classes, x.shape[1])):
+    raise ValueError(f"shift must have shape ({x.shape[1]},) or ({num_classes},"
+                     f" {x.shape[1]}), got {tuple(shift.shape)}.")
+  return _stats_jit(x, y, shift, num_classes, bool(full_covariance), bool(pooled))
+
+
+def merge_stats(a: GaussianStats, b: GaussianStats) -> GaussianStats:
+  """Statistics of the union of two chunks (same ``shift``): a tree-wise sum."""
+  return jax.tree.map(jnp.add, a, b)
+
+
+def check_stats(stats: GaussianStats, *, need_full: bool, need_per_class: bool,
+                 family: str) -> tuple[int, int]:
+  if not isinstance(stats, GaussianStats):
+    raise TypeError(f"stats must be a GaussianStats, got {type(stats).__name__}.")
+  _checks.check_ndim(stats.count, 1, "stats.count")
+  k = _checks.check_num_classes(stats.count.shape[0], "stats.count.shape[0]")
+  d = stats.shift_sum.shape[-1]
+  sq = stats.centered_sq
+  full, per_class = sq.ndim == 3, sq.shape[0] == k
+  if sq.ndim not in (2, 3) or sq.shape[0] not in (1, k) or sq.shape[-1] != d:
+    raise ValueError(f"stats.centered_sq has shape {tuple(sq.shape)}, expected"
+                     f" ({k}|1, {d}) or ({k}|1, {d}, {d}).")
+  if need_full and not full:
+    raise ValueError(f"{family} needs full-covariance statistics"
+                     " (sufficient_stats(..., full_covariance=True)).")
+  if need_per_class and not per_class:
+    raise ValueError(f"{family} needs per-class statistics"
+                     " (sufficient_stats(..., pooled=False)).")
+  return k, d
+
+
+def moments(stats: GaussianStats):
+  """Class means ``[K, D]`` and central scatter (per class or pooled, diag or full)."""
+  n = stats.count
+  safe = jnp.where(n > 0, n, 1)[:, None]
+  dev = stats.centered_sum / safe          # mean_k - c_k
+  means = stats.shift_sum / safe + dev
+  sq = stats.centered_sq
+  if sq.ndim == 3:
+    corr = n[:, None, None] * dev[:, :, None] * dev[:, None, :]
+  else:
+    corr = n[:, None] * dev * dev
+  pooled = sq.shape[0] == 1
+  return means, sq - (jnp.sum(corr, axis=0, keepdims=True) if pooled else corr)
+
+
+def _stats_class_shift(x, y, num_classes, full_covariance, pooled):
+  count = jnp.zeros((num_classes,), x.dtype).at[y].add(1, mode="drop")
+  mean = jax.ops.segment_sum(x, y, num_classes) / jnp.maximum(count, 1)[:, None]
+  return _stats(x, y, mean, num_classes, full_covariance, pooled)
+
+
+_stats_class_shift_jit = jax.jit(_stats_class_shift, static_argnums=(2, 3, 4))
+
+
+def fit_stats_of(x, y, num_classes, full_covariance, pooled) -> GaussianStats:
+  """Statistics about the class means (two passes, no cancellation) for ``fit``."""
+  num_classes = _checks.check_num_classes(num_classes)
+  x, y = _check_xy(x, y, num_classes)
+  return _stats_class_shift_jit(x, y, num_classes, full_covariance, pooled)
