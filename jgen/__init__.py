@@ -28,12 +28,16 @@ from jgen.gaussian import sufficient_stats
 
 
 # --- Discriminative baseline (jgen.logistic) ---
+from jgen.logistic import LogisticParams
+from jgen.logistic import logistic_regression
 
 
 # --- Submodules ---
 from jgen import bayes
 from jgen import datasets
 from jgen import gaussian
+from jgen import logistic
+from jgen import simulate
 
 
 __version__ = "0.1.0"
@@ -57,10 +61,14 @@ __all__ = (
 
 
     # logistic
+    "LogisticParams",
+    "logistic_regression",
 
 
     # submodules
     "bayes",
     "datasets",
     "gaussian",
+    "logistic",
+    "simulate",
 )
