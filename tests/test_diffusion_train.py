@@ -221,3 +221,31 @@ def test_bad_input(tmp_path):
   with pytest.raises(CheckpointError, match=r"train.batch_size: saved 16, now 8"):
     dtrain.train(model, x, y, schedule=SCHEDULE, workdir=workdir, progress=False,
                  config=CFG._replace(batch_size=8))
+
+
+def test_experiment_smoke(tmp_path):
+  """The real-data experiment's pipeline end to end with tiny settings (sequential is
+  left out to save compile time; the diffusion-core tests cover it)."""
+  sys.path.insert(0, ROOT)
+  from experiments import diffusion_classifier as exp
+  records = exp.main(["--smoke", "--datasets", "digits", "--no-progress",
+                      "--strategies", "full,adaptive",
+                      "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "runs")])
+  with open(tmp_path / "out" / "results.json") as f:
+    saved = json.load(f)
+  assert saved == json.loads(json.dumps(records))
+  methods = {(r["method"], r["strategy"]) for r in saved}
+  assert {("gaussian_nb", None), ("lda", None), ("qda", None), ("logistic", None),
+          ("diffusion", "full"), ("diffusion", "adaptive"),
+          ("diffusion", "calibration")} <= methods
+  for r in saved:
+    if r["strategy"] in ("full", "adaptive", "sequential"):
+      assert 0.0 <= r["accuracy"] <= 1.0 and r["evals_per_image"] > 0
+      assert np.isfinite(r["bits_per_dim"])
+  # adaptive (2, 4) / (2, 1): 10 * 2 + 2 * 2 = 24 evaluations per image (the plan).
+  assert [r["evals_per_image"] for r in saved if r["strategy"] == "adaptive"] == [24.0]
+  assert (tmp_path / "out" / "accuracy_vs_evals.png").stat().st_size > 0
+  # The trained model was saved and loads in one call.
+  from jgen import checkpoint
+  loaded = checkpoint.load_model(tmp_path / "runs" / "digits_mlp_smoke" / "model")
+  assert loaded.module.data_shape == (8, 8) and loaded.module.num_classes == 10
