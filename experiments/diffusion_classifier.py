@@ -319,6 +319,8 @@ def main(argv=None):
   p.add_argument("--out", default=OUT)
   p.add_argument("--no-progress", action="store_true")
   p.add_argument("--strategies", default="full,adaptive,sequential")
+  p.add_argument("--n-samples", default=None,
+                 help="adaptive stages, e.g. 25,250 (to_keep stays 5,1 / 3,1)")
   p.add_argument("--merge", default=None,
                  help="comma-separated output dirs of per-dataset runs to combine")
   args = p.parse_args(argv)
@@ -329,6 +331,8 @@ def main(argv=None):
     cfg["num_t"] = cfg["seq_t"] = args.num_t
   if args.max_test:
     cfg["max_test"] = args.max_test
+  if args.n_samples:
+    cfg["n_samples"] = tuple(int(v) for v in args.n_samples.split(","))
   args.tag = args.tag or ("smoke" if args.smoke else "full" if args.full else "quick")
   os.makedirs(args.out, exist_ok=True)
   argv = sys.argv[1:] if argv is None else argv
