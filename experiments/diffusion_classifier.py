@@ -40,10 +40,16 @@ OUT = os.path.join("results", "diffusion_classifier")
 
 QUICK = dict(steps={"digits": 3000, "mnist1d": 3000}, width=256, depth=3,
              channels=(32, 64), batch_size=128, num_t=64, seq_t=64, chunk_t=8,
-             n_samples=(8, 64), to_keep=(3, 1), grid_t=32, max_test=None)
+             n_samples=(8, 64), to_keep=(3, 1), grid_t=32, max_test=None,
+             chunk=40)
+SMOKE = dict(steps={"digits": 4, "mnist1d": 4}, width=16, depth=1,
+             channels=(4, 8), batch_size=16, num_t=4, seq_t=4, chunk_t=2,
+             n_samples=(2, 4), to_keep=(2, 1), grid_t=4, max_test=6, weight_steps=3,
+             chunk=6)
 FULL = dict(steps={"digits": 12000, "mnist1d": 12000}, width=384, depth=4,
             channels=(32, 64), batch_size=128, num_t=256, seq_t=256, chunk_t=16,
-            n_samples=(50, 500), to_keep=(5, 1), grid_t=64, max_test=None)
+            n_samples=(50, 500), to_keep=(5, 1), grid_t=64, max_test=None,
+            chunk=40)
 
 
 def stratified_holdout(y: np.ndarray, fraction: float, seed: int = 0):
@@ -117,6 +123,10 @@ def grid_errors(key, eps_fn, x, num_t, schedule):
                          for i in range(0, x.shape[0], 64)])
 
 
+def _softplus_inv(w: float) -> float:
+  return float(w + np.log(-np.expm1(-w)))  # log(expm1(w)) without overflow
+
+
 def learn_weights(err_val, y_val, steps=300, lr=0.01):
   """Per-timestep weights ``w = softplus(v)`` maximising the validation likelihood of
   ``softmax(-sum_t w_t err[k, t])`` (Jeong et al., 2025: Adam, lr 0.01)."""
@@ -124,8 +134,8 @@ def learn_weights(err_val, y_val, steps=300, lr=0.01):
   num_t = err.shape[-1]
   # Start at uniform weights whose scale gives a unit spread of class scores.
   spread = float(jnp.std(jnp.mean(err, -1) - jnp.mean(err, (-1, -2))[:, None]))
-  v0 = jnp.full((num_t,), float(np.log(np.expm1(1.0 / (num_t * max(spread, 1e-6))))),
-                jnp.float32)
+  v0 = jnp.full((num_t,), _softplus_inv(1.0 / (num_t * max(spread, 1e-6))), jnp.float32)
+
   opt = optax.adam(lr)
 
   def loss(v):
@@ -187,30 +197,55 @@ def run_dataset(name, args, cfg, key):
       ll[np.arange(len(y_te)), y_te], int(np.prod(shape))))))
   full_scores = None
   for strat, (k, opts) in strategies.items():
-    fn = lambda k=k, opts=opts, xs=x_te_s: jgen.diffusion.batch_classify(
-        k, eps_fn, xs, 10, **common, **opts)
-    fn_small = lambda k=k, opts=opts: jgen.diffusion.batch_classify(
-        k, eps_fn, x_te_s[:2], 10, **common, **opts)
-    jax.block_until_ready(fn_small())  # compile outside the timing (shapes differ: N)
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn())
-    sec = (time.perf_counter() - t0) / len(y_te)
-    acc = float(np.mean(np.asarray(out.label) == y_te))
-    recs.append(_record(name, "diffusion", strat, acc, np.mean(np.asarray(out.num_evals)),
-                        sec, bits_per_dim=bpd, train_seconds=train_s,
+    if strat not in args.strategies.split(","):
+      continue
+    label, evals, sec, scores = classify_chunked(k, eps_fn, x_te_s, dict(**common, **opts),
+                                                 cfg["chunk"])
+    acc = float(np.mean(label == y_te))
+    recs.append(_record(name, "diffusion", strat, acc, np.mean(evals), sec,
+                        bits_per_dim=bpd, train_seconds=train_s,
                         train_steps=tcfg.num_steps, arch=args.arch,
                         weighting=args.weighting))
     print(f"  {name} diffusion/{strat}: {100 * acc:.1f}%  evals/img"
-          f" {recs[-1]['evals_per_image']:.0f}  {1e3 * sec:.1f} ms/img")
+          f" {recs[-1]['evals_per_image']:.0f}  {1e3 * sec:.1f} ms/img", flush=True)
     if strat == "full":
-      full_scores = np.asarray(out.scores)
+      full_scores = scores
+  if cfg["max_test"]:
+    x_va, y_va = x_va[:4 * cfg["max_test"]], y_va[:4 * cfg["max_test"]]
   recs.append(calibration(name, k_gv, k_gt, eps_fn, x_va, y_va, x_te_s, y_te, schedule,
-                          cfg["grid_t"], full_scores))
+                          cfg["grid_t"], full_scores, weight_steps=cfg.get("weight_steps", 300)))
   return recs
 
 
+def classify_chunked(key, eps_fn, x, opts, chunk):
+  """``batch_classify`` over fixed-size chunks (one compile; the last chunk padded).
+
+  Returns ``(label [N], evals [N], seconds per image excluding compilation, scores)``.
+  """
+  n = x.shape[0]
+  chunk = min(chunk, n)
+  pad = (-n) % chunk
+  xp = jnp.concatenate([x, x[:pad]]) if pad else x
+  keys = jax.random.split(key, xp.shape[0] // chunk)
+  run = lambda i: jgen.diffusion.batch_classify(keys[i], eps_fn, xp[i * chunk:(i + 1) * chunk],
+                                                10, **opts)
+  first = jax.block_until_ready(run(0))  # compiles; its time is not counted
+  outs, t0 = [], time.perf_counter()
+  for i in range(1, len(keys)):
+    outs.append(jax.block_until_ready(run(i)))
+  sec = (time.perf_counter() - t0) / max((len(keys) - 1) * chunk, 1)
+  if len(keys) == 1:  # a single chunk: time a second call
+    t0 = time.perf_counter()
+    jax.block_until_ready(run(0))
+    sec = (time.perf_counter() - t0) / chunk
+  outs = [first] + outs
+  cat = lambda f: np.concatenate([np.asarray(f(o)) for o in outs])[:n]
+  return (cat(lambda o: o.label), cat(lambda o: o.num_evals), sec,
+          cat(lambda o: o.scores))
+
+
 def calibration(name, k_gv, k_gt, eps_fn, x_va, y_va, x_te, y_te, schedule, grid_t,
-                full_scores):
+                full_scores, weight_steps=300):
   """Temperature scaling and learned timestep weights, both fit on the validation set."""
   err_va = grid_errors(k_gv, eps_fn, jnp.asarray(x_va), grid_t, schedule)
   err_te = grid_errors(k_gt, eps_fn, jnp.asarray(x_te), grid_t, schedule)
@@ -220,7 +255,7 @@ def calibration(name, k_gv, k_gt, eps_fn, x_va, y_va, x_te, y_te, schedule, grid
   temp = float(jgen.fit_temperature(jnp.asarray(s_va), jnp.asarray(y_va)))
   ece_cal = float(jgen.expected_calibration_error(
       jnp.exp(jgen.temperature_scale(jnp.asarray(s_te), temp)), y_te))
-  w, w0 = learn_weights(err_va, jnp.asarray(y_va))
+  w, w0 = learn_weights(err_va, jnp.asarray(y_va), steps=weight_steps)
   s_learn = -np.einsum("nkt,t->nk", err_te, w)
   acc_learn = float(np.mean(np.argmax(s_learn, -1) == y_te))
   ece_learn = float(jgen.expected_calibration_error(jax.nn.softmax(jnp.asarray(s_learn)),
@@ -266,6 +301,7 @@ def plot(records, path):
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--full", action="store_true")
+  p.add_argument("--smoke", action="store_true", help="tiny settings (a test)")
   p.add_argument("--datasets", default="digits,mnist1d")
   p.add_argument("--arch", default="mlp", choices=("mlp", "unet"))
   p.add_argument("--steps", type=int, default=None, help="override training steps")
@@ -282,30 +318,54 @@ def main(argv=None):
   p.add_argument("--tag", default=None)
   p.add_argument("--out", default=OUT)
   p.add_argument("--no-progress", action="store_true")
+  p.add_argument("--strategies", default="full,adaptive,sequential")
+  p.add_argument("--n-samples", default=None,
+                 help="adaptive stages, e.g. 25,250 (to_keep stays 5,1 / 3,1)")
+  p.add_argument("--merge", default=None,
+                 help="comma-separated output dirs of per-dataset runs to combine")
   args = p.parse_args(argv)
-  cfg = dict(FULL if args.full else QUICK)
+  cfg = dict(SMOKE if args.smoke else FULL if args.full else QUICK)
   if args.steps:
     cfg["steps"] = {k: args.steps for k in cfg["steps"]}
   if args.num_t:
     cfg["num_t"] = cfg["seq_t"] = args.num_t
   if args.max_test:
     cfg["max_test"] = args.max_test
-  args.tag = args.tag or ("full" if args.full else "quick")
+  if args.n_samples:
+    cfg["n_samples"] = tuple(int(v) for v in args.n_samples.split(","))
+  args.tag = args.tag or ("smoke" if args.smoke else "full" if args.full else "quick")
   os.makedirs(args.out, exist_ok=True)
+  argv = sys.argv[1:] if argv is None else argv
+  if args.merge:  # combine per-dataset runs (e.g. run in parallel) into --out
+    records, metas = [], []
+    for d in args.merge.split(","):
+      with open(os.path.join(d, "results.json")) as f:
+        records += json.load(f)
+      with open(os.path.join(d, "meta.json")) as f:
+        metas.append(json.load(f))
+    _write(args.out, records, {"merged": metas})
+    return records
   key = jax.random.key(0)
   records = []
-  for i, name in enumerate(args.datasets.split(",")):
-    print(f"== {name}")
-    records += run_dataset(name, args, cfg, jax.random.fold_in(key, i))
-  argv = sys.argv[1:] if argv is None else argv
   meta = {"command": " ".join(["python experiments/diffusion_classifier.py"] + argv),
           "config": cfg, "args": vars(args), "jax_backend": jax.default_backend()}
-  with open(os.path.join(args.out, "results.json"), "w") as f:
-    json.dump(records, f, indent=1)
-  with open(os.path.join(args.out, "meta.json"), "w") as f:
-    json.dump(meta, f, indent=1, default=str)
-  plot(records, os.path.join(args.out, "accuracy_vs_evals.png"))
+  for name in args.datasets.split(","):
+    print(f"== {name}", flush=True)
+    # The key depends on the dataset name only, so per-dataset runs reproduce.
+    records += run_dataset(name, args, cfg, jax.random.fold_in(key, _DATASET_IDS[name]))
+    _write(args.out, records, meta)
   return records
+
+
+_DATASET_IDS = {"digits": 0, "mnist1d": 1}
+
+
+def _write(out, records, meta):
+  with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump(records, f, indent=1)
+  with open(os.path.join(out, "meta.json"), "w") as f:
+    json.dump(meta, f, indent=1, default=str)
+  plot(records, os.path.join(out, "accuracy_vs_evals.png"))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -22,10 +23,26 @@ from jgen.diffusion.schedules import Schedule
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEDULE = linear_schedule()
 # A tiny problem shared by every test, so the jitted step compiles once per config.
-CFG = dtrain.TrainConfig(num_steps=8, batch_size=16, learning_rate=1e-2, warmup_steps=2,
-                         checkpoint_every=2, keep=3, log_every=2, ema_decay=0.9)
+# Runs stop early through a callback rather than a smaller num_steps (which is static
+# in the step and would recompile it).
+CFG = dtrain.TrainConfig(num_steps=40, batch_size=16, learning_rate=1e-2, warmup_steps=5,
+                         checkpoint_every=10, keep=3, log_every=10, ema_decay=0.9)
 
 
+class Stop(Exception):
+  pass
+
+
+def stop_at(n, seen=None):
+  def callback(step, state):
+    if seen is not None:
+      seen[step] = state
+    if step == n:
+      raise Stop
+  return callback
+
+
+@functools.lru_cache(maxsize=None)
 def toy_data(n=64):
   """Two well-separated 4-D Gaussian classes (float32)."""
   rng = np.random.default_rng(0)
@@ -34,7 +51,9 @@ def toy_data(n=64):
   return jnp.asarray(x, jnp.float32), jnp.asarray(y)
 
 
+@functools.lru_cache(maxsize=None)
 def toy_model(null_class=False):
+  """Built once: eager NNX initialisation is slow, and training never mutates it."""
   return nets.MLPDenoiser((4,), 2, width=16, depth=1, cond_dim=16, num_fourier=4,
                           null_class=null_class, rngs=nnx.Rngs(0))
 
@@ -44,17 +63,21 @@ def leaves_equal(a, b):
              for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
+@functools.partial(jax.jit, static_argnames=("graphdef", "config"))
+def _fixed_loss(params, graphdef, x, y, config):
+  return dtrain.loss_fn(params, graphdef, x, y, jax.random.key(7), schedule=SCHEDULE,
+                        config=config, num_classes=2)
+
+
 def fixed_loss(params, graphdef, x, y, config=CFG):
-  return float(dtrain.loss_fn(params, graphdef, x, y, jax.random.key(7), schedule=SCHEDULE,
-                              config=config, num_classes=2))
+  return float(_fixed_loss(params, graphdef, x, y, config))
 
 
 def test_training_decreases_loss():
   x, y = toy_data()
   model = toy_model()
   graphdef, params = nnx.split(model)
-  res = dtrain.train(model, x, y, schedule=SCHEDULE, progress=False,
-                     config=CFG._replace(num_steps=60, warmup_steps=5))
+  res = dtrain.train(model, x, y, schedule=SCHEDULE, progress=False, config=CFG)
   before = fixed_loss(nnx.to_pure_dict(params), graphdef, x, y)
   after = fixed_loss(res.state.params, graphdef, x, y)
   # Zero-initialised output: before = mean eps^2 over 16 x 4 draws, about 1 (chi^2
@@ -106,7 +129,7 @@ _KILLED_RUN = textwrap.dedent("""
     from jgen.diffusion import train as dtrain
 
     def die(step, state):
-      if step == 5:
+      if step == 25:
         os.kill(os.getpid(), signal.SIGKILL)
 
     x, y = t.toy_data()
@@ -124,17 +147,17 @@ def test_killed_run_resumes_exactly(tmp_path):
   proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                         timeout=300)
   assert proc.returncode == -9, proc.stderr[-2000:]
-  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["10", "20"]
   resumed = dtrain.train(toy_model(), x, y, schedule=SCHEDULE, config=CFG,
                          workdir=workdir, progress=False)
-  assert resumed.resumed_from == 4
+  assert resumed.resumed_from == 20
   straight = dtrain.train(toy_model(), x, y, schedule=SCHEDULE, config=CFG,
                           progress=False)
   assert leaves_equal(resumed.state, straight.state)  # params, EMA, opt state, key
   # The metrics log has the records of both processes, in step order.
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     steps = [json.loads(line)["step"] for line in f]
-  assert steps == [2, 4, 6, 8]
+  assert steps == [10, 20, 30, 40]
 
 
 def test_corrupted_checkpoint_falls_back(tmp_path):
@@ -142,15 +165,15 @@ def test_corrupted_checkpoint_falls_back(tmp_path):
   workdir = str(tmp_path / "run")
   straight = dtrain.train(toy_model(), x, y, schedule=SCHEDULE, config=CFG,
                           workdir=workdir, progress=False)
-  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "6", "8"]
-  newest = os.path.join(workdir, "checkpoints", "8")
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["20", "30", "40"]
+  newest = os.path.join(workdir, "checkpoints", "40")
   for root, _, files in os.walk(newest):  # truncate every file of the newest step
     for name in files:
       open(os.path.join(root, name), "w").close()
-  with pytest.warns(UserWarning, match="step 8 .* unreadable"):
+  with pytest.warns(UserWarning, match="step 40 .* unreadable"):
     resumed = dtrain.train(toy_model(), x, y, schedule=SCHEDULE, config=CFG,
                            workdir=workdir, progress=False)
-  assert resumed.resumed_from == 6
+  assert resumed.resumed_from == 30
   assert leaves_equal(resumed.state, straight.state)
   assert os.listdir(os.path.join(workdir, "corrupt"))  # moved aside, not deleted
 
@@ -158,20 +181,23 @@ def test_corrupted_checkpoint_falls_back(tmp_path):
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   x, y = toy_data()
   workdir = str(tmp_path / "run")
-  good = dtrain.train(toy_model(), x, y, schedule=SCHEDULE,
-                      config=CFG._replace(num_steps=4), workdir=workdir,
-                      progress=False)
+  first, again = {}, {}
+  with pytest.raises(Stop):  # an interrupted first run leaves checkpoints 10 and 20
+    dtrain.train(toy_model(), x, y, schedule=SCHEDULE, config=CFG, workdir=workdir,
+                 progress=False, callback=stop_at(25, first))
+  # Resumed with a schedule whose gamma is NaN: the first new step fails.
   nan_schedule = Schedule(lambda t: jnp.where(t >= 0, jnp.nan, 0.0) * t, None, "nan")
-  with pytest.raises(dtrain.NonFiniteLossError, match="at step 5.*step 4") as info:
+  with pytest.raises(dtrain.NonFiniteLossError, match="at step 21.*step 20") as info:
     dtrain.train(toy_model(), x, y, schedule=nan_schedule, config=CFG,
                  workdir=workdir, progress=False)
-  assert info.value.step == 5
-  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
-  again = dtrain.train(toy_model(), x, y, schedule=SCHEDULE,
-                       config=CFG._replace(num_steps=4), workdir=workdir,
-                       progress=False)
-  assert again.resumed_from == 4
-  assert leaves_equal(again.state, good.state)
+  assert info.value.step == 21
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["10", "20"]
+  with pytest.raises(Stop):
+    dtrain.train(toy_model(), x, y, schedule=SCHEDULE, config=CFG, workdir=workdir,
+                 progress=False, callback=stop_at(21, again))
+  # The good checkpoint is intact: resuming from it replays step 21 exactly.
+  assert list(again) == [21]
+  assert leaves_equal(again[21], first[21])
 
 
 def test_bad_input(tmp_path):
@@ -189,8 +215,37 @@ def test_bad_input(tmp_path):
     dtrain.train(model, x.at[0, 0].set(jnp.nan), y, schedule=SCHEDULE, config=CFG,
                  progress=False)
   workdir = str(tmp_path / "run")
-  dtrain.train(model, x, y, schedule=SCHEDULE, config=CFG._replace(num_steps=2),
-               workdir=workdir, progress=False)
+  with pytest.raises(Stop):
+    dtrain.train(model, x, y, schedule=SCHEDULE, config=CFG, workdir=workdir,
+                 progress=False, callback=stop_at(1))
   with pytest.raises(CheckpointError, match=r"train.batch_size: saved 16, now 8"):
     dtrain.train(model, x, y, schedule=SCHEDULE, workdir=workdir, progress=False,
                  config=CFG._replace(batch_size=8))
+
+
+def test_experiment_smoke(tmp_path):
+  """The real-data experiment's pipeline end to end with tiny settings (sequential is
+  left out to save compile time; the diffusion-core tests cover it)."""
+  sys.path.insert(0, ROOT)
+  from experiments import diffusion_classifier as exp
+  records = exp.main(["--smoke", "--datasets", "digits", "--no-progress",
+                      "--strategies", "full,adaptive",
+                      "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "runs")])
+  with open(tmp_path / "out" / "results.json") as f:
+    saved = json.load(f)
+  assert saved == json.loads(json.dumps(records))
+  methods = {(r["method"], r["strategy"]) for r in saved}
+  assert {("gaussian_nb", None), ("lda", None), ("qda", None), ("logistic", None),
+          ("diffusion", "full"), ("diffusion", "adaptive"),
+          ("diffusion", "calibration")} <= methods
+  for r in saved:
+    if r["strategy"] in ("full", "adaptive", "sequential"):
+      assert 0.0 <= r["accuracy"] <= 1.0 and r["evals_per_image"] > 0
+      assert np.isfinite(r["bits_per_dim"])
+  # adaptive (2, 4) / (2, 1): 10 * 2 + 2 * 2 = 24 evaluations per image (the plan).
+  assert [r["evals_per_image"] for r in saved if r["strategy"] == "adaptive"] == [24.0]
+  assert (tmp_path / "out" / "accuracy_vs_evals.png").stat().st_size > 0
+  # The trained model was saved and loads in one call.
+  from jgen import checkpoint
+  loaded = checkpoint.load_model(tmp_path / "runs" / "digits_mlp_smoke" / "model")
+  assert loaded.module.data_shape == (8, 8) and loaded.module.num_classes == 10
