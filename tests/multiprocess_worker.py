@@ -1,10 +1,10 @@
 """One process of the two-process CPU cluster used by tests/test_sharding_multiprocess.py.
 
-Usage: python tests/multiprocess_worker.py PORT PROCESS_ID NUM_PROCESSES
+Usage: python tests/multiprocess_worker.py PORT PROCESS_ID NUM_PROCESSES OUT_JSON
 
 Each process owns 2 CPU devices; together they form one JAX cluster of
-2 * NUM_PROCESSES devices. The process prints one line, "RESULT " + JSON, with what it computed (the gloo
-library prints its own lines to stdout too).
+2 * NUM_PROCESSES devices. The process writes what it computed to OUT_JSON (not stdout: the gloo library
+writes its own unsynchronised lines there).
 """
 
 import json
@@ -35,6 +35,7 @@ def global_array(a: np.ndarray, mesh, spec) -> jax.Array:
 
 def main() -> None:
   port, pid, nproc = (int(a) for a in sys.argv[1:4])
+  out_path = sys.argv[4]
   sharding.initialize(f"127.0.0.1:{port}", nproc, pid, timeout_s=60)
   mesh = sharding.make_mesh(data=1)  # every device of every process on "classes"
   k_pad = sharding.padded_num_classes(K, mesh)
@@ -46,7 +47,7 @@ def main() -> None:
   rows = global_array(np.arange(8 * 3, dtype=np.float32).reshape(8, 3), mesh2,
                       P(sharding.DATA))
   total = sharding.data_parallel_sum(lambda r: r.sum(0), mesh2, rows)
-  print("RESULT " + json.dumps({
+  result = {
       "process_index": jax.process_index(),
       "device_count": jax.device_count(),
       "local_device_count": jax.local_device_count(),
@@ -54,7 +55,9 @@ def main() -> None:
       "label": np.asarray(out.label).tolist(),
       "log_normalizer": np.asarray(out.log_normalizer).tolist(),
       "column_sums": np.asarray(total).tolist(),
-  }), flush=True)
+  }
+  with open(out_path, "w") as f:
+    json.dump(result, f)
   jax.distributed.shutdown()
 
 

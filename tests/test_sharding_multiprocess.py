@@ -25,22 +25,21 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def _launch(num_processes=2, timeout=120):
+def _launch(out_dir, num_processes=2, timeout=120):
   env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)  # the worker sets its own device count
   port = _free_port()
+  outs = [out_dir / f"process{i}.json" for i in range(num_processes)]
   procs = [subprocess.Popen([sys.executable, str(WORKER), str(port), str(i),
-                             str(num_processes)], env=env, cwd=ROOT,
+                             str(num_processes), str(outs[i])], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for i in range(num_processes)]
   results = []
   try:
-    for p in procs:
-      out, err = p.communicate(timeout=timeout)
+    for p, path in zip(procs, outs):
+      _, err = p.communicate(timeout=timeout)
       assert p.returncode == 0, f"worker failed ({p.returncode}):\n{err[-3000:]}"
-      lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
-      assert len(lines) == 1, f"no result line in the worker's output:\n{out[-3000:]}"
-      results.append(json.loads(lines[0][len("RESULT "):]))
+      results.append(json.loads(path.read_text()))
   finally:
     for p in procs:
       if p.poll() is None:
@@ -48,8 +47,8 @@ def _launch(num_processes=2, timeout=120):
   return results
 
 
-def test_two_process_cluster_sharded_bayes_rule():
-  results = _launch()
+def test_two_process_cluster_sharded_bayes_rule(tmp_path):
+  results = _launch(tmp_path)
   rng = np.random.default_rng(0)  # same draw as multiprocess_worker.scores()
   log_lik = rng.normal(size=(6, 10)).astype(np.float32)
   for pid, r in enumerate(results):
