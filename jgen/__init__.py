@@ -28,6 +28,8 @@ from jgen.gaussian import sufficient_stats
 
 
 # --- Discriminative baseline (jgen.logistic) ---
+from jgen.logistic import LogisticParams
+from jgen.logistic import logistic_regression
 
 
 # --- Submodules ---
@@ -36,6 +38,9 @@ from jgen import diffusion
 from jgen import datasets
 from jgen import gaussian
 from jgen import checkpoint
+from jgen import logistic
+from jgen import simulate
+from jgen import sharding
 
 
 __version__ = "0.1.0"
@@ -59,6 +64,8 @@ __all__ = (
 
 
     # logistic
+    "LogisticParams",
+    "logistic_regression",
 
 
     # submodules
@@ -67,4 +74,7 @@ __all__ = (
     "datasets",
     "gaussian",
     "checkpoint",
+    "logistic",
+    "simulate",
+    "sharding",
 )

@@ -162,7 +162,7 @@ def save_model(path: str | os.PathLike, module: nnx.Module, *,
   if params is None:
     params = nnx.split(module)[1]
   if isinstance(params, nnx.State):
-    params = params.to_pure_dict()
+    params = nnx.to_pure_dict(params)
   path = _abs(path)
   os.makedirs(path, exist_ok=True)
   save_pytree(os.path.join(path, "params"), params)
@@ -190,7 +190,7 @@ def _mismatches(saved: dict, want: dict) -> list[str]:
 
 def _restore_into(path: str, module: nnx.Module) -> nnx.Module:
   graphdef, state = nnx.split(module)
-  target = state.to_pure_dict()
+  target = nnx.to_pure_dict(state)
   restored = restore_pytree(os.path.join(path, "params"), target)
   nnx.replace_by_pure_dict(state, restored)
   return nnx.merge(graphdef, state)

@@ -82,6 +82,10 @@ from jgen.diffusion.nets import MLPDenoiser
 from jgen.diffusion.nets import UNetDenoiser
 from jgen.diffusion.nets import as_eps_fn
 from jgen.diffusion.nets import drop_labels
+from jgen.diffusion import train
+from jgen.diffusion.train import NonFiniteLossError
+from jgen.diffusion.train import TrainConfig
+from jgen.diffusion.train import TrainState
 
 __all__ = __all__ + (
     "nets",
@@ -89,4 +93,8 @@ __all__ = __all__ + (
     "UNetDenoiser",
     "as_eps_fn",
     "drop_labels",
+    "train",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "TrainState",
 )

@@ -1,0 +1,65 @@
+"""One process of the two-process CPU cluster used by tests/test_sharding_multiprocess.py.
+
+Usage: python tests/multiprocess_worker.py PORT PROCESS_ID NUM_PROCESSES OUT_JSON
+
+Each process owns 2 CPU devices; together they form one JAX cluster of
+2 * NUM_PROCESSES devices. The process writes what it computed to OUT_JSON (not stdout: the gloo library
+writes its own unsynchronised lines there).
+"""
+
+import json
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
+
+from jgen import sharding  # noqa: E402
+
+N, K = 6, 10  # K = 10 is not divisible by 4 class shards: exercises the padding.
+
+
+def scores() -> np.ndarray:
+  """The same [N, K] log-likelihood matrix in every process (fixed seed)."""
+  return np.random.default_rng(0).normal(size=(N, K)).astype(np.float32)
+
+
+def global_array(a: np.ndarray, mesh, spec) -> jax.Array:
+  """A cluster-wide array; each process fills only its own shards."""
+  return jax.make_array_from_callback(a.shape, NamedSharding(mesh, spec),
+                                      lambda idx: a[idx])
+
+
+def main() -> None:
+  port, pid, nproc = (int(a) for a in sys.argv[1:4])
+  out_path = sys.argv[4]
+  sharding.initialize(f"127.0.0.1:{port}", nproc, pid, timeout_s=60)
+  mesh = sharding.make_mesh(data=1)  # every device of every process on "classes"
+  k_pad = sharding.padded_num_classes(K, mesh)
+  padded = np.pad(scores(), [(0, 0), (0, k_pad - K)], constant_values=-np.inf)
+  log_lik = global_array(padded, mesh, P(sharding.DATA, sharding.CLASSES))
+  out = sharding.bayes_reduce(log_lik, mesh, num_classes=K)
+
+  mesh2 = sharding.make_mesh(data=2)  # rows over 2 devices, classes over 2
+  rows = global_array(np.arange(8 * 3, dtype=np.float32).reshape(8, 3), mesh2,
+                      P(sharding.DATA))
+  total = sharding.data_parallel_sum(lambda r: r.sum(0), mesh2, rows)
+  result = {
+      "process_index": jax.process_index(),
+      "device_count": jax.device_count(),
+      "local_device_count": jax.local_device_count(),
+      "class_shards": int(mesh.shape[sharding.CLASSES]),
+      "label": np.asarray(out.label).tolist(),
+      "log_normalizer": np.asarray(out.log_normalizer).tolist(),
+      "column_sums": np.asarray(total).tolist(),
+  }
+  with open(out_path, "w") as f:
+    json.dump(result, f)
+  jax.distributed.shutdown()
+
+
+if __name__ == "__main__":
+  main()
