@@ -6,6 +6,10 @@ verified numerically.
 
 from jgen.bounds.calibration import CalibrationResult
 from jgen.bounds.calibration import calibration_function
+from jgen.bounds.gaps import ExcessRisks
+from jgen.bounds.gaps import GapEstimate
+from jgen.bounds.gaps import expected_excess_risks
+from jgen.bounds.gaps import linear_minimizability_gap
 from jgen.bounds.losses import LOSS_NAMES
 from jgen.bounds.losses import comp_sum_loss
 from jgen.bounds.losses import constrained_exponential_loss
@@ -26,6 +30,8 @@ from jgen.bounds.transforms import zero_one_bound
 __all__ = (
     "LOSS_NAMES",
     "CalibrationResult",
+    "ExcessRisks",
+    "GapEstimate",
     "best_conditional_risk",
     "calibration_function",
     "comp_sum_loss",
@@ -33,9 +39,11 @@ __all__ = (
     "conditional_risk",
     "constrained_exponential_loss",
     "crammer_singer_loss",
+    "expected_excess_risks",
     "get_loss",
     "hinge_loss",
     "inverse_psi",
+    "linear_minimizability_gap",
     "logistic_loss",
     "psi",
     "squared_hinge_loss",
