@@ -51,6 +51,7 @@ tests and in ``experiments/hconsistency.py``):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -164,9 +165,13 @@ def psi(loss_name: str, t: ArrayLike, *, num_classes: int, tau: float | None = N
     ``T(t)`` ``[...]``, same dtype as ``t``.
   """
   n, tau, lam = _check(loss_name, num_classes, tau, score_bound)
-  t = _common.as_unit_interval(t, "t")
+  return _psi_kernel(loss_name, n, tau, lam, _common.as_unit_interval(t, "t"))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _psi_kernel(name, n, tau, lam, t):
   ok = (t >= 0.0) & (t <= 1.0)
-  return _common.nan_where(ok, _transform(loss_name, jnp.clip(t, 0.0, 1.0), n, tau, lam))
+  return _common.nan_where(ok, _transform(name, jnp.clip(t, 0.0, 1.0), n, tau, lam))
 
 
 def inverse_psi(loss_name: str, u: ArrayLike, *, num_classes: int,
@@ -190,7 +195,12 @@ def inverse_psi(loss_name: str, u: ArrayLike, *, num_classes: int,
     ``Gamma(u)`` ``[...]`` in ``[0, 1]``.
   """
   n, tau, lam = _check(loss_name, num_classes, tau, score_bound)
-  u = _common.as_nonnegative(u, "surrogate_excess")
+  return _inverse_kernel(loss_name, n, tau, lam,
+                         _common.as_nonnegative(u, "surrogate_excess"))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _inverse_kernel(loss_name, n, tau, lam, u):
   ok = u >= 0.0
   u_safe = jnp.where(ok, u, 0.0)
   t_one = _transform(loss_name, jnp.ones((), u.dtype), n, tau, lam)
