@@ -78,9 +78,14 @@ def _t_comp_sum(t: jax.Array, tau: float, n: int) -> jax.Array:
   if tau == 2.0:
     return t / n
   a = 1.0 / (2.0 - tau)
-  # M - 1 with M = ((1+t)^a + (1-t)^a)/2, accurate when M is near 1 (tau near 1, t small).
-  m_minus_1 = 0.5 * (jnp.expm1(a * jnp.log1p(t)) + jnp.expm1(a * jnp.log1p(-t)))
-  log_m_pow = (2.0 - tau) * jnp.log1p(m_minus_1)             # log(M^(2-tau))
+  if tau <= 1.5:
+    # M - 1 with M = ((1+t)^a + (1-t)^a)/2, accurate when M is near 1 (tau near 1).
+    m_minus_1 = 0.5 * (jnp.expm1(a * jnp.log1p(t)) + jnp.expm1(a * jnp.log1p(-t)))
+    log_m = jnp.log1p(m_minus_1)
+  else:
+    # a = 1/(2 - tau) is large: (1+t)^a overflows, so add in log space.
+    log_m = jnp.logaddexp(a * jnp.log1p(t), a * jnp.log1p(-t)) - math.log(2.0)
+  log_m_pow = (2.0 - tau) * log_m                            # log(M^(2-tau))
   if tau < 1.0:
     return -(2.0 ** (1.0 - tau)) * jnp.expm1(log_m_pow) / (1.0 - tau)
   return jnp.expm1(log_m_pow) / ((tau - 1.0) * n ** (tau - 1.0))
