@@ -12,7 +12,8 @@ to 0 and the class gaining probability to 1. Both constraints hold by constructi
 
 * scores ``h = (max(u) + a^2, u_1, ..., u_{K-1})``, so class 0 is an argmax (ties go
   to class 0, the first maximal class, as in :func:`jgen.bounds.zero_one_regret`);
-  with a score bound, ``h = Lambda * tanh(.)`` of that vector;
+  with a score bound, that vector clipped to ``[-Lambda, Lambda]`` (and ``u``
+  projected into the box after each step), which keeps ties at the bound reachable;
 * ``p = t e_1 + (1 - t) q`` with ``q = w / sum(w)``, ``w = v^2 + 1e-12`` and
   ``q_0 <= q_1`` (the two entries sorted). This maps onto every ``p`` with
   ``p_1 - p_0 >= t``, hence ``Delta C_01 >= t``; squares reach the simplex faces.
@@ -26,8 +27,10 @@ tolerance beyond rounding, while a tight one matches it to the optimiser's accur
 
 ``C*(p)`` uses the closed forms of :func:`jgen.bounds.best_conditional_risk` for the
 library's losses (complete set). For other losses, and for bounded scores, ``C*`` is
-tracked by an inner Adam loop warm-started across outer steps and re-solved from the
-warm start at the end; the final value is then exact up to that inner solve.
+tracked by an inner (projected, for bounded scores) Adam loop warm-started across
+outer steps and re-solved from the warm start at the end; the value is then an upper
+estimate only up to the accuracy of that inner solve (an unconverged inner solve
+overestimates ``C*`` and so underestimates ``delta``).
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class CalibrationResult(NamedTuple):
 def _build(params, t, lam):
   u, a, v = params
   raw = jnp.concatenate([(jnp.max(u) + jnp.square(a))[None], u])
-  h = raw if lam is None else lam * jnp.tanh(raw)
+  h = raw if lam is None else jnp.clip(raw, -lam, lam)
   w = jnp.square(v) + _EPS_W
   q = w / jnp.sum(w)
   q = q.at[0].set(jnp.minimum(q[0], q[1])).at[1].set(jnp.maximum(q[0], q[1]))
@@ -95,7 +98,9 @@ def _inits(z, k):
 
 
 def _best_risk(fn, g, p, lam):
-  return _regret._risk(fn, g if lam is None else lam * jnp.tanh(g), p)
+  # With a score bound the inner iterate g is kept in the box by projection (below),
+  # which reaches box-boundary optima exactly; a tanh map would only approach them.
+  return _regret._risk(fn, g, p)
 
 
 def _branches(fns, idents, lam):
@@ -137,11 +142,12 @@ def _solve_one(fns, idents, lam, k, num_steps, lr, inner_steps, params, t, li):
     p = _build(params, t, lam)[1]
     def body(_, c):
       upd, s = inner.update(inner_grad(c[0], p), c[1], c[0])
-      return optax.apply_updates(c[0], upd), s
+      g = optax.apply_updates(c[0], upd)
+      return (g if lam is None else jnp.clip(g, -lam, lam)), s
     return jax.lax.fori_loop(0, steps, body, (g, g_state))
 
   def step(carry, _):
-    params, state, g, g_state, best = carry
+    params, state, g, g_state, best, best_hp = carry
     if needs_inner:
       g, g_state = inner_solve(g, g_state, params, inner_steps)
     val, grad = jax.value_and_grad(objective)(params, g)
@@ -149,17 +155,29 @@ def _solve_one(fns, idents, lam, k, num_steps, lr, inner_steps, params, t, li):
     # meet zero chain factors; those 0 * inf components carry no direction: drop them.
     grad = jax.tree.map(lambda d: jnp.where(jnp.isfinite(d), d, 0.0), grad)
     upd, state = opt.update(grad, state, params)
-    # Iterates are feasible, so with an exact C* the lowest value seen is attained.
-    best = jnp.where(closed, jnp.minimum(best, val), best)
-    return (optax.apply_updates(params, upd), state, g, g_state, best), None
+    # Iterates are feasible, so with an exact C* the lowest value seen is attained;
+    # keep its (h, p) as the witness.
+    improved = closed & (val < best)
+    best = jnp.where(improved, val, best)
+    best_hp = jax.tree.map(lambda new, old: jnp.where(improved, new, old),
+                           _build(params, t, lam), best_hp)
+    params = optax.apply_updates(params, upd)
+    if lam is not None:
+      # Projected step: keep u in the box so clipped scores keep their gradients.
+      params = (jnp.clip(params[0], -lam, lam),) + tuple(params[1:])
+    return (params, state, g, g_state, best, best_hp), None
 
   g0 = jnp.zeros((k,), t.dtype)
-  carry = (params, opt.init(params), g0, inner.init(g0), jnp.asarray(jnp.inf, t.dtype))
-  params, _, g, g_state, best = jax.lax.scan(step, carry, None, length=num_steps)[0]
+  carry = (params, opt.init(params), g0, inner.init(g0), jnp.asarray(jnp.inf, t.dtype),
+           _build(params, t, lam))
+  params, _, g, g_state, best, best_hp = jax.lax.scan(step, carry, None,
+                                                      length=num_steps)[0]
   if needs_inner:
     g, _ = inner_solve(g, g_state, params, 4 * num_steps)
   final = objective(params, g)
-  h, p = _build(params, t, lam)
+  use_final = final <= best
+  h, p = jax.tree.map(lambda a, b: jnp.where(use_final, a, b), _build(params, t, lam),
+                      best_hp)
   return jnp.minimum(best, final), h, p
 
 
