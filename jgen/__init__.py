@@ -28,6 +28,7 @@ from jgen.bayes import validate_log_prior
 
 # --- Submodules ---
 from jgen import bayes
+from jgen import bounds
 
 
 __version__ = "0.1.0"
@@ -51,4 +52,5 @@ __all__ = (
 
     # submodules
     "bayes",
+    "bounds",
 )
