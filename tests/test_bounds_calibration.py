@@ -84,6 +84,12 @@ def test_scalar_t_user_loss_and_bad_input():
   assert d.shape == ()
   closed = float(bounds.psi("logistic", 0.5, num_classes=2))
   assert closed <= float(d) + 1e-6 and abs(float(d) - closed) < 1e-3
+  # float32 follows the dtype of t.
+  d32 = bounds.calibration_function("logistic", jnp.array([0.5], jnp.float32),
+                                    num_classes=2, key=jax.random.key(0),
+                                    num_restarts=3, num_steps=100)
+  assert d32.dtype == jnp.float32
+  assert closed <= float(d32[0]) + 1e-5 and abs(float(d32[0]) - closed) < 1e-3
   key = jax.random.key(0)
   with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
     bounds.calibration_function("logistic", jnp.array([0.5, 1.5]), num_classes=3, key=key)
