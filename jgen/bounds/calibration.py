@@ -104,7 +104,7 @@ def _best_risk(fn, g, p, lam):
 
 
 def _branches(fns, idents, lam):
-  """Per-loss objective and inner-gradient functions for ``lax.switch``."""
+  """Per-loss objective and inner-gradient functions."""
   def objective(fn, ident):
     def f(params, g, t):
       h, p = _build(params, t, lam)
@@ -128,12 +128,12 @@ def _branches(fns, idents, lam):
   return objs, grads, closed
 
 
-def _solve_one(fns, idents, lam, k, num_steps, lr, inner_steps, params, t, li):
-  """Minimises ``Delta C`` for loss number ``li`` at level ``t`` from one start."""
+def _solve_one(fns, idents, lam, k, num_steps, lr, inner_steps, li, params, t):
+  """Minimises ``Delta C`` for loss number ``li`` (static) at level ``t``, one start."""
   objs, grads, closed_all = _branches(fns, idents, lam)
   closed = closed_all[li]
-  objective = lambda params, g: jax.lax.switch(li, objs, params, g, t)
-  inner_grad = lambda g, p: jax.lax.switch(li, grads, g, p)
+  objective = lambda params, g: objs[li](params, g, t)
+  inner_grad = grads[li]
   sched = optax.cosine_decay_schedule(lr, num_steps, alpha=1e-3)
   opt, inner = optax.adam(sched), optax.adam(lr)
   needs_inner = lam is not None or any(i is None for i in idents)
@@ -185,18 +185,22 @@ def _solve_one(fns, idents, lam, k, num_steps, lr, inner_steps, params, t, li):
 def _calibrate(fns, idents, lam, k, num_steps, lr, inner_steps, z, t):
   num_l, num_t, num_r = len(fns), t.shape[0], z.shape[0]
   starts = _inits(z, k)
-  # One flat vmap over (loss, t, restart); every (loss, t) reuses the same starts.
-  n = num_l * num_t * num_r
-  tile = lambda a: jnp.broadcast_to(a[None], (num_l * num_t,) + a.shape).reshape(
-      (n,) + a.shape[1:])
-  flat_t = jnp.tile(jnp.repeat(t, num_r), num_l)
-  flat_l = jnp.repeat(jnp.arange(num_l), num_t * num_r)
-  solve = functools.partial(_solve_one, fns, idents, lam, k, num_steps, lr, inner_steps)
-  vals, hs, ps = jax.vmap(solve)(jax.tree.map(tile, starts), flat_t, flat_l)
+  # One vmap over (t, restart) pairs per loss (a static loop: no per-step branch
+  # selection); every (loss, t) reuses the same starts.
+  tile = lambda a: jnp.broadcast_to(a[None], (num_t,) + a.shape).reshape(
+      (num_t * num_r,) + a.shape[1:])
+  flat_t = jnp.repeat(t, num_r)
+  per_loss = []
+  for li in range(num_l):
+    solve = functools.partial(_solve_one, fns, idents, lam, k, num_steps, lr,
+                              inner_steps, li)
+    per_loss.append(jax.vmap(solve)(jax.tree.map(tile, starts), flat_t))
+  vals, hs, ps = (jnp.stack(parts) for parts in zip(*per_loss))
   vals = jnp.where(jnp.isnan(vals), jnp.inf, vals).reshape(num_l * num_t, num_r)
   best = jnp.argmin(vals, axis=1)
   rows = jnp.arange(num_l * num_t) * num_r + best
   shape = (num_l, num_t)
+  hs, ps = hs.reshape(-1, k), ps.reshape(-1, k)
   return CalibrationResult(vals[jnp.arange(num_l * num_t), best].reshape(shape),
                            hs[rows].reshape(shape + (k,)), ps[rows].reshape(shape + (k,)))
 
