@@ -21,6 +21,10 @@ from jgen.bayes import temperature_scale
 from jgen.bayes import validate_log_prior
 
 # --- Gaussian class-conditionals (jgen.gaussian) ---
+from jgen.gaussian import gaussian_nb
+from jgen.gaussian import lda
+from jgen.gaussian import qda
+from jgen.gaussian import sufficient_stats
 
 
 # --- Discriminative baseline (jgen.logistic) ---
@@ -28,6 +32,8 @@ from jgen.bayes import validate_log_prior
 
 # --- Submodules ---
 from jgen import bayes
+from jgen import datasets
+from jgen import gaussian
 from jgen import bounds
 
 
@@ -45,6 +51,10 @@ __all__ = (
     "temperature_scale",
     "validate_log_prior",
     # gaussian
+    "gaussian_nb",
+    "lda",
+    "qda",
+    "sufficient_stats",
 
 
     # logistic
@@ -52,5 +62,7 @@ __all__ = (
 
     # submodules
     "bayes",
+    "datasets",
+    "gaussian",
     "bounds",
 )

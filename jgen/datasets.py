@@ -1,0 +1,168 @@
+"""Offline real datasets with deterministic train/test splits.
+
+Every loader returns a :class:`Split` ``(x_train, y_train, x_test, y_test)`` of NumPy
+arrays: features ``[N, D]`` in ``dtype`` (float32 by default), labels ``[N]`` int32 in
+``[0, K)``. Nothing is downloaded: scikit-learn's bundled copies (digits, iris, wine,
+breast_cancer), the CSV bundled with ``palmerpenguins``, and MNIST-1D generated locally
+with ``mnist1d.data.make_dataset``. These packages are optional and imported only
+inside the loaders.
+
+Split protocol (all but MNIST-1D): 80/20 stratified, seed 0, i.e. scikit-learn's
+``train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "Split",
+    "NAMES",
+    "load",
+    "load_digits",
+    "load_iris",
+    "load_wine",
+    "load_breast_cancer",
+    "load_penguins",
+    "load_mnist1d",
+]
+
+
+class Split(NamedTuple):
+  """A train/test split: ``x_* [N, D]`` features, ``y_* [N]`` int32 labels."""
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+
+
+def _require(module: str, extra: str = "experiments"):
+  try:
+    return __import__(module, fromlist=["_"])
+  except ImportError as err:
+    raise ImportError(
+        f"This loader needs the optional package {module.split('.')[0]!r}; install it"
+        f" with `pip install jgen[{extra}]` (or `pip install"
+        f" {module.split('.')[0].replace('sklearn', 'scikit-learn')}`).") from err
+
+
+def _split(x: np.ndarray, y: np.ndarray, dtype) -> Split:
+  model_selection = _require("sklearn.model_selection")
+  x_tr, x_te, y_tr, y_te = model_selection.train_test_split(
+      x, y, test_size=0.2, stratify=y, random_state=0)
+  return Split(np.asarray(x_tr, dtype), np.asarray(y_tr, np.int32),
+               np.asarray(x_te, dtype), np.asarray(y_te, np.int32))
+
+
+def _sklearn_loader(name: str, scale: float = 1.0) -> Callable[..., Split]:
+  def loader(dtype=np.float32) -> Split:
+    datasets = _require("sklearn.datasets")
+    x, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    return _split(np.asarray(x, np.float64) / scale, y, dtype)
+  return loader
+
+
+def load_digits(dtype=np.float32) -> Split:
+  """8x8 handwritten digits: ``D = 64`` pixels scaled to ``[0, 1]`` (``/16``), ``K = 10``.
+
+  1,437 train / 360 test examples (80/20 stratified, seed 0).
+  """
+  return _sklearn_loader("digits", 16.0)(dtype)
+
+
+def load_iris(dtype=np.float32) -> Split:
+  """Iris: ``D = 4`` raw measurements (cm), ``K = 3``; 120 train / 30 test."""
+  return _sklearn_loader("iris")(dtype)
+
+
+def load_wine(dtype=np.float32) -> Split:
+  """Wine: ``D = 13`` raw chemical measurements, ``K = 3``; 142 train / 36 test."""
+  return _sklearn_loader("wine")(dtype)
+
+
+def load_breast_cancer(dtype=np.float32) -> Split:
+  """Breast cancer Wisconsin: ``D = 30`` raw features, ``K = 2``; 455 train / 114 test."""
+  return _sklearn_loader("breast_cancer")(dtype)
+
+
+PENGUIN_COLUMNS = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
+PENGUIN_SPECIES = ("Adelie", "Chinstrap", "Gentoo")
+
+
+def load_penguins(dtype=np.float32) -> Split:
+  """Palmer penguins: the 4 numeric measurements, species as labels (``K = 3``).
+
+  Columns ``PENGUIN_COLUMNS`` (raw units: mm and g); labels index
+  ``PENGUIN_SPECIES`` (Adelie 0, Chinstrap 1, Gentoo 2). The 2 of 344 rows with a
+  missing measurement are dropped (342 remain; the ``sex`` column is not used), then
+  split 80/20 stratified with seed 0: 273 train / 69 test.
+  """
+  penguins = _require("palmerpenguins")
+  frame = penguins.load_penguins()
+  frame = frame.dropna(subset=list(PENGUIN_COLUMNS))
+  x = frame[list(PENGUIN_COLUMNS)].to_numpy(np.float64)
+  species = frame["species"].to_numpy()
+  y = np.searchsorted(np.asarray(PENGUIN_SPECIES), species)
+  if not np.all(np.asarray(PENGUIN_SPECIES)[y] == species):
+    raise ValueError(f"unexpected species in palmerpenguins: {set(species)}")
+  return _split(x, y, dtype)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist1d_arrays():
+  data = _require("mnist1d.data")
+  # make_dataset seeds the global `random` and NumPy generators; restore them so that
+  # loading data never changes a caller's random stream.
+  np_state, py_state = np.random.get_state(), random.getstate()
+  try:
+    ds = data.make_dataset(data.get_dataset_args())
+  finally:
+    np.random.set_state(np_state)
+    random.setstate(py_state)
+  return ds["x"], ds["y"], ds["x_test"], ds["y_test"]
+
+
+def load_mnist1d(dtype=np.float32) -> Split:
+  """MNIST-1D generated locally: ``D = 40``, ``K = 10``; 4,000 train / 1,000 test.
+
+  ``mnist1d.data.make_dataset`` with the default ``get_dataset_args()`` (5,000
+  examples, seed 42, globally standardised), split as it returns it (first 80% train).
+  The download path of ``mnist1d`` is never used. Generated once per process (about a
+  second) and cached.
+  """
+  x_tr, y_tr, x_te, y_te = _mnist1d_arrays()
+  return Split(np.array(x_tr, dtype), np.array(y_tr, np.int32),
+               np.array(x_te, dtype), np.array(y_te, np.int32))
+
+
+_LOADERS = {
+    "digits": load_digits,
+    "iris": load_iris,
+    "wine": load_wine,
+    "breast_cancer": load_breast_cancer,
+    "penguins": load_penguins,
+    "mnist1d": load_mnist1d,
+}
+NAMES = tuple(_LOADERS)
+
+
+def load(name: str, dtype=np.float32) -> Split:
+  """Loads a dataset by name, one of :data:`NAMES`.
+
+  Args:
+    name: ``"digits"``, ``"iris"``, ``"wine"``, ``"breast_cancer"``, ``"penguins"`` or
+      ``"mnist1d"``.
+    dtype: floating dtype of the features.
+
+  Returns:
+    :class:`Split` ``(x_train [N, D], y_train [N], x_test [M, D], y_test [M])``.
+  """
+  if name not in _LOADERS:
+    raise ValueError(f"name must be one of {NAMES}, got {name!r}.")
+  if not np.issubdtype(np.dtype(dtype), np.floating):
+    raise TypeError(f"dtype must be a floating dtype, got {np.dtype(dtype)}.")
+  return _LOADERS[name](dtype)
