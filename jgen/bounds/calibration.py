@@ -138,10 +138,10 @@ def _solve_one(fns, idents, lam, k, num_steps, lr, inner_steps, li, params, t):
   opt, inner = optax.adam(sched), optax.adam(lr)
   needs_inner = lam is not None or any(i is None for i in idents)
 
-  def inner_solve(g, g_state, params, steps):
+  def inner_solve(g, g_state, params, steps, opt_in=inner):
     p = _build(params, t, lam)[1]
     def body(_, c):
-      upd, s = inner.update(inner_grad(c[0], p), c[1], c[0])
+      upd, s = opt_in.update(inner_grad(c[0], p), c[1], c[0])
       g = optax.apply_updates(c[0], upd)
       return (g if lam is None else jnp.clip(g, -lam, lam)), s
     return jax.lax.fori_loop(0, steps, body, (g, g_state))
@@ -173,7 +173,10 @@ def _solve_one(fns, idents, lam, k, num_steps, lr, inner_steps, li, params, t):
   params, _, g, g_state, best, best_hp = jax.lax.scan(step, carry, None,
                                                       length=num_steps)[0]
   if needs_inner:
-    g, _ = inner_solve(g, g_state, params, 4 * num_steps)
+    # Final C* solve from the warm start with a decaying step: a constant-step Adam
+    # hovers around the minimiser and would overestimate C* (underestimate delta).
+    final_opt = optax.adam(optax.cosine_decay_schedule(lr, 4 * num_steps, alpha=1e-4))
+    g, _ = inner_solve(g, final_opt.init(g), params, 4 * num_steps, final_opt)
   final = objective(params, g)
   use_final = final <= best
   h, p = jax.tree.map(lambda a, b: jnp.where(use_final, a, b), _build(params, t, lam),
