@@ -103,40 +103,31 @@ def _best_risk(fn, g, p, lam):
   return _regret._risk(fn, g, p)
 
 
-def _branches(fns, idents, lam):
-  """Per-loss objective and inner-gradient functions."""
-  def objective(fn, ident):
-    def f(params, g, t):
-      h, p = _build(params, t, lam)
-      if ident is not None and lam is None:
-        best = _regret._closed_form_best(ident[0], ident[1], p)
-      else:
-        best = _best_risk(fn, jax.lax.stop_gradient(g), p, lam)
-      return _regret._risk(fn, h, p) - best
-    return f
+def _loss_parts(fn, ident, lam):
+  """``(objective(params, g, t), inner_grad(g, p), closed)`` for one loss."""
+  closed = ident is not None and lam is None
 
-  def inner_grad(fn, ident):
-    def f(g, p):
-      if ident is not None and lam is None:
-        return jnp.zeros_like(g)
-      return jax.grad(_best_risk, argnums=1)(fn, g, p, lam)
-    return f
+  def objective(params, g, t):
+    h, p = _build(params, t, lam)
+    if closed:
+      best = _regret._closed_form_best(ident[0], ident[1], p)
+    else:
+      best = _best_risk(fn, jax.lax.stop_gradient(g), p, lam)
+    return _regret._risk(fn, h, p) - best
 
-  objs = [objective(f, i) for f, i in zip(fns, idents)]
-  grads = [inner_grad(f, i) for f, i in zip(fns, idents)]
-  closed = jnp.array([i is not None and lam is None for i in idents])
-  return objs, grads, closed
+  def inner_grad(g, p):
+    return jax.grad(_best_risk, argnums=1)(fn, g, p, lam)
+
+  return objective, inner_grad, closed
 
 
-def _solve_one(fns, idents, lam, k, num_steps, lr, inner_steps, li, params, t):
-  """Minimises ``Delta C`` for loss number ``li`` (static) at level ``t``, one start."""
-  objs, grads, closed_all = _branches(fns, idents, lam)
-  closed = closed_all[li]
-  objective = lambda params, g: objs[li](params, g, t)
-  inner_grad = grads[li]
+def _solve_one(fn, ident, lam, k, num_steps, lr, inner_steps, params, t):
+  """Minimises ``Delta C`` of one loss at level ``t`` from one start."""
+  obj, inner_grad, closed = _loss_parts(fn, ident, lam)
+  objective = lambda params, g: obj(params, g, t)
+  needs_inner = not closed
   sched = optax.cosine_decay_schedule(lr, num_steps, alpha=1e-3)
   opt, inner = optax.adam(sched), optax.adam(lr)
-  needs_inner = lam is not None or any(i is None for i in idents)
 
   def inner_solve(g, g_state, params, steps, opt_in=inner):
     p = _build(params, t, lam)[1]
@@ -157,7 +148,7 @@ def _solve_one(fns, idents, lam, k, num_steps, lr, inner_steps, li, params, t):
     upd, state = opt.update(grad, state, params)
     # Iterates are feasible, so with an exact C* the lowest value seen is attained;
     # keep its (h, p) as the witness.
-    improved = closed & (val < best)
+    improved = (val < best) if closed else jnp.zeros((), bool)
     best = jnp.where(improved, val, best)
     best_hp = jax.tree.map(lambda new, old: jnp.where(improved, new, old),
                            _build(params, t, lam), best_hp)
@@ -194,9 +185,9 @@ def _calibrate(fns, idents, lam, k, num_steps, lr, inner_steps, z, t):
       (num_t * num_r,) + a.shape[1:])
   flat_t = jnp.repeat(t, num_r)
   per_loss = []
-  for li in range(num_l):
-    solve = functools.partial(_solve_one, fns, idents, lam, k, num_steps, lr,
-                              inner_steps, li)
+  for fn, ident in zip(fns, idents):
+    solve = functools.partial(_solve_one, fn, ident, lam, k, num_steps, lr,
+                              inner_steps)
     per_loss.append(jax.vmap(solve)(jax.tree.map(tile, starts), flat_t))
   vals, hs, ps = (jnp.stack(parts) for parts in zip(*per_loss))
   vals = jnp.where(jnp.isnan(vals), jnp.inf, vals).reshape(num_l * num_t, num_r)
