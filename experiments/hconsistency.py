@@ -202,8 +202,10 @@ def plot_lr(res, path):
   ax.set_yscale("log")
   ax.set_xlabel("bound Gamma(logistic excess risk)")
   ax.set_ylabel("0-1 excess risk (true posterior)")
-  ax.set_title(f"Logistic regression on Gaussian mixtures: {res['violations']} of "
-               f"{res['num_points']} points above the bound")
+  zeros = sum(p["zero_one_excess"] <= 0 for p in pts)
+  ax.set_title(f"Logistic regression on Gaussian mixtures\n{res['violations']} of "
+               f"{res['num_points']} models above the bound ({zeros} with zero 0-1 "
+               "excess not shown)", fontsize=10)
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=110)

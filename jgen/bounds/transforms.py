@@ -29,7 +29,8 @@ tests and in ``experiments/hconsistency.py``):
   ``T = [(((1+t)^(1/(2-tau)) + (1-t)^(1/(2-tau)))/2)^(2-tau) - 1] / ((tau-1) n^(tau-1))``;
   ``tau = 2`` (MAE): ``T = t / n`` (same source, as recalled; theorem number
   unconfirmed). Verified: tight for ``tau <= 1`` at every n tested; for ``tau > 1`` a
-  valid lower bound, tight at n = 2 only (MAE: also for ``t <= 1/(n-1)``).
+  valid lower bound, tight at n = 2 only (MAE: also for ``t <= 1/(n-1)``,
+  n = 3, 5, 10).
 * ``constrained_exponential``: ``T = 2 - sqrt(4 - t^2)``; ``squared_hinge``:
   ``T = t^2 / 2``; ``hinge``: ``T = t`` (Awasthi, Mao, Mohri and Zhong, NeurIPS 2022,
   constrained losses; as recalled; theorem numbers unconfirmed). Verified valid for
