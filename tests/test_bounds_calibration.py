@@ -5,7 +5,6 @@ upper estimate of the exact transform: a valid closed form lies below it up to
 rounding, and a tight one matches it up to the optimiser's accuracy (stated below).
 """
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
