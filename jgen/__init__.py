@@ -41,6 +41,7 @@ from jgen import checkpoint
 from jgen import logistic
 from jgen import simulate
 from jgen import sharding
+from jgen import bounds
 
 
 __version__ = "0.1.0"
@@ -77,4 +78,5 @@ __all__ = (
     "logistic",
     "simulate",
     "sharding",
+    "bounds",
 )
