@@ -9,10 +9,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.typing import ArrayLike
 
 from jgen import _checks
+from jgen import _optim
 
 __all__ = [
     "log_posterior",
@@ -237,7 +237,7 @@ def fit_temperature(log_lik: ArrayLike, y: ArrayLike,
   """Fits a scalar temperature by minimising the validation NLL (Guo et al., 2017).
 
   Optimises ``log T`` with ``optax.lbfgs`` (zoom line search) for ``num_steps``
-  iterations inside ``lax.fori_loop``, so it is jit-compatible.
+  iterations inside ``lax.scan``, so it is jit-compatible.
 
   Args:
     log_lik: validation class log-likelihoods or logits ``[..., K]``.
@@ -257,15 +257,5 @@ def fit_temperature(log_lik: ArrayLike, y: ArrayLike,
   def nll(log_t):
     return _mean_nll(jax.nn.log_softmax(joint / jnp.exp(log_t), axis=-1), y)
 
-  opt = optax.lbfgs()
-  value_and_grad = optax.value_and_grad_from_state(nll)
-
-  def step(_, carry):
-    log_t, state = carry
-    value, grad = value_and_grad(log_t, state=state)
-    updates, state = opt.update(grad, state, log_t, value=value, grad=grad,
-                                value_fn=nll)
-    return optax.apply_updates(log_t, updates), state
-
-  log_t, _ = jax.lax.fori_loop(0, num_steps, step, (log_t0, opt.init(log_t0)))
+  log_t = _optim.lbfgs_fixed_steps(nll, log_t0, num_steps)
   return jnp.exp(log_t)

@@ -35,10 +35,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax.typing import ArrayLike
 
 from jgen import _checks
+from jgen import _optim
 from jgen.bounds import _common
 from jgen.bounds import regret as _regret
 
@@ -149,18 +149,7 @@ def _fit_linear(fn, x, posterior, num_steps):
     ridge = _RIDGE * (jnp.sum(jnp.square(w)) + jnp.sum(jnp.square(b)))
     return jnp.mean(_regret._risk(fn, scores, posterior)) + ridge
 
-  opt = optax.lbfgs()
-  value_and_grad = optax.value_and_grad_from_state(objective)
-
-  def step(carry, _):
-    params, state = carry
-    value, grad = value_and_grad(params, state=state)
-    updates, state = opt.update(grad, state, params, value=value, grad=grad,
-                                value_fn=objective)
-    return (optax.apply_updates(params, updates), state), None
-
   params = (jnp.zeros((x.shape[1], k), x.dtype), jnp.zeros((k,), x.dtype))
-  (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None,
-                                length=num_steps)
+  params = _optim.lbfgs_fixed_steps(objective, params, num_steps)
   w, b = params
   return w, b, jnp.mean(_regret._risk(fn, x @ w + _checks.as_trailing(b, 2), posterior))

@@ -1,0 +1,39 @@
+"""A fixed-iteration L-BFGS minimiser shared by small jgen fits.
+
+``optax.lbfgs`` with its zoom line search, run for a static number of steps inside
+``lax.scan`` so it is jit-, vmap- and grad-compatible. Fits that need a gradient
+tolerance (logistic regression) use their own ``while_loop`` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import optax
+
+
+def lbfgs_fixed_steps(fun: Callable[[Any], jax.Array], init: Any,
+                      num_steps: int) -> Any:
+  """Minimises ``fun`` from the pytree ``init`` with ``num_steps`` L-BFGS steps.
+
+  Args:
+    fun: scalar objective of a pytree of arrays.
+    init: starting point (pytree).
+    num_steps: static number of iterations.
+
+  Returns:
+    The parameters after ``num_steps`` iterations (same structure as ``init``).
+  """
+  opt = optax.lbfgs()
+  value_and_grad = optax.value_and_grad_from_state(fun)
+
+  def step(carry, _):
+    params, state = carry
+    value, grad = value_and_grad(params, state=state)
+    updates, state = opt.update(grad, state, params, value=value, grad=grad,
+                                value_fn=fun)
+    return (optax.apply_updates(params, updates), state), None
+
+  (params, _), _ = jax.lax.scan(step, (init, opt.init(init)), None, length=num_steps)
+  return params
