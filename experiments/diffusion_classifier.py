@@ -46,7 +46,11 @@ SMOKE = dict(steps={"digits": 4, "mnist1d": 4}, width=16, depth=1,
              channels=(4, 8), batch_size=16, num_t=4, seq_t=4, chunk_t=2,
              n_samples=(2, 4), to_keep=(2, 1), grid_t=4, max_test=6, weight_steps=3,
              chunk=6)
-FULL = dict(steps={"digits": 12000, "mnist1d": 12000}, width=384, depth=4,
+# Longer training of a larger model overfits the 1,222 digits training images: a 384x4
+# MLP trained 12,000 steps scored 94.2% (full, 256 draws) against 96.4% after 1,500
+# steps of the 256x3 one. --full therefore keeps the quick model and spends the extra
+# budget on more draws per image.
+FULL = dict(steps={"digits": 3000, "mnist1d": 3000}, width=256, depth=3,
             channels=(32, 64), batch_size=128, num_t=256, seq_t=256, chunk_t=16,
             n_samples=(50, 500), to_keep=(5, 1), grid_t=64, max_test=None,
             chunk=40)
