@@ -279,6 +279,7 @@ def calibration(name, k_gv, k_gt, eps_fn, x_va, y_va, x_te, y_te, schedule, grid
 
 def plot(records, path):
   import matplotlib
+  import matplotlib.ticker
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   datasets = sorted({r["dataset"] for r in records})
@@ -295,6 +296,7 @@ def plot(records, path):
         ax.text(ax.get_xlim()[0], 100 * r["accuracy"], r["method"], fontsize=7,
                 va="bottom", color="gray")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("denoiser evaluations per image")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(ds)
