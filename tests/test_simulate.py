@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from jgen import _learning_curve
 from jgen import gaussian
 from jgen import logistic
 from jgen import simulate
@@ -33,7 +34,7 @@ def test_mixture_matches_the_paper():
 
 def test_sample_is_balanced_nested_and_has_the_right_moments(key):
   mix = simulate.zheng_mixture(3, 4, dtype=jnp.float64)
-  x, y = simulate.sample(key, mix, 30_000)
+  x, y = simulate.sample(key, mix, 12_000)
   x_small, y_small = simulate.sample(key, mix, 100)
   np.testing.assert_array_equal(np.asarray(x[:100]), np.asarray(x_small))
   np.testing.assert_array_equal(np.bincount(np.asarray(y_small)), [34, 33, 33])
@@ -123,10 +124,10 @@ def test_sizes_in_one_bucket_compile_once(key):
   mix = simulate.zheng_mixture(2, 3)
   test = _test_set(key, mix, 500)
   simulate.evaluate_sizes(key, mix, test, [4], model="nb", num_reps=2)
-  before = simulate._learning_curve._errors._cache_size()
+  before = _learning_curve._errors._cache_size()
   for m in (9, 17, 30, 64):
     simulate.evaluate_sizes(key, mix, test, [m], model="nb", num_reps=2)
-  assert simulate._learning_curve._errors._cache_size() == before
+  assert _learning_curve._errors._cache_size() == before
 
 
 def test_find_m_star_scan_and_bisect(key):
