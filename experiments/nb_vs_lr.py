@@ -180,9 +180,6 @@ def main(argv=None):
     cfg["max_factor"] = args.max_factor
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  # Compiled fits are cached on disk, so a rerun skips most compilation.
-  jax.config.update("jax_compilation_cache_dir", str(out / ".jax_cache"))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   t0 = time.perf_counter()
   results = run(cfg["Ks"], cfg["ns"], reps=cfg["reps"], max_factor=cfg["max_factor"],
                 num_test=args.num_test, seed=args.seed, lr_strategy=args.lr_strategy,
@@ -200,4 +197,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+  # Compiled fits are cached on disk, so a rerun skips most compilation.
+  jax.config.update("jax_compilation_cache_dir", "results/nb_vs_lr/.jax_cache")
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   main()
