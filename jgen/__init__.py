@@ -28,6 +28,8 @@ from jgen.gaussian import sufficient_stats
 
 
 # --- Discriminative baseline (jgen.logistic) ---
+from jgen.logistic import LogisticParams
+from jgen.logistic import logistic_regression
 
 
 # --- Submodules ---
@@ -35,6 +37,8 @@ from jgen import bayes
 from jgen import diffusion
 from jgen import datasets
 from jgen import gaussian
+from jgen import logistic
+from jgen import simulate
 from jgen import checkpoint
 
 
@@ -59,6 +63,8 @@ __all__ = (
 
 
     # logistic
+    "LogisticParams",
+    "logistic_regression",
 
 
     # submodules
@@ -66,5 +72,7 @@ __all__ = (
     "diffusion",
     "datasets",
     "gaussian",
+    "logistic",
+    "simulate",
     "checkpoint",
 )

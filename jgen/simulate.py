@@ -1,0 +1,203 @@
+"""The Gaussian-mixture simulation of Zheng et al. (2023) and its learning curves.
+
+The mixture ("easy" mode): ``K`` balanced classes in ``n`` dimensions, class means
+``c_k 1_n`` with ``c_0 = -1`` and ``c_k = 2^(k-1)`` for ``k >= 1``, one shared diagonal
+covariance ``diag(n, ..., n, 1, ..., 1)`` (the first ``floor(n/2)`` entries equal ``n``),
+and for ``K > 2`` every input rescaled ``x <- (x - 2^(K-3)) / 2^(K-3)``. Because the
+rescaling is affine, the rescaled data is again such a mixture; :class:`GaussianMixture`
+holds its true means and variances, from which exact class log-likelihoods, posteriors
+and the Bayes error follow.
+
+Learning curves (:func:`learning_curve`, :func:`find_m_star`) fit the pooled naive Bayes
+of the paper (``jgen.gaussian_nb(pooled=True)``) and L2 logistic regression (``C = 1``)
+on balanced training sets of size ``m`` and report the test error on ``10^4`` points.
+Training sets are prefixes of one balanced iid stream per repetition (a nested design),
+padded to a bucket size with zero sample weights, so changing ``m`` never re-traces.
+
+References:
+  Zheng, Xu, Zhang, Sun, Lu. Revisiting Discriminative vs. Generative Classifiers:
+  Theory and Implications. ICML 2023.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jgen import _checks
+
+__all__ = [
+    "GaussianMixture",
+    "zheng_mixture",
+    "sample",
+    "class_log_likelihood",
+    "true_log_posterior",
+    "bayes_error",
+    "bayes_error_mc",
+    "weighted_nb_stats",
+    "bucket_size",
+    "size_grid",
+    "pad_mixture",
+    "evaluate_sizes",
+    "find_m_star",
+    "CurveResult",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class GaussianMixture(NamedTuple):
+  """Equal-weight Gaussian classes with one shared diagonal covariance.
+
+  Attributes:
+    means: ``[K, D]`` class means.
+    variances: ``[D]`` shared diagonal covariance.
+  """
+  means: jax.Array
+  variances: jax.Array
+
+
+def zheng_mixture(num_classes: int, dim: int, *, dtype=jnp.float32) -> GaussianMixture:
+  """The paper's "easy" mixture, after its ``K > 2`` rescaling.
+
+  Args:
+    num_classes: ``K >= 2``.
+    dim: feature dimension ``n >= 1``.
+    dtype: floating dtype of the returned arrays.
+
+  Returns:
+    :class:`GaussianMixture` with ``means [K, n]`` and ``variances [n]``.
+  """
+  num_classes = _checks.check_num_classes(num_classes)
+  if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+    raise ValueError(f"dim must be an int >= 1, got {dim!r}.")
+  c = np.array([-1.0] + [2.0 ** (k - 1) for k in range(1, num_classes)])
+  var = np.ones(dim)
+  var[: dim // 2] = dim
+  if num_classes > 2:
+    t = 2.0 ** (num_classes - 3)
+    c, var = (c - t) / t, var / t**2
+  means = np.repeat(c[:, None], dim, axis=1)
+  return GaussianMixture(jnp.asarray(means, dtype), jnp.asarray(var, dtype))
+
+
+def sample(key: jax.Array, mixture: GaussianMixture,
+           num_examples: int) -> tuple[jax.Array, jax.Array]:
+  """Balanced iid draws: example ``i`` has label ``i mod K``.
+
+  Row ``i`` depends only on ``(key, i)``, so the first ``m`` rows of a longer draw are
+  exactly a draw of size ``m`` (nested training sets; padding never changes data), and
+  every prefix has class counts that differ by at most one.
+
+  Args:
+    key: PRNG key.
+    mixture: the :class:`GaussianMixture`.
+    num_examples: static ``N``.
+
+  Returns:
+    ``x [N, D]`` in the mixture's dtype and ``y [N]`` int32.
+  """
+  k, d = mixture.means.shape
+  idx = jnp.arange(num_examples)
+  y = (idx % k).astype(jnp.int32)
+  z = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (d,),
+                                           mixture.means.dtype))(idx)
+  return mixture.means[y] + jnp.sqrt(mixture.variances)[None, :] * z, y
+
+
+def class_log_likelihood(mixture: GaussianMixture, x: ArrayLike) -> jax.Array:
+  """Exact ``log p(x | y=k)`` in nats: ``x [..., D]`` -> ``[..., K]``."""
+  x = jnp.asarray(x)
+  _checks.check_min_ndim(x, 1, "x")
+  _checks.check_last_dim(x, mixture.means.shape[1], "x", "the mixture's dimension")
+  var = mixture.variances.astype(x.dtype)
+  mu = mixture.means.astype(x.dtype)
+  diff = x[..., None, :] - mu.reshape((1,) * (x.ndim - 1) + mu.shape)
+  maha = jnp.sum(diff * diff / _checks.as_trailing(var, diff.ndim), axis=-1)
+  return -0.5 * (maha + jnp.sum(jnp.log(var)) + mu.shape[1] * _LOG_2PI)
+
+
+def true_log_posterior(mixture: GaussianMixture, x: ArrayLike) -> jax.Array:
+  """Exact ``log p(y=k | x)`` under balanced classes: ``[..., D]`` -> ``[..., K]``."""
+  return jax.nn.log_softmax(class_log_likelihood(mixture, x), axis=-1)
+
+
+def _phi_upper(z: float) -> float:
+  """``P(N(0, 1) > z)`` without cancellation."""
+  return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def bayes_error(mixture: GaussianMixture) -> float:
+  r"""Exact Bayes error of a mixture whose class means lie on one line.
+
+  With a shared covariance :math:`\Sigma` and means :math:`\mu_k = \mu_0 + a_k u`,
+  Bayes' rule depends on ``x`` only through :math:`t = u^\top \Sigma^{-1} x /
+  \sqrt{u^\top \Sigma^{-1} u}`, which is :math:`N(a_k s, 1)` under class ``k`` with
+  :math:`s = \sqrt{u^\top \Sigma^{-1} u}`. With equal priors the decision regions are
+  the intervals between midpoints of the sorted :math:`a_k s`, so the error is a sum of
+  normal tails. For ``K = 2`` this is :math:`\Phi(-\Delta / 2)` with the Mahalanobis
+  distance :math:`\Delta`; every mixture built by :func:`zheng_mixture` qualifies.
+
+  Returns:
+    The Bayes error (Python float, computed in float64).
+  """
+  means = np.asarray(mixture.means, np.float64)
+  var = np.asarray(mixture.variances, np.float64)
+  u = means[-1] - means[0]
+  coef = (means - means[0][None, :]) @ u / (u @ u)                   # a_k
+  if not np.allclose(means, means[0][None, :] + coef[:, None] * u[None, :],
+                     rtol=1e-6, atol=1e-9 * np.abs(means).max()):
+    raise ValueError("bayes_error needs class means on one line (as in"
+                     " zheng_mixture); use bayes_error_mc otherwise.")
+  s = math.sqrt(float(u @ (u / var)))
+  pos = np.sort(coef * s)
+  mids = (pos[1:] + pos[:-1]) / 2
+  err = 0.0
+  for k, p in enumerate(pos):
+    if k > 0:
+      err += _phi_upper(p - mids[k - 1])
+    if k < len(pos) - 1:
+      err += _phi_upper(mids[k] - p)
+  return err / len(pos)
+
+
+def bayes_error_mc(key: jax.Array, mixture: GaussianMixture, num_samples: int = 1_000_000,
+                   *, chunk: int = 100_000) -> tuple[float, float]:
+  """Monte Carlo Bayes error with the true model, and its standard error.
+
+  Draws balanced samples, classifies them with the exact posterior
+  (:func:`true_log_posterior`) and counts mistakes; the standard error is
+  ``sqrt(p (1 - p) / num_samples)`` (binomial).
+
+  Returns:
+    ``(estimate, standard_error)`` as Python floats.
+  """
+  k = mixture.means.shape[0]
+  if num_samples < k:
+    raise ValueError(f"num_samples must be >= num_classes={k}, got {num_samples}.")
+
+  @jax.jit
+  def wrong(sub_key):
+    x, y = sample(sub_key, mixture, chunk)
+    return jnp.sum(jnp.argmax(class_log_likelihood(mixture, x), -1) != y)
+
+  num_chunks = -(-num_samples // chunk)
+  total = sum(int(wrong(c)) for c in jax.random.split(key, num_chunks))
+  n = num_chunks * chunk
+  p = total / n
+  return p, math.sqrt(max(p * (1 - p), 1.0 / n) / n)
+
+
+# The learning-curve driver lives in a private module to keep this one short.
+from jgen._learning_curve import CurveResult  # noqa: E402
+from jgen._learning_curve import bucket_size  # noqa: E402
+from jgen._learning_curve import evaluate_sizes  # noqa: E402
+from jgen._learning_curve import find_m_star  # noqa: E402
+from jgen._learning_curve import pad_mixture  # noqa: E402
+from jgen._learning_curve import size_grid  # noqa: E402
+from jgen._learning_curve import weighted_nb_stats  # noqa: E402
