@@ -45,8 +45,12 @@ QUICK = dict(steps={"digits": 3000, "mnist1d": 3000}, width=256, depth=3,
 SMOKE = dict(steps={"digits": 4, "mnist1d": 4}, width=16, depth=1,
              channels=(4, 8), batch_size=16, num_t=4, seq_t=4, chunk_t=2,
              n_samples=(2, 4), to_keep=(2, 1), grid_t=4, max_test=6, weight_steps=3,
-             chunk=6)
-FULL = dict(steps={"digits": 12000, "mnist1d": 12000}, width=384, depth=4,
+             chunk=6, skip_logistic=True)
+# Longer training of a larger model overfits the 1,222 digits training images: a 384x4
+# MLP trained 12,000 steps scored 94.2% (full, 256 draws) against 96.4% after 1,500
+# steps of the 256x3 one. --full therefore keeps the quick model and spends the extra
+# budget on more draws per image.
+FULL = dict(steps={"digits": 3000, "mnist1d": 3000}, width=256, depth=3,
             channels=(32, 64), batch_size=128, num_t=256, seq_t=256, chunk_t=16,
             n_samples=(50, 500), to_keep=(5, 1), grid_t=64, max_test=None,
             chunk=40)
@@ -73,7 +77,7 @@ def load(name: str):
   return s.x_train, s.y_train, s.x_test, s.y_test, (40,)
 
 
-def baselines(name, x_tr, y_tr, x_te, y_te):
+def baselines(name, x_tr, y_tr, x_te, y_te, with_logistic=True):
   """Records for jgen's Gaussian NB, LDA, QDA(reg 0.1) and logistic regression."""
   recs = []
   # sklearn's default LDA (SVD solver) copes with the constant pixels of digits;
@@ -86,6 +90,8 @@ def baselines(name, x_tr, y_tr, x_te, y_te):
     pred = np.asarray(jgen.predict(model.log_likelihood(params, x_te), params.log_prior))
     recs.append(_record(name, method, None, np.mean(pred == y_te), None,
                         (time.perf_counter() - t0) / len(y_te)))
+  if not with_logistic:
+    return recs
   lr = logistic.logistic_regression(C=1.0, max_iter=2000)
   t0 = time.perf_counter()
   params = lr.fit(x_tr, y_tr, num_classes=10)
@@ -157,7 +163,8 @@ def learn_weights(err_val, y_val, steps=300, lr=0.01):
 
 def run_dataset(name, args, cfg, key):
   x_tr_all, y_tr_all, x_te, y_te, shape = load(name)
-  recs = baselines(name, x_tr_all, y_tr_all, x_te, y_te)
+  recs = baselines(name, x_tr_all, y_tr_all, x_te, y_te,
+                   with_logistic=not cfg.get("skip_logistic"))
   for r in recs:
     print(f"  {name} {r['method']}: {100 * r['accuracy']:.1f}%")
   tr, va = stratified_holdout(y_tr_all, args.val_fraction)
@@ -211,7 +218,7 @@ def run_dataset(name, args, cfg, key):
     if strat == "full":
       full_scores = scores
   if cfg["max_test"]:
-    x_va, y_va = x_va[:4 * cfg["max_test"]], y_va[:4 * cfg["max_test"]]
+    x_va, y_va = x_va[:cfg["max_test"]], y_va[:cfg["max_test"]]
   recs.append(calibration(name, k_gv, k_gt, eps_fn, x_va, y_va, x_te_s, y_te, schedule,
                           cfg["grid_t"], full_scores, weight_steps=cfg.get("weight_steps", 300)))
   return recs
@@ -275,6 +282,7 @@ def calibration(name, k_gv, k_gt, eps_fn, x_va, y_va, x_te, y_te, schedule, grid
 
 def plot(records, path):
   import matplotlib
+  import matplotlib.ticker
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   datasets = sorted({r["dataset"] for r in records})
@@ -291,6 +299,7 @@ def plot(records, path):
         ax.text(ax.get_xlim()[0], 100 * r["accuracy"], r["method"], fontsize=7,
                 va="bottom", color="gray")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("denoiser evaluations per image")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(ds)

@@ -146,8 +146,8 @@ def _preconditioner(x, sw, fit_intercept, C):
   return mu, scale
 
 
-@functools.partial(jax.jit, static_argnames=("num_classes", "C", "tol", "ftol",
-                                              "max_iter", "fit_intercept",
+# C, tol, ftol and max_iter are traced: one compilation per shape serves every setting.
+@functools.partial(jax.jit, static_argnames=("num_classes", "fit_intercept",
                                               "memory_size"))
 def _lbfgs_fit(x, y, sw, w0, b0, *, num_classes, C, tol, ftol, max_iter,
                fit_intercept, memory_size):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from jgen import _learning_curve
 from jgen import gaussian
 from jgen import logistic
 from jgen import simulate
@@ -33,7 +34,7 @@ def test_mixture_matches_the_paper():
 
 def test_sample_is_balanced_nested_and_has_the_right_moments(key):
   mix = simulate.zheng_mixture(3, 4, dtype=jnp.float64)
-  x, y = simulate.sample(key, mix, 30_000)
+  x, y = simulate.sample(key, mix, 6_000)
   x_small, y_small = simulate.sample(key, mix, 100)
   np.testing.assert_array_equal(np.asarray(x[:100]), np.asarray(x_small))
   np.testing.assert_array_equal(np.bincount(np.asarray(y_small)), [34, 33, 33])
@@ -104,13 +105,14 @@ def _test_set(key, mix, n=2000):
 def test_padded_fits_equal_direct_fits(key):
   # A size-m evaluation inside a larger bucket (zero-weight rows, zero-padded
   # features) gives the fit on exactly the first m examples.
+  # Shapes shared with test_find_m_star_scan_and_bisect, so nothing new compiles.
   test_key, train_key = jax.random.split(key)
-  mix = simulate.zheng_mixture(2, 6)
+  mix = simulate.zheng_mixture(2, 8)
   test = _test_set(test_key, mix)
-  errors, params, ok = simulate.evaluate_sizes(train_key, mix, test, [10, 21],
-                                               model="lr", num_reps=2)
-  assert errors.shape == (2, 2) and ok.all()
-  x, y = simulate.sample(jax.random.split(train_key, 2)[1], mix, 21)
+  errors, params, ok = simulate.evaluate_sizes(train_key, mix, test, [10, 21, 30, 40],
+                                               model="lr", num_reps=3)
+  assert errors.shape == (4, 3) and ok.all()
+  x, y = simulate.sample(jax.random.split(train_key, 3)[1], mix, 21)
   lr = logistic.logistic_regression(1.0)
   direct = lr.fit(x, y, num_classes=2)
   np.testing.assert_allclose(np.asarray(params.weights[1, 1]),
@@ -120,13 +122,14 @@ def test_padded_fits_equal_direct_fits(key):
 
 
 def test_sizes_in_one_bucket_compile_once(key):
-  mix = simulate.zheng_mixture(2, 3)
-  test = _test_set(key, mix, 500)
-  simulate.evaluate_sizes(key, mix, test, [4], model="nb", num_reps=2)
-  before = simulate._learning_curve._errors._cache_size()
+  mix = simulate.zheng_mixture(2, 8)
+  test = _test_set(key, mix)
+  simulate.evaluate_sizes(key, mix, test, [4, 5, 6, 7], model="nb", num_reps=3)
+  before = _learning_curve._errors._cache_size()
   for m in (9, 17, 30, 64):
-    simulate.evaluate_sizes(key, mix, test, [m], model="nb", num_reps=2)
-  assert simulate._learning_curve._errors._cache_size() == before
+    simulate.evaluate_sizes(key, mix, test, [m, m - 1, m - 2, m - 3], model="nb",
+                            num_reps=3)
+  assert _learning_curve._errors._cache_size() == before
 
 
 def test_find_m_star_scan_and_bisect(key):
@@ -180,7 +183,7 @@ def test_experiment_quick_path_smoke(tmp_path):
   spec = importlib.util.spec_from_file_location("nb_vs_lr", path)
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)
-  mod.main(["--K", "2", "--n", "4", "8", "--reps", "2", "--num-test", "400",
+  mod.main(["--K", "2", "--n", "4", "8", "--reps", "3", "--num-test", "2000",
             "--max-factor", "10", "--out", str(tmp_path), "--no-progress"])
   res = json.loads((tmp_path / "results.json").read_text())
   assert {(r["K"], r["n"], r["model"]) for r in res["records"]} == {
