@@ -103,18 +103,18 @@ def grid_bench(ns, k=2, reps=5, num_test=10_000):
   return rows
 
 
-def lr_bench(n, d, k, flops):
+def lr_bench(n, d, k, flops, tol=1e-4):
   rng = np.random.default_rng(0)
   y = rng.integers(0, k, n).astype(np.int32)
   centers = rng.normal(size=(k, d)) * 0.3
   x = (centers[y] + rng.normal(size=(n, d))).astype(np.float64)
   from sklearn.linear_model import LogisticRegression
   rows = []
-  lr = logistic.logistic_regression(1.0, tol=1e-4, max_iter=1000)
+  lr = logistic.logistic_regression(1.0, tol=tol, max_iter=1000)
   sk_holder = {}
 
   def sk_fit():
-    sk_holder["m"] = LogisticRegression(C=1.0, tol=1e-4, max_iter=1000).fit(x, y)
+    sk_holder["m"] = LogisticRegression(C=1.0, tol=tol, max_iter=1000).fit(x, y)
   t_sk = best_time(sk_fit, repeats=1, warmup=0)
   sk = sk_holder["m"]
   sk_params = logistic.LogisticParams(jnp.asarray(sk.coef_.T), jnp.asarray(sk.intercept_))
@@ -146,17 +146,19 @@ def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--small", action="store_true")
   p.add_argument("--ns", type=int, nargs="+", default=[50, 100])
+  p.add_argument("--tol", type=float, default=1e-4, help="LR-alone tolerance (both)")
+  p.add_argument("--skip-grid", action="store_true")
   p.add_argument("--out", default="results/benchmarks")
   args = p.parse_args(argv)
   flops = matmul_flops_per_s()
-  grid = grid_bench(args.ns)
+  grid = [] if args.skip_grid else grid_bench(args.ns)
   print("\nGrid (K=2, 5 reps, 10^4 test points; jgen time includes compilation)\n")
   print(fmt_table(grid, ["K", "n", "fits", "jgen_s", "jgen_warm_s", "peer_s", "speedup",
                          "speedup_warm",
                          "max_mean_error_diff", "m_star_nb", "m_star_lr"]))
   shape = (5_000, 128, 10) if args.small else (50_000, 512, 10)
-  lr = lr_bench(*shape, flops)
-  print(f"\nLR fit alone, N={shape[0]}, D={shape[1]}, K={shape[2]}, C=1, tol=1e-4"
+  lr = lr_bench(*shape, flops, tol=args.tol)
+  print(f"\nLR fit alone, N={shape[0]}, D={shape[1]}, K={shape[2]}, C=1, tol={args.tol}"
         f" (matmul roofline {flops / 1e9:.1f} GFLOP/s)\n")
   print(fmt_table(lr, ["solver", "seconds", "iterations", "objective",
                        "rel_obj_vs_sklearn", "speedup_vs_sklearn", "roofline"]))
