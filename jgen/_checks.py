@@ -87,6 +87,22 @@ def check_same_leading(x: jax.Array, y: jax.Array, x_name: str = "x",
     )
 
 
+def check_xy(x: Any, y: Any, num_classes: int) -> tuple[jax.Array, jax.Array]:
+  """Validated training data ``(x [N, D], y [N])`` for a fit.
+
+  ``x`` floating, rank 2 and (when concrete) finite; ``y`` integer labels of rank 1
+  in ``[0, num_classes)``; both with the same ``N``.
+  """
+  x, y = jnp.asarray(x), jnp.asarray(y)
+  check_ndim(x, 2, "x")
+  check_float(x, "x")
+  check_ndim(y, 1, "y")
+  check_same_leading(x, y)
+  check_labels(y, num_classes)
+  check_finite(x, "x")
+  return x, y
+
+
 def as_trailing(v: jax.Array, ndim: int) -> jax.Array:
   """Reshapes ``v[..., K]`` to rank ``ndim`` with leading unit axes.
 

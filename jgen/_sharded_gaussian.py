@@ -54,18 +54,6 @@ class _Moments(NamedTuple):
                                pooled=self.pooled, shift=shift)
 
 
-def _check_xy(x, y, num_classes):
-  """Eager checks on the whole data (inside shard_map only tracers are seen)."""
-  x, y = jnp.asarray(x), jnp.asarray(y)
-  _checks.check_ndim(x, 2, "x")
-  _checks.check_float(x, "x")
-  _checks.check_ndim(y, 1, "y")
-  _checks.check_same_leading(x, y)
-  _checks.check_labels(y, num_classes)
-  _checks.check_finite(x, "x")
-  return x, y
-
-
 def sufficient_stats_data_parallel(x: ArrayLike, y: ArrayLike, num_classes: int,
                                    mesh: Mesh, *, full_covariance: bool = True,
                                    pooled: bool = False) -> _g.GaussianStats:
@@ -83,7 +71,8 @@ def sufficient_stats_data_parallel(x: ArrayLike, y: ArrayLike, num_classes: int,
     :class:`jgen.gaussian.GaussianStats`, replicated.
   """
   num_classes = _checks.check_num_classes(num_classes)
-  x, y = _check_xy(x, y, num_classes)
+  # Eager checks on the whole data (inside shard_map only tracers are seen).
+  x, y = _checks.check_xy(x, y, num_classes)
   count, sums = _sh.data_parallel_sum(_ClassSums(num_classes), mesh, x, y)
   shift = sums / jnp.maximum(count, 1)[:, None]   # the class means, as fit uses
   return _sh.data_parallel_sum(

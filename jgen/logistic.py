@@ -252,14 +252,7 @@ def _minibatch_fit(key, x, y, sw, w0, b0, opt, *, num_classes, C, batch_size,
 
 
 def _check_data(x, y, sample_weight, num_classes):
-  x = jnp.asarray(x)
-  y = jnp.asarray(y)
-  _checks.check_ndim(x, 2, "x")
-  _checks.check_float(x, "x")
-  _checks.check_ndim(y, 1, "y")
-  _checks.check_same_leading(x, y)
-  _checks.check_labels(y, num_classes)
-  _checks.check_finite(x, "x")
+  x, y = _checks.check_xy(x, y, num_classes)
   if x.shape[0] == 0:
     raise ValueError("x must contain at least one example, got shape (0, D).")
   if sample_weight is None:
