@@ -55,6 +55,11 @@ __all__ = [
 
 _HIGHEST = lax.Precision.HIGHEST  # exact float32 matmuls on GPU/TPU (no TF32/bf16).
 _LOG_2PI = math.log(2.0 * math.pi)
+# Relative tolerance of the degeneracy decisions, in units of the dtype's epsilon.
+# Every decision compares a quantity with its own scale, so it does not depend on the
+# units of x, and the margin (16 eps, or 16 D eps for pivots) is far above the rounding
+# differences between CPUs and accelerators, so all of them decide the same way.
+_REL_TOL = 16.0
 
 
 class GaussianNBParams(NamedTuple):
@@ -144,8 +149,12 @@ def valid_classes(params: GaussianNBParams | LDAParams | QDAParams) -> jax.Array
   """
   finite_means = jnp.all(jnp.isfinite(params.means), axis=-1)
   if isinstance(params, GaussianNBParams):
+    # The same relative criterion as covariance_ok: a variance must be resolvable
+    # against the square of its class mean in the params' dtype.
     v = params.variances
-    return finite_means & jnp.all(jnp.isfinite(v) & (v > 0), axis=-1)
+    tol = _REL_TOL * jnp.finfo(v.dtype).eps
+    m2 = jnp.where(jnp.isfinite(params.means), params.means, 0) ** 2
+    return finite_means & jnp.all(jnp.isfinite(v) & (v > tol * tol * (v + m2)), axis=-1)
   return finite_means & _chol_ok(params.prec_chol)  # [] for LDA (broadcasts), [K] QDA
 
 
@@ -292,11 +301,53 @@ _nb_ll_jit = jax.jit(_nb_log_likelihood)
 # ------------------------------------------------------------------------ LDA / QDA
 
 
-def _prec_chol(cov: jax.Array) -> jax.Array:
-  """Upper-triangular ``U = L^{-T}`` with ``cov^{-1} = U U^T``; NaN if not PD."""
+def covariance_ok(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
+  r"""Whether covariance(s) ``cov [..., D, D]`` are numerically positive definite.
+
+  Two relative, dtype-aware criteria with ``tol = 16 eps`` (``eps`` of ``cov``'s dtype):
+
+  * every variance is resolvable: ``C_ii > tol^2 (C_ii + m_i)``, i.e. the standard
+    deviation of feature ``i`` exceeds ``tol`` times its root mean square, where
+    ``mean_sq [..., D]`` holds ``m_i``, the squared magnitude of the feature's mean.
+    A feature that is constant in training has a variance of pure rounding error,
+    far below this bound, in any dtype and on any CPU;
+  * no feature is (numerically) a linear combination of the others: every squared
+    Cholesky pivot of the correlation matrix ``R = S^{-1/2} C S^{-1/2}`` (one minus
+    the squared multiple correlation of feature ``i`` on the features before it)
+    exceeds ``D tol``.
+
+  Args:
+    cov: symmetric covariance(s) ``[..., D, D]``.
+    mean_sq: ``[..., D]`` squared feature means (the scale the variances are
+      compared with).
+
+  Returns:
+    ``[...]`` bool.
+  """
+  d = cov.shape[-1]
+  tol = _REL_TOL * jnp.finfo(cov.dtype).eps
+  var = jnp.diagonal(cov, axis1=-2, axis2=-1)
+  var_ok = jnp.isfinite(var) & (var > tol * tol * (var + mean_sq))
+  inv_sd = jnp.where(var_ok, lax.rsqrt(jnp.where(var_ok, var, 1)), 0)
+  corr = cov * inv_sd[..., :, None] * inv_sd[..., None, :]
+  both = var_ok[..., :, None] & var_ok[..., None, :]
+  eye = jnp.eye(d, dtype=cov.dtype)
+  corr = jnp.where(both, corr, eye)
+  pivots = jnp.diagonal(jnp.linalg.cholesky(corr), axis1=-2, axis2=-1)
+  piv_ok = jnp.isfinite(pivots) & (pivots * pivots > d * tol)
+  return jnp.all(var_ok & piv_ok, axis=-1)
+
+
+def _prec_chol(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
+  """Upper-triangular ``U = L^{-T}`` with ``cov^{-1} = U U^T``; NaN if degenerate.
+
+  Degenerate means :func:`covariance_ok` is false, a relative decision, so the result
+  does not depend on how a particular LAPACK build rounds a near-zero pivot.
+  """
   chol = jnp.linalg.cholesky(cov)
   eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
-  return solve_triangular(chol, eye, lower=True).T
+  u = solve_triangular(chol, eye, lower=True).T
+  return jnp.where(covariance_ok(cov, mean_sq), u, jnp.nan)
 
 
 def _lda_core(stats: GaussianStats, log_prior: jax.Array,
@@ -308,7 +359,12 @@ def _lda_core(stats: GaussianStats, log_prior: jax.Array,
   # each class covariance and pooling, as scikit-learn does, gives the same matrix).
   mu = jnp.trace(cov) / d
   cov = (1.0 - shrinkage) * cov + shrinkage * mu * jnp.eye(d, dtype=cov.dtype)
-  return LDAParams(_mask_invalid(means, stats.count >= 1), _prec_chol(cov), log_prior)
+  # Scale of each feature: the count-weighted mean square of the class means.
+  w = stats.count / jnp.sum(stats.count)
+  mean_sq = jnp.sum(w[:, None] * jnp.where(stats.count[:, None] > 0, means, 0) ** 2,
+                    axis=0)
+  return LDAParams(_mask_invalid(means, stats.count >= 1), _prec_chol(cov, mean_sq),
+                   log_prior)
 
 
 def _qda_core(stats: GaussianStats, log_prior: jax.Array, reg_param: float) -> QDAParams:
@@ -319,7 +375,8 @@ def _qda_core(stats: GaussianStats, log_prior: jax.Array, reg_param: float) -> Q
   # scikit-learn QuadraticDiscriminantAnalysis: (1 - r) S^2 / n_k + r on the singular
   # values of the centred class data, i.e. (1 - r) C_k + r I with C_k the MLE (ddof 0).
   cov = (1.0 - reg_param) * cov + reg_param * jnp.eye(d, dtype=cov.dtype)[None]
-  return QDAParams(_mask_invalid(means, n >= 2), jax.vmap(_prec_chol)(cov), log_prior)
+  return QDAParams(_mask_invalid(means, n >= 2), jax.vmap(_prec_chol)(cov, means * means),
+                   log_prior)
 
 
 def _lda_log_likelihood(params: LDAParams, x: jax.Array) -> jax.Array:

@@ -401,3 +401,48 @@ def test_digits_experiment_quick_path(tmp_path):
       # Same predictions on all 360 test images (accuracies equal up to rounding).
       assert abs(r["jgen_acc"] - r["sklearn_acc"]) < 1e-12
       assert r["max_abs_proba_diff"] < 1e-6
+
+
+_CONST_VALUES = (0.0, 1.0, 0.3, -7.1, 1234.567, 3e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("column", [0, 2, 3])
+def test_constant_feature_decided_the_same_in_every_dtype(dtype, column):
+  # A feature constant in training has a covariance of pure rounding error. Whether
+  # that is caught must not depend on how one CPU rounds a Cholesky pivot: the
+  # relative criterion (jgen.gaussian.covariance_ok) rejects it at every value and
+  # column, in float32 and float64 alike; regularisation turns it into a density.
+  rng = np.random.default_rng(column)
+  n = 90
+  x = rng.normal(size=(n, 4)).astype(dtype)
+  y = np.repeat(np.arange(3), n // 3).astype(np.int32)
+  for value in _CONST_VALUES:
+    xc = x.copy()
+    xc[:, column] = dtype(value)
+    with pytest.raises(ValueError, match="pooled within-class covariance is not pos"):
+      gaussian.lda().fit(xc, y, num_classes=3)
+    with pytest.raises(ValueError, match="covariance of class 0 is not positive"):
+      gaussian.qda().fit(xc, y, num_classes=3)
+    with pytest.raises(ValueError, match="class 0 has a zero"):
+      gaussian.gaussian_nb(0.0).fit(xc, y, num_classes=3)
+    for model in (gaussian.lda(0.1), gaussian.qda(0.1)):
+      params = model.fit(xc, y, num_classes=3)
+      assert np.all(np.isfinite(model.log_likelihood(params, xc)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_collinear_features_rejected_at_any_scale(dtype):
+  # Feature 3 = 2 * feature 0 - feature 1 exactly (up to the rounding of the
+  # product): the pooled covariance is singular, whatever the units of x.
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(90, 4))
+  x[:, 3] = 2 * x[:, 0] - x[:, 1]
+  y = np.repeat(np.arange(3), 30).astype(np.int32)
+  for scale in (1e-3, 1.0, 1e4):
+    with pytest.raises(ValueError, match="not positive definite"):
+      gaussian.lda().fit((x * scale).astype(dtype), y, num_classes=3)
+  # A feature on a very different scale that is not collinear is accepted.
+  x[:, 3] = rng.normal(size=90) * 1e4 + 5e4
+  params = gaussian.lda().fit(x.astype(dtype), y, num_classes=3)
+  assert bool(np.all(np.asarray(gaussian.valid_classes(params))))
