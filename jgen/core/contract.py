@@ -1,0 +1,119 @@
+r"""The classifier contract: one NamedTuple of pure functions for every family.
+
+Every model family in jgen (Gaussian naive Bayes, LDA, QDA, logistic regression, the
+diffusion classifier, language-model label scorers, a user's density) is returned by a
+small factory as a :class:`Classifier`, in the style of optax's
+``GradientTransformation`` and blackjax's ``SamplingAlgorithm``:
+
+.. code-block:: python
+
+   model = jgen.qda(reg_param=0.1)
+   params = model.fit(x, y, num_classes=10)            # x [N, D], y [N] -> pytree
+   scores = model.log_likelihood(params, x_test)        # [..., K]
+
+``params`` is a pytree passed as **data**: jitted paths take it as a traced argument,
+so many parameter sets of one architecture (EMA weights, checkpoints, seeds, a vmap
+over fits) share one compiled program. The family states, per ``params`` leaf, which
+axis (if any) indexes the classes (:attr:`Classifier.class_axes`). From that alone the
+generic tools work for every family: posteriors and predictions
+(:mod:`jgen.core.inference`), class-sharded scoring and data-parallel fitting
+(:mod:`jgen.parallel`), learning curves (:mod:`jgen.simulate`), save/load.
+
+Discriminative models fill the same slot with logits and set ``conditional=True``: their
+scores are already ``log p(y | x)`` up to a per-example constant, so the generic tools
+apply no prior.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, NamedTuple, Protocol
+
+import jax
+from jax.typing import ArrayLike
+
+__all__ = [
+    "Classifier",
+    "FitFn",
+    "LogLikelihoodFn",
+    "LogPriorFn",
+    "ClassAxesFn",
+    "check_params_type",
+]
+
+
+class FitFn(Protocol):
+  """``fit(x[N, D...], y[N], *, num_classes, sample_weight=None) -> params``.
+
+  ``sample_weight[N]`` (non-negative) weights each example; an example with weight
+  zero has no effect on the fit (so padding to a bucket size is a weight of zero).
+  """
+
+  def __call__(self, x: ArrayLike, y: ArrayLike, *, num_classes: int,
+               sample_weight: ArrayLike | None = None) -> Any:
+    ...
+
+
+class LogLikelihoodFn(Protocol):
+  """``log_likelihood(params, x[..., D...], *, key=None) -> [..., K]``.
+
+  ``log p(x | y=k)`` in nats for generative families (an estimate for stochastic
+  ones, which need ``key``), logits for ``conditional`` families. Deterministic
+  families accept and ignore ``key``.
+  """
+
+  def __call__(self, params: Any, x: ArrayLike, *,
+               key: jax.Array | None = None) -> jax.Array:
+    ...
+
+
+class LogPriorFn(Protocol):
+  """``log_prior(params) -> [K]`` log class priors, or ``None`` (conditional scores)."""
+
+  def __call__(self, params: Any) -> jax.Array | None:
+    ...
+
+
+class ClassAxesFn(Protocol):
+  """``class_axes(params) -> pytree`` of ``int | None`` with ``params``' structure.
+
+  Each leaf is the axis of that ``params`` leaf that indexes the classes (``0`` for
+  ``means [K, D]``, ``1`` for logistic ``weights [D, K]``), or ``None`` for a leaf
+  shared by all classes (LDA's ``prec_chol``, a denoiser's weights).
+  """
+
+  def __call__(self, params: Any) -> Any:
+    ...
+
+
+class Classifier(NamedTuple):
+  """A classifier family: pure functions plus what generic tools need to know.
+
+  Attributes:
+    fit: :class:`FitFn`.
+    log_likelihood: :class:`LogLikelihoodFn`.
+    log_prior: :class:`LogPriorFn`.
+    class_axes: :class:`ClassAxesFn`.
+    name: family name, e.g. ``"qda"``.
+    hyperparams: the factory's keyword arguments, e.g. ``{"reg_param": 0.1}``;
+      ``factory(**hyperparams)`` rebuilds the family (used by save/load).
+    params_type: the type ``fit`` returns (checked by ``log_likelihood``).
+    conditional: scores are logits, ``log p(y | x)`` up to a constant; no prior.
+    stochastic: ``log_likelihood`` needs ``key`` (Monte Carlo estimates).
+  """
+  fit: FitFn
+  log_likelihood: LogLikelihoodFn
+  log_prior: LogPriorFn
+  class_axes: ClassAxesFn
+  name: str
+  hyperparams: Mapping[str, Any]
+  params_type: type
+  conditional: bool = False
+  stochastic: bool = False
+
+
+def check_params_type(params: Any, params_type: type, family: str) -> None:
+  """Raise ``TypeError`` naming the family when ``params`` came from another one."""
+  if not isinstance(params, params_type):
+    raise TypeError(
+        f"params must be {params_type.__name__} (from {family}'s fit), got"
+        f" {type(params).__name__}.")
