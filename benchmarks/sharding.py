@@ -49,7 +49,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 import jgen  # noqa: E402
 from benchmarks import common  # noqa: E402
 from jgen import diffusion, sharding  # noqa: E402
-from jgen import _sharded_gaussian  # noqa: E402
+from jgen.gaussian import sharded as _sharded_gaussian  # noqa: E402
 
 SHARDS = (1, 2, 4, 8)
 MIB = 2.0**20
@@ -87,22 +87,22 @@ def _qda_problem(k, d, n):
 def _qda_row(model, params, x, shards, rate):
   k = params.log_prior.shape[0]
   n, d = x.shape
-  mesh = sharding.make_mesh(data=1, classes=shards)
-  k_pad = sharding.padded_num_classes(k, mesh)
+  mesh = jgen.parallel.make_mesh(data=1, classes=shards)
+  k_pad = jgen.parallel.padded_num_classes(k, mesh)
   per, shared, kind = _sharded_gaussian._split(params)
   before = _live()
   # Hold the parameters sharded, as a class-sharded deployment would.
-  placed = {f: jax.device_put(sharding.pad_classes(v, k_pad, axis=0),
-                              NamedSharding(mesh, P(sharding.CLASSES)))
+  placed = {f: jax.device_put(jgen.parallel.pad_classes(v, k_pad, axis=0),
+                              NamedSharding(mesh, P(jgen.parallel.CLASSES)))
             for f, v in per.items()}
   x_rep = jax.device_put(x, NamedSharding(mesh, P()))
-  run = lambda: sharding.class_sharded_log_likelihood(  # noqa: E731
+  run = lambda: jgen.gaussian.class_sharded_log_likelihood(  # noqa: E731
       model, kind(**placed, **shared), x_rep, mesh)
   out = common.block(run())
   live = _growth(before)
   seconds = common.best_time(run, repeats=3)
   scorer = _sharded_gaussian._Scorer(model.log_likelihood, kind)
-  compiled = sharding._class_sharded_scores.lower(
+  compiled = jgen.parallel.collectives._class_sharded_scores.lower(
       scorer, placed, shared, x_rep, k, mesh, -np.inf).compile()
   row = dict(workload="QDA scores", shards=shards,
              params=max(_per_device(placed.values()).values()) / MIB,
@@ -119,16 +119,16 @@ def _diffusion_row(k, d, num_t, shards):
   variances = np.exp(0.3 * rng.normal(size=(k, d))).astype(np.float32)
   eps_fn = diffusion.gaussian_oracle(means, variances)
   x = means[3] + rng.normal(size=d).astype(np.float32)
-  mesh = sharding.make_mesh(data=1, classes=shards)
+  mesh = jgen.parallel.make_mesh(data=1, classes=shards)
   key = jax.random.key(0)
   schedule = diffusion.linear_schedule()
-  run = lambda: sharding.sharded_class_errors(  # noqa: E731
+  run = lambda: jgen.diffusion.sharded_class_errors(  # noqa: E731
       key, eps_fn, x, k, mesh, num_t=num_t, schedule=schedule)
   before = _live()
   out = common.block(run())
   live = _growth(before)
   seconds = common.best_time(run, repeats=3)
-  from jgen import _sharded_diffusion as sd
+  from jgen.diffusion import sharded as sd
   opts = (("num_t", num_t), ("schedule", schedule), ("timesteps", "stratified"),
           ("weighting", "elbo"), ("loss", "l2"), ("chunk_size", None),
           ("antithetic", False))

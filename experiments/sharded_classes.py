@@ -42,9 +42,10 @@ import jax  # noqa: E402
 import scipy.special  # noqa: E402
 
 import jgen  # noqa: E402
-from jgen import diffusion, sharding  # noqa: E402
+import jgen  # noqa: E402
+from jgen import diffusion  # noqa: E402
 
-classify_mod = importlib.import_module("jgen.diffusion.classify")
+classify_mod = importlib.import_module("jgen.diffusion.strategies")
 
 
 def _data(k, d, per_class, n_test, seed=0):
@@ -60,10 +61,10 @@ def _data(k, d, per_class, n_test, seed=0):
 
 def run(k=1000, d=32, per_class=20, n_test=2000, n_diffusion=8, seed=0) -> dict:
   means, x, y, x_test, y_test = _data(k, d, per_class, n_test, seed)
-  mesh = sharding.make_mesh(data=2, classes=4)
+  mesh = jgen.parallel.make_mesh(data=2, classes=4)
   model = jgen.lda(shrinkage=0.1)
   t0 = time.perf_counter()
-  params = sharding.fit_data_parallel(model, x, y, num_classes=k, mesh=mesh,
+  params = jgen.gaussian.fit_data_parallel(model, x, y, num_classes=k, mesh=mesh,
                                       pooled=True)
   t_fit = time.perf_counter() - t0
   ref = model.fit(x, y, num_classes=k)
@@ -71,10 +72,10 @@ def run(k=1000, d=32, per_class=20, n_test=2000, n_diffusion=8, seed=0) -> dict:
   fit_err = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))
                       / np.max(np.abs(np.asarray(b))))
                 for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref)))
-  out = sharding.classify_class_sharded(model, params, x_test, mesh)
+  out = jgen.gaussian.classify_class_sharded(model, params, x_test, mesh)
   ll = np.asarray(model.log_likelihood(params, x_test), np.float64)
   joint = ll + np.asarray(params.log_prior, np.float64)[None, :]
-  log_lik = sharding.class_sharded_log_likelihood(model, params, x_test, mesh)
+  log_lik = jgen.gaussian.class_sharded_log_likelihood(model, params, x_test, mesh)
   block = {s.data.shape for s in log_lik.addressable_shards}
 
   dc = _diffusion(means, x_test[:n_diffusion], y_test[:n_diffusion], seed) if (
@@ -97,9 +98,9 @@ def _diffusion(means, x, y, seed) -> dict:
   eps_fn = diffusion.gaussian_oracle(means, np.ones_like(means))
   opts = dict(strategy="adaptive", n_samples=(8, 64), to_keep=(10, 1))
   key = jax.random.key(seed)
-  mesh8 = sharding.make_mesh(data=1, classes=8)
+  mesh8 = jgen.parallel.make_mesh(data=1, classes=8)
   t0 = time.perf_counter()
-  dc = sharding.sharded_batch_classify(key, eps_fn, x, k, mesh8, **opts)
+  dc = jgen.diffusion.sharded_batch_classify(key, eps_fn, x, k, mesh8, **opts)
   seconds = time.perf_counter() - t0
   ref = classify_mod.batch_classify(key, eps_fn, x, k, **opts)
   return dict(

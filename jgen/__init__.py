@@ -5,26 +5,31 @@ log-likelihoods from Gaussian models (naive Bayes, LDA, QDA), from conditional d
 models (Monte Carlo ELBO) or from any user density; plus the discriminative baseline
 (multiclass logistic regression) and the theory used to compare them.
 
-The public API is re-exported here, one name per line; modules starting with an
-underscore are private.
+The public API is re-exported here, one name per line. Packages: ``jgen.core`` (the
+contract, Bayes' rule, metrics, calibration), ``jgen.parallel`` (meshes, collectives,
+multi-host), the families ``jgen.gaussian``, ``jgen.logistic``, ``jgen.diffusion``, and
+``jgen.simulate``, ``jgen.bounds``, ``jgen.datasets``, ``jgen.checkpoint``.
 """
 
 # --- Bayes rule, metrics, calibration (jgen.bayes) ---
-from jgen.bayes import accuracy
-from jgen.bayes import empirical_log_prior
-from jgen.bayes import expected_calibration_error
-from jgen.bayes import fit_temperature
-from jgen.bayes import log_posterior
-from jgen.bayes import negative_log_likelihood
-from jgen.bayes import predict
-from jgen.bayes import temperature_scale
-from jgen.bayes import validate_log_prior
+from jgen.core.bayes import accuracy
+from jgen.core.bayes import empirical_log_prior
+from jgen.core.bayes import expected_calibration_error
+from jgen.core.bayes import fit_temperature
+from jgen.core.bayes import log_posterior
+from jgen.core.bayes import negative_log_likelihood
+from jgen.core.bayes import predict
+from jgen.core.bayes import temperature_scale
+from jgen.core.bayes import validate_log_prior
 
 # --- Gaussian class-conditionals (jgen.gaussian) ---
 from jgen.gaussian import gaussian_nb
 from jgen.gaussian import lda
 from jgen.gaussian import qda
 from jgen.gaussian import sufficient_stats
+
+# --- The classifier contract (jgen.core.contract) ---
+from jgen.core.contract import Classifier
 
 
 # --- Discriminative baseline (jgen.logistic) ---
@@ -33,14 +38,14 @@ from jgen.logistic import logistic_regression
 
 
 # --- Submodules ---
-from jgen import bayes
+from jgen.core import bayes
 from jgen import diffusion
 from jgen import datasets
 from jgen import gaussian
 from jgen import checkpoint
 from jgen import logistic
 from jgen import simulate
-from jgen import sharding
+from jgen import parallel
 from jgen import bounds
 
 
@@ -62,6 +67,8 @@ __all__ = (
     "lda",
     "qda",
     "sufficient_stats",
+    # contract
+    "Classifier",
 
 
     # logistic
@@ -70,13 +77,13 @@ __all__ = (
 
 
     # submodules
-    "bayes",
+    "core",
     "diffusion",
     "datasets",
     "gaussian",
     "checkpoint",
     "logistic",
     "simulate",
-    "sharding",
+    "parallel",
     "bounds",
 )

@@ -17,7 +17,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
-from jgen import sharding  # noqa: E402
+import jgen  # noqa: E402
 
 N, K = 6, 10  # K = 10 is not divisible by 4 class shards: exercises the padding.
 
@@ -36,22 +36,22 @@ def global_array(a: np.ndarray, mesh, spec) -> jax.Array:
 def main() -> None:
   port, pid, nproc = (int(a) for a in sys.argv[1:4])
   out_path = sys.argv[4]
-  sharding.initialize(f"127.0.0.1:{port}", nproc, pid, timeout_s=60)
-  mesh = sharding.make_mesh(data=1)  # every device of every process on "classes"
-  k_pad = sharding.padded_num_classes(K, mesh)
+  jgen.parallel.initialize(f"127.0.0.1:{port}", nproc, pid, timeout_s=60)
+  mesh = jgen.parallel.make_mesh(data=1)  # every device of every process on "classes"
+  k_pad = jgen.parallel.padded_num_classes(K, mesh)
   padded = np.pad(scores(), [(0, 0), (0, k_pad - K)], constant_values=-np.inf)
-  log_lik = global_array(padded, mesh, P(sharding.DATA, sharding.CLASSES))
-  out = sharding.bayes_reduce(log_lik, mesh, num_classes=K)
+  log_lik = global_array(padded, mesh, P(jgen.parallel.DATA, jgen.parallel.CLASSES))
+  out = jgen.parallel.bayes_reduce(log_lik, mesh, num_classes=K)
 
-  mesh2 = sharding.make_mesh(data=2)  # rows over 2 devices, classes over 2
+  mesh2 = jgen.parallel.make_mesh(data=2)  # rows over 2 devices, classes over 2
   rows = global_array(np.arange(8 * 3, dtype=np.float32).reshape(8, 3), mesh2,
-                      P(sharding.DATA))
-  total = sharding.data_parallel_sum(lambda r: r.sum(0), mesh2, rows)
+                      P(jgen.parallel.DATA))
+  total = jgen.parallel.data_parallel_sum(lambda r: r.sum(0), mesh2, rows)
   result = {
       "process_index": jax.process_index(),
       "device_count": jax.device_count(),
       "local_device_count": jax.local_device_count(),
-      "class_shards": int(mesh.shape[sharding.CLASSES]),
+      "class_shards": int(mesh.shape[jgen.parallel.CLASSES]),
       "label": np.asarray(out.label).tolist(),
       "log_normalizer": np.asarray(out.log_normalizer).tolist(),
       "column_sums": np.asarray(total).tolist(),

@@ -184,7 +184,7 @@ def test_blocked_class_grams_match_numpy(key):
   # The sorted, blocked per-class second moments used for large N * K * D (small
   # problems take a one-einsum path): uneven class sizes, an empty class, blocks that
   # do not divide the class sizes, and vmap over two labelings. Reference: NumPy.
-  from jgen import _gaussian_stats
+  from jgen.gaussian import stats as _gaussian_stats
   kx, ky = jax.random.split(key)
   x = jax.random.normal(kx, (203, 5), jnp.float64)
   ys = jnp.stack([jax.random.randint(ky, (203,), 0, 3),           # class 3 empty

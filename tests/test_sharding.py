@@ -15,8 +15,7 @@ import scipy.special
 from jax.sharding import AxisType
 
 import jgen
-from jgen import sharding
-
+import jgen
 MESHES = [(1, 8), (2, 4), (4, 2), (8, 1)]
 
 
@@ -28,11 +27,11 @@ def _scores(seed, n, k, dtype=np.float64):
 
 
 def test_make_mesh_axes_and_types():
-  mesh = sharding.make_mesh(data=2)
+  mesh = jgen.parallel.make_mesh(data=2)
   assert mesh.axis_names == ("data", "classes")
   assert dict(mesh.shape) == {"data": 2, "classes": 4}
   assert mesh.axis_types == (AxisType.Auto, AxisType.Auto)
-  explicit = sharding.make_mesh(classes=2, axis_types=AxisType.Explicit)
+  explicit = jgen.parallel.make_mesh(classes=2, axis_types=AxisType.Explicit)
   assert dict(explicit.shape) == {"data": 1, "classes": 2}
   assert explicit.axis_types == (AxisType.Explicit, AxisType.Explicit)
 
@@ -44,20 +43,20 @@ def test_make_mesh_axes_and_types():
 ])
 def test_make_mesh_bad_input(kwargs, match):
   with pytest.raises(ValueError, match=match):
-    sharding.make_mesh(**kwargs)
+    jgen.parallel.make_mesh(**kwargs)
 
 
 def test_padding_never_drops_classes():
-  mesh = sharding.make_mesh(classes=8)
-  assert sharding.padded_num_classes(21, mesh) == 24
-  assert sharding.padded_num_classes(16, mesh) == 16
+  mesh = jgen.parallel.make_mesh(classes=8)
+  assert jgen.parallel.padded_num_classes(21, mesh) == 24
+  assert jgen.parallel.padded_num_classes(16, mesh) == 16
   a = jnp.arange(6.0).reshape(2, 3)
-  np.testing.assert_array_equal(sharding.pad_classes(a, 5, fill=-np.inf)[:, 3:],
+  np.testing.assert_array_equal(jgen.parallel.pad_classes(a, 5, fill=-np.inf)[:, 3:],
                                 np.full((2, 2), -np.inf))
-  np.testing.assert_array_equal(sharding.pad_classes(a, 5)[:, 3:], [[2, 2], [5, 5]])
-  np.testing.assert_array_equal(sharding.class_mask(3, 5), [1, 1, 1, 0, 0])
+  np.testing.assert_array_equal(jgen.parallel.pad_classes(a, 5)[:, 3:], [[2, 2], [5, 5]])
+  np.testing.assert_array_equal(jgen.parallel.class_mask(3, 5), [1, 1, 1, 0, 0])
   with pytest.raises(ValueError, match="smaller than the class axis"):
-    sharding.pad_classes(a, 2)
+    jgen.parallel.pad_classes(a, 2)
 
 
 @pytest.mark.parametrize("data, classes, dtype", [
@@ -65,8 +64,8 @@ def test_padding_never_drops_classes():
 def test_bayes_reduce_matches_single_device(data, classes, dtype):
   # N = 13 and K = 21 divide neither axis: rows and classes are both padded.
   log_lik, log_prior = _scores(0, 13, 21, dtype)
-  mesh = sharding.make_mesh(data=data, classes=classes)
-  out = sharding.bayes_reduce(log_lik, mesh, num_classes=21, log_prior=log_prior)
+  mesh = jgen.parallel.make_mesh(data=data, classes=classes)
+  out = jgen.parallel.bayes_reduce(log_lik, mesh, num_classes=21, log_prior=log_prior)
   np.testing.assert_array_equal(out.label, jgen.predict(log_lik, log_prior))
   joint = log_lik.astype(np.float64) + log_prior[None, :]
   rtol = 1e-6 if dtype == np.float32 else 1e-12
@@ -78,23 +77,23 @@ def test_bayes_reduce_matches_single_device(data, classes, dtype):
 
 def test_bayes_reduce_accepts_padded_input_and_masks_it():
   log_lik, _ = _scores(1, 5, 21)
-  mesh = sharding.make_mesh(classes=8)
+  mesh = jgen.parallel.make_mesh(classes=8)
   # Garbage (large finite) scores in the padded columns must not matter.
-  padded = sharding.pad_classes(log_lik, 24, fill=1e6)
-  out = sharding.bayes_reduce(padded, mesh, num_classes=21)
+  padded = jgen.parallel.pad_classes(log_lik, 24, fill=1e6)
+  out = jgen.parallel.bayes_reduce(padded, mesh, num_classes=21)
   np.testing.assert_array_equal(out.label, np.argmax(log_lik, -1))
   np.testing.assert_allclose(out.log_normalizer,
                              scipy.special.logsumexp(log_lik, -1), rtol=1e-12)
 
 
 def test_bayes_reduce_ties_infs_and_nans_like_argmax():
-  mesh = sharding.make_mesh(classes=8)
+  mesh = jgen.parallel.make_mesh(classes=8)
   rows = np.zeros((4, 16))
   rows[0, [3, 5, 12]] = 2.0  # tie across shards 1, 2 and 6 -> first index, 3
   rows[1, :] = -np.inf       # nothing possible: normaliser -inf, label 0
   rows[2, [6, 13]] = np.nan  # first NaN wins, as jnp.argmax
   rows[3, 15] = np.inf
-  out = sharding.bayes_reduce(rows, mesh, num_classes=16)
+  out = jgen.parallel.bayes_reduce(rows, mesh, num_classes=16)
   np.testing.assert_array_equal(out.label, jnp.argmax(jnp.asarray(rows), -1))
   np.testing.assert_array_equal(out.label, [3, 0, 6, 15])
   assert out.log_normalizer[1] == -np.inf
@@ -104,10 +103,10 @@ def test_bayes_reduce_ties_infs_and_nans_like_argmax():
 
 def test_bayes_reduce_communicates_vectors_not_the_score_matrix():
   log_lik, _ = _scores(2, 16, 64)
-  mesh = sharding.make_mesh(data=2, classes=4)
+  mesh = jgen.parallel.make_mesh(data=2, classes=4)
   placed = jax.device_put(log_lik, jax.sharding.NamedSharding(
       mesh, jax.sharding.PartitionSpec("data", "classes")))
-  hlo = sharding._bayes_reduce.lower(placed, 64, mesh).compile().as_text()
+  hlo = jgen.parallel.collectives._bayes_reduce.lower(placed, 64, mesh).compile().as_text()
   assert "all-reduce" in hlo
   assert "all-gather" not in hlo and "all-to-all" not in hlo
   # Each device holds one [N / 2, K / 4] block of the input.
@@ -116,41 +115,41 @@ def test_bayes_reduce_communicates_vectors_not_the_score_matrix():
 
 def test_explicit_axes():
   log_lik, log_prior = _scores(3, 9, 10)
-  mesh = sharding.make_mesh(data=2, classes=4, axis_types=AxisType.Explicit)
-  out = sharding.bayes_reduce(log_lik, mesh, num_classes=10, log_prior=log_prior)
+  mesh = jgen.parallel.make_mesh(data=2, classes=4, axis_types=AxisType.Explicit)
+  out = jgen.parallel.bayes_reduce(log_lik, mesh, num_classes=10, log_prior=log_prior)
   np.testing.assert_array_equal(out.label, jgen.predict(log_lik, log_prior))
-  post = sharding.sharded_log_posterior(log_lik, mesh, num_classes=10)
+  post = jgen.parallel.sharded_log_posterior(log_lik, mesh, num_classes=10)
   # An uneven slice of an Explicit-sharded axis is refused by JAX: go via NumPy.
   np.testing.assert_allclose(np.asarray(post)[:, :10], jgen.log_posterior(log_lik),
                              rtol=1e-12)
   w = np.random.default_rng(3).normal(size=(10, 4))
-  scores = sharding.class_sharded_scores(_linear_scores, w, log_lik[:, :4], mesh,
+  scores = jgen.parallel.class_sharded_scores(_linear_scores, w, log_lik[:, :4], mesh,
                                          num_classes=10)
   np.testing.assert_allclose(np.asarray(scores)[:, :10],
                              log_lik[:, :4] @ w.T + np.arange(10)[None, :], rtol=1e-12)
-  total = sharding.data_parallel_sum(lambda a: a.sum(0), mesh, log_lik)
+  total = jgen.parallel.data_parallel_sum(lambda a: a.sum(0), mesh, log_lik)
   np.testing.assert_allclose(total, log_lik.sum(0), rtol=1e-12)
 
 
 def test_bayes_reduce_bad_input():
-  mesh = sharding.make_mesh(classes=8)
+  mesh = jgen.parallel.make_mesh(classes=8)
   with pytest.raises(ValueError, match="21 .num_classes. or 24 .padded. columns"):
-    sharding.bayes_reduce(np.zeros((3, 22)), mesh, num_classes=21)
+    jgen.parallel.bayes_reduce(np.zeros((3, 22)), mesh, num_classes=21)
   with pytest.raises(ValueError, match="log_prior must have 21"):
-    sharding.bayes_reduce(np.zeros((3, 21)), mesh, num_classes=21,
+    jgen.parallel.bayes_reduce(np.zeros((3, 21)), mesh, num_classes=21,
                           log_prior=np.zeros(20))
   with pytest.raises(TypeError, match="num_classes must be a static Python int"):
-    sharding.bayes_reduce(np.zeros((3, 21)), mesh, num_classes=21.0)
+    jgen.parallel.bayes_reduce(np.zeros((3, 21)), mesh, num_classes=21.0)
   with pytest.raises(ValueError, match="axis named 'classes'"):
-    sharding.bayes_reduce(np.zeros((3, 21)), jax.make_mesh((8,), ("x",)),
+    jgen.parallel.bayes_reduce(np.zeros((3, 21)), jax.make_mesh((8,), ("x",)),
                           num_classes=21)
 
 
 @pytest.mark.parametrize("data, classes", [(1, 8), (2, 4)])
 def test_sharded_log_posterior_stays_sharded(data, classes):
   log_lik, log_prior = _scores(4, 12, 21)
-  mesh = sharding.make_mesh(data=data, classes=classes)
-  post = sharding.sharded_log_posterior(log_lik, mesh, num_classes=21,
+  mesh = jgen.parallel.make_mesh(data=data, classes=classes)
+  post = jgen.parallel.sharded_log_posterior(log_lik, mesh, num_classes=21,
                                         log_prior=log_prior)
   assert post.shape == (12, 24)
   assert post.sharding.is_equivalent_to(jax.sharding.NamedSharding(
@@ -170,22 +169,22 @@ def _linear_scores(w, shared, ids, x):
 def test_class_sharded_scores(data, classes):
   rng = np.random.default_rng(5)
   w, x = rng.normal(size=(21, 3)), rng.normal(size=(13, 3))
-  mesh = sharding.make_mesh(data=data, classes=classes)
-  scores = sharding.class_sharded_scores(_linear_scores, w, x, mesh, num_classes=21)
-  k_pad = sharding.padded_num_classes(21, mesh)
+  mesh = jgen.parallel.make_mesh(data=data, classes=classes)
+  scores = jgen.parallel.class_sharded_scores(_linear_scores, w, x, mesh, num_classes=21)
+  k_pad = jgen.parallel.padded_num_classes(21, mesh)
   assert scores.shape == (13, k_pad)
   np.testing.assert_allclose(scores[:, :21], x @ w.T + np.arange(21)[None, :],
                              rtol=1e-12)
   assert np.all(np.asarray(scores[:, 21:]) == -np.inf)
-  errs = sharding.class_sharded_scores(_linear_scores, w, x, mesh, num_classes=21,
+  errs = jgen.parallel.class_sharded_scores(_linear_scores, w, x, mesh, num_classes=21,
                                        fill=np.inf)
   assert np.all(np.asarray(errs[:, 21:]) == np.inf)
 
 
 def test_class_sharded_scores_bad_params():
-  mesh = sharding.make_mesh(classes=8)
+  mesh = jgen.parallel.make_mesh(classes=8)
   with pytest.raises(ValueError, match="class axis first"):
-    sharding.class_sharded_scores(_linear_scores, np.zeros((20, 3)), np.zeros((4, 3)),
+    jgen.parallel.class_sharded_scores(_linear_scores, np.zeros((20, 3)), np.zeros((4, 3)),
                                   mesh, num_classes=21)
 
 
@@ -195,24 +194,24 @@ def test_data_parallel_sum_keeps_every_row(n, data):
   # where computing the leftovers outside shard_map miscounted (scatter-add).
   rng = np.random.default_rng(6)
   x, y = rng.normal(size=(n, 3)), rng.integers(0, 4, size=n)
-  mesh = sharding.make_mesh(data=data)
+  mesh = jgen.parallel.make_mesh(data=data)
 
   def stats(x, y):
     onehot = jax.nn.one_hot(y, 4, dtype=x.dtype)
     return {"count": onehot.sum(0), "sum": onehot.T @ x}
 
-  got = sharding.data_parallel_sum(stats, mesh, x, y)
+  got = jgen.parallel.data_parallel_sum(stats, mesh, x, y)
   onehot = np.eye(4)[y]
   np.testing.assert_allclose(got["count"], onehot.sum(0), rtol=1e-12)
   np.testing.assert_allclose(got["sum"], onehot.T @ x, rtol=1e-12, atol=1e-12)
 
 
 def test_shard_rows():
-  mesh = sharding.make_mesh(data=4, classes=2)
-  (x,) = sharding.shard_rows(mesh, np.zeros((8, 3)))
+  mesh = jgen.parallel.make_mesh(data=4, classes=2)
+  (x,) = jgen.parallel.shard_rows(mesh, np.zeros((8, 3)))
   assert {s.data.shape for s in x.addressable_shards} == {(2, 3)}
   with pytest.raises(ValueError, match="divisible by the data axis size 4"):
-    sharding.shard_rows(mesh, np.zeros((10, 3)))
+    jgen.parallel.shard_rows(mesh, np.zeros((10, 3)))
 
 
 def _free_port():
@@ -229,7 +228,7 @@ def _free_port():
 ])
 def test_initialize_bad_input(args, kwargs, match):
   with pytest.raises(ValueError, match=match):
-    sharding.initialize(*args, cpu_collectives=None, **kwargs)
+    jgen.parallel.initialize(*args, cpu_collectives=None, **kwargs)
 
 
 def test_initialize_unreachable_coordinator_fails_within_timeout():
@@ -238,7 +237,7 @@ def test_initialize_unreachable_coordinator_fails_within_timeout():
   port = _free_port()
   start = time.monotonic()
   with pytest.raises(TimeoutError, match=f"127.0.0.1:{port} was not reachable within 2"):
-    sharding.initialize(f"127.0.0.1:{port}", 2, 1, timeout_s=2, cpu_collectives=None)
+    jgen.parallel.initialize(f"127.0.0.1:{port}", 2, 1, timeout_s=2, cpu_collectives=None)
   assert time.monotonic() - start < 30  # bounded: 2 s plus one connect attempt
   assert not jax.distributed.is_initialized()
 
@@ -249,5 +248,5 @@ def test_initialize_coordinator_port_taken():
     s.listen()
     port = s.getsockname()[1]
     with pytest.raises(OSError, match=f"cannot bind port {port}"):
-      sharding.initialize(f"127.0.0.1:{port}", 2, 0, cpu_collectives=None)
+      jgen.parallel.initialize(f"127.0.0.1:{port}", 2, 0, cpu_collectives=None)
   assert not jax.distributed.is_initialized()

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jgen import checkpoint, sharding
-
+import jgen
+from jgen import checkpoint
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SPECS = {"means": P("classes"), "w": P("data", "classes"), "step": P()}
 
@@ -36,15 +36,15 @@ def _assert_same(a, b):
 
 
 def test_eight_devices_to_one_and_back(tmp_path):
-  mesh8 = sharding.make_mesh(data=2, classes=4)
+  mesh8 = jgen.parallel.make_mesh(data=2, classes=4)
   tree = _tree(mesh8)
-  sharding.save_sharded(tmp_path / "eight", tree)
-  one = sharding.make_mesh(data=1, classes=1, devices=jax.devices()[:1])
-  small = sharding.restore_sharded(tmp_path / "eight", one)
+  jgen.parallel.save_sharded(tmp_path / "eight", tree)
+  one = jgen.parallel.make_mesh(data=1, classes=1, devices=jax.devices()[:1])
+  small = jgen.parallel.restore_sharded(tmp_path / "eight", one)
   _assert_same(small, tree)
   assert all(len(v.sharding.device_set) == 1 for v in small.values())
-  sharding.save_sharded(tmp_path / "one", small)
-  back = sharding.restore_sharded(tmp_path / "one", mesh8, SPECS)
+  jgen.parallel.save_sharded(tmp_path / "one", small)
+  back = jgen.parallel.restore_sharded(tmp_path / "one", mesh8, SPECS)
   _assert_same(back, tree)
   for k, v in back.items():
     assert v.sharding.is_equivalent_to(NamedSharding(mesh8, SPECS[k]), v.ndim)
@@ -52,51 +52,52 @@ def test_eight_devices_to_one_and_back(tmp_path):
 
 
 def test_restore_into_a_like_tree(tmp_path):
-  mesh8 = sharding.make_mesh(data=2, classes=4)
+  mesh8 = jgen.parallel.make_mesh(data=2, classes=4)
   tree = _tree(mesh8)
-  sharding.save_sharded(tmp_path / "ckpt", tree)
+  jgen.parallel.save_sharded(tmp_path / "ckpt", tree)
   like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
-  mesh = sharding.make_mesh(data=1, classes=8)
-  got = sharding.restore_sharded(tmp_path / "ckpt", mesh, P(), like=like)
+  mesh = jgen.parallel.make_mesh(data=1, classes=8)
+  got = jgen.parallel.restore_sharded(tmp_path / "ckpt", mesh, P(), like=like)
   _assert_same(got, tree)
   bad_like = dict(like, means=jax.ShapeDtypeStruct((9, 3), like["means"].dtype))
   with pytest.raises(checkpoint.CheckpointError, match="checkpoint shape"):
-    sharding.restore_sharded(tmp_path / "ckpt", mesh, P(), like=bad_like)
+    jgen.parallel.restore_sharded(tmp_path / "ckpt", mesh, P(), like=bad_like)
 
 
 def test_layouts_the_new_mesh_cannot_hold(tmp_path):
-  mesh8 = sharding.make_mesh(data=2, classes=4)
-  sharding.save_sharded(tmp_path / "ckpt", _tree(mesh8))
+  mesh8 = jgen.parallel.make_mesh(data=2, classes=4)
+  jgen.parallel.save_sharded(tmp_path / "ckpt", _tree(mesh8))
   other = jax.make_mesh((8,), ("x",), axis_types=(jax.sharding.AxisType.Auto,))
   with pytest.raises(ValueError, match=r"\['means'\]: .* names mesh axis 'classes'"):
-    sharding.restore_sharded(tmp_path / "ckpt", other, SPECS)
-  wide = sharding.make_mesh(data=1, classes=8)
+    jgen.parallel.restore_sharded(tmp_path / "ckpt", other, SPECS)
+  wide = jgen.parallel.make_mesh(data=1, classes=8)
   specs = dict(SPECS, means=P(None, "classes"))  # 3 columns over 8 devices
   with pytest.raises(ValueError, match=r"\['means'\]: dimension 3 .* not divisible by 8"):
-    sharding.restore_sharded(tmp_path / "ckpt", wide, specs)
+    jgen.parallel.restore_sharded(tmp_path / "ckpt", wide, specs)
   with pytest.raises(checkpoint.CheckpointError, match="no checkpoint directory"):
-    sharding.restore_sharded(tmp_path / "missing", wide)
+    jgen.parallel.restore_sharded(tmp_path / "missing", wide)
 
 
 _ONE_DEVICE = """
 import json, sys
 import jax, numpy as np
-from jgen import checkpoint, sharding
+import jgen
+from jgen import checkpoint
 out = {"devices": jax.device_count()}
 try:
   checkpoint.restore_pytree(sys.argv[1])   # saved layout: 8 devices
   out["plain"] = "restored"
 except checkpoint.CheckpointError as e:
   out["plain"] = str(e)
-tree = sharding.restore_sharded(sys.argv[1], sharding.make_mesh())
+tree = jgen.parallel.restore_sharded(sys.argv[1], jgen.parallel.make_mesh())
 out["values"] = {k: np.asarray(v).tolist() for k, v in tree.items()}
 print("RESULT " + json.dumps(out))
 """
 
 
 def test_one_device_program_restores_an_eight_device_checkpoint(tmp_path):
-  tree = _tree(sharding.make_mesh(data=2, classes=4))
-  sharding.save_sharded(tmp_path / "ckpt", tree)
+  tree = _tree(jgen.parallel.make_mesh(data=2, classes=4))
+  jgen.parallel.save_sharded(tmp_path / "ckpt", tree)
   # A plain one-device process; float64 leaves need x64 there too.
   env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu",
              JAX_ENABLE_X64="1")

@@ -11,9 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from jgen import diffusion, sharding
-
-classify_mod = importlib.import_module("jgen.diffusion.classify")
+import jgen
+from jgen import diffusion
+classify_mod = importlib.import_module("jgen.diffusion.strategies")
 
 K, DIM = 13, 4
 FULL = ("full", dict(num_t=32))
@@ -44,11 +44,11 @@ def test_sharded_class_errors_identical(problem, key, classes):
   schedule = classify_mod.DEFAULT_SCHEDULE
   ref = jax.jit(lambda k, xi: diffusion.class_errors(
       k, eps_fn, xi, K, num_t=16, schedule=schedule, classes=classes))(key, x[0])
-  mesh = sharding.make_mesh(classes=8)
-  got = np.asarray(sharding.sharded_class_errors(key, eps_fn, x[0], K, mesh, num_t=16,
+  mesh = jgen.parallel.make_mesh(classes=8)
+  got = np.asarray(jgen.diffusion.sharded_class_errors(key, eps_fn, x[0], K, mesh, num_t=16,
                                                  schedule=schedule, classes=classes))
   c = ref.shape[0]
-  assert got.shape == (sharding.padded_num_classes(c, mesh), 16)
+  assert got.shape == (jgen.parallel.padded_num_classes(c, mesh), 16)
   np.testing.assert_array_equal(got[:c], ref)  # same (t, eps) -> bitwise equal
   assert np.all(got[c:] == np.inf)
 
@@ -59,8 +59,8 @@ def test_sharded_class_errors_identical(problem, key, classes):
 def test_sharded_classify_matches_single_device(problem, key, strategy, opts):
   eps_fn, x = _oracle(problem)
   ref = classify_mod.classify(key, eps_fn, x[0], K, strategy=strategy, **opts)
-  mesh = sharding.make_mesh(classes=8)
-  got = sharding.sharded_classify(key, eps_fn, x[0], K, mesh, strategy=strategy, **opts)
+  mesh = jgen.parallel.make_mesh(classes=8)
+  got = jgen.diffusion.sharded_classify(key, eps_fn, x[0], K, mesh, strategy=strategy, **opts)
   assert int(got.label) == int(ref.label)
   scores = np.asarray(got.scores)
   assert scores.shape == (16,) and np.all(scores[K:] == -np.inf)
@@ -77,9 +77,9 @@ def test_sharded_batch_classify_matches_single_device(problem, key, strategy, op
   # float64: ELBO scores are -(KL + recon + mean error), a cancellation that turns
   # float32 rounding of differently vectorised sums into 2e-6 relative differences.
   eps_fn, x = _oracle(problem, np.float64)
-  mesh = sharding.make_mesh(data=2, classes=4)
+  mesh = jgen.parallel.make_mesh(data=2, classes=4)
   # N = 5 rows over a data axis of 2: one padded example, dropped again.
-  got = sharding.sharded_batch_classify(key, eps_fn, x[:5], K, mesh, strategy=strategy,
+  got = jgen.diffusion.sharded_batch_classify(key, eps_fn, x[:5], K, mesh, strategy=strategy,
                                         **opts)
   ref5 = classify_mod.batch_classify(key, eps_fn, x[:5], K, strategy=strategy, **opts)
   np.testing.assert_array_equal(got.label, ref5.label)

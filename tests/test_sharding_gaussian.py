@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 import jgen
-from jgen import sharding
-
+import jgen
 K, D, N = 21, 5, 203
 NB = ("nb", lambda: jgen.gaussian_nb(), dict(full_covariance=False))
 NB_POOLED = ("nb_pooled", lambda: jgen.gaussian_nb(pooled=True),
@@ -48,8 +47,8 @@ def test_fit_data_parallel_equals_fit(data, family, mesh_shape):
   data_size, class_size = mesh_shape
   x, y = data
   model = make()
-  mesh = sharding.make_mesh(data=data_size, classes=class_size)
-  got = sharding.fit_data_parallel(model, x, y, num_classes=K, mesh=mesh, **stats_kw)
+  mesh = jgen.parallel.make_mesh(data=data_size, classes=class_size)
+  got = jgen.gaussian.fit_data_parallel(model, x, y, num_classes=K, mesh=mesh, **stats_kw)
   assert type(got) is type(model.fit(x, y, num_classes=K))
   _assert_rel(got, model.fit(x, y, num_classes=K))
 
@@ -63,14 +62,14 @@ def test_class_sharded_scores_and_bayes_rule(data, family, mesh_shape):
   x, y = data
   model = make()
   params = model.fit(x, y, num_classes=K)
-  mesh = sharding.make_mesh(data=data_size, classes=class_size)
+  mesh = jgen.parallel.make_mesh(data=data_size, classes=class_size)
   ref = model.log_likelihood(params, x)
-  log_lik = sharding.class_sharded_log_likelihood(model, params, x, mesh)
-  k_pad = sharding.padded_num_classes(K, mesh)
+  log_lik = jgen.gaussian.class_sharded_log_likelihood(model, params, x, mesh)
+  k_pad = jgen.parallel.padded_num_classes(K, mesh)
   assert log_lik.shape == (N, k_pad)
   _assert_rel(np.asarray(log_lik)[:, :K], ref)
   assert np.all(np.asarray(log_lik)[:, K:] == -np.inf)
-  out = sharding.classify_class_sharded(model, params, x, mesh)
+  out = jgen.gaussian.classify_class_sharded(model, params, x, mesh)
   np.testing.assert_array_equal(out.label, jgen.predict(ref, params.log_prior))
   joint = np.asarray(ref) + np.asarray(params.log_prior)[None, :]
   _assert_rel(out.log_normalizer, np.logaddexp.reduce(joint, axis=-1))
@@ -80,26 +79,26 @@ def test_class_sharded_scores_per_device_blocks(data):
   x, y = data
   model = jgen.qda(reg_param=0.5)
   params = model.fit(x, y, num_classes=K)
-  mesh = sharding.make_mesh(data=1, classes=8)
-  log_lik = sharding.class_sharded_log_likelihood(model, params, x, mesh)
+  mesh = jgen.parallel.make_mesh(data=1, classes=8)
+  log_lik = jgen.gaussian.class_sharded_log_likelihood(model, params, x, mesh)
   # Each device holds its 3 of the 24 (padded) class columns, never all 21.
   assert {s.data.shape for s in log_lik.addressable_shards} == {(N, 3)}
 
 
 def test_sharded_gaussian_bad_input(data):
   x, y = data
-  mesh = sharding.make_mesh(classes=8)
+  mesh = jgen.parallel.make_mesh(classes=8)
   model = jgen.lda()
   params = model.fit(x, y, num_classes=K)
   with pytest.raises(TypeError, match="GaussianNBParams, LDAParams or QDAParams"):
-    sharding.class_sharded_log_likelihood(model, params._asdict(), x, mesh)
+    jgen.gaussian.class_sharded_log_likelihood(model, params._asdict(), x, mesh)
   with pytest.raises(ValueError, match="last dimension 5"):
-    sharding.class_sharded_log_likelihood(model, params, x[:, :3], mesh)
+    jgen.gaussian.class_sharded_log_likelihood(model, params, x[:, :3], mesh)
   with pytest.raises(ValueError, match=r"y must lie in \[0, num_classes=21\)"):
-    sharding.fit_data_parallel(model, x, np.where(y == 0, 21, y), num_classes=K,
+    jgen.gaussian.fit_data_parallel(model, x, np.where(y == 0, 21, y), num_classes=K,
                                mesh=mesh)
   with pytest.raises(ValueError, match="needs per-class statistics"):
-    sharding.fit_data_parallel(jgen.qda(), x, y, num_classes=K, mesh=mesh, pooled=True)
+    jgen.gaussian.fit_data_parallel(jgen.qda(), x, y, num_classes=K, mesh=mesh, pooled=True)
 
 
 def test_sharded_classes_experiment_smoke():

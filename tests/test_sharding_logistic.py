@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 import jgen
-from jgen import sharding
-
-logistic_mod = importlib.import_module("jgen.logistic")
+import jgen
+logistic_mod = importlib.import_module("jgen.logistic.model")
 K, D, N = 5, 6, 203  # 203 rows: padded with zero-weight rows on every mesh below
 
 
@@ -32,8 +31,8 @@ def data():
 def test_fit_logistic_data_parallel_equals_fit(data, mesh_shape):
   x, y, w = data
   model = logistic_mod.logistic_regression(C=0.5, tol=1e-10)
-  mesh = sharding.make_mesh(data=mesh_shape[0], classes=mesh_shape[1])
-  got = sharding.fit_logistic_data_parallel(model, x, y, num_classes=K, mesh=mesh,
+  mesh = jgen.parallel.make_mesh(data=mesh_shape[0], classes=mesh_shape[1])
+  got = jgen.logistic.fit_logistic_data_parallel(model, x, y, num_classes=K, mesh=mesh,
                                             sample_weight=w)
   ref = model.fit(x, y, num_classes=K, sample_weight=w)
   assert bool(got.info.converged)
@@ -47,7 +46,7 @@ def test_fit_logistic_data_parallel_equals_fit(data, mesh_shape):
 def test_logistic_fit_partitions_rows_without_gathering(data):
   # The compiled L-BFGS program reduces gradients (all-reduce) and never gathers x.
   x, y, _ = data
-  mesh = sharding.make_mesh(data=8, classes=1)
+  mesh = jgen.parallel.make_mesh(data=8, classes=1)
   rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
   xs = jax.device_put(jnp.asarray(x[:200]), rows)
   ys = jax.device_put(jnp.asarray(y[:200], jnp.int32), rows)
@@ -62,9 +61,9 @@ def test_logistic_fit_partitions_rows_without_gathering(data):
 
 def test_fit_logistic_data_parallel_bad_input(data):
   x, y, _ = data
-  mesh = sharding.make_mesh(data=8, classes=1)
+  mesh = jgen.parallel.make_mesh(data=8, classes=1)
   model = logistic_mod.logistic_regression()
   with pytest.raises(ValueError, match="same number of examples"):
-    sharding.fit_logistic_data_parallel(model, x, y[:-1], num_classes=K, mesh=mesh)
+    jgen.logistic.fit_logistic_data_parallel(model, x, y[:-1], num_classes=K, mesh=mesh)
   with pytest.raises(ValueError, match=r"y must lie in \[0, num_classes=5\)"):
-    sharding.fit_logistic_data_parallel(model, x, y + 1, num_classes=K, mesh=mesh)
+    jgen.logistic.fit_logistic_data_parallel(model, x, y + 1, num_classes=K, mesh=mesh)

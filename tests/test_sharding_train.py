@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jgen import diffusion, sharding
+import jgen
+from jgen import diffusion
 from jgen.diffusion import nets
 
 train_mod = importlib.import_module("jgen.diffusion.train")
@@ -33,12 +34,12 @@ def setup():
 def test_data_parallel_steps_equal_single_device(setup):
   x, y, graphdef, state0, config = setup
   schedule = diffusion.linear_schedule()
-  mesh = sharding.make_mesh(data=8, classes=1)
+  mesh = jgen.parallel.make_mesh(data=8, classes=1)
   kw = dict(graphdef=graphdef, schedule=schedule, config=config, num_classes=K)
-  ref, got = state0, sharding.replicate(state0, mesh)
+  ref, got = state0, jgen.parallel.replicate(state0, mesh)
   for _ in range(2):
     ref, ref_loss, _ = train_mod.train_step(ref, x, y, **kw)
-    got, loss, _ = sharding.data_parallel_train_step(got, x, y, mesh=mesh, **kw)
+    got, loss, _ = jgen.diffusion.data_parallel_train_step(got, x, y, mesh=mesh, **kw)
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
   assert int(got.step) == 2
   for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(ref.params)):
@@ -51,7 +52,7 @@ def test_data_parallel_steps_equal_single_device(setup):
 def test_batch_must_split_evenly(setup):
   x, y, graphdef, state0, config = setup
   with pytest.raises(ValueError, match="batch_size=16 must be divisible by the data"):
-    sharding.data_parallel_train_step(
+    jgen.diffusion.data_parallel_train_step(
         state0, x, y, graphdef=graphdef, schedule=diffusion.linear_schedule(),
         config=config, num_classes=K,
-        mesh=sharding.make_mesh(data=3, classes=1))
+        mesh=jgen.parallel.make_mesh(data=3, classes=1))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jgen import _learning_curve
+from jgen.simulate import learning_curve as _learning_curve
 from jgen import gaussian
 from jgen import logistic
 from jgen import simulate

@@ -43,8 +43,8 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
-from jgen import _checks
-from jgen.bounds import _common
+from jgen.core import checks as _checks
+from jgen.bounds import common as _common
 from jgen.bounds import regret as _regret
 
 __all__ = ["CalibrationResult", "calibration_function"]

@@ -37,9 +37,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jgen import _checks
-from jgen import _optim
-from jgen.bounds import _common
+from jgen.core import checks as _checks
+from jgen.core import lbfgs as _optim
+from jgen.bounds import common as _common
 from jgen.bounds import regret as _regret
 
 _RIDGE = 1e-8

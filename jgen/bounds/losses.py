@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jgen import _checks
-from jgen.bounds import _common
+from jgen.core import checks as _checks
+from jgen.bounds import common as _common
 
 __all__ = [
     "LOSS_NAMES",

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
-from jgen.bounds import _common
+from jgen.bounds import common as _common
 from jgen.bounds import losses as _losses
 
 __all__ = [

@@ -60,8 +60,8 @@ import jax.numpy as jnp
 from jax.scipy.special import xlog1py
 from jax.typing import ArrayLike
 
-from jgen import _checks
-from jgen.bounds import _common
+from jgen.core import checks as _checks
+from jgen.bounds import common as _common
 from jgen.bounds import losses as _losses
 
 __all__ = ["psi", "inverse_psi", "zero_one_bound"]

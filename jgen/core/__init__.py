@@ -1,0 +1,46 @@
+"""Core: the classifier contract, Bayes' rule, metrics, calibration and input checks.
+
+Imports nothing else from jgen.
+"""
+
+from jgen.core.contract import Classifier
+from jgen.core.contract import FitFn
+from jgen.core.contract import LogLikelihoodFn
+from jgen.core.contract import LogPriorFn
+from jgen.core.contract import ClassAxesFn
+from jgen.core.contract import check_params_type
+from jgen.core.bayes import log_posterior
+from jgen.core.bayes import predict
+from jgen.core.bayes import empirical_log_prior
+from jgen.core.bayes import validate_log_prior
+from jgen.core.bayes import accuracy
+from jgen.core.bayes import expected_calibration_error
+from jgen.core.bayes import negative_log_likelihood
+from jgen.core.bayes import fit_temperature
+from jgen.core.bayes import temperature_scale
+from jgen.core import bayes
+from jgen.core import checks
+from jgen.core import contract
+from jgen.core import lbfgs
+
+__all__ = (
+    "Classifier",
+    "FitFn",
+    "LogLikelihoodFn",
+    "LogPriorFn",
+    "ClassAxesFn",
+    "check_params_type",
+    "log_posterior",
+    "predict",
+    "empirical_log_prior",
+    "validate_log_prior",
+    "accuracy",
+    "expected_calibration_error",
+    "negative_log_likelihood",
+    "fit_temperature",
+    "temperature_scale",
+    "bayes",
+    "checks",
+    "contract",
+    "lbfgs",
+)

@@ -31,11 +31,11 @@ from jgen.diffusion.elbo import prior_kl
 from jgen.diffusion.elbo import reconstruction
 
 # --- classification ---
-from jgen.diffusion.classify import DEFAULT_SCHEDULE
-from jgen.diffusion.classify import ClassifyResult
-from jgen.diffusion.classify import adaptive_plan
-from jgen.diffusion.classify import batch_classify
-from jgen.diffusion.classify import classify
+from jgen.diffusion.strategies import DEFAULT_SCHEDULE
+from jgen.diffusion.strategies import ClassifyResult
+from jgen.diffusion.strategies import adaptive_plan
+from jgen.diffusion.strategies import batch_classify
+from jgen.diffusion.strategies import classify
 
 # --- exact Gaussian reference ---
 from jgen.diffusion.oracle import gaussian_log_likelihoods
@@ -87,6 +87,14 @@ from jgen.diffusion.train import NonFiniteLossError
 from jgen.diffusion.train import TrainConfig
 from jgen.diffusion.train import TrainState
 
+# --- Sharded over a device mesh, and checkpoints ---
+from jgen.diffusion.sharded import sharded_batch_classify
+from jgen.diffusion.sharded import sharded_class_errors
+from jgen.diffusion.sharded import sharded_classify
+from jgen.diffusion.sharded_train import data_parallel_train_step
+from jgen.diffusion.checkpoint import load_model
+from jgen.diffusion.checkpoint import save_model
+
 __all__ = __all__ + (
     "nets",
     "MLPDenoiser",
@@ -97,4 +105,10 @@ __all__ = __all__ + (
     "NonFiniteLossError",
     "TrainConfig",
     "TrainState",
+    "sharded_batch_classify",
+    "sharded_class_errors",
+    "sharded_classify",
+    "data_parallel_train_step",
+    "load_model",
+    "save_model",
 )

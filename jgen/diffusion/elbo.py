@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jgen import _checks
+from jgen.core import checks as _checks
 from jgen.diffusion.schedules import Schedule, alpha_sigma, gamma_prime
 
 __all__ = [

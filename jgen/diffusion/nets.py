@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jgen import _checks
+from jgen.core import checks as _checks
 
 __all__ = [
     "MLPDenoiser",

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jgen import _checks
+from jgen.core import checks as _checks
 from jgen.diffusion.schedules import alpha_sigma
 
 __all__ = ["gaussian_oracle", "gaussian_log_likelihoods"]

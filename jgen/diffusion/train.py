@@ -32,8 +32,8 @@ import optax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from jgen import _checks
-from jgen.checkpoint import CheckpointError
+from jgen.core import checks as _checks
+from jgen.parallel.checkpoint import CheckpointError
 from jgen.diffusion.elbo import diffusion_term, draw_timesteps
 from jgen.diffusion.nets import denoiser_config, drop_labels
 from jgen.diffusion.schedules import Schedule

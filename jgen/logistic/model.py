@@ -35,7 +35,7 @@ import optax
 import optax.tree_utils as otu
 from jax.typing import ArrayLike
 
-from jgen import _checks
+from jgen.core import checks as _checks
 
 __all__ = [
     "ConvergenceWarning",

@@ -14,10 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen import _checks
+from jgen.core import checks as _checks
 from jgen import gaussian
 from jgen import logistic
-from jgen import simulate
+from jgen.simulate import mixtures as simulate
 
 __all__ = [
     "MODELS",

@@ -11,16 +11,15 @@ identical optimiser update on every device.
 from __future__ import annotations
 
 import functools
-import importlib
 
 import jax
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jgen import sharding as _sh
+from jgen.parallel import mesh as _sh
 
 # The package may re-export a function named ``train``: import the module itself.
-_train = importlib.import_module("jgen.diffusion.train")
+from jgen.diffusion import train as _train
 
 __all__ = ["data_parallel_train_step"]
 
@@ -65,7 +64,7 @@ def data_parallel_train_step(state, x_all, y_all, *, graphdef, schedule, config,
     ``(new_state, loss, grad_norm)``, equal to ``train_step``'s up to the rounding of
     the reordered batch mean.
   """
-  d = _sh._axis_size(mesh, _sh.DATA)
+  d = _sh.axis_size(mesh, _sh.DATA)
   if config.batch_size % d:
     raise ValueError(f"config.batch_size={config.batch_size} must be divisible by the"
                      f" data axis size {d} (each device takes an equal share).")

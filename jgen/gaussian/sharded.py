@@ -18,9 +18,10 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 from jax.typing import ArrayLike
 
-from jgen import _checks
-from jgen import gaussian as _g
-from jgen import sharding as _sh
+from jgen.core import checks as _checks
+from jgen.gaussian import families as _g
+from jgen.parallel import collectives as _coll
+from jgen.parallel import mesh as _sh
 
 __all__ = ["fit_data_parallel", "sufficient_stats_data_parallel",
            "class_sharded_log_likelihood", "classify_class_sharded"]
@@ -73,9 +74,9 @@ def sufficient_stats_data_parallel(x: ArrayLike, y: ArrayLike, num_classes: int,
   num_classes = _checks.check_num_classes(num_classes)
   # Eager checks on the whole data (inside shard_map only tracers are seen).
   x, y = _checks.check_xy(x, y, num_classes)
-  count, sums = _sh.data_parallel_sum(_ClassSums(num_classes), mesh, x, y)
+  count, sums = _coll.data_parallel_sum(_ClassSums(num_classes), mesh, x, y)
   shift = sums / jnp.maximum(count, 1)[:, None]   # the class means, as fit uses
-  return _sh.data_parallel_sum(
+  return _coll.data_parallel_sum(
       _Moments(num_classes, bool(full_covariance), bool(pooled)), mesh, x, y,
       shared=shift)
 
@@ -138,7 +139,7 @@ def class_sharded_log_likelihood(model: _g.GaussianClassifier, params: Any,
   _checks.check_ndim(x, 2, "x")
   _checks.check_last_dim(x, params.means.shape[-1], "x", "the number of features")
   _checks.check_finite(x, "x")
-  return _sh.class_sharded_scores(
+  return _coll.class_sharded_scores(
       _Scorer(model.log_likelihood, kind), per, x, mesh, num_classes=num_classes,
       shared=shared)
 
@@ -162,10 +163,10 @@ class _Scorer:
 
 
 def classify_class_sharded(model: _g.GaussianClassifier, params: Any, x: ArrayLike,
-                           mesh: Mesh) -> _sh.BayesReduction:
+                           mesh: Mesh) -> _coll.BayesReduction:
   """Bayes' rule with the fitted ``params.log_prior``, classes split over devices,
   without gathering ``[N, K]``: label, ``log p(x)`` and the winning log-joint ``[N]``.
   """
   log_lik = class_sharded_log_likelihood(model, params, x, mesh)
-  return _sh.bayes_reduce(log_lik, mesh, num_classes=params.log_prior.shape[0],
+  return _coll.bayes_reduce(log_lik, mesh, num_classes=params.log_prior.shape[0],
                           log_prior=params.log_prior)

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.stats
 from jax.typing import ArrayLike
 
-from jgen import _checks
+from jgen.core import checks as _checks
 from jgen.diffusion import elbo as _elbo
 from jgen.diffusion.schedules import Schedule, linear_schedule
 

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jgen import _checks
-from jgen import sharding as _sh
+from jgen.core import checks as _checks
+from jgen.parallel import mesh as _sh
 
 __all__ = ["fit_logistic_data_parallel"]
 
@@ -47,8 +47,8 @@ def fit_logistic_data_parallel(model, x: ArrayLike, y: ArrayLike, *, num_classes
       sample_weight, x.dtype)
   _checks.check_ndim(sw, 1, "sample_weight")
   _checks.check_same_leading(x, sw, "x", "sample_weight")
-  d = _sh._axis_size(mesh, _sh.DATA)
+  d = _sh.axis_size(mesh, _sh.DATA)
   rows = NamedSharding(mesh, P(_sh.DATA))
   # Zero-weight padding rows: x = 0, y = 0 contribute 0 * CE = 0 to every sum.
-  x, y, sw = (jax.device_put(_sh._pad_rows(a, d), rows) for a in (x, y, sw))
+  x, y, sw = (jax.device_put(_sh.pad_rows(a, d), rows) for a in (x, y, sw))
   return model.fit(x, y, num_classes=num_classes, sample_weight=sw, init=init)

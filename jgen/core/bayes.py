@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jgen import _checks
-from jgen import _optim
+from jgen.core import checks as _checks
+from jgen.core import lbfgs as _optim
 
 __all__ = [
     "log_posterior",

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jgen import _checks
+from jgen.core import checks as _checks
 
 TAU_MIN, TAU_MAX = 0.0, 2.0
 

@@ -21,7 +21,6 @@ padded dummy classes (``K_pad - K``) and, for ``sequential``, each device's buck
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 from typing import Callable
 
@@ -30,19 +29,20 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec as P
 
-from jgen import _checks
-from jgen import sharding as _sh
+from jgen.core import checks as _checks
+from jgen.parallel import collectives as _coll
+from jgen.parallel import mesh as _sh
 from jgen.diffusion import elbo as _elbo
 
 # The package re-exports the function ``classify``, which shadows the module name.
-_cl = importlib.import_module("jgen.diffusion.classify")
+from jgen.diffusion import strategies as _cl
 
 __all__ = ["sharded_class_errors", "sharded_classify", "sharded_batch_classify"]
 
 
 def _argmax(v: jax.Array, num_real: int) -> jax.Array:
   """Global first argmax (a position) of a class-sharded vector ``v [k_local]``."""
-  return _sh._reduce_block(v[None, :], num_real).label[0]
+  return _coll.bayes_reduce_block(v[None, :], num_real).label[0]
 
 
 def _varying(a: jax.Array, axes: tuple[str, ...]) -> jax.Array:
@@ -176,12 +176,12 @@ def _run(key_data, x, class_ids, *, mesh, strategy, opts, cfg, num_real, batched
   rows = P(_sh.DATA) if batched else P(None)
   n = x.shape[0]
   if batched:
-    d = _sh._axis_size(mesh, _sh.DATA)
-    key_data, x = _sh._pad_rows(key_data, d), _sh._pad_rows(x, d)
+    d = _sh.axis_size(mesh, _sh.DATA)
+    key_data, x = _sh.pad_rows(key_data, d), _sh.pad_rows(x, d)
   pos, scores, evals = jax.shard_map(
       block, mesh=mesh, in_specs=(rows, rows, P(_sh.CLASSES), P()),
       out_specs=(rows, P(*rows, _sh.CLASSES), rows))(key_data, x, ids, ids)
-  pos, scores, evals = _sh._unpad_rows((pos, scores, evals), n, mesh)
+  pos, scores, evals = _sh.unpad_rows((pos, scores, evals), n, mesh)
   return _cl.ClassifyResult(ids[pos].astype(jnp.int32), scores, evals)
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from jgen import _checks
+from jgen.core import checks as _checks
 
 _HIGHEST = lax.Precision.HIGHEST  # exact float32 matmuls on GPU/TPU (no TF32/bf16).
 _SMALL = 1 << 21  # N * K * D up to which per-class second moments use one einsum

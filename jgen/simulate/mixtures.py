@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jgen import _checks
+from jgen.core import checks as _checks
 
 __all__ = [
     "GaussianMixture",
@@ -39,13 +39,6 @@ __all__ = [
     "true_log_posterior",
     "bayes_error",
     "bayes_error_mc",
-    "weighted_nb_stats",
-    "bucket_size",
-    "size_grid",
-    "pad_mixture",
-    "evaluate_sizes",
-    "find_m_star",
-    "CurveResult",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -194,10 +187,3 @@ def bayes_error_mc(key: jax.Array, mixture: GaussianMixture, num_samples: int = 
 
 
 # The learning-curve driver lives in a private module to keep this one short.
-from jgen._learning_curve import CurveResult  # noqa: E402
-from jgen._learning_curve import bucket_size  # noqa: E402
-from jgen._learning_curve import evaluate_sizes  # noqa: E402
-from jgen._learning_curve import find_m_star  # noqa: E402
-from jgen._learning_curve import pad_mixture  # noqa: E402
-from jgen._learning_curve import size_grid  # noqa: E402
-from jgen._learning_curve import weighted_nb_stats  # noqa: E402

@@ -29,15 +29,15 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 from jax.typing import ArrayLike
 
-from jgen import _checks
-from jgen import bayes
-from jgen._gaussian_stats import GaussianStats
-from jgen._gaussian_stats import as_features
-from jgen._gaussian_stats import check_stats
-from jgen._gaussian_stats import fit_stats_of
-from jgen._gaussian_stats import merge_stats
-from jgen._gaussian_stats import moments
-from jgen._gaussian_stats import sufficient_stats
+from jgen.core import checks as _checks
+from jgen.core import bayes
+from jgen.gaussian.stats import GaussianStats
+from jgen.gaussian.stats import as_features
+from jgen.gaussian.stats import check_stats
+from jgen.gaussian.stats import fit_stats_of
+from jgen.gaussian.stats import merge_stats
+from jgen.gaussian.stats import moments
+from jgen.gaussian.stats import sufficient_stats
 
 __all__ = [
     "GaussianStats",

@@ -1,0 +1,182 @@
+"""Checkpoints of pytrees with orbax, including sharded arrays restored onto another mesh.
+
+* :func:`save_pytree` / :func:`restore_pytree`: any pytree of arrays; the restore
+  target may be concrete arrays or ``jax.ShapeDtypeStruct`` s carrying shardings, so a
+  checkpoint restores straight into a new device layout (resharded restore).
+* :func:`restore_sharded` names the NEW layout: a ``PartitionSpec`` per leaf on the
+  restoring program's mesh; orbax reads each device's slice straight into that layout,
+  so a checkpoint written on 8 devices restores onto 1 (or the reverse) with identical
+  values. A layout the new mesh cannot hold (an axis it lacks, a dimension not
+  divisible by the axis size) raises ``ValueError`` naming the leaf before any I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import json
+import orbax.checkpoint as ocp
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+
+__all__ = [
+    "CheckpointError",
+    "save_pytree",
+    "restore_pytree",
+    "checkpoint_shapes",
+    "save_sharded",
+    "restore_sharded",
+    "replicate",
+]
+
+
+class CheckpointError(ValueError):
+  """A checkpoint is missing, unreadable, or does not match what is restored into."""
+
+
+def _abs(path: str | os.PathLike) -> str:
+  return os.path.abspath(os.fspath(path))
+
+
+def _key_str(path) -> str:
+  parts = []
+  for k in path:
+    parts.append(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))))
+  return "/".join(parts)
+
+
+def _shape_map(tree) -> dict[str, tuple[tuple[int, ...], str]]:
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {_key_str(p): (tuple(v.shape), str(np.dtype(v.dtype))) for p, v in flat}
+
+
+def save_pytree(path: str | os.PathLike, tree: Any, *, overwrite: bool = True) -> None:
+  """Saves a pytree of arrays to ``path`` (a directory; written atomically)."""
+  ckpt = ocp.StandardCheckpointer()
+  ckpt.save(_abs(path), tree, force=overwrite)
+  ckpt.wait_until_finished()
+
+
+def checkpoint_shapes(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], str]]:
+  """``{"a/b/kernel": (shape, dtype)}`` of a saved pytree, read from its metadata."""
+  path = _abs(path)
+  if not os.path.isdir(path):
+    raise CheckpointError(f"no checkpoint directory at {path}.")
+  try:
+    meta = ocp.StandardCheckpointer().metadata(path).item_metadata.tree
+  except Exception as e:  # orbax raises several types for unreadable metadata
+    raise CheckpointError(f"unreadable checkpoint at {path}: {e}") from e
+  return _shape_map(meta)
+
+
+def restore_pytree(path: str | os.PathLike, target: Any = None) -> Any:
+  """Restores a pytree saved by :func:`save_pytree`.
+
+  Args:
+    path: checkpoint directory.
+    target: a pytree of arrays or ``jax.ShapeDtypeStruct`` (optionally with
+      ``sharding=``) giving the structure, dtypes and device layout to restore into;
+      ``None`` restores the saved structure (dict keys become strings) on the default
+      device.
+
+  Returns:
+    The restored pytree, structured like ``target``.
+
+  Raises:
+    CheckpointError: missing/corrupted checkpoint, or leaves whose paths or shapes
+      differ from ``target`` (every mismatch is named).
+  """
+  path = _abs(path)
+  saved = checkpoint_shapes(path)
+  if target is not None:
+    want = _shape_map(target)
+    problems = [f"{k}: missing in checkpoint" for k in want if k not in saved]
+    problems += [f"{k}: in checkpoint but not in target" for k in saved if k not in want]
+    problems += [f"{k}: checkpoint shape {saved[k][0]}, target shape {want[k][0]}"
+                 for k in want if k in saved and saved[k][0] != want[k][0]]
+    if problems:
+      raise CheckpointError(f"checkpoint at {path} does not match the target pytree:\n  "
+                            + "\n  ".join(problems[:20]))
+    target = jax.tree.map(
+        lambda x: x if isinstance(x, jax.ShapeDtypeStruct)
+        else jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
+        target)
+  try:
+    return ocp.StandardCheckpointer().restore(path, target)
+  except Exception as e:
+    raise CheckpointError(f"could not restore the checkpoint at {path}: {e}") from e
+
+
+def save_sharded(path: str | os.PathLike, tree: Any) -> None:
+  """Saves a pytree of (possibly sharded) arrays; see ``jgen.checkpoint.save_pytree``."""
+  save_pytree(path, tree)
+
+
+def _check_spec(name: str, shape: tuple[int, ...], spec: P, mesh: Mesh) -> None:
+  if len(spec) > len(shape):
+    raise ValueError(f"{name}: PartitionSpec {spec} has {len(spec)} entries but the"
+                     f" array has rank {len(shape)} (shape {shape}).")
+  for dim, entry in zip(shape, spec):
+    axes = () if entry is None else (entry if isinstance(entry, tuple) else (entry,))
+    for a in axes:
+      if a not in mesh.axis_names:
+        raise ValueError(f"{name}: PartitionSpec {spec} names mesh axis {a!r}, but the"
+                         f" restoring mesh has axes {mesh.axis_names}"
+                         f" (shape {dict(mesh.shape)}).")
+    size = int(np.prod([mesh.shape[a] for a in axes], dtype=np.int64))
+    if dim % size:
+      raise ValueError(f"{name}: dimension {dim} of shape {shape} is not divisible by"
+                       f" {size} devices of mesh axes {axes}; pad it (e.g."
+                       " jgen.sharding.pad_classes) or choose another layout.")
+
+
+def restore_sharded(path: str | os.PathLike, mesh: Mesh, specs: Any = None,
+                    like: Any = None) -> Any:
+  """Restores a checkpoint with every leaf laid out on ``mesh``.
+
+  Args:
+    path: directory written by :func:`save_sharded`.
+    mesh: the restoring program's mesh (any size: 1 device, 8, a pod).
+    specs: a ``PartitionSpec`` for every leaf (a pytree like the checkpoint, or one
+      spec for all leaves); ``None`` replicates everything.
+    like: optional pytree giving the structure to restore into (arrays or
+      ``ShapeDtypeStruct``); default: the structure stored in the checkpoint (dict
+      keys as strings).
+
+  Returns:
+    The pytree with leaves ``NamedSharding(mesh, spec)``, values equal to the saved.
+
+  Raises:
+    ValueError: a spec the mesh cannot hold. ``jgen.checkpoint.CheckpointError``:
+      missing checkpoint or shapes that differ from ``like``.
+  """
+  if like is None:
+    like = jax.tree.map(lambda s: s, _metadata_tree(path))
+  if specs is None or isinstance(specs, P):
+    specs = jax.tree.map(lambda _: P() if specs is None else specs, like)
+  flat_like, treedef = jax.tree_util.tree_flatten_with_path(like)
+  flat_specs = treedef.flatten_up_to(specs)
+  targets = []
+  for (kp, leaf), spec in zip(flat_like, flat_specs):
+    name = jax.tree_util.keystr(kp) or "<root>"
+    _check_spec(name, tuple(leaf.shape), spec, mesh)
+    targets.append(jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                        sharding=NamedSharding(mesh, spec)))
+  return restore_pytree(path, jax.tree_util.tree_unflatten(treedef, targets))
+
+
+def _metadata_tree(path) -> Any:
+  import orbax.checkpoint as ocp  # local: only this path reads raw metadata
+  path = os.path.abspath(os.fspath(path))
+  checkpoint_shapes(path)  # CheckpointError if missing or unreadable
+  meta = ocp.StandardCheckpointer().metadata(path).item_metadata.tree
+  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype), meta)
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+  """Places every leaf of ``tree`` on every device of ``mesh`` (e.g. parameters for
+  data-parallel training)."""
+  return jax.device_put(tree, NamedSharding(mesh, P()))

@@ -1,0 +1,37 @@
+"""Theory-validation simulations: Gaussian mixtures with exact Bayes errors, and the
+learning-curve driver of Zheng et al. (2023).
+"""
+
+from jgen.simulate.mixtures import GaussianMixture
+from jgen.simulate.mixtures import zheng_mixture
+from jgen.simulate.mixtures import sample
+from jgen.simulate.mixtures import class_log_likelihood
+from jgen.simulate.mixtures import true_log_posterior
+from jgen.simulate.mixtures import bayes_error
+from jgen.simulate.mixtures import bayes_error_mc
+from jgen.simulate.learning_curve import MODELS
+from jgen.simulate.learning_curve import CurveResult
+from jgen.simulate.learning_curve import weighted_nb_stats
+from jgen.simulate.learning_curve import bucket_size
+from jgen.simulate.learning_curve import evaluate_sizes
+from jgen.simulate.learning_curve import find_m_star
+from jgen.simulate.learning_curve import size_grid
+from jgen.simulate.learning_curve import pad_mixture
+
+__all__ = (
+    "GaussianMixture",
+    "zheng_mixture",
+    "sample",
+    "class_log_likelihood",
+    "true_log_posterior",
+    "bayes_error",
+    "bayes_error_mc",
+    "MODELS",
+    "CurveResult",
+    "weighted_nb_stats",
+    "bucket_size",
+    "evaluate_sizes",
+    "find_m_star",
+    "size_grid",
+    "pad_mixture",
+)
