@@ -48,7 +48,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
 import jgen  # noqa: E402
 from benchmarks import common  # noqa: E402
-from jgen import diffusion, sharding  # noqa: E402
+import jgen  # noqa: E402
+from jgen import diffusion  # noqa: E402
 from jgen.gaussian import sharded as _sharded_gaussian  # noqa: E402
 
 SHARDS = (1, 2, 4, 8)
