@@ -133,8 +133,12 @@ def init_dit(key: jax.Array, config: DiTConfig, dtype=jnp.float32) -> nnx.State:
     >>> len(jax.tree_util.tree_leaves(init_dit(jax.random.key(0), cfg))) > 0
     True
   """
-  dtype = _check_dtype(dtype)
-  return nnx.state(DiT(config, dtype=dtype, rngs=nnx.Rngs(key)))
+  return _init(config, _check_dtype(dtype).name, key)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init(config: DiTConfig, dtype_name: str, key: jax.Array) -> nnx.State:
+  return nnx.state(DiT(config, dtype=jnp.dtype(dtype_name), rngs=nnx.Rngs(key)))
 
 
 def dit_param_shapes(config: DiTConfig, dtype=jnp.float32) -> nnx.State:

@@ -166,7 +166,7 @@ class _Block(nnx.Module):
 
   def __call__(self, h, t, y):
     cond = self.norm1.emb(t, y, h.dtype)
-    mods = jnp.split(self.norm1.linear(jax.nn.silu(cond)), 6)
+    mods = jnp.split(self.norm1.linear(jax.nn.silu(cond))[None], 6, axis=-1)
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mods
     x = layer_norm(h, 1e-6) * (1 + scale_msa) + shift_msa
     h = h + gate_msa * self.attn1(x)
@@ -199,13 +199,13 @@ class DiT(nnx.Module):
   def __call__(self, z: jax.Array, t: jax.Array, y: jax.Array) -> jax.Array:
     cfg, p = self.config, self.config.patch_size
     g = cfg.sample_size // p
-    dtype = self.proj_out_2.kernel.value.dtype
+    dtype = self.proj_out_2.kernel[...].dtype
     h = self.pos_embed.proj(z.astype(dtype)[None])[0].reshape(g * g, cfg.dim)
     h = h + jnp.asarray(pos_embed_2d(cfg.dim, g), jnp.float32).astype(dtype)
     for block in self.transformer_blocks:
       h = block(h, t, y)
     cond = self.transformer_blocks[0].norm1.emb(t, y, dtype)
-    shift, scale = jnp.split(self.proj_out_1(jax.nn.silu(cond)), 2)
+    shift, scale = jnp.split(self.proj_out_1(jax.nn.silu(cond))[None], 2, axis=-1)
     h = self.proj_out_2(layer_norm(h, 1e-6) * (1 + scale) + shift)
     c = cfg.output_channels
     h = h.reshape(g, g, p, p, c).transpose(0, 2, 1, 3, 4)

@@ -133,10 +133,10 @@ def fill_state(abstract: nnx.State, tensors: dict, folder: str, dtype) -> nnx.St
                        f" {folder!r}.")
     array, fname = tensors[name]
     array = _to_flax(array, str(path[-1]))
-    if tuple(array.shape) != tuple(leaf.value.shape):
+    if tuple(array.shape) != tuple(leaf.get_value().shape):
       raise ValueError(f"tensor {name!r} in {fname!r} of {folder!r} has shape"
                        f" {tuple(tensors[name][0].shape)}; the config needs"
-                       f" {_torch_shape(leaf.value.shape, str(path[-1]))}.")
+                       f" {_torch_shape(leaf.get_value().shape, str(path[-1]))}.")
     used.add(name)
     return leaf.replace(jnp.asarray(np.asarray(array, np.float32), dtype))
 

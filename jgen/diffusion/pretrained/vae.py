@@ -169,7 +169,7 @@ class VAEEncoder(nnx.Module):
     self.quant_conv = _conv(c, c, 1, rngs, dtype) if config.use_quant_conv else None
 
   def __call__(self, image):
-    dtype = self.encoder.conv_in.kernel.value.dtype
+    dtype = self.encoder.conv_in.kernel[...].dtype
     moments = self.encoder(image.astype(dtype)[None])
     if self.quant_conv is not None:
       moments = self.quant_conv(moments)
@@ -215,7 +215,12 @@ def init_vae_encoder(key: jax.Array, config: VAEConfig, dtype=jnp.float32) -> nn
     >>> cfg = VAEConfig(block_out_channels=(8,), norm_num_groups=4)
     >>> params = init_vae_encoder(jax.random.key(0), cfg)
   """
-  return nnx.state(VAEEncoder(config, dtype=jnp.dtype(dtype), rngs=nnx.Rngs(key)))
+  return _init(config, jnp.dtype(dtype).name, key)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init(config: VAEConfig, dtype_name: str, key: jax.Array) -> nnx.State:
+  return nnx.state(VAEEncoder(config, dtype=jnp.dtype(dtype_name), rngs=nnx.Rngs(key)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,6 +240,7 @@ class _Encode:
     return mean.astype(image.dtype), logvar.astype(image.dtype)
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def encode(config: VAEConfig, params: nnx.State, image: jax.Array
            ) -> tuple[jax.Array, jax.Array]:
   """Posterior ``(mean, logvar)`` of one image; ``image[H, W, C]`` in ``[-1, 1]``.
@@ -250,4 +256,4 @@ def encode(config: VAEConfig, params: nnx.State, image: jax.Array
     >>> encode(cfg, p, jnp.zeros((4, 4, 3), jnp.float32))[0].shape
     (2, 2, 4)
   """
-  return _Encode(config)(params, jnp.asarray(image))
+  return _Encode(config)(params, image)

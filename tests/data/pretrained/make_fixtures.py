@@ -11,16 +11,19 @@ timesteps). ``abar`` is facebookresearch/DiT's: ``cumprod(1 - linspace(1e-4, 0.0
 
 Arrays are stored channels last (jgen's layout); PyTorch runs on the NCHW transpose.
 
-Run from the repository root:  python tests/data/pretrained/make_fixtures.py
+Run from the repository root:  python tests/data/pretrained/make_fixtures.py [OUT_DIR]
+(default OUT_DIR: this folder).
 """
 
 import os
+import sys
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DiTTransformer2DModel
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = (sys.argv[1] if len(sys.argv) > 1
+        else os.path.dirname(os.path.abspath(__file__)))
 
 DIT_CONFIG = dict(num_attention_heads=2, attention_head_dim=8, in_channels=4,
                   out_channels=8, num_layers=2, sample_size=8, patch_size=2,
@@ -90,6 +93,7 @@ def vae_fixture(gen, rng):
 
 
 def main():
+  torch.manual_seed(0)  # diffusers initialises from the global generator
   gen = torch.Generator().manual_seed(0)
   rng = np.random.default_rng(0)
   arrays = {**dit_fixture(gen, rng), **vae_fixture(gen, rng)}
