@@ -17,7 +17,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jgen.diffusion.pretrained.dit import DiT, DiTConfig, dit_config
-from jgen.diffusion.pretrained.loading import fill_state, read_config, read_tensors
+from jgen.diffusion.pretrained.loading import fill_state, random_state, read_config
+from jgen.diffusion.pretrained.loading import read_tensors
 from jgen.diffusion.schedules import Schedule, ddpm_schedule, ddpm_timestep
 
 __all__ = ["DDPMSchedule", "DiTDenoiser", "dit_denoiser", "load_dit", "init_dit",
@@ -125,7 +126,7 @@ def load_dit(folder: str, dtype=jnp.float32) -> tuple[DiTConfig, nnx.State]:
 
 
 def init_dit(key: jax.Array, config: DiTConfig, dtype=jnp.float32) -> nnx.State:
-  """Random DiT parameters (flax initialisers) for tests and smoke runs.
+  """Random DiT parameters for tests and smoke runs (see ``loading.random_state``).
 
   Example:
     >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, num_layers=1,
@@ -133,12 +134,7 @@ def init_dit(key: jax.Array, config: DiTConfig, dtype=jnp.float32) -> nnx.State:
     >>> len(jax.tree_util.tree_leaves(init_dit(jax.random.key(0), cfg))) > 0
     True
   """
-  return _init(config, _check_dtype(dtype).name, key)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _init(config: DiTConfig, dtype_name: str, key: jax.Array) -> nnx.State:
-  return nnx.state(DiT(config, dtype=jnp.dtype(dtype_name), rngs=nnx.Rngs(key)))
+  return random_state(key, _graphdef(config, _check_dtype(dtype).name)[1])
 
 
 def dit_param_shapes(config: DiTConfig, dtype=jnp.float32) -> nnx.State:

@@ -20,7 +20,7 @@ import numpy as np
 from flax import nnx
 from safetensors import safe_open
 
-__all__ = ["read_config", "read_tensors", "fill_state", "torch_name"]
+__all__ = ["read_config", "read_tensors", "fill_state", "torch_name", "random_state"]
 
 # flax leaf name -> diffusers (PyTorch) tensor name.
 _LEAF_NAMES = {"kernel": "weight", "scale": "weight", "embedding": "weight",
@@ -164,3 +164,38 @@ def _torch_shape(shape: tuple[int, ...], leaf: str) -> tuple[int, ...]:
   if leaf == "kernel" and len(shape) == 4:
     return (shape[3], shape[2], shape[0], shape[1])
   return tuple(shape)
+
+
+def random_state(key: jax.Array, abstract: nnx.State) -> nnx.State:
+  """Random parameters of an abstract NNX state, drawn on the host (no compile).
+
+  Kernels ``N(0, 1 / fan_in)``, embeddings ``N(0, 1)``, biases ``N(0, 0.02^2)``,
+  norm scales ones; for tests and smoke runs only.
+
+  Args:
+    key: a JAX PRNG key (seeds NumPy's generator, so results are reproducible).
+    abstract: ``nnx.State`` of ``jax.ShapeDtypeStruct`` leaves.
+
+  Returns:
+    The state with ``jax.Array`` leaves of the abstract dtypes.
+
+  Example:
+    >>> state = random_state(jax.random.key(0), abstract)  # doctest: +SKIP
+  """
+  rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).tolist())
+
+  def draw(path, leaf):
+    name = str(_key(path[-1]))
+    shape, dtype = leaf.get_value().shape, leaf.get_value().dtype
+    if name == "scale":
+      value = np.ones(shape)
+    elif name == "kernel":
+      value = rng.standard_normal(shape) / np.sqrt(np.prod(shape[:-1]))
+    elif name == "embedding":
+      value = rng.standard_normal(shape)
+    else:
+      value = 0.02 * rng.standard_normal(shape)
+    return leaf.replace(jnp.asarray(value.astype(np.float32), dtype))
+
+  return jax.tree_util.tree_map_with_path(
+      draw, abstract, is_leaf=lambda x: isinstance(x, nnx.Variable))

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jgen.diffusion.pretrained.loading import fill_state, read_config, read_tensors
+from jgen.diffusion.pretrained.loading import fill_state, random_state, read_config
+from jgen.diffusion.pretrained.loading import read_tensors
 
 __all__ = ["VAEConfig", "VAEEncoder", "vae_config", "load_vae_encoder",
            "init_vae_encoder", "encode"]
@@ -215,12 +216,7 @@ def init_vae_encoder(key: jax.Array, config: VAEConfig, dtype=jnp.float32) -> nn
     >>> cfg = VAEConfig(block_out_channels=(8,), norm_num_groups=4)
     >>> params = init_vae_encoder(jax.random.key(0), cfg)
   """
-  return _init(config, jnp.dtype(dtype).name, key)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _init(config: VAEConfig, dtype_name: str, key: jax.Array) -> nnx.State:
-  return nnx.state(VAEEncoder(config, dtype=jnp.dtype(dtype_name), rngs=nnx.Rngs(key)))
+  return random_state(key, _graphdef(config, jnp.dtype(dtype).name)[1])
 
 
 @dataclasses.dataclass(frozen=True)
