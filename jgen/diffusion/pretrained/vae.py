@@ -52,7 +52,8 @@ def vae_config(config: dict) -> VAEConfig:
     ValueError: naming the field for settings this port does not implement.
 
   Example:
-    >>> vae_config({"block_out_channels": [8, 16], "norm_num_groups": 4}).downsampling
+    >>> vae_config({"block_out_channels": [8, 16], "norm_num_groups": 4,
+    ...             "down_block_types": ["DownEncoderBlock2D"] * 2}).downsampling
     2
   """
   fields = {k: config[k] for k in VAEConfig._fields if k in config}
