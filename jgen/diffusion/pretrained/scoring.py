@@ -1,0 +1,132 @@
+r"""The Diffusion Classifier's DiT protocol on jgen's gamma: timestep grid and class errors.
+
+Li et al. (2023), ``eval_prob_dit.py`` of diffusion-classifier/diffusion-classifier:
+a DiT trained on 1,000 linear DDPM betas scores class ``k`` by the uniform mean, over
+the timesteps ``range(t_interval // 2, 1000, t_interval)``, of
+``|| eps - eps_hat(sqrt(abar_t) x + sqrt(1 - abar_t) eps, t, k) ||^2 / dim`` with one
+noise ``eps`` shared by every timestep and class. On jgen's gamma,
+``gamma_t = log((1 - abar_t) / abar_t)`` gives ``alpha^2 = sigmoid(-gamma) = abar_t``,
+so ``z = alpha x + sigma eps`` is the reference's ``x_t`` and the denoiser maps
+``gamma_t`` back to ``t`` exactly (:class:`~jgen.diffusion.pretrained.DiTDenoiser`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jgen.diffusion.pretrained.denoiser import DDPMSchedule
+from jgen.diffusion.schedules import grid
+
+__all__ = ["reference_timesteps", "reference_gammas", "class_eps_errors",
+           "class_mean_errors"]
+
+
+def reference_timesteps(t_interval: int = 5, schedule: DDPMSchedule = DDPMSchedule()
+                        ) -> np.ndarray:
+  """The reference's DDPM timesteps ``range(t_interval // 2, T, t_interval)``.
+
+  Args:
+    t_interval: spacing (the reference's default 5 gives 200 timesteps).
+    schedule: the DDPM schedule (``T = num_train_timesteps``).
+
+  Returns:
+    ``int64[T / t_interval]``.
+
+  Raises:
+    ValueError: when ``t_interval`` is not a positive divisor of ``T`` (the reference
+      asserts ``T % t_interval == 0``).
+
+  Example:
+    >>> reference_timesteps(250).tolist()
+    [125, 375, 625, 875]
+  """
+  n = schedule.num_train_timesteps
+  if (isinstance(t_interval, bool) or not isinstance(t_interval, (int, np.integer))
+      or t_interval < 1 or n % t_interval):
+    raise ValueError(f"t_interval must be a positive int dividing {n}, got"
+                     f" {t_interval!r}.")
+  return np.arange(t_interval // 2, n, t_interval, dtype=np.int64)
+
+
+def reference_gammas(t_interval: int = 5, schedule: DDPMSchedule = DDPMSchedule()
+                     ) -> jax.Array:
+  """The reference's timesteps as gammas ``log((1 - abar_t) / abar_t)``, float32.
+
+  They are entries of the same float32 table the denoiser's gamma-to-timestep map
+  searches, so each maps back to its timestep exactly.
+
+  Example:
+    >>> reference_gammas(250).shape
+    (4,)
+  """
+  table = grid(schedule.schedule(), jnp.float32)
+  return table[reference_timesteps(t_interval, schedule)]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def class_eps_errors(apply_fn: Callable, params, x: ArrayLike, noise: ArrayLike,
+                     gammas: ArrayLike, classes: ArrayLike) -> jax.Array:
+  """Mean squared ε-errors of every class at every gamma, with shared noise.
+
+  Classes are vmapped; timesteps run in sequence (``lax.map``) to bound memory.
+
+  Args:
+    apply_fn: a hashable denoiser ``apply(params, z, gamma, y) -> eps_hat`` (static).
+    params: its parameter pytree (traced: new weights never recompile).
+    x: the clean latent ``[*shape]``.
+    noise: ``eps`` of shape ``[*shape]`` shared by all timesteps (the reference's
+      default) or ``[num_t, *shape]`` (one per timestep); shared by all classes.
+    gammas: ``[num_t]`` (e.g. :func:`reference_gammas`).
+    classes: ``int[K]`` labels to score.
+
+  Returns:
+    ``[num_t, K]`` float32: ``mean((eps - eps_hat)^2)`` over the data axes.
+
+  Example:
+    >>> from jgen.diffusion.pretrained import DiTConfig, dit_denoiser, init_dit
+    >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, num_layers=1,
+    ...                 sample_size=4, out_channels=8, num_embeds_ada_norm=3)
+    >>> apply, _ = dit_denoiser(cfg)
+    >>> x = jnp.zeros((4, 4, 4), jnp.float32)
+    >>> class_eps_errors(apply, init_dit(jax.random.key(0), cfg), x, x,
+    ...                  reference_gammas(250), jnp.arange(3)).shape
+    (4, 3)
+  """
+  x = jnp.asarray(x, jnp.float32)
+  noise = jnp.asarray(noise, jnp.float32)
+  gammas = jnp.asarray(gammas, jnp.float32)
+  if noise.shape == x.shape:
+    noise = jnp.broadcast_to(noise, gammas.shape + x.shape)
+  if noise.shape != gammas.shape + x.shape:
+    raise ValueError(f"noise must have shape {x.shape} or {gammas.shape + x.shape},"
+                     f" got {noise.shape}.")
+
+  def at(args):
+    gamma, eps = args
+    z = jnp.sqrt(jax.nn.sigmoid(-gamma)) * x + jnp.sqrt(jax.nn.sigmoid(gamma)) * eps
+    def err(y):
+      return jnp.mean(jnp.square(eps - apply_fn(params, z, gamma, y)))
+    return jax.vmap(err)(jnp.asarray(classes, jnp.int32))
+
+  return jax.lax.map(at, (gammas, noise))
+
+
+def class_mean_errors(apply_fn: Callable, params, x: ArrayLike, noise: ArrayLike,
+                      gammas: ArrayLike, classes: ArrayLike) -> jax.Array:
+  """The reference's class scores: :func:`class_eps_errors` averaged over timesteps.
+
+  Returns:
+    ``[K]``; the predicted class is the argmin (``log p(x | k)`` grows with
+    ``-error``).
+
+  Example:
+    >>> # scores = class_mean_errors(apply, params, x, eps, reference_gammas(), ks)
+  """
+  return jnp.mean(class_eps_errors(apply_fn, params, x, noise, gammas, classes),
+                  axis=0)
