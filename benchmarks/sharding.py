@@ -50,7 +50,6 @@ import jgen  # noqa: E402
 from benchmarks import common  # noqa: E402
 import jgen  # noqa: E402
 from jgen import diffusion  # noqa: E402
-from jgen.gaussian import sharded as _sharded_gaussian  # noqa: E402
 
 SHARDS = (1, 2, 4, 8)
 MIB = 2.0**20
@@ -90,23 +89,22 @@ def _qda_row(model, params, x, shards, rate):
   n, d = x.shape
   mesh = jgen.parallel.make_mesh(data=1, classes=shards)
   k_pad = jgen.parallel.padded_num_classes(k, mesh)
-  per, shared, kind = _sharded_gaussian._split(params)
+  per, shared, layout, _ = jgen.parallel.classifier._split(model, params)
   before = _live()
   # Hold the parameters sharded, as a class-sharded deployment would.
-  placed = {f: jax.device_put(jgen.parallel.pad_classes(v, k_pad, axis=0),
-                              NamedSharding(mesh, P(jgen.parallel.CLASSES)))
-            for f, v in per.items()}
+  placed = [jax.device_put(jgen.parallel.pad_classes(v, k_pad, axis=0),
+                           NamedSharding(mesh, P(jgen.parallel.CLASSES))) for v in per]
   x_rep = jax.device_put(x, NamedSharding(mesh, P()))
-  run = lambda: jgen.gaussian.class_sharded_log_likelihood(  # noqa: E731
-      model, kind(**placed, **shared), x_rep, mesh)
+  run = lambda: jgen.parallel.class_sharded_log_likelihood(  # noqa: E731
+      model, params, x_rep, mesh)
   out = common.block(run())
   live = _growth(before)
   seconds = common.best_time(run, repeats=3)
-  scorer = _sharded_gaussian._Scorer(model.log_likelihood, kind)
+  scorer = jgen.parallel.classifier._Scorer(model, layout)
   compiled = jgen.parallel.collectives._class_sharded_scores.lower(
-      scorer, placed, shared, x_rep, k, mesh, -np.inf).compile()
+      scorer, placed, (shared, None), x_rep, k, mesh, -np.inf).compile()
   row = dict(workload="QDA scores", shards=shards,
-             params=max(_per_device(placed.values()).values()) / MIB,
+             params=max(_per_device(placed).values()) / MIB,
              scores=max(_per_device([out]).values()) / MIB,
              temp=compiled.memory_analysis().temp_size_in_bytes / MIB, live=live,
              ms=1e3 * seconds, roofline=2.0 * n * k * d * d / seconds / rate)

@@ -29,6 +29,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)  # for the float64 rows; data stay float32
 
 from benchmarks.common import best_time, fmt_table, matmul_flops_per_s
+import jgen
 from jgen import logistic
 from jgen import simulate
 
@@ -118,7 +119,7 @@ def lr_bench(n, d, k, flops, tol=1e-4):
   t_sk = best_time(sk_fit, repeats=1, warmup=0)
   sk = sk_holder["m"]
   sk_params = logistic.LogisticParams(jnp.asarray(sk.coef_.T), jnp.asarray(sk.intercept_))
-  obj_sk = float(lr.objective(sk_params, x, y))
+  obj_sk = float(jgen.logistic.objective(lr, sk_params, x, y))
   for dtype in (np.float32, np.float64):
     xj, yj = jnp.asarray(x.astype(dtype)), jnp.asarray(y)
     holder = {}
@@ -128,7 +129,7 @@ def lr_bench(n, d, k, flops, tol=1e-4):
       return holder["p"].weights
     t = best_time(fit, repeats=2, warmup=1)
     p = holder["p"]
-    obj = float(lr.objective(logistic.LogisticParams(p.weights.astype(jnp.float64),
+    obj = float(jgen.logistic.objective(lr, logistic.LogisticParams(p.weights.astype(jnp.float64),
                                                        p.bias.astype(jnp.float64)), x, y))
     iters = int(p.info.num_iter)
     # Each L-BFGS iteration costs >= 2 passes of [N, D] @ [D, K] (value and gradient).

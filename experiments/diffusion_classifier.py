@@ -95,7 +95,7 @@ def baselines(name, x_tr, y_tr, x_te, y_te, with_logistic=True):
   lr = logistic.logistic_regression(C=1.0, max_iter=2000)
   t0 = time.perf_counter()
   params = lr.fit(x_tr, y_tr, num_classes=10)
-  pred = np.argmax(np.asarray(lr.logits(params, x_te)), -1)
+  pred = np.argmax(np.asarray(lr.log_likelihood(params, x_te)), -1)
   recs.append(_record(name, "logistic", None, np.mean(pred == y_te), None,
                       (time.perf_counter() - t0) / len(y_te)))
   return recs

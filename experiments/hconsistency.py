@@ -163,7 +163,7 @@ def lr_bound(*, problems, sizes, iters, reps, num_test, gap_samples=5000, seed=0
       fit = lambda x, y, w: lr.fit(x, y, num_classes=k, sample_weight=w)
       params = jax.jit(jax.vmap(jax.vmap(fit)))(x_all, y_all, w_all)
       # All models at once: logits [R, S, N_test, K], regrets averaged over the sample.
-      logits = jax.vmap(jax.vmap(lambda q: lr.logits(q, x_test)))(params)
+      logits = jax.vmap(jax.vmap(lambda q: lr.log_likelihood(q, x_test)))(params)
       shape = logits.shape
       post_b = jnp.broadcast_to(post[None, None], shape)
       u = jnp.mean(bounds.conditional_regret("logistic", logits, post_b), axis=-1)

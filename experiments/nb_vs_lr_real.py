@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import jgen
 from jgen import datasets
 from jgen import gaussian
 from jgen import logistic
@@ -63,12 +64,12 @@ def _errors(x, y, x_test, y_test, orders, sizes, *, num_classes, model):
     xs = (xs - lo[None, :]) / scale[None, :]
     xt = (x_test - lo[None, :]) / scale[None, :]
     if model == "nb":
-      params = _NB.fit_stats(simulate.weighted_nb_stats(xs, ys, w, num_classes))
+      params = _NB.fit(xs, ys, num_classes=num_classes, sample_weight=w)
       scores = _NB.log_likelihood(params, xt) + params.log_prior[None, :]
       ok = jnp.asarray(True)
     else:
       params = lr.fit(xs, ys, num_classes=num_classes, sample_weight=w)
-      scores, ok = lr.logits(params, xt), params.info.converged
+      scores, ok = lr.log_likelihood(params, xt), params.info.converged
     return jnp.mean(jnp.argmax(scores, -1) != y_test), ok
 
   return jax.vmap(lambda o: jax.vmap(lambda m: one(o, m))(sizes))(orders)

@@ -7,9 +7,9 @@ Synthetic data: K Gaussian classes with means N(0, 25 I / D) and unit noise, 20 
 examples per class. On a ``(data=2, classes=4)`` mesh it
 
 1. fits LDA (shrinkage 0.1) with the examples split over ``data``
-   (``fit_data_parallel``) and compares with ``lda.fit`` on one device;
+   (``jgen.parallel.fit_data_parallel``) and compares with ``lda.fit`` on one device;
 2. scores a test set with the classes split over ``classes`` and applies Bayes' rule
-   by collectives (``classify_class_sharded``), comparing labels and ``log p(x)``
+   by collectives (``jgen.parallel.class_sharded_predict``), comparing labels and ``log p(x)``
    with the single-device ``predict`` / ``logsumexp``;
 3. classifies test points with the Diffusion Classifier (exact Gaussian-oracle
    denoiser, ``adaptive`` strategy) with the classes split over all 8 devices
@@ -64,18 +64,17 @@ def run(k=1000, d=32, per_class=20, n_test=2000, n_diffusion=8, seed=0) -> dict:
   mesh = jgen.parallel.make_mesh(data=2, classes=4)
   model = jgen.lda(shrinkage=0.1)
   t0 = time.perf_counter()
-  params = jgen.gaussian.fit_data_parallel(model, x, y, num_classes=k, mesh=mesh,
-                                      pooled=True)
+  params = jgen.parallel.fit_data_parallel(model, x, y, mesh, num_classes=k)
   t_fit = time.perf_counter() - t0
   ref = model.fit(x, y, num_classes=k)
   # Per leaf: max |difference| relative to the leaf's largest entry (float32).
   fit_err = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))
                       / np.max(np.abs(np.asarray(b))))
                 for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref)))
-  out = jgen.gaussian.classify_class_sharded(model, params, x_test, mesh)
+  out = jgen.parallel.class_sharded_predict(model, params, x_test, mesh)
   ll = np.asarray(model.log_likelihood(params, x_test), np.float64)
   joint = ll + np.asarray(params.log_prior, np.float64)[None, :]
-  log_lik = jgen.gaussian.class_sharded_log_likelihood(model, params, x_test, mesh)
+  log_lik = jgen.parallel.class_sharded_log_likelihood(model, params, x_test, mesh)
   block = {s.data.shape for s in log_lik.addressable_shards}
 
   dc = _diffusion(means, x_test[:n_diffusion], y_test[:n_diffusion], seed) if (

@@ -16,9 +16,7 @@ from jgen.core.bayes import accuracy
 from jgen.core.bayes import empirical_log_prior
 from jgen.core.bayes import expected_calibration_error
 from jgen.core.bayes import fit_temperature
-from jgen.core.bayes import log_posterior
 from jgen.core.bayes import negative_log_likelihood
-from jgen.core.bayes import predict
 from jgen.core.bayes import temperature_scale
 from jgen.core.bayes import validate_log_prior
 
@@ -28,8 +26,11 @@ from jgen.gaussian import lda
 from jgen.gaussian import qda
 from jgen.gaussian import sufficient_stats
 
-# --- The classifier contract (jgen.core.contract) ---
+# --- The classifier contract and its generic Bayes rule (jgen.core) ---
 from jgen.core.contract import Classifier
+from jgen.core.inference import log_posterior
+from jgen.core.inference import predict
+from jgen.core.inference import predict_proba
 
 
 # --- Discriminative baseline (jgen.logistic) ---
@@ -38,7 +39,6 @@ from jgen.logistic import logistic_regression
 
 
 # --- Submodules ---
-from jgen.core import bayes
 from jgen import diffusion
 from jgen import datasets
 from jgen import gaussian
@@ -69,6 +69,7 @@ __all__ = (
     "sufficient_stats",
     # contract
     "Classifier",
+    "predict_proba",
 
 
     # logistic

@@ -161,7 +161,7 @@ def test_chunked_stats_equal_fit_at_once(key, make_model, full, pooled):
   merged = functools.reduce(gaussian.merge_stats, chunks)
   tree_added = jax.tree.map(lambda *a: sum(a), *chunks)
   for stats in (merged, tree_added):
-    params = model.fit_stats(stats)
+    params = jgen.gaussian.fit_stats(model, stats)
     chex.assert_trees_all_close(params, at_once, rtol=1e-10, atol=1e-10)
 
 
@@ -325,10 +325,10 @@ def test_bad_configuration_and_params():
     gaussian.qda().log_likelihood(nb, x)
   diag = gaussian.sufficient_stats(x, y, 2, full_covariance=False)
   with pytest.raises(ValueError, match="needs full-covariance statistics"):
-    gaussian.lda().fit_stats(diag)
+    jgen.gaussian.fit_stats(gaussian.lda(), diag)
   pooled = gaussian.sufficient_stats(x, y, 2, pooled=True)
   with pytest.raises(ValueError, match="needs per-class statistics"):
-    gaussian.qda().fit_stats(pooled)
+    jgen.gaussian.fit_stats(gaussian.qda(), pooled)
   with pytest.raises(ValueError, match="shift must have shape"):
     gaussian.sufficient_stats(x, y, 2, shift=jnp.zeros(3))
 

@@ -16,6 +16,7 @@ import pytest
 from sklearn import datasets
 from sklearn.linear_model import LogisticRegression
 
+import jgen
 from jgen import logistic
 
 # One synthetic problem shape shared by most tests, so the fit compiles once.
@@ -55,10 +56,10 @@ def test_matches_sklearn(name):
   sk = SimpleNamespace(coef_=np.array(ref["coef"]), intercept_=np.array(ref["intercept"]))
   lr = logistic.logistic_regression(1.0, tol=1e-8, max_iter=10000)
   params = lr.fit(jnp.asarray(x), jnp.asarray(y), num_classes=k)
-  ours = float(lr.objective(params, x, y))
-  theirs = float(lr.objective(_sklearn_params(sk, x.shape[1], k), x, y))
+  ours = float(jgen.logistic.objective(lr, params, x, y))
+  theirs = float(jgen.logistic.objective(lr, _sklearn_params(sk, x.shape[1], k), x, y))
   assert ours <= theirs * (1 + 1e-5), (ours, theirs)
-  agree = np.mean(np.asarray(lr.logits(params, x).argmax(-1)) == np.array(ref["predictions"]))
+  agree = np.mean(np.asarray(lr.log_likelihood(params, x).argmax(-1)) == np.array(ref["predictions"]))
   assert agree >= 0.995
   assert bool(params.info.converged)
 
@@ -72,7 +73,7 @@ def test_objective_is_sklearn_convention():
   ce = np.log(np.exp(z).sum(1)) - z[np.arange(N), y]
   expected = 2.5 * ce.sum() + 0.5 * (w**2).sum()
   lr = logistic.logistic_regression(2.5)
-  got = lr.objective(logistic.LogisticParams(jnp.asarray(w), jnp.asarray(b)), x, y)
+  got = jgen.logistic.objective(lr, logistic.LogisticParams(jnp.asarray(w), jnp.asarray(b)), x, y)
   np.testing.assert_allclose(float(got), expected, rtol=1e-12)
 
 
@@ -126,8 +127,8 @@ def test_sample_weights_equal_duplicated_rows():
   np.testing.assert_allclose(np.asarray(weighted.weights), np.asarray(dup.weights),
                              atol=1e-7)
   np.testing.assert_allclose(
-      float(lr.objective(weighted, x, y, w.astype(float))),
-      float(lr.objective(dup, np.repeat(x, w, 0), np.repeat(y, w, 0))), rtol=1e-12)
+      float(jgen.logistic.objective(lr, weighted, x, y, w.astype(float))),
+      float(jgen.logistic.objective(lr, dup, np.repeat(x, w, 0), np.repeat(y, w, 0))), rtol=1e-12)
 
 
 def test_iteration_limit_is_reported():
@@ -148,12 +149,12 @@ def test_float32_and_shapes():
   params = lr.fit(x, y, num_classes=K)
   assert params.weights.dtype == jnp.float32 and params.weights.shape == (D, K)
   assert params.bias.shape == (K,)
-  assert lr.logits(params, x.reshape(2, 30, D)).shape == (2, 30, K)
+  assert lr.log_likelihood(params, x.reshape(2, 30, D)).shape == (2, 30, K)
   ref = logistic.logistic_regression(1.0, **SETTINGS).fit(x.astype(np.float64), y,
                                                             num_classes=K)
   # float32 with tol 1e-4: objective within 1e-4 relative of the float64 optimum.
-  np.testing.assert_allclose(float(lr.objective(params, x.astype(np.float64), y)),
-                             float(lr.objective(ref, x.astype(np.float64), y)), rtol=1e-4)
+  np.testing.assert_allclose(float(jgen.logistic.objective(lr, params, x.astype(np.float64), y)),
+                             float(jgen.logistic.objective(lr, ref, x.astype(np.float64), y)), rtol=1e-4)
 
 
 def test_no_intercept_and_warm_start():
@@ -170,15 +171,15 @@ def test_no_intercept_and_warm_start():
 def test_minibatch_reaches_lbfgs_objective(key):
   x, y = _data(8)
   lr = logistic.logistic_regression(1.0, **SETTINGS)
-  best = float(lr.objective(lr.fit(x, y, num_classes=K), x, y))
+  best = float(jgen.logistic.objective(lr, lr.fit(x, y, num_classes=K), x, y))
   adam = optax.adam(0.02)
-  fitted = lr.fit_minibatch(key, x, y, num_classes=K, batch_size=20, num_steps=1500,
+  fitted = jgen.logistic.fit_minibatch(lr, key, x, y, num_classes=K, batch_size=20, num_steps=1500,
                             optimizer=adam)
-  again = lr.fit_minibatch(key, x, y, num_classes=K, batch_size=20, num_steps=1500,
+  again = jgen.logistic.fit_minibatch(lr, key, x, y, num_classes=K, batch_size=20, num_steps=1500,
                            optimizer=adam)
   np.testing.assert_array_equal(np.asarray(fitted.weights), np.asarray(again.weights))
   # Adam with a constant step hovers near the optimum: within 1% of the objective.
-  assert best <= float(lr.objective(fitted, x, y)) <= best * 1.01
+  assert best <= float(jgen.logistic.objective(lr, fitted, x, y)) <= best * 1.01
 
 
 @pytest.mark.parametrize("kwargs, err", [
@@ -212,4 +213,4 @@ def test_bad_data():
                                                              jnp.zeros(K)))
   params = lr.fit(x, y, num_classes=K)
   with pytest.raises(ValueError, match="last dimension"):
-    lr.logits(params, x[:, :2])
+    lr.log_likelihood(params, x[:, :2])

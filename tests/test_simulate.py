@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import jgen
 from jgen.simulate import learning_curve as _learning_curve
 from jgen import gaussian
 from jgen import logistic
@@ -87,15 +88,35 @@ def test_bayes_error_rejects_non_collinear_means():
     simulate.bayes_error(mix)
 
 
-def test_weighted_stats_ignore_padded_rows(key):
+@pytest.mark.parametrize("make", [lambda: gaussian.gaussian_nb(pooled=True),
+                                  lambda: gaussian.gaussian_nb(),
+                                  lambda: gaussian.lda(0.1), lambda: gaussian.qda(0.1)])
+def test_zero_weight_rows_change_no_gaussian_fit(key, make):
+  # The public sample_weight path the learning curve uses: padding rows with weight
+  # 0 (holding arbitrary finite values) leave every family's fit exactly as on the
+  # first m rows (reference: the unweighted fit on the slice, float64).
   mix = simulate.zheng_mixture(3, 5, dtype=jnp.float64)
   x, y = simulate.sample(key, mix, 40)
+  x = x.at[23:].multiply(100.0)
   w = (jnp.arange(40) < 23).astype(jnp.float64)
-  nb = gaussian.gaussian_nb(pooled=True)
-  padded = nb.fit_stats(simulate.weighted_nb_stats(x, y, w, 3))
-  direct = nb.fit(x[:23], y[:23], num_classes=3)
+  model = make()
+  padded = model.fit(x, y, num_classes=3, sample_weight=w)
+  direct = model.fit(x[:23], y[:23], num_classes=3)
   for a, b in zip(padded, direct):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+
+
+def test_integer_weights_equal_repeated_rows(key):
+  # Weight 2 on a row is the same fit as the row twice (closed form of weighted MLE).
+  mix = simulate.zheng_mixture(2, 3, dtype=jnp.float64)
+  x, y = simulate.sample(key, mix, 30)
+  w = jnp.where(jnp.arange(30) % 3 == 0, 2.0, 1.0)
+  rep = np.repeat(np.arange(30), np.asarray(w).astype(int))
+  for model in (gaussian.gaussian_nb(), gaussian.lda(), gaussian.qda()):
+    a = model.fit(x, y, num_classes=2, sample_weight=w)
+    b = model.fit(x[rep], y[rep], num_classes=2)
+    for u, v in zip(a, b):
+      np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-9, atol=1e-12)
 
 
 def _test_set(key, mix, n=2000):
@@ -117,7 +138,7 @@ def test_padded_fits_equal_direct_fits(key):
   direct = lr.fit(x, y, num_classes=2)
   np.testing.assert_allclose(np.asarray(params.weights[1, 1]),
                              np.asarray(direct.weights), atol=2e-3)
-  err = np.mean(np.asarray(lr.logits(direct, test[0]).argmax(-1)) != np.asarray(test[1]))
+  err = np.mean(np.asarray(lr.log_likelihood(direct, test[0]).argmax(-1)) != np.asarray(test[1]))
   assert abs(errors[1, 1] - err) <= 2 / len(test[1])
 
 

@@ -100,7 +100,7 @@ def _inits(z, k):
 def _best_risk(fn, g, p, lam):
   # With a score bound the inner iterate g is kept in the box by projection (below),
   # which reaches box-boundary optima exactly; a tanh map would only approach them.
-  return _regret._risk(fn, g, p)
+  return _regret.expected_loss(fn, g, p)
 
 
 def _loss_parts(fn, ident, lam):
@@ -110,10 +110,10 @@ def _loss_parts(fn, ident, lam):
   def objective(params, g, t):
     h, p = _build(params, t, lam)
     if closed:
-      best = _regret._closed_form_best(ident[0], ident[1], p)
+      best = _regret.closed_form_best_risk(ident[0], ident[1], p)
     else:
       best = _best_risk(fn, jax.lax.stop_gradient(g), p, lam)
-    return _regret._risk(fn, h, p) - best
+    return _regret.expected_loss(fn, h, p) - best
 
   def inner_grad(g, p):
     return jax.grad(_best_risk, argnums=1)(fn, g, p, lam)

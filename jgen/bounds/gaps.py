@@ -147,9 +147,9 @@ def _fit_linear(fn, x, posterior, num_steps):
     # A tiny ridge removes the flat directions of shift-invariant losses, along which
     # L-BFGS can drift to scores so large that centring them loses all precision.
     ridge = _RIDGE * (jnp.sum(jnp.square(w)) + jnp.sum(jnp.square(b)))
-    return jnp.mean(_regret._risk(fn, scores, posterior)) + ridge
+    return jnp.mean(_regret.expected_loss(fn, scores, posterior)) + ridge
 
   params = (jnp.zeros((x.shape[1], k), x.dtype), jnp.zeros((k,), x.dtype))
   params = _optim.lbfgs_fixed_steps(objective, params, num_steps)
   w, b = params
-  return w, b, jnp.mean(_regret._risk(fn, x @ w + _checks.as_trailing(b, 2), posterior))
+  return w, b, jnp.mean(_regret.expected_loss(fn, x @ w + _checks.as_trailing(b, 2), posterior))

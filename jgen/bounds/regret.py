@@ -56,7 +56,7 @@ def resolve_loss(loss_fn: LossSpec, tau: float | None = None):
   return loss_fn, _losses.identify(loss_fn)
 
 
-def _risk(fn, h: jax.Array, p: jax.Array) -> jax.Array:
+def expected_loss(fn, h: jax.Array, p: jax.Array) -> jax.Array:
   """``sum_y p_y loss(h, y)``; ``0 * inf`` terms count as 0."""
   k = h.shape[-1]
   hh = jnp.broadcast_to(h[..., None, :], h.shape[:-1] + (k, k))
@@ -84,7 +84,7 @@ def conditional_risk(loss_fn: LossSpec, h: ArrayLike, p: ArrayLike, *,
   return _risk_kernel(fn, h, p)
 
 
-def _closed_form_best(name: str, tau: float | None, p: jax.Array) -> jax.Array:
+def closed_form_best_risk(name: str, tau: float | None, p: jax.Array) -> jax.Array:
   """Closed-form ``C*(p)`` over all scores (derivations in docs/bounds.md)."""
   k = p.shape[-1]
   p_max = jnp.max(p, axis=-1)
@@ -117,7 +117,7 @@ def _numerical_best(fn, p: jax.Array, num_steps: int, learning_rate: float
   """Upper estimate of ``inf_h C(h, p)`` for one ``p [K]`` by Adam from two starts."""
   schedule = optax.cosine_decay_schedule(learning_rate, num_steps, alpha=1e-3)
   opt = optax.adam(schedule)
-  objective = lambda g: _risk(fn, g, p)
+  objective = lambda g: expected_loss(fn, g, p)
 
   def solve(g0):
     def step(carry, _):
@@ -135,7 +135,7 @@ def _numerical_best(fn, p: jax.Array, num_steps: int, learning_rate: float
 
 def _best(fn, ident, p, num_steps, learning_rate):
   if ident is not None:
-    return _closed_form_best(ident[0], ident[1], p)
+    return closed_form_best_risk(ident[0], ident[1], p)
   flat = p.reshape(-1, p.shape[-1])
   best = jax.vmap(lambda q: _numerical_best(fn, q, num_steps, learning_rate))(flat)
   return best.reshape(p.shape[:-1])
@@ -145,7 +145,7 @@ def _best(fn, ident, p, num_steps, learning_rate):
 # instead of dispatching every primitive on its own.
 @functools.partial(jax.jit, static_argnums=(0,))
 def _risk_kernel(fn, h, p):
-  return _common.nan_where(_common.simplex_ok(p), _risk(fn, h, p))
+  return _common.nan_where(_common.simplex_ok(p), expected_loss(fn, h, p))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 3, 4))
@@ -156,7 +156,7 @@ def _best_kernel(fn, ident, p, num_steps, learning_rate):
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 4, 5))
 def _regret_kernel(fn, ident, h, p, num_steps, learning_rate):
-  regret = _risk(fn, h, p) - _best(fn, ident, p, num_steps, learning_rate)
+  regret = expected_loss(fn, h, p) - _best(fn, ident, p, num_steps, learning_rate)
   return _common.nan_where(_common.simplex_ok(p), regret)
 
 

@@ -9,8 +9,10 @@ from jgen.core.contract import LogLikelihoodFn
 from jgen.core.contract import LogPriorFn
 from jgen.core.contract import ClassAxesFn
 from jgen.core.contract import check_params_type
-from jgen.core.bayes import log_posterior
-from jgen.core.bayes import predict
+from jgen.core.inference import log_joint
+from jgen.core.inference import log_posterior
+from jgen.core.inference import predict
+from jgen.core.inference import predict_proba
 from jgen.core.bayes import empirical_log_prior
 from jgen.core.bayes import validate_log_prior
 from jgen.core.bayes import accuracy
@@ -21,6 +23,7 @@ from jgen.core.bayes import temperature_scale
 from jgen.core import bayes
 from jgen.core import checks
 from jgen.core import contract
+from jgen.core import inference
 from jgen.core import lbfgs
 
 __all__ = (
@@ -30,8 +33,10 @@ __all__ = (
     "LogPriorFn",
     "ClassAxesFn",
     "check_params_type",
+    "log_joint",
     "log_posterior",
     "predict",
+    "predict_proba",
     "empirical_log_prior",
     "validate_log_prior",
     "accuracy",
@@ -42,5 +47,6 @@ __all__ = (
     "bayes",
     "checks",
     "contract",
+    "inference",
     "lbfgs",
 )

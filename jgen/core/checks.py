@@ -117,3 +117,28 @@ def check_last_dim(x: jax.Array, size: int, name: str, what: str) -> None:
     raise ValueError(
         f"{name} must have last dimension {size} ({what}), got shape {tuple(x.shape)}."
     )
+
+
+def check_sample_weight(sample_weight: Any, n: int, dtype) -> jax.Array | None:
+  """Validated example weights ``[N]`` in ``dtype``, or ``None`` (every weight 1).
+
+  Weights must be real numbers of rank 1 and length ``N``; concrete weights must be
+  finite and non-negative, with a positive total. Integer weights are exact in
+  ``dtype`` up to ``2**24`` (float32), so they are converted; complex ones are not.
+  """
+  if sample_weight is None:
+    return None
+  w = jnp.asarray(sample_weight)
+  if not (jnp.issubdtype(w.dtype, jnp.floating) or jnp.issubdtype(w.dtype, jnp.integer)):
+    raise TypeError(f"sample_weight must have a real (float or int) dtype, got {w.dtype}.")
+  check_ndim(w, 1, "sample_weight")
+  if w.shape[0] != n:
+    raise ValueError(f"sample_weight must have one entry per example ({n}), got shape"
+                     f" {tuple(w.shape)}.")
+  if is_concrete(w):
+    wv = np.asarray(w)
+    if not np.all(np.isfinite(wv)) or np.any(wv < 0):
+      raise ValueError("sample_weight must be finite and non-negative.")
+    if wv.size and not wv.sum() > 0:
+      raise ValueError("sample_weight must have a positive sum.")
+  return w.astype(dtype)

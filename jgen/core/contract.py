@@ -26,7 +26,7 @@ apply no prior.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple, Protocol
+from typing import Any, Mapping, NamedTuple, Protocol
 
 import jax
 from jax.typing import ArrayLike

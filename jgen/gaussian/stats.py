@@ -86,16 +86,29 @@ def _class_grams(xc: jax.Array, y: jax.Array, count: jax.Array,
   return lax.map(gram, jnp.arange(num_classes))
 
 
-def _stats(x, y, shift, num_classes, full_covariance, pooled):
+def _stats(x, y, w, shift, num_classes, full_covariance, pooled):
   n, d = x.shape
-  count_int = jnp.zeros((num_classes,), jnp.int32).at[y].add(1, mode="drop")
-  count = count_int.astype(x.dtype)
+  if w is None:
+    count_int = jnp.zeros((num_classes,), jnp.int32).at[y].add(1, mode="drop")
+    count = count_int.astype(x.dtype)
+  else:
+    # Weighted statistics: each example counts w_i times; weight 0 = absent.
+    count = jnp.zeros((num_classes,), x.dtype).at[y].add(w, mode="drop")
+    count_int = None
   if shift.ndim == 1:
     shift = jnp.broadcast_to(shift[None, :], (num_classes, d))
   xc = x - shift[jnp.clip(y, 0, num_classes - 1)]
   seg = lambda v: jax.ops.segment_sum(v, y, num_classes)
   shift_sum = count[:, None] * shift
-  centered_sum = seg(xc)
+  if w is None:
+    centered_sum = seg(xc)
+  else:
+    # Each example counts w_i times: first moments take w_i (x_i - c), second
+    # moments sqrt(w_i) on both factors. Rows with w_i = 0 are zeroed exactly
+    # (never 0 * inf), so padding rows may hold any finite values.
+    live = (w > 0)[:, None]
+    centered_sum = seg(jnp.where(live, xc * w[:, None], 0))
+    xc = jnp.where(live, xc * jnp.sqrt(w)[:, None], 0)
   if full_covariance and pooled:
     centered_sq = jnp.matmul(xc.T, xc, precision=_HIGHEST)[None]
   elif full_covariance and n * num_classes * d <= _SMALL:
@@ -107,6 +120,8 @@ def _stats(x, y, shift, num_classes, full_covariance, pooled):
     xk = jnp.where(member[:, :, None], xc[:, None, :], 0)           # [N, K, D]
     centered_sq = jnp.einsum("nkd,nke->kde", xk, xk, precision=_HIGHEST)
   elif full_covariance:
+    if count_int is None:   # weighted: the class runs are the examples, not sum(w)
+      count_int = jnp.zeros((num_classes,), jnp.int32).at[y].add(1, mode="drop")
     centered_sq = _class_grams(xc, y, count_int, num_classes)
   elif pooled:
     centered_sq = jnp.sum(xc * xc, axis=0)[None]
@@ -119,12 +134,13 @@ def _stats(x, y, shift, num_classes, full_covariance, pooled):
   return GaussianStats(count, shift_sum, centered_sum, centered_sq)
 
 
-_stats_jit = jax.jit(_stats, static_argnums=(3, 4, 5))
+_stats_jit = jax.jit(_stats, static_argnums=(4, 5, 6))
 
 
 def sufficient_stats(x: ArrayLike, y: ArrayLike, num_classes: int, *,
                      full_covariance: bool = True, pooled: bool = False,
-                     shift: ArrayLike | None = None) -> GaussianStats:
+                     shift: ArrayLike | None = None,
+                     weights: ArrayLike | None = None) -> GaussianStats:
   r"""Additive sufficient statistics of ``(x, y)`` for every Gaussian family.
 
   Moments are taken about a fixed ``shift`` ``c`` (``[D]`` or per class ``[K, D]``),
@@ -144,6 +160,9 @@ def sufficient_stats(x: ArrayLike, y: ArrayLike, num_classes: int, *,
     pooled: sum the second moments over classes (enough for LDA and pooled naive
       Bayes; ``[1, ...]`` leading axis) instead of keeping them per class.
     shift: ``[D]`` or ``[K, D]`` shift; ``None`` means zeros.
+    weights: optional non-negative example weights ``[N]``: example ``i`` counts
+      ``w_i`` times (``count_k`` is then the class's total weight). A weight of zero
+      removes the example exactly, so padding rows with weight zero change nothing.
 
   Returns:
     :class:`GaussianStats`; ``merge_stats(a, b)`` (or ``lax.psum``) combines chunks.
@@ -156,7 +175,8 @@ def sufficient_stats(x: ArrayLike, y: ArrayLike, num_classes: int, *,
   if shift.shape not in ((x.shape[1],), (num_classes, x.shape[1])):
     raise ValueError(f"shift must have shape ({x.shape[1]},) or ({num_classes},"
                      f" {x.shape[1]}), got {tuple(shift.shape)}.")
-  return _stats_jit(x, y, shift, num_classes, bool(full_covariance), bool(pooled))
+  w = _checks.check_sample_weight(weights, x.shape[0], x.dtype)
+  return _stats_jit(x, y, w, shift, num_classes, bool(full_covariance), bool(pooled))
 
 
 def merge_stats(a: GaussianStats, b: GaussianStats) -> GaussianStats:
@@ -200,23 +220,28 @@ def moments(stats: GaussianStats):
   return means, sq - (jnp.sum(corr, axis=0, keepdims=True) if pooled else corr)
 
 
-def _stats_class_shift(x, y, num_classes, full_covariance, pooled):
-  count = jnp.zeros((num_classes,), x.dtype).at[y].add(1, mode="drop")
-  safe = jnp.maximum(count, 1)[:, None]
-  mean = jax.ops.segment_sum(x, y, num_classes) / safe
+def _stats_class_shift(x, y, w, num_classes, full_covariance, pooled):
+  ones = jnp.ones(x.shape[:1], x.dtype) if w is None else w
+  count = jnp.zeros((num_classes,), x.dtype).at[y].add(ones, mode="drop")
+  safe = jnp.maximum(count, jnp.finfo(x.dtype).tiny)[:, None]
+  xw = jnp.where((ones > 0)[:, None], x * ones[:, None], 0)
+  mean = jax.ops.segment_sum(xw, y, num_classes) / safe
   # One correction pass (the mean of the residuals): the shift is then exact to a few
   # ulps whatever the summation order, so a constant feature has deviations of at most
   # a few ulps and the degeneracy tests in jgen.gaussian see it as constant.
   resid = x - mean[jnp.clip(y, 0, num_classes - 1)]
+  resid = jnp.where((ones > 0)[:, None], resid * ones[:, None], 0)
   mean = mean + jax.ops.segment_sum(resid, y, num_classes) / safe
-  return _stats(x, y, mean, num_classes, full_covariance, pooled)
+  return _stats(x, y, w, mean, num_classes, full_covariance, pooled)
 
 
-_stats_class_shift_jit = jax.jit(_stats_class_shift, static_argnums=(2, 3, 4))
+_stats_class_shift_jit = jax.jit(_stats_class_shift, static_argnums=(3, 4, 5))
 
 
-def fit_stats_of(x, y, num_classes, full_covariance, pooled) -> GaussianStats:
+def fit_stats_of(x, y, num_classes, full_covariance, pooled,
+                 sample_weight=None) -> GaussianStats:
   """Statistics about the class means (two passes, no cancellation) for ``fit``."""
   num_classes = _checks.check_num_classes(num_classes)
   x, y = _check_xy(x, y, num_classes)
-  return _stats_class_shift_jit(x, y, num_classes, full_covariance, pooled)
+  w = _checks.check_sample_weight(sample_weight, x.shape[0], x.dtype)
+  return _stats_class_shift_jit(x, y, w, num_classes, full_covariance, pooled)

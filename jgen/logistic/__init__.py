@@ -1,19 +1,19 @@
 """Multiclass logistic regression, the discriminative baseline (L-BFGS and minibatch),
-with its data-parallel fit.
+on the classifier contract (``conditional=True``: its scores are logits).
 """
 
 from jgen.logistic.model import ConvergenceWarning
 from jgen.logistic.model import FitInfo
 from jgen.logistic.model import LogisticParams
-from jgen.logistic.model import LogisticRegression
 from jgen.logistic.model import logistic_regression
-from jgen.logistic.sharded import fit_logistic_data_parallel
+from jgen.logistic.model import fit_minibatch
+from jgen.logistic.model import objective
 
 __all__ = (
     "ConvergenceWarning",
     "FitInfo",
     "LogisticParams",
-    "LogisticRegression",
     "logistic_regression",
-    "fit_logistic_data_parallel",
+    "fit_minibatch",
+    "objective",
 )

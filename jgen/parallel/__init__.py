@@ -19,6 +19,9 @@ from jgen.parallel.collectives import bayes_reduce
 from jgen.parallel.collectives import sharded_log_posterior
 from jgen.parallel.collectives import class_sharded_scores
 from jgen.parallel.collectives import data_parallel_sum
+from jgen.parallel.classifier import class_sharded_log_likelihood
+from jgen.parallel.classifier import class_sharded_predict
+from jgen.parallel.classifier import fit_data_parallel
 from jgen.parallel.multihost import initialize
 from jgen.parallel.checkpoint import save_sharded
 from jgen.parallel.checkpoint import restore_sharded
@@ -38,6 +41,9 @@ __all__ = (
     "sharded_log_posterior",
     "class_sharded_scores",
     "data_parallel_sum",
+    "class_sharded_log_likelihood",
+    "class_sharded_predict",
+    "fit_data_parallel",
     "initialize",
     "save_sharded",
     "restore_sharded",

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import os
-import json
 import orbax.checkpoint as ocp
 from typing import Any
 

@@ -28,8 +28,7 @@ the places where communication matters are written as explicit ``shard_map`` col
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -11,7 +11,6 @@ from jgen.simulate.mixtures import bayes_error
 from jgen.simulate.mixtures import bayes_error_mc
 from jgen.simulate.learning_curve import MODELS
 from jgen.simulate.learning_curve import CurveResult
-from jgen.simulate.learning_curve import weighted_nb_stats
 from jgen.simulate.learning_curve import bucket_size
 from jgen.simulate.learning_curve import evaluate_sizes
 from jgen.simulate.learning_curve import find_m_star
@@ -28,7 +27,6 @@ __all__ = (
     "bayes_error_mc",
     "MODELS",
     "CurveResult",
-    "weighted_nb_stats",
     "bucket_size",
     "evaluate_sizes",
     "find_m_star",

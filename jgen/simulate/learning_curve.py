@@ -22,7 +22,6 @@ from jgen.simulate import mixtures as simulate
 __all__ = [
     "MODELS",
     "CurveResult",
-    "weighted_nb_stats",
     "bucket_size",
     "evaluate_sizes",
     "find_m_star",
@@ -50,31 +49,6 @@ class CurveResult(NamedTuple):
   not_converged: int
 
 
-def weighted_nb_stats(x: jax.Array, y: jax.Array, weights: jax.Array,
-                      num_classes: int) -> gaussian.GaussianStats:
-  """Pooled diagonal sufficient statistics with per-example weights.
-
-  Rows with weight 0 (padding) contribute nothing. Moments are taken about the class
-  means (two passes), which avoids cancellation in float32.
-
-  Args:
-    x: ``[N, D]``; y: ``[N]`` labels; weights: ``[N]`` (0/1 for padding masks).
-    num_classes: static ``K``.
-
-  Returns:
-    :class:`jgen.gaussian.GaussianStats` for ``gaussian_nb(pooled=True).fit_stats``.
-  """
-  seg = lambda v: jax.ops.segment_sum(v, y, num_classes)
-  count = seg(weights)
-  means = seg(weights[:, None] * x) / jnp.maximum(count, 1e-30)[:, None]
-  xc = x - means[y]
-  return gaussian.GaussianStats(
-      count=count,
-      shift_sum=count[:, None] * means,
-      centered_sum=seg(weights[:, None] * xc),
-      centered_sq=jnp.sum(weights[:, None] * xc * xc, axis=0)[None, :])
-
-
 def bucket_size(m: int, minimum: int = 64) -> int:
   """Padded size for ``m`` examples: the next power of two, at least ``minimum``.
 
@@ -96,12 +70,12 @@ def _errors(train_key, mixture, x_test, y_test, sizes, init, *, model, bucket,
     def size(m):
       w = (jnp.arange(bucket) < m).astype(x.dtype)
       if model == "nb":
-        params = _NB.fit_stats(weighted_nb_stats(x, y, w, k))
+        params = _NB.fit(x, y, num_classes=k, sample_weight=w)
         scores = _NB.log_likelihood(params, x_test) + params.log_prior[None, :]
         fitted, ok = None, jnp.asarray(True)
       else:
         params = lr.fit(x, y, num_classes=k, sample_weight=w, init=init_r)
-        scores = lr.logits(params, x_test)
+        scores = lr.log_likelihood(params, x_test)
         fitted, ok = logistic.LogisticParams(params.weights, params.bias), params.info.converged
       return jnp.mean(jnp.argmax(scores, -1) != y_test), fitted, ok
 

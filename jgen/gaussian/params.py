@@ -1,0 +1,133 @@
+"""Parameters of the Gaussian families and the numerical decisions about them.
+
+Which classes are valid (:func:`valid_classes`) and whether a covariance is positive
+definite (:func:`covariance_ok`) are decided by relative, dtype-aware criteria, so every
+CPU and accelerator decides the same way.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.scipy.linalg import solve_triangular
+
+__all__ = [
+    "GaussianNBParams",
+    "LDAParams",
+    "QDAParams",
+    "valid_classes",
+    "valid_classes_jit",
+    "chol_ok",
+    "covariance_ok",
+    "precision_cholesky",
+    "REL_TOL",
+]
+
+# Relative tolerance of the degeneracy decisions, in units of the dtype's epsilon.
+# Every decision compares a quantity with its own scale, so it does not depend on the
+# units of x, and the margin (16 eps, or 16 D eps for pivots) is far above the rounding
+# differences between CPUs and accelerators, so all of them decide the same way.
+REL_TOL = 16.0
+
+
+class GaussianNBParams(NamedTuple):
+  """Naive Bayes: ``means [K, D]``, ``variances [K, D]``, ``log_prior [K]``."""
+  means: jax.Array
+  variances: jax.Array
+  log_prior: jax.Array
+
+
+class LDAParams(NamedTuple):
+  """LDA: ``means [K, D]``, ``prec_chol [D, D]``, ``log_prior [K]``.
+
+  ``prec_chol`` is the upper-triangular ``U`` with ``Sigma^{-1} = U U^T``
+  (``U = L^{-T}`` for the Cholesky factor ``L`` of the shared covariance).
+  """
+  means: jax.Array
+  prec_chol: jax.Array
+  log_prior: jax.Array
+
+
+class QDAParams(NamedTuple):
+  """QDA: ``means [K, D]``, per-class ``prec_chol [K, D, D]``, ``log_prior [K]``."""
+  means: jax.Array
+  prec_chol: jax.Array
+  log_prior: jax.Array
+
+
+def valid_classes(params: GaussianNBParams | LDAParams | QDAParams) -> jax.Array:
+  """``[K]`` bool: classes whose fitted parameters define a proper density.
+
+  Invalid classes (empty, degenerate covariance, or fitted under ``jit`` from bad
+  labels) score ``-inf`` in ``log_likelihood``.
+  """
+  finite_means = jnp.all(jnp.isfinite(params.means), axis=-1)
+  if isinstance(params, GaussianNBParams):
+    # The same relative criterion as covariance_ok: a variance must be resolvable
+    # against the square of its class mean in the params' dtype.
+    v = params.variances
+    tol = REL_TOL * jnp.finfo(v.dtype).eps
+    m2 = jnp.where(jnp.isfinite(params.means), params.means, 0) ** 2
+    return finite_means & jnp.all(jnp.isfinite(v) & (v > tol * tol * (v + m2)), axis=-1)
+  return finite_means & chol_ok(params.prec_chol)  # [] for LDA (broadcasts), [K] QDA
+
+
+valid_classes_jit = jax.jit(valid_classes)
+
+
+def chol_ok(u: jax.Array) -> jax.Array:
+  """Finite triangular factor(s) ``[..., D, D]`` with a positive diagonal."""
+  diag = jnp.diagonal(u, axis1=-2, axis2=-1)
+  return jnp.all(jnp.isfinite(u), axis=(-2, -1)) & jnp.all(diag > 0, axis=-1)
+
+
+def covariance_ok(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
+  r"""Whether covariance(s) ``cov [..., D, D]`` are numerically positive definite.
+
+  Two relative, dtype-aware criteria with ``tol = 16 eps`` (``eps`` of ``cov``'s dtype):
+
+  * every variance is resolvable: ``C_ii > tol^2 (C_ii + m_i)``, i.e. the standard
+    deviation of feature ``i`` exceeds ``tol`` times its root mean square, where
+    ``mean_sq [..., D]`` holds ``m_i``, the squared magnitude of the feature's mean.
+    A feature that is constant in training has a variance of pure rounding error,
+    far below this bound, in any dtype and on any CPU;
+  * no feature is (numerically) a linear combination of the others: every squared
+    Cholesky pivot of the correlation matrix ``R = S^{-1/2} C S^{-1/2}`` (one minus
+    the squared multiple correlation of feature ``i`` on the features before it)
+    exceeds ``D tol``.
+
+  Args:
+    cov: symmetric covariance(s) ``[..., D, D]``.
+    mean_sq: ``[..., D]`` squared feature means (the scale the variances are
+      compared with).
+
+  Returns:
+    ``[...]`` bool.
+  """
+  d = cov.shape[-1]
+  tol = REL_TOL * jnp.finfo(cov.dtype).eps
+  var = jnp.diagonal(cov, axis1=-2, axis2=-1)
+  var_ok = jnp.isfinite(var) & (var > tol * tol * (var + mean_sq))
+  inv_sd = jnp.where(var_ok, lax.rsqrt(jnp.where(var_ok, var, 1)), 0)
+  corr = cov * inv_sd[..., :, None] * inv_sd[..., None, :]
+  both = var_ok[..., :, None] & var_ok[..., None, :]
+  eye = jnp.eye(d, dtype=cov.dtype)
+  corr = jnp.where(both, corr, eye)
+  pivots = jnp.diagonal(jnp.linalg.cholesky(corr), axis1=-2, axis2=-1)
+  piv_ok = jnp.isfinite(pivots) & (pivots * pivots > d * tol)
+  return jnp.all(var_ok & piv_ok, axis=-1)
+
+
+def precision_cholesky(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
+  """Upper-triangular ``U = L^{-T}`` with ``cov^{-1} = U U^T``; NaN if degenerate.
+
+  Degenerate means :func:`covariance_ok` is false, a relative decision, so the result
+  does not depend on how a particular LAPACK build rounds a near-zero pivot.
+  """
+  chol = jnp.linalg.cholesky(cov)
+  eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
+  u = solve_triangular(chol, eye, lower=True).T
+  return jnp.where(covariance_ok(cov, mean_sq), u, jnp.nan)

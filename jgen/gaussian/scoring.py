@@ -1,0 +1,107 @@
+"""Log-likelihood kernels of the Gaussian families: ``[M, D]`` inputs to ``[M, K]``.
+
+Scoring never forms ``[M, K, D]``: naive Bayes and LDA expand the squared distance into
+``[M, D] @ [D, K]`` matmuls around a centre that limits cancellation; QDA whitens one
+class at a time with its inverse Cholesky factor. Invalid classes score ``-inf``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.typing import ArrayLike
+
+from jgen.core import checks as _checks
+from jgen.gaussian.params import GaussianNBParams
+from jgen.gaussian.params import LDAParams
+from jgen.gaussian.params import QDAParams
+from jgen.gaussian.params import chol_ok
+from jgen.gaussian.params import valid_classes
+from jgen.gaussian.stats import as_features
+
+__all__ = ["prepare_x", "nb_log_likelihood", "lda_log_likelihood", "qda_log_likelihood"]
+
+_HIGHEST = lax.Precision.HIGHEST  # exact float32 matmuls on GPU/TPU (no TF32/bf16).
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def prepare_x(params, x: ArrayLike) -> tuple[jax.Array, tuple[int, ...]]:
+  """``x [..., D]`` validated and flattened to ``[M, D]`` in the params' dtype, with
+  its leading shape."""
+  x = as_features(x)
+  _checks.check_min_ndim(x, 1, "x")
+  d = params.means.shape[-1]
+  _checks.check_last_dim(x, d, "x", "the number of features the model was fitted on")
+  _checks.check_finite(x, "x")
+  return x.reshape(-1, d).astype(params.means.dtype), x.shape[:-1]
+
+
+def _centre(means: jax.Array, valid: jax.Array) -> jax.Array:
+  """Mean of the valid class means ``[D]``: scoring around it avoids cancellation."""
+  w = valid.astype(means.dtype)
+  total = jnp.sum(jnp.where(valid[:, None], means, 0), axis=0)
+  return total / jnp.maximum(jnp.sum(w), 1)
+
+
+def _nb_log_likelihood(params: GaussianNBParams, x: jax.Array) -> jax.Array:
+  valid = valid_classes(params)
+  means = jnp.where(valid[:, None], params.means, 0)
+  var = jnp.where(valid[:, None], params.variances, 1)
+  prec = 1.0 / var
+  # Centre each feature at the precision-weighted mean of the class means: classes
+  # with tiny variances (constant pixels) then sit near the origin, which keeps the
+  # cancellation in the expansion below small in float32.
+  wp = jnp.where(valid[:, None], prec, 0)
+  tiny = jnp.finfo(x.dtype).tiny
+  c = jnp.sum(wp * means, axis=0) / jnp.maximum(jnp.sum(wp, axis=0), tiny)
+  mc, xc = means - c[None, :], x - c[None, :]
+  # (x - m)^2 / v = x^2 / v - 2 x m / v + m^2 / v: two [M, D] @ [D, K] matmuls (on
+  # CPU ~1.7x faster than one matmul on the concatenated [M, 2D] features).
+  b = -0.5 * jnp.sum(mc * mc * prec + jnp.log(var) + _LOG_2PI, axis=1)
+  ll = (jnp.matmul(xc * xc, -0.5 * prec.T, precision=_HIGHEST)
+        + jnp.matmul(xc, (mc * prec).T, precision=_HIGHEST) + b[None, :])
+  return jnp.where(valid[None, :], ll, -jnp.inf)
+
+
+def _lda_log_likelihood(params: LDAParams, x: jax.Array) -> jax.Array:
+  valid = valid_classes(params)
+  eye = jnp.eye(x.shape[1], dtype=x.dtype)
+  u = jnp.where(chol_ok(params.prec_chol), params.prec_chol, eye)
+  means = jnp.where(valid[:, None], params.means, 0)
+  c = _centre(means, valid)
+  z = jnp.matmul(x - c[None, :], u, precision=_HIGHEST)               # [M, D]
+  m = jnp.matmul(means - c[None, :], u, precision=_HIGHEST)           # [K, D]
+  cross = jnp.matmul(z, m.T, precision=_HIGHEST)                      # [M, K]
+  maha = jnp.sum(z * z, axis=1)[:, None] - 2.0 * cross + jnp.sum(m * m, axis=1)[None]
+  half_logdet_prec = jnp.sum(jnp.log(jnp.diagonal(u)))
+  ll = -0.5 * maha + half_logdet_prec - 0.5 * x.shape[1] * _LOG_2PI
+  return jnp.where(valid[None, :], ll, -jnp.inf)
+
+
+def _qda_log_likelihood(params: QDAParams, x: jax.Array) -> jax.Array:
+  valid = valid_classes(params)
+  d = x.shape[1]
+  eye = jnp.eye(d, dtype=x.dtype)
+  u = jnp.where(valid[:, None, None], params.prec_chol, eye[None])
+  means = jnp.where(valid[:, None], params.means, 0)
+
+  # One class at a time keeps memory at [M, D]; each step is one [M, D] @ [D, D]
+  # matmul, which on CPU runs ~3x faster than a triangular solve with the factor.
+  def maha(args):
+    u_k, mu_k = args
+    z = jnp.matmul(x - mu_k[None, :], u_k, precision=_HIGHEST)
+    return jnp.sum(z * z, axis=1)
+
+  sq = lax.map(maha, (u, means)).T                                    # [M, K]
+  half_logdet_prec = jnp.sum(jnp.log(jnp.diagonal(u, axis1=1, axis2=2)), axis=1)
+  ll = -0.5 * sq + half_logdet_prec[None, :] - 0.5 * d * _LOG_2PI
+  return jnp.where(valid[None, :], ll, -jnp.inf)
+
+
+
+nb_log_likelihood = jax.jit(_nb_log_likelihood)
+lda_log_likelihood = jax.jit(_lda_log_likelihood)
+qda_log_likelihood = jax.jit(_qda_log_likelihood)
