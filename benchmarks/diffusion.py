@@ -72,54 +72,53 @@ def mlp_eps_fn(dim, num_classes, width=512):
   if _nets is not None:
     model = _nets.MLPDenoiser((dim,), num_classes, width=width, depth=4,
                               rngs=nnx.Rngs(0))
-    return _nets.as_eps_fn(model), _matmul_flops(model)
+    return diffusion.nnx_denoiser(model), _matmul_flops(model)
   model = MLPDenoiser(dim, num_classes, width, rngs=nnx.Rngs(0))
-  graphdef, state = nnx.split(model)
-
-  def eps_fn(z, gamma, y):
-    return nnx.merge(graphdef, state)(z, gamma, y)
-
-  return eps_fn, _matmul_flops(model)
+  return diffusion.nnx_denoiser(model), _matmul_flops(model)
 
 
 def oracle_eps_fn(dim, num_classes):
   rng = np.random.default_rng(0)
   means = rng.normal(size=(num_classes, dim)).astype(np.float32)
   variances = np.exp(0.3 * rng.normal(size=(num_classes, dim))).astype(np.float32)
-  return diffusion.gaussian_oracle(means, variances), None
+  return diffusion.gaussian_oracle(means, variances), None  # (denoiser, params)
 
 
-def loop_classifier(eps_fn, schedule, batch=32):
+def loop_classifier(model, schedule, batch=32):
   """The peer: per class, jitted batch-of-32 calls over the timesteps."""
+  den, params = model
 
   @jax.jit
-  def batch_errors(x, t, eps, y):
+  def batch_errors(params, x, t, eps, y):
     return jax.vmap(lambda ti, ei: diffusion.diffusion_term(
-        eps_fn, x, y, ti, ei, schedule=schedule))(t, eps)
+        den, params, x, y, ti, ei, schedule=schedule))(t, eps)
 
   def run(x, t, eps, num_classes):
     rows = []
     for c in range(num_classes):
       y = jnp.asarray(c, jnp.int32)
-      rows.append(jnp.concatenate([batch_errors(x, t[i:i + batch], eps[i:i + batch], y)
+      rows.append(jnp.concatenate([batch_errors(params, x, t[i:i + batch], eps[i:i + batch], y)
                                    for i in range(0, t.shape[0], batch)]))
     return jnp.stack(rows)
 
   return run
 
 
-def bench_one(name, eps_fn, flops, dim, num_classes, num_t, roofline, repeats,
+def bench_one(name, model, flops, dim, num_classes, num_t, roofline, repeats,
               chunk_size):
   schedule = diffusion.DEFAULT_SCHEDULE
   key = jax.random.key(1)
   x = jax.random.normal(jax.random.key(2), (dim,), jnp.float32)
   t, eps = diffusion.draw(key, num_t, x, schedule)
   classes = jnp.arange(num_classes, dtype=jnp.int32)
+  den, params = model
+  # jgen: the automatic vectorisation (chunk_size=None: sized from the shapes and the
+  # cache budget); "chunked": a fixed --chunk-size.
   vmapped = jax.jit(lambda x, t, eps: diffusion.class_errors_at(
-      eps_fn, x, t, eps, classes, schedule=schedule))
+      den, params, x, t, eps, classes, schedule=schedule))
   chunked = jax.jit(lambda x, t, eps: diffusion.class_errors_at(
-      eps_fn, x, t, eps, classes, schedule=schedule, chunk_size=chunk_size))
-  loop = loop_classifier(eps_fn, schedule)
+      den, params, x, t, eps, classes, schedule=schedule, chunk_size=chunk_size))
+  loop = loop_classifier(model, schedule)
   a = np.asarray(vmapped(x, t, eps))
   b = np.asarray(loop(x, t, eps, num_classes))
   np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-3)   # same computation
@@ -162,10 +161,10 @@ def main(argv=None):
   rows = []
   for num_classes in class_counts:
     for name, make in (("oracle", oracle_eps_fn), ("mlp-512x4", mlp_eps_fn)):
-      eps_fn, flops = make(dim, num_classes)
+      model, flops = make(dim, num_classes)
       t0 = time.perf_counter()
       roofline = max(roofline, matmul_flops_per_s(n_mm))
-      rows.append(bench_one(name, eps_fn, flops, dim, num_classes, num_t, 1.0,
+      rows.append(bench_one(name, model, flops, dim, num_classes, num_t, 1.0,
                             repeats, args.chunk_size))
       print(f"  {name} K={num_classes}: {time.perf_counter() - t0:.1f}s", flush=True)
   for row in rows:

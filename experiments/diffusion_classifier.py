@@ -116,13 +116,13 @@ def build_model(arch, data_shape, cfg, seed=0):
   return nets.UNetDenoiser(data_shape, 10, channels=cfg["channels"], rngs=nnx.Rngs(seed))
 
 
-def grid_errors(key, eps_fn, x, num_t, schedule):
+def grid_errors(key, model, x, num_t, schedule):
   """Uniform-weighted per-timestep errors ``[N, K, num_t]`` on a fixed grid of t."""
   keys = jax.random.split(key, x.shape[0])
 
   @jax.jit
   def one(k, xi):
-    return jgen.diffusion.class_errors(k, eps_fn, xi, 10, num_t=num_t,
+    return jgen.diffusion.class_errors(k, *model, xi, 10, num_t=num_t,
                                        schedule=schedule, timesteps="grid",
                                        weighting="uniform")
   return np.concatenate([np.asarray(jax.vmap(one)(keys[i:i + 64], x[i:i + 64]))
@@ -187,7 +187,7 @@ def run_dataset(name, args, cfg, key):
   train_s = time.perf_counter() - t0
   checkpoint.save_model(os.path.join(workdir, "model"), res.ema_model, schedule=spec,
                         extra={"dataset": name, "train": tcfg._asdict()})
-  eps_fn = nets.as_eps_fn(res.ema_model)
+  model = jgen.diffusion.nnx_denoiser(res.ema_model)  # (denoiser, params)
   k_full, k_ad, k_seq, k_bpd, k_gv, k_gt = jax.random.split(key, 6)
   common = dict(schedule=schedule, weighting=args.weighting)
   strategies = {
@@ -199,14 +199,14 @@ def run_dataset(name, args, cfg, key):
   }
   # Test ELBO of the true class, in bits/dim (continuous density: may be negative).
   ll = np.asarray(jgen.diffusion.batch_class_log_likelihoods(
-      k_bpd, eps_fn, x_te_s, 10, schedule=schedule, num_t=32))
+      k_bpd, *model, x_te_s, 10, schedule=schedule, num_t=32))
   bpd = float(np.mean(np.asarray(jgen.diffusion.bits_per_dim(
       ll[np.arange(len(y_te)), y_te], int(np.prod(shape))))))
   full_scores = None
   for strat, (k, opts) in strategies.items():
     if strat not in args.strategies.split(","):
       continue
-    label, evals, sec, scores = classify_chunked(k, eps_fn, x_te_s, dict(**common, **opts),
+    label, evals, sec, scores = classify_chunked(k, model, x_te_s, dict(**common, **opts),
                                                  cfg["chunk"])
     acc = float(np.mean(label == y_te))
     recs.append(_record(name, "diffusion", strat, acc, np.mean(evals), sec,
@@ -219,12 +219,12 @@ def run_dataset(name, args, cfg, key):
       full_scores = scores
   if cfg["max_test"]:
     x_va, y_va = x_va[:cfg["max_test"]], y_va[:cfg["max_test"]]
-  recs.append(calibration(name, k_gv, k_gt, eps_fn, x_va, y_va, x_te_s, y_te, schedule,
+  recs.append(calibration(name, k_gv, k_gt, model, x_va, y_va, x_te_s, y_te, schedule,
                           cfg["grid_t"], full_scores, weight_steps=cfg.get("weight_steps", 300)))
   return recs
 
 
-def classify_chunked(key, eps_fn, x, opts, chunk):
+def classify_chunked(key, model, x, opts, chunk):
   """``batch_classify`` over fixed-size chunks (one compile; the last chunk padded).
 
   Returns ``(label [N], evals [N], seconds per image excluding compilation, scores)``.
@@ -234,7 +234,7 @@ def classify_chunked(key, eps_fn, x, opts, chunk):
   pad = (-n) % chunk
   xp = jnp.concatenate([x, x[:pad]]) if pad else x
   keys = jax.random.split(key, xp.shape[0] // chunk)
-  run = lambda i: jgen.diffusion.batch_classify(keys[i], eps_fn, xp[i * chunk:(i + 1) * chunk],
+  run = lambda i: jgen.diffusion.batch_classify(keys[i], *model, xp[i * chunk:(i + 1) * chunk],
                                                 10, **opts)
   first = jax.block_until_ready(run(0))  # compiles; its time is not counted
   outs, t0 = [], time.perf_counter()
@@ -251,11 +251,11 @@ def classify_chunked(key, eps_fn, x, opts, chunk):
           cat(lambda o: o.scores))
 
 
-def calibration(name, k_gv, k_gt, eps_fn, x_va, y_va, x_te, y_te, schedule, grid_t,
+def calibration(name, k_gv, k_gt, model, x_va, y_va, x_te, y_te, schedule, grid_t,
                 full_scores, weight_steps=300):
   """Temperature scaling and learned timestep weights, both fit on the validation set."""
-  err_va = grid_errors(k_gv, eps_fn, jnp.asarray(x_va), grid_t, schedule)
-  err_te = grid_errors(k_gt, eps_fn, jnp.asarray(x_te), grid_t, schedule)
+  err_va = grid_errors(k_gv, model, jnp.asarray(x_va), grid_t, schedule)
+  err_te = grid_errors(k_gt, model, jnp.asarray(x_te), grid_t, schedule)
   s_va, s_te = -err_va.mean(-1), -err_te.mean(-1)
   acc_uniform = float(np.mean(np.argmax(s_te, -1) == y_te))
   ece_raw = float(jgen.expected_calibration_error(jax.nn.softmax(jnp.asarray(s_te)), y_te))

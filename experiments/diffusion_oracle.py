@@ -35,11 +35,11 @@ def _design(d):
   return np.concatenate([eye, -eye])    # exact for quadratics in eps
 
 
-def exact_elbo(eps_fn, x, schedule, t, w, num_classes):
+def exact_elbo(oracle, x, schedule, t, w, num_classes):
   eps = _design(x.size)
   n = eps.shape[0]
   err = jax.jit(lambda tt, ee: diffusion.class_errors_at(
-      eps_fn, jnp.asarray(x), tt, ee, jnp.arange(num_classes), schedule=schedule))(
+      *oracle, jnp.asarray(x), tt, ee, jnp.arange(num_classes), schedule=schedule))(
           jnp.asarray(np.repeat(t, n)), jnp.asarray(np.tile(eps, (len(t), 1))))
   return np.asarray(-(diffusion.prior_kl(x, schedule)
                       + diffusion.reconstruction(x, schedule)
@@ -56,7 +56,7 @@ def gaussian_problem(num_classes, dim, seed=0):
 
 def elbo_gaps(out):
   means, variances, x = gaussian_problem(3, 8)
-  eps_fn = diffusion.gaussian_oracle(means, variances)
+  den, params = diffusion.gaussian_oracle(means, variances)
   exact = np.asarray(diffusion.gaussian_log_likelihoods(means, variances, x))
   nodes, w = np.polynomial.legendre.leggauss(400)
   t, w = (nodes + 1) / 2, w / 2
@@ -64,15 +64,15 @@ def elbo_gaps(out):
   for lo, hi in ((-13.3, 5.0), (-20.0, 10.0)):
     s = diffusion.linear_schedule(lo, hi)
     out["elbo_minus_exact"][f"[{lo}, {hi}]"] = (
-        exact_elbo(eps_fn, x, s, t, w, 3) - exact).tolist()
+        exact_elbo((den, params), x, s, t, w, 3) - exact).tolist()
   s = diffusion.linear_schedule(-20.0, 10.0)
-  cont = exact_elbo(eps_fn, x, s, t, w, 3)
+  cont = exact_elbo((den, params), x, s, t, w, 3)
   steps = [25, 50, 100, 200, 400, 800]
   gaps = []
   for num_steps in tqdm(steps, desc="discrete T"):
     disc = diffusion.discretize(s, num_steps)
     tt = np.arange(1, num_steps + 1) / num_steps
-    gaps.append((cont - exact_elbo(eps_fn, x, disc, tt,
+    gaps.append((cont - exact_elbo((den, params), x, disc, tt,
                                    np.full(num_steps, 1 / num_steps), 3)).tolist())
   gaps = np.asarray(gaps)
   out["discrete"] = {"T": steps, "gap": gaps.tolist(),
@@ -88,13 +88,13 @@ def variance_ratios(out, reps):
   for shift in tqdm((0.125, 0.25, 0.5, 1.0, 2.0), desc="variance"):
     means = np.stack([np.zeros(d), np.full(d, shift)])
     variances = np.stack([np.ones(d), np.full(d, 1.2)])
-    eps_fn = diffusion.gaussian_oracle(means, variances)
+    den, params = diffusion.gaussian_oracle(means, variances)
     gap = np.diff(np.asarray(diffusion.gaussian_log_likelihoods(means, variances, x)))
     for s in (diffusion.linear_schedule(), diffusion.cosine_schedule()):
       for anti in (False, True):
         keys = jax.random.split(jax.random.key(4), 2 * reps)
         err = np.asarray(jax.jit(jax.vmap(lambda k: diffusion.class_errors(
-            k, eps_fn, x, 2, num_t=64, schedule=s, antithetic=anti)))(keys)).mean(-1)
+            k, den, params, x, 2, num_t=64, schedule=s, antithetic=anti)))(keys)).mean(-1)
         shared = np.var(err[:reps, 0] - err[:reps, 1])
         indep = np.var(err[:reps, 0] - err[reps:, 1])
         rows.append({"shift": shift, "loglik_gap": float(-gap[0]),
@@ -116,7 +116,7 @@ def mixture(out, num_points, num_t):
                                              variances.astype(np.float64),
                                              x.astype(np.float64))
   bayes = np.asarray(np.argmax(exact, -1))
-  eps_fn = diffusion.gaussian_oracle(means, variances)
+  den, params = diffusion.gaussian_oracle(means, variances)
   s = diffusion.cosine_schedule()
   runs = {
       "full": dict(strategy="full", num_t=num_t, antithetic=True),
@@ -127,7 +127,7 @@ def mixture(out, num_points, num_t):
   }
   res = {"num_points": num_points, "bayes_accuracy": float(np.mean(bayes == y))}
   for name, opts in tqdm(runs.items(), desc="mixture"):
-    r = diffusion.batch_classify(jax.random.key(1), eps_fn, x, k, schedule=s, **opts)
+    r = diffusion.batch_classify(jax.random.key(1), den, params, x, k, schedule=s, **opts)
     label = np.asarray(r.label)
     res[name] = {"accuracy": float(np.mean(label == y)),
                  "agreement_with_bayes": float(np.mean(label == bayes)),

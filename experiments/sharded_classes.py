@@ -28,7 +28,6 @@ if _FLAG not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
 
 import argparse  # noqa: E402
-import importlib  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -45,7 +44,6 @@ import jgen  # noqa: E402
 import jgen  # noqa: E402
 from jgen import diffusion  # noqa: E402
 
-classify_mod = importlib.import_module("jgen.diffusion.strategies")
 
 
 def _data(k, d, per_class, n_test, seed=0):
@@ -94,14 +92,14 @@ def run(k=1000, d=32, per_class=20, n_test=2000, n_diffusion=8, seed=0) -> dict:
 def _diffusion(means, x, y, seed) -> dict:
   """Diffusion Classifier (oracle denoiser) with the classes over all 8 devices."""
   k = means.shape[0]
-  eps_fn = diffusion.gaussian_oracle(means, np.ones_like(means))
+  den, params = diffusion.gaussian_oracle(means, np.ones_like(means))
   opts = dict(strategy="adaptive", n_samples=(8, 64), to_keep=(10, 1))
   key = jax.random.key(seed)
   mesh8 = jgen.parallel.make_mesh(data=1, classes=8)
   t0 = time.perf_counter()
-  dc = jgen.diffusion.sharded_batch_classify(key, eps_fn, x, k, mesh8, **opts)
+  dc = jgen.diffusion.sharded_batch_classify(key, den, params, x, k, mesh8, **opts)
   seconds = time.perf_counter() - t0
-  ref = classify_mod.batch_classify(key, eps_fn, x, k, **opts)
+  ref = diffusion.batch_classify(key, den, params, x, k, **opts)
   return dict(
       diffusion_examples=int(x.shape[0]), diffusion_mesh="classes=8",
       diffusion_labels_equal=bool(np.array_equal(dc.label, ref.label)),

@@ -11,7 +11,7 @@ import pytest
 from flax import nnx
 
 from jgen import checkpoint
-from jgen.diffusion import nets
+from jgen.diffusion import nets, nnx_denoiser
 
 SPEC = {"name": "linear", "gamma_min": -10.0, "gamma_max": 6.0}
 
@@ -33,8 +33,9 @@ def test_model_round_trip(tmp_path, key):
   assert loaded.config["extra"] == {"classes": ["a", "b", "c"]}
   assert nets.denoiser_config(loaded.module) == nets.denoiser_config(model)
   z = jax.random.normal(key, (4, 3), jnp.float32)
-  np.testing.assert_array_equal(nets.as_eps_fn(loaded.module)(z, 1.0, 2),
-                                nets.as_eps_fn(model)(z, 1.0, 2))
+  den, p_loaded = nnx_denoiser(loaded.module)
+  _, p_model = nnx_denoiser(model)
+  np.testing.assert_array_equal(den.apply(p_loaded, z, 1.0, 2), den.apply(p_model, z, 1.0, 2))
   # The schedule is rebuilt from its spec: gamma(0), gamma(1) are the endpoints.
   np.testing.assert_allclose(loaded.schedule.gamma(jnp.array([0.0, 1.0])), [-10.0, 6.0],
                              rtol=1e-6)

@@ -1,4 +1,4 @@
-"""Tests for the flax NNX denoisers and their per-example eps_fn adapters."""
+"""Tests for the flax NNX denoisers and their (Denoiser, params) split."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from jgen import diffusion
 from jgen.diffusion import nets
 
 CASES = [
@@ -22,8 +23,8 @@ CASES = [
 
 def _batched(module, z, gamma, y):
   """The module on a batch, jitted (eager NNX calls compile op by op: slow)."""
-  graphdef, params = nnx.split(module)
-  return nets._apply_jit(graphdef, params, z, gamma, y)
+  den, params = diffusion.nnx_denoiser(module)
+  return jax.jit(den.apply)(params, z, gamma, y)
 
 
 def random_module(cls, shape, num_classes, key, **kw):
@@ -47,7 +48,7 @@ def _module(i):
 
 
 @pytest.mark.parametrize("i", range(len(CASES)))
-def test_eps_fn_matches_batched_module_and_loop(i, key):
+def test_denoiser_matches_batched_module_and_loop(i, key):
   k_z, k_g = jax.random.split(key)
   shape = CASES[i][1]
   module = _module(i)
@@ -57,19 +58,22 @@ def test_eps_fn_matches_batched_module_and_loop(i, key):
   batched = _batched(module, z, gamma, y)
   assert batched.shape == z.shape and batched.dtype == jnp.float32
   assert float(jnp.std(batched)) > 1e-3  # non-trivial output, so the comparison bites
-  eps_fn = nets.as_eps_fn(module)
-  loop = jnp.stack([eps_fn(z[i], gamma[i], y[i]) for i in range(5)])
-  vmapped = jax.jit(jax.vmap(eps_fn))(z, gamma, y)
+  den, params = diffusion.nnx_denoiser(module)
+  one = jax.jit(den.apply)
+  loop = jnp.stack([one(params, z[i], gamma[i], y[i]) for i in range(5)])
+  vmapped = jax.jit(jax.vmap(den.apply, in_axes=(None, 0, 0, 0)))(params, z, gamma, y)
   np.testing.assert_allclose(loop, batched, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(vmapped, batched, rtol=1e-5, atol=1e-5)
-  # The (graphdef, params) form gives the same function.
-  graphdef, params = nnx.split(module)
-  np.testing.assert_array_equal(nets.as_eps_fn(graphdef, params)(z[0], gamma[0], y[0]),
-                                loop[0])
+  assert den.data_shape == shape and den.num_classes == 3
+
+
+def _eps_fn(module):
+  den, params = diffusion.nnx_denoiser(module)
+  return lambda z, g, y: den.apply(params, z, g, y)
 
 
 def test_label_and_gamma_change_the_output():
-  eps_fn = nets.as_eps_fn(_module(0))
+  eps_fn = _eps_fn(_module(0))
   z = jnp.ones((4, 3), jnp.float32)
   a, b = eps_fn(z, 0.0, 0), eps_fn(z, 0.0, 1)
   c = eps_fn(z, 3.0, 0)
@@ -79,27 +83,39 @@ def test_label_and_gamma_change_the_output():
 
 def test_zero_initialised_output():
   module = nets.MLPDenoiser((4, 3), 2, width=32, depth=2, rngs=nnx.Rngs(0))
-  out = nets.as_eps_fn(module)(jnp.ones((2, 4, 3), jnp.float32), jnp.zeros(2),
-                               jnp.array([0, 1]))
+  out = _eps_fn(module)(jnp.ones((2, 4, 3), jnp.float32), jnp.zeros(2),
+                        jnp.array([0, 1]))
   np.testing.assert_array_equal(out, 0.0)
 
 
-def test_adapter_does_not_retrace(monkeypatch, key):
-  traced = jax.jit(chex.assert_max_traces(nets._apply_jit.__wrapped__, n=1),
-                   static_argnums=0)
-  monkeypatch.setattr(nets, "_apply_jit", traced)
-  chex.clear_trace_counter()
+def test_three_parameter_sets_of_one_architecture_compile_once(key):
+  # Every module of one graph definition gives an equal Denoiser, so classify, a
+  # jitted log_likelihood and a vmap over params each compile once for all of them.
+  from jgen.diffusion import classifier
   module = _module(0)
-  graphdef, params = nnx.split(module)
-  other = nnx.merge(graphdef, jax.tree.map(lambda p: p + 1.0, params))
-  z = jax.random.normal(key, (4, 3), jnp.float32)
-  for i in range(4):
-    nets.as_eps_fn(module)(z + i, jnp.float32(i), i % 3)
-    nets.as_eps_fn(graphdef, params)(z - i, jnp.float32(-i), (i + 1) % 3)
-    nets.as_eps_fn(other)(z, jnp.float32(0.5 * i), 0)  # new params, same structure
-  # A different shape is a new trace, which the counter must catch.
-  with pytest.raises(AssertionError):
-    nets.as_eps_fn(module)(z[None], jnp.zeros(1, jnp.float32), jnp.zeros(1, jnp.int32))
+  dens = []
+  for i in range(3):
+    graphdef, params = nnx.split(module)
+    dens.append(diffusion.nnx_denoiser(nnx.merge(graphdef, jax.tree.map(
+        lambda p: p + 0.1 * i, params))))
+  assert dens[0][0] == dens[1][0] == dens[2][0]
+  assert hash(dens[0][0]) == hash(dens[2][0])
+  x = jax.random.normal(key, (4, 3), jnp.float32)
+  before = classifier._run._cache_size()
+  labels = [int(diffusion.classify(jax.random.key(1), den, p, x, 3, num_t=4).label)
+            for den, p in dens]
+  assert classifier._run._cache_size() == before + 1 and len(labels) == 3
+  model = diffusion.diffusion_classifier(dens[0][0], num_t=4)
+  ids, prior = jnp.arange(3, dtype=jnp.int32), jnp.log(jnp.full(3, 1 / 3))
+  ll = jax.jit(chex.assert_max_traces(model.log_likelihood, n=1))
+  chex.clear_trace_counter()
+  outs = [ll(diffusion.DiffusionParams(p, ids, prior), x[None], key=jax.random.key(2))
+          for _, p in dens]
+  assert outs[0].shape == (1, 3) and not np.array_equal(outs[0], outs[1])
+  stacked = jax.tree.map(lambda *a: jnp.stack(a), *[p for _, p in dens])
+  vm = jax.vmap(lambda p: model.log_likelihood(diffusion.DiffusionParams(p, ids, prior),
+                                               x[None], key=jax.random.key(2)))(stacked)
+  np.testing.assert_allclose(vm[1], outs[1], rtol=1e-5, atol=1e-5)
 
 
 def test_drop_labels_rate(key):
@@ -117,16 +133,16 @@ def test_drop_labels_rate(key):
 
 def test_null_class_label():
   z = jnp.zeros((4, 3), jnp.float32)
-  with_null = nets.as_eps_fn(random_module(nets.MLPDenoiser, (4, 3), 3, jax.random.key(0),
+  with_null = _eps_fn(random_module(nets.MLPDenoiser, (4, 3), 3, jax.random.key(0),
                                            width=32, depth=2, null_class=True))
   assert with_null(z, 0.0, 3).shape == (4, 3)  # label K is the null class
-  without = nets.as_eps_fn(_module(0))
+  without = _eps_fn(_module(0))
   with pytest.raises(ValueError, match=r"y must lie in \[0, num_classes=3\)"):
     without(z, 0.0, 3)
 
 
 def test_bad_input():
-  eps_fn = nets.as_eps_fn(_module(1))  # UNet on 8x8, 3 classes
+  eps_fn = _eps_fn(_module(1))  # UNet on 8x8, 3 classes
   with pytest.raises(ValueError, match=r"trained data shape \(8, 8\)"):
     eps_fn(jnp.zeros((7, 7), jnp.float32), 0.0, 0)
   with pytest.raises(ValueError, match=r"num_classes=3"):
@@ -143,7 +159,7 @@ def test_bad_input():
 
 def test_traced_out_of_range_label_is_nan():
   """Under jit labels cannot be checked; they give NaN, never a silent wrong score."""
-  eps_fn = nets.as_eps_fn(_module(0))
+  eps_fn = _eps_fn(_module(0))
   out = jax.jit(eps_fn)(jnp.zeros((4, 3), jnp.float32), 0.0, jnp.int32(5))
   assert bool(jnp.all(jnp.isnan(out)))
 

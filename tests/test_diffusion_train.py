@@ -16,7 +16,7 @@ import pytest
 from flax import nnx
 
 from jgen.checkpoint import CheckpointError
-from jgen.diffusion import linear_schedule, nets
+from jgen.diffusion import linear_schedule, nets, nnx_denoiser
 from jgen.diffusion import train as dtrain
 from jgen.diffusion.schedules import Schedule
 
@@ -63,23 +63,23 @@ def leaves_equal(a, b):
              for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "config"))
-def _fixed_loss(params, graphdef, x, y, config):
-  return dtrain.loss_fn(params, graphdef, x, y, jax.random.key(7), schedule=SCHEDULE,
+@functools.partial(jax.jit, static_argnames=("den", "config"))
+def _fixed_loss(params, den, x, y, config):
+  return dtrain.loss_fn(params, den, x, y, jax.random.key(7), schedule=SCHEDULE,
                         config=config, num_classes=2)
 
 
-def fixed_loss(params, graphdef, x, y, config=CFG):
-  return float(_fixed_loss(params, graphdef, x, y, config))
+def fixed_loss(params, den, x, y, config=CFG):
+  return float(_fixed_loss(params, den, x, y, config))
 
 
 def test_training_decreases_loss():
   x, y = toy_data()
   model = toy_model()
-  graphdef, params = nnx.split(model)
+  den, params = nnx_denoiser(model)
   res = dtrain.train(model, x, y, schedule=SCHEDULE, progress=False, config=CFG)
-  before = fixed_loss(nnx.to_pure_dict(params), graphdef, x, y)
-  after = fixed_loss(res.state.params, graphdef, x, y)
+  before = fixed_loss(params, den, x, y)
+  after = fixed_loss(res.state.params, den, x, y)
   # Zero-initialised output: before = mean eps^2 over 16 x 4 draws, about 1 (chi^2
   # with 64 dof: 1 +- 0.18). Same draws before and after (paired), so a 20% drop is
   # training, not noise (low-noise times keep a floor: eps is hard to tell from x).
@@ -90,11 +90,11 @@ def test_training_decreases_loss():
 def test_ema_matches_recursion():
   x, y = toy_data()
   model = toy_model()
-  graphdef, _ = nnx.split(model)
+  den, _ = nnx_denoiser(model)
   state = dtrain.init_state(model, CFG)
   ema = [np.asarray(l, np.float64) for l in jax.tree.leaves(state.params)]
   for s in range(5):
-    state, _, _ = dtrain.train_step(state, x, y, graphdef=graphdef, schedule=SCHEDULE,
+    state, _, _ = dtrain.train_step(state, x, y, denoiser=den, schedule=SCHEDULE,
                                     config=CFG, num_classes=2)
     d = min(CFG.ema_decay, (1 + s) / (10 + s))  # the documented ramp
     ema = [d * e + (1 - d) * np.asarray(p, np.float64)
@@ -109,11 +109,11 @@ def test_ema_matches_recursion():
 def test_label_dropout_one_is_the_null_class():
   x, y = toy_data(16)
   model = toy_model(null_class=True)
-  graphdef, params = nnx.split(model)
-  params = jax.tree.map(lambda p: p + 0.1, nnx.to_pure_dict(params))  # non-zero output
-  dropped = fixed_loss(params, graphdef, x, y, CFG._replace(label_dropout=1.0))
-  null = fixed_loss(params, graphdef, x, jnp.full_like(y, 2))
-  kept = fixed_loss(params, graphdef, x, y)
+  den, params = nnx_denoiser(model)
+  params = jax.tree.map(lambda p: p + 0.1, params)  # non-zero output
+  dropped = fixed_loss(params, den, x, y, CFG._replace(label_dropout=1.0))
+  null = fixed_loss(params, den, x, jnp.full_like(y, 2))
+  kept = fixed_loss(params, den, x, y)
   assert dropped == null
   assert dropped != kept
 
@@ -218,6 +218,12 @@ def test_bad_input(tmp_path):
   with pytest.raises(Stop):
     dtrain.train(model, x, y, schedule=SCHEDULE, config=CFG, workdir=workdir,
                  progress=False, callback=stop_at(1))
+  with pytest.raises(ValueError, match="TrainConfig.num_steps must be >= 1"):
+    CFG._replace(num_steps=0)
+  with pytest.raises(ValueError, match="weighting must be one of"):
+    dtrain.TrainConfig(weighting="foo")
+  with pytest.raises(ValueError, match="loss must be one of"):
+    dtrain.TrainConfig(loss="foo")
   with pytest.raises(CheckpointError, match=r"train.batch_size: saved 16, now 8"):
     dtrain.train(model, x, y, schedule=SCHEDULE, workdir=workdir, progress=False,
                  config=CFG._replace(batch_size=8))

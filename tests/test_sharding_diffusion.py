@@ -5,15 +5,12 @@ Reference: jgen.diffusion.class_errors / classify / batch_classify on one device
 shards, so the class axis is padded.
 """
 
-import importlib
-
 import jax
 import numpy as np
 import pytest
 
 import jgen
 from jgen import diffusion
-classify_mod = importlib.import_module("jgen.diffusion.strategies")
 
 K, DIM = 13, 4
 FULL = ("full", dict(num_t=32))
@@ -34,18 +31,18 @@ def problem():
 
 def _oracle(problem, dtype=np.float32):
   means, variances, x = problem
-  return diffusion.gaussian_oracle(means.astype(dtype), variances.astype(dtype)), \
-      x.astype(dtype)
+  den, params = diffusion.gaussian_oracle(means.astype(dtype), variances.astype(dtype))
+  return den, params, x.astype(dtype)
 
 
 @pytest.mark.parametrize("classes", [None, [12, 0, 5, 7, 3]])
 def test_sharded_class_errors_identical(problem, key, classes):
-  eps_fn, x = _oracle(problem)
-  schedule = classify_mod.DEFAULT_SCHEDULE
+  den, params, x = _oracle(problem)
+  schedule = diffusion.DEFAULT_SCHEDULE
   ref = jax.jit(lambda k, xi: diffusion.class_errors(
-      k, eps_fn, xi, K, num_t=16, schedule=schedule, classes=classes))(key, x[0])
+      k, den, params, xi, K, num_t=16, schedule=schedule, classes=classes))(key, x[0])
   mesh = jgen.parallel.make_mesh(classes=8)
-  got = np.asarray(jgen.diffusion.sharded_class_errors(key, eps_fn, x[0], K, mesh, num_t=16,
+  got = np.asarray(jgen.diffusion.sharded_class_errors(key, den, params, x[0], K, mesh, num_t=16,
                                                  schedule=schedule, classes=classes))
   c = ref.shape[0]
   assert got.shape == (jgen.parallel.padded_num_classes(c, mesh), 16)
@@ -57,10 +54,10 @@ def test_sharded_class_errors_identical(problem, key, classes):
 # data axis; it is left to that test to keep compile time down.
 @pytest.mark.parametrize("strategy, opts", [FULL, ADAPTIVE3])
 def test_sharded_classify_matches_single_device(problem, key, strategy, opts):
-  eps_fn, x = _oracle(problem)
-  ref = classify_mod.classify(key, eps_fn, x[0], K, strategy=strategy, **opts)
+  den, params, x = _oracle(problem)
+  ref = diffusion.classify(key, den, params, x[0], K, strategy=strategy, **opts)
   mesh = jgen.parallel.make_mesh(classes=8)
-  got = jgen.diffusion.sharded_classify(key, eps_fn, x[0], K, mesh, strategy=strategy, **opts)
+  got = jgen.diffusion.sharded_classify(key, den, params, x[0], K, mesh, strategy=strategy, **opts)
   assert int(got.label) == int(ref.label)
   scores = np.asarray(got.scores)
   assert scores.shape == (16,) and np.all(scores[K:] == -np.inf)
@@ -76,12 +73,12 @@ def test_sharded_classify_matches_single_device(problem, key, strategy, opts):
 def test_sharded_batch_classify_matches_single_device(problem, key, strategy, opts):
   # float64: ELBO scores are -(KL + recon + mean error), a cancellation that turns
   # float32 rounding of differently vectorised sums into 2e-6 relative differences.
-  eps_fn, x = _oracle(problem, np.float64)
+  den, params, x = _oracle(problem, np.float64)
   mesh = jgen.parallel.make_mesh(data=2, classes=4)
   # N = 5 rows over a data axis of 2: one padded example, dropped again.
-  got = jgen.diffusion.sharded_batch_classify(key, eps_fn, x[:5], K, mesh, strategy=strategy,
+  got = jgen.diffusion.sharded_batch_classify(key, den, params, x[:5], K, mesh, strategy=strategy,
                                         **opts)
-  ref5 = classify_mod.batch_classify(key, eps_fn, x[:5], K, strategy=strategy, **opts)
+  ref5 = diffusion.batch_classify(key, den, params, x[:5], K, strategy=strategy, **opts)
   np.testing.assert_array_equal(got.label, ref5.label)
   np.testing.assert_allclose(np.asarray(got.scores)[:, :K], ref5.scores, rtol=1e-12)
   assert got.scores.shape == (5, 16)

@@ -4,8 +4,6 @@ Reference: ``jgen.diffusion.train.train_step`` on one device (same key flow), fl
 tolerance 1e-5 relative: the batch mean is summed in another order across devices.
 """
 
-import importlib
-
 import jax
 import numpy as np
 import pytest
@@ -14,8 +12,7 @@ from flax import nnx
 import jgen
 from jgen import diffusion
 from jgen.diffusion import nets
-
-train_mod = importlib.import_module("jgen.diffusion.train")
+from jgen.diffusion import train as train_mod
 K, DIM = 3, 4
 
 
@@ -27,19 +24,19 @@ def setup():
       np.float32)
   model = nets.MLPDenoiser((DIM,), K, width=32, depth=1, rngs=nnx.Rngs(0))
   config = train_mod.TrainConfig(num_steps=10, batch_size=16, warmup_steps=1)
-  graphdef = nnx.split(model)[0]
-  return x, y, graphdef, train_mod.init_state(model, config), config
+  den, _ = diffusion.nnx_denoiser(model)
+  return x, y, den, train_mod.init_state(model, config), config
 
 
 def test_data_parallel_steps_equal_single_device(setup):
-  x, y, graphdef, state0, config = setup
+  x, y, den, state0, config = setup
   schedule = diffusion.linear_schedule()
   mesh = jgen.parallel.make_mesh(data=8, classes=1)
-  kw = dict(graphdef=graphdef, schedule=schedule, config=config, num_classes=K)
+  kw = dict(denoiser=den, schedule=schedule, config=config, num_classes=K)
   ref, got = state0, jgen.parallel.replicate(state0, mesh)
   for _ in range(2):
     ref, ref_loss, _ = train_mod.train_step(ref, x, y, **kw)
-    got, loss, _ = jgen.diffusion.data_parallel_train_step(got, x, y, mesh=mesh, **kw)
+    got, loss, _ = train_mod.train_step(got, x, y, mesh=mesh, **kw)  # the same step
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
   assert int(got.step) == 2
   for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(ref.params)):
@@ -50,9 +47,9 @@ def test_data_parallel_steps_equal_single_device(setup):
 
 
 def test_batch_must_split_evenly(setup):
-  x, y, graphdef, state0, config = setup
+  x, y, den, state0, config = setup
   with pytest.raises(ValueError, match="batch_size=16 must be divisible by the data"):
-    jgen.diffusion.data_parallel_train_step(
-        state0, x, y, graphdef=graphdef, schedule=diffusion.linear_schedule(),
+    train_mod.train_step(
+        state0, x, y, denoiser=den, schedule=diffusion.linear_schedule(),
         config=config, num_classes=K,
         mesh=jgen.parallel.make_mesh(data=3, classes=1))

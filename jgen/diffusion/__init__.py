@@ -2,8 +2,17 @@
 
 Conventions (VDM parameterisation): ``gamma(t) = -log SNR(t)``, ``z_t = alpha_t x +
 sigma_t eps`` with ``alpha^2 = sigmoid(-gamma)``, ``sigma^2 = sigmoid(gamma)``; a denoiser
-is ``eps_fn(z, gamma, y) -> eps_hat`` for ONE example.
+is a :class:`Denoiser`, ``apply(params, z, gamma, y) -> prediction`` for ONE example
+with a declared parametrization, and ``params`` is traced data everywhere.
 """
+
+# --- denoisers ---
+from jgen.diffusion.parametrizations import Denoiser
+from jgen.diffusion.parametrizations import eps_prediction
+from jgen.diffusion.parametrizations import from_eps_fn
+from jgen.diffusion.parametrizations import nnx_denoiser
+from jgen.diffusion.parametrizations import to_eps
+
 
 # --- schedules ---
 from jgen.diffusion.schedules import Schedule
@@ -27,21 +36,30 @@ from jgen.diffusion.elbo import diffusion_term
 from jgen.diffusion.elbo import draw
 from jgen.diffusion.elbo import draw_timesteps
 from jgen.diffusion.elbo import elbo_from_errors
+from jgen.diffusion.elbo import noisy
 from jgen.diffusion.elbo import prior_kl
 from jgen.diffusion.elbo import reconstruction
 
 # --- classification ---
-from jgen.diffusion.strategies import DEFAULT_SCHEDULE
+from jgen.diffusion.classifier import DEFAULT_SCHEDULE
+from jgen.diffusion.classifier import DEFAULTS
+from jgen.diffusion.classifier import batch_classify
+from jgen.diffusion.classifier import classify
 from jgen.diffusion.strategies import ClassifyResult
 from jgen.diffusion.strategies import adaptive_plan
-from jgen.diffusion.strategies import batch_classify
-from jgen.diffusion.strategies import classify
 
 # --- exact Gaussian reference ---
+from jgen.diffusion.oracle import OracleParams
 from jgen.diffusion.oracle import gaussian_log_likelihoods
 from jgen.diffusion.oracle import gaussian_oracle
 
 __all__ = (
+    # denoisers
+    "Denoiser",
+    "eps_prediction",
+    "from_eps_fn",
+    "nnx_denoiser",
+    "to_eps",
     # schedules
     "Schedule",
     "alpha_sigma",
@@ -63,15 +81,18 @@ __all__ = (
     "draw",
     "draw_timesteps",
     "elbo_from_errors",
+    "noisy",
     "prior_kl",
     "reconstruction",
     # classify
     "DEFAULT_SCHEDULE",
+    "DEFAULTS",
     "ClassifyResult",
     "adaptive_plan",
     "batch_classify",
     "classify",
     # oracle
+    "OracleParams",
     "gaussian_log_likelihoods",
     "gaussian_oracle",
 )
@@ -80,7 +101,6 @@ __all__ = (
 from jgen.diffusion import nets
 from jgen.diffusion.nets import MLPDenoiser
 from jgen.diffusion.nets import UNetDenoiser
-from jgen.diffusion.nets import as_eps_fn
 from jgen.diffusion.nets import drop_labels
 from jgen.diffusion import train
 from jgen.diffusion.train import NonFiniteLossError
@@ -91,7 +111,8 @@ from jgen.diffusion.train import TrainState
 from jgen.diffusion.sharded import sharded_batch_classify
 from jgen.diffusion.sharded import sharded_class_errors
 from jgen.diffusion.sharded import sharded_classify
-from jgen.diffusion.sharded_train import data_parallel_train_step
+from jgen.diffusion.family import DiffusionParams
+from jgen.diffusion.family import diffusion_classifier
 from jgen.diffusion.checkpoint import load_model
 from jgen.diffusion.checkpoint import save_model
 
@@ -99,7 +120,6 @@ __all__ = __all__ + (
     "nets",
     "MLPDenoiser",
     "UNetDenoiser",
-    "as_eps_fn",
     "drop_labels",
     "train",
     "NonFiniteLossError",
@@ -108,7 +128,8 @@ __all__ = __all__ + (
     "sharded_batch_classify",
     "sharded_class_errors",
     "sharded_classify",
-    "data_parallel_train_step",
+    "DiffusionParams",
+    "diffusion_classifier",
     "load_model",
     "save_model",
 )

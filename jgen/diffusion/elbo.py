@@ -13,27 +13,31 @@ with the Gaussian decoder ``p(x | z_0) = N(x; z_0 / alpha_0, sigma_0^2 / alpha_0
 ``T`` steps uses ``t = i / T``, ``i ~ U{1..T}`` and the weight ``T expm1(gamma_t -
 gamma_{t - 1/T})`` instead of ``gamma'(t)``.
 
+A denoiser is a :class:`~jgen.diffusion.Denoiser` with traced ``params``.
+
 The Diffusion Classifier (Li et al., ICCV 2023) scores every class with the SAME
 ``(t, eps)`` draws, so class differences are paired and their variance is small.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jgen.core import checks as _checks
+from jgen.diffusion import validate
+from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
+from jgen.diffusion.parametrizations import Denoiser, eps_prediction
 from jgen.diffusion.schedules import Schedule, alpha_sigma, gamma_prime
 
 __all__ = [
     "diffusion_term",
     "draw_timesteps",
     "draw",
+    "noisy",
     "class_errors_at",
     "class_errors",
     "prior_kl",
@@ -43,10 +47,6 @@ __all__ = [
     "batch_class_log_likelihoods",
     "bits_per_dim",
 ]
-
-_LOSSES = ("l2", "l1", "huber")
-_WEIGHTINGS = ("elbo", "uniform")
-_TIMESTEPS = ("stratified", "grid", "iid")
 
 
 def _elementwise_loss(r: jax.Array, loss: str) -> jax.Array:
@@ -59,48 +59,14 @@ def _elementwise_loss(r: jax.Array, loss: str) -> jax.Array:
   return jnp.where(a <= 1.0, 0.5 * r * r, a - 0.5)
 
 
-def _check_options(weighting, loss, timesteps=None) -> None:
-  if not (callable(weighting) or weighting in _WEIGHTINGS):
-    raise ValueError(f"weighting must be one of {_WEIGHTINGS} or a callable t -> w,"
-                     f" got {weighting!r}.")
-  if loss not in _LOSSES:
-    raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}.")
-  if timesteps is not None and timesteps not in _TIMESTEPS:
-    raise ValueError(f"timesteps must be one of {_TIMESTEPS}, got {timesteps!r}.")
+def noisy(x: jax.Array, t: jax.Array, eps: jax.Array, schedule: Schedule,
+          weighting="elbo"):
+  """Class-independent part of one draw: ``(z_t, gamma_t, weight)`` (weight scalar).
 
-
-def diffusion_term(eps_fn: Callable, x: ArrayLike, y: ArrayLike, t: ArrayLike,
-                   eps: ArrayLike, *, schedule: Schedule, weighting="elbo",
-                   loss: str = "l2") -> jax.Array:
-  r"""Weighted denoising loss for one example, one class and one ``(t, eps)``.
-
-  ``weighting="elbo"``: ``1/2 gamma'(t) sum(loss(eps - eps_hat))`` (continuous) or
-  ``1/2 T expm1(gamma_t - gamma_s) sum(...)`` with ``s = t - 1/T`` (discrete); with
-  ``loss="l2"`` its mean over ``t ~ U``, ``eps ~ N`` is the diffusion part of
-  ``-ELBO``. ``"uniform"``: ``mean(loss(eps - eps_hat))`` (the Diffusion Classifier's
-  score). A callable ``w(t)``: ``w(t) * mean(loss(...))``.
-
-  Args:
-    eps_fn: ``eps_fn(z, gamma, y) -> eps_hat`` for one example (``x``'s shape).
-    x: one example, any shape.
-    y: integer class label, scalar.
-    t: time in ``[0, 1]``, scalar (a grid point ``i / T``, ``i >= 1``, for a discrete
-      schedule).
-    eps: standard normal noise, ``x``'s shape.
-    schedule: the noise schedule.
-    weighting: ``"elbo"``, ``"uniform"`` or a callable ``t -> weight``.
-    loss: ``"l2"``, ``"l1"`` or ``"huber"``.
-
-  Returns:
-    Scalar loss, differentiable w.r.t. anything ``eps_fn`` closes over.
+  ``weighting="elbo"``: ``1/2 gamma'(t)`` (continuous) or ``1/2 T expm1(gamma_t -
+  gamma_s)``, ``s = t - 1/T`` (discrete); ``"uniform"``: ``1 / x.size``; a callable
+  ``w``: ``w(t) / x.size``.
   """
-  x = jnp.asarray(x)
-  z, gamma_t, weight = _noisy(x, t, eps, schedule, weighting)
-  return _weighted_loss(eps_fn(z, gamma_t, y), eps, weight, loss)
-
-
-def _noisy(x, t, eps, schedule, weighting):
-  """Class-independent part of a draw: ``(z_t, gamma_t, weight)`` (weight scalar)."""
   t = jnp.asarray(t, x.dtype)
   gamma_t = schedule.gamma(t)
   alpha, sigma = alpha_sigma(gamma_t)
@@ -119,17 +85,65 @@ def _noisy(x, t, eps, schedule, weighting):
 
 
 def _weighted_loss(eps_hat, eps, weight, loss):
-  if eps_hat.shape != eps.shape:
-    raise ValueError(f"eps_fn must return eps_hat with x's shape {tuple(eps.shape)},"
-                     f" got {tuple(eps_hat.shape)}.")
   return weight * jnp.sum(_elementwise_loss(eps - eps_hat, loss))
+
+
+def diffusion_term(denoiser: Denoiser, params: Any, x: ArrayLike, y: ArrayLike,
+                   t: ArrayLike, eps: ArrayLike, *, schedule: Schedule,
+                   weighting="elbo", loss: str = "l2") -> jax.Array:
+  r"""Weighted denoising loss for one example, one class and one ``(t, eps)``.
+
+  ``weighting="elbo"``: ``1/2 gamma'(t) sum(loss(eps - eps_hat))`` (continuous) or
+  ``1/2 T expm1(gamma_t - gamma_s) sum(...)`` with ``s = t - 1/T`` (discrete); with
+  ``loss="l2"`` its mean over ``t ~ U``, ``eps ~ N`` is the diffusion part of
+  ``-ELBO``. ``"uniform"``: ``mean(loss(eps - eps_hat))`` (the Diffusion Classifier's
+  score). A callable ``w(t)``: ``w(t) * mean(loss(...))``.
+
+  Args:
+    denoiser: a :class:`~jgen.diffusion.Denoiser`.
+    params: its parameters (traced).
+    x: one example ``[*data_shape]``.
+    y: integer class label, scalar.
+    t: time in ``[0, 1]``, scalar (a grid point ``i / T``, ``i >= 1``, for a discrete
+      schedule).
+    eps: standard normal noise, ``x``'s shape.
+    schedule: the noise schedule.
+    weighting: ``"elbo"``, ``"uniform"`` or a callable ``t -> weight``.
+    loss: ``"l2"``, ``"l1"`` or ``"huber"``.
+
+  Returns:
+    Scalar loss, differentiable w.r.t. ``params``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> den, params = diffusion.from_eps_fn(lambda z, g, y: jnp.zeros_like(z))
+    >>> float(diffusion.diffusion_term(den, params, jnp.zeros(2), 0, 0.5, jnp.ones(2),
+    ...       schedule=diffusion.linear_schedule(), weighting="uniform"))
+    1.0
+  """
+  x = jnp.asarray(x)
+  z, gamma_t, weight = noisy(x, t, eps, schedule, weighting)
+  eps_hat = eps_prediction(denoiser, params, z, gamma_t, y)
+  if eps_hat.shape != x.shape:
+    raise ValueError(f"the denoiser must return a prediction with x's shape"
+                     f" {tuple(x.shape)}, got {tuple(eps_hat.shape)}.")
+  return _weighted_loss(eps_hat, eps, weight, loss)
 
 
 def draw_timesteps(key: jax.Array, num_t: int, schedule: Schedule,
                    timesteps: str = "stratified", dtype=jnp.float32) -> jax.Array:
   """Times ``[num_t]``: ``stratified`` ``mod(u + i/n, 1)`` (VDM), ``grid`` ``(i + 1/2)/n``
   (the paper's strided grid) or ``iid`` uniform. Discrete schedules round up onto
-  ``{1/T, ..., 1}``."""
+  ``{1/T, ..., 1}``.
+
+  Example:
+    >>> import jax
+    >>> from jgen import diffusion
+    >>> diffusion.draw_timesteps(jax.random.key(0), 4, diffusion.linear_schedule(),
+    ...                          "grid").tolist()
+    [0.125, 0.375, 0.625, 0.875]
+  """
   i = jnp.arange(num_t, dtype=dtype)
   if timesteps == "stratified":
     t = jnp.mod(jax.random.uniform(key, (), dtype) + i / num_t, 1.0)
@@ -138,7 +152,8 @@ def draw_timesteps(key: jax.Array, num_t: int, schedule: Schedule,
   elif timesteps == "iid":
     t = jax.random.uniform(key, (num_t,), dtype)
   else:
-    raise ValueError(f"timesteps must be one of {_TIMESTEPS}, got {timesteps!r}.")
+    raise ValueError(f"timesteps must be one of {validate.TIMESTEPS}, got"
+                     f" {timesteps!r}.")
   if schedule.num_steps is not None:
     num_steps = schedule.num_steps
     t = jnp.clip(jnp.ceil(t * num_steps), 1, num_steps) / num_steps
@@ -153,6 +168,14 @@ def draw(key: jax.Array, num_t: int, x: jax.Array, schedule: Schedule,
   times with negated noise, ``(t, -eps)``: unbiased, and it cancels the part of the
   error that is odd in ``eps`` (for a linear denoiser, all noise in class
   differences except the time variation).
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> t, eps = diffusion.draw(jax.random.key(0), 4, jnp.zeros(3),
+    ...                         diffusion.linear_schedule(), antithetic=True)
+    >>> t.shape, eps.shape, bool((eps[:2] == -eps[2:]).all())
+    ((4,), (4, 3), True)
   """
   t_key, eps_key = jax.random.split(key)
   n = num_t // 2 if antithetic else num_t
@@ -163,89 +186,63 @@ def draw(key: jax.Array, num_t: int, x: jax.Array, schedule: Schedule,
   return t, eps
 
 
-def _check_antithetic(antithetic, num_t: int) -> None:
-  if antithetic and num_t % 2:
-    raise ValueError(f"antithetic draws need an even num_t, got {num_t}.")
-
-
-def _check_eps_fn(eps_fn: Callable, x: jax.Array) -> None:
-  """Traces ``eps_fn`` once abstractly: it must accept ``x``'s shape and return it."""
-  try:
-    out = jax.eval_shape(eps_fn, x, jnp.zeros((), x.dtype), jnp.zeros((), jnp.int32))
-  except (TypeError, ValueError, IndexError) as e:  # JAX's shape errors
-    raise ValueError(f"x of shape {tuple(x.shape)} is not accepted by eps_fn"
-                     f" (eps_fn(z, gamma, y) for ONE example): {e}") from e
-  if getattr(out, "shape", None) != x.shape:
-    raise ValueError(f"eps_fn must return eps_hat with x's shape {tuple(x.shape)},"
-                     f" got {getattr(out, 'shape', type(out).__name__)}.")
-
-
-def _check_x(x: ArrayLike, eps_fn: Callable, name: str = "x") -> jax.Array:
-  x = jnp.asarray(x)
-  _checks.check_float(x, name)
-  _checks.check_finite(x, name)
-  _check_eps_fn(eps_fn, x)
-  return x
-
-
-def _check_num_t(num_t, name: str = "num_t") -> int:
-  if isinstance(num_t, bool) or not isinstance(num_t, (int, np.integer)):
-    raise TypeError(f"{name} must be a static Python int, got"
-                    f" {type(num_t).__name__} ({num_t!r}).")
-  if num_t < 1:
-    raise ValueError(f"{name} must be >= 1, got {num_t}.")
-  return int(num_t)
-
-
-def _classes(classes, num_classes: int) -> jax.Array:
-  if classes is None:
-    return jnp.arange(num_classes, dtype=jnp.int32)
-  classes = jnp.asarray(classes)
-  _checks.check_ndim(classes, 1, "classes")
-  _checks.check_labels(classes, num_classes, "classes")
-  return classes
-
-
-def class_errors_at(eps_fn: Callable, x: jax.Array, t: jax.Array, eps: jax.Array,
-                    classes: jax.Array, *, schedule: Schedule, weighting="elbo",
-                    loss: str = "l2", chunk_size: int | None = None) -> jax.Array:
+def class_errors_at(denoiser: Denoiser, params: Any, x: jax.Array, t: jax.Array,
+                    eps: jax.Array, classes: jax.Array, *, schedule: Schedule,
+                    weighting="elbo", loss: str = "l2", chunk_size: int | None = None,
+                    cache_bytes: int = CACHE_BYTES) -> jax.Array:
   """Losses ``[C, num_t]`` at given ``t [num_t]``, ``eps [num_t, *x.shape]`` for
-  ``classes [C]``: one vmapped call, or ``lax.map`` over chunks of ``chunk_size``
-  flattened (class, t) pairs to bound peak memory. Deterministic; no checks."""
-  if chunk_size is None:
-    # The class-independent work (z_t, gamma_t, weights) once per draw, then the
-    # denoiser on every (class, draw) pair in one vectorised call.
-    z, gamma_t, weight = jax.vmap(
-        lambda ti, ei: _noisy(x, ti, ei, schedule, weighting))(t, eps)
+  ``classes [C]``. Deterministic; no checks.
 
-    def per_class(y):
-      eps_hat = jax.vmap(lambda zi, gi: eps_fn(zi, gi, y))(z, gamma_t)
-      return jax.vmap(lambda h, e, w: _weighted_loss(h, e, w, loss))(eps_hat, eps,
-                                                                     weight)
+  The class-independent work (``z_t``, ``gamma_t``, weights) is done once per draw;
+  the denoiser then runs on the ``C * num_t`` (class, draw) pairs, ``chunk_size`` pairs
+  per vectorised call (``lax.map``). ``chunk_size=None`` picks it from the shapes so
+  one call's largest activation fits ``cache_bytes`` (:mod:`jgen.diffusion.chunking`).
 
-    return jax.vmap(per_class)(classes)
-  term = functools.partial(diffusion_term, eps_fn, schedule=schedule,
-                           weighting=weighting, loss=loss)
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> den, p = diffusion.gaussian_oracle(jnp.zeros((2, 3)), jnp.ones((2, 3)))
+    >>> s = diffusion.linear_schedule()
+    >>> t, eps = diffusion.draw(jax.random.key(0), 5, jnp.zeros(3), s)
+    >>> diffusion.class_errors_at(den, p, jnp.zeros(3), t, eps, jnp.arange(2),
+    ...                           schedule=s).shape
+    (2, 5)
+  """
+  z, gamma_t, weight = jax.vmap(lambda ti, ei: noisy(x, ti, ei, schedule,
+                                                     weighting))(t, eps)
   num_c, num_t = classes.shape[0], t.shape[0]
+  total = num_c * num_t
+  if chunk_size is None:
+    chunk_size = pairs_per_call(denoiser, params, x.shape, x.dtype, total, cache_bytes)
+
+  def pair(y, zi, gi, ei, wi):
+    return _weighted_loss(eps_prediction(denoiser, params, zi, gi, y), ei, wi, loss)
+
+  if chunk_size >= total:
+    per_class = lambda y: jax.vmap(pair, in_axes=(None, 0, 0, 0, 0))(  # noqa: E731
+        y, z, gamma_t, eps, weight)
+    return jax.vmap(per_class)(classes)
 
   def one(p):
     c, j = p // num_t, p % num_t
-    return term(x, classes[c], t[j], eps[j])
+    return pair(classes[c], z[j], gamma_t[j], eps[j], weight[j])
 
-  pairs = jnp.arange(num_c * num_t, dtype=jnp.int32)
+  pairs = jnp.arange(total, dtype=jnp.int32)
   return jax.lax.map(one, pairs, batch_size=chunk_size).reshape(num_c, num_t)
 
 
-def class_errors(key: jax.Array, eps_fn: Callable, x: ArrayLike, num_classes: int, *,
-                 num_t: int, schedule: Schedule, timesteps: str = "stratified",
-                 weighting="elbo", loss: str = "l2", classes: ArrayLike | None = None,
-                 chunk_size: int | None = None, antithetic: bool = False) -> jax.Array:
+def class_errors(key: jax.Array, denoiser: Denoiser, params: Any, x: ArrayLike,
+                 num_classes: int, *, num_t: int, schedule: Schedule,
+                 timesteps: str = "stratified", weighting="elbo", loss: str = "l2",
+                 classes: ArrayLike | None = None, chunk_size: int | None = None,
+                 antithetic: bool = False) -> jax.Array:
   """Per-sample losses of every class on shared ``(t, eps)`` draws.
 
   Args:
     key: PRNG key (split into a time key and a noise key).
-    eps_fn: ``eps_fn(z, gamma, y) -> eps_hat`` for one example.
-    x: one example, any shape.
+    denoiser: a :class:`~jgen.diffusion.Denoiser`.
+    params: its parameters (a traced pytree).
+    x: one example ``[*data_shape]``.
     num_classes: static ``K``.
     num_t: number of ``(t, eps)`` draws.
     schedule: noise schedule.
@@ -253,28 +250,44 @@ def class_errors(key: jax.Array, eps_fn: Callable, x: ArrayLike, num_classes: in
     weighting: ``"elbo"``, ``"uniform"`` or callable (see :func:`diffusion_term`).
     loss: ``"l2"``, ``"l1"`` or ``"huber"``.
     classes: optional keep-list of class ids ``[C]``; default all ``K``.
-    chunk_size: evaluate at most this many (class, t) pairs per vectorised call.
+    chunk_size: (class, draw) pairs per vectorised call; ``None``: from the shapes.
     antithetic: pair each draw ``(t, eps)`` with ``(t, -eps)`` (see :func:`draw`).
 
   Returns:
     ``[C, num_t]`` losses (``C = K`` without ``classes``); row ``c`` is class
     ``classes[c]``; column ``j`` uses the same ``(t_j, eps_j)`` for every class.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> den, p = diffusion.gaussian_oracle(jnp.zeros((3, 2)), jnp.ones((3, 2)))
+    >>> diffusion.class_errors(jax.random.key(0), den, p, jnp.zeros(2), 3, num_t=4,
+    ...                        schedule=diffusion.linear_schedule()).shape
+    (3, 4)
   """
-  num_classes = _checks.check_num_classes(num_classes)
-  num_t = _check_num_t(num_t)
-  _check_options(weighting, loss, timesteps)
+  num_classes = validate.check_num_classes_fit(validate.check_denoiser(denoiser),
+                                               num_classes)
+  num_t = validate.check_static_int(num_t, "num_t")
+  validate.check_options(weighting, loss, timesteps)
   if chunk_size is not None:
-    _check_num_t(chunk_size, "chunk_size")
-  _check_antithetic(antithetic, num_t)
-  x = _check_x(x, eps_fn)
-  classes = _classes(classes, num_classes)
+    validate.check_static_int(chunk_size, "chunk_size")
+  validate.check_antithetic(antithetic, num_t)
+  x = validate.check_x(denoiser, params, x)
+  ids = validate.class_ids(classes, num_classes)
   t, eps = draw(key, num_t, x, schedule, timesteps, antithetic)
-  return class_errors_at(eps_fn, x, t, eps, classes, schedule=schedule,
+  return class_errors_at(denoiser, params, x, t, eps, ids, schedule=schedule,
                          weighting=weighting, loss=loss, chunk_size=chunk_size)
 
 
 def prior_kl(x: ArrayLike, schedule: Schedule) -> jax.Array:
-  """``KL(q(z_1 | x) || N(0, I))`` in nats, scalar, for one example of any shape."""
+  """``KL(q(z_1 | x) || N(0, I))`` in nats, scalar, for one example of any shape.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> bool(diffusion.prior_kl(jnp.zeros(3), diffusion.linear_schedule()) > 0)
+    True
+  """
   x = jnp.asarray(x)
   g1 = schedule.gamma(jnp.ones((), x.dtype))
   # sigma^2 - 1 = -sigmoid(-g), -log sigma^2 = softplus(-g): no cancellation.
@@ -282,7 +295,15 @@ def prior_kl(x: ArrayLike, schedule: Schedule) -> jax.Array:
 
 
 def reconstruction(x: ArrayLike, schedule: Schedule) -> jax.Array:
-  """``E[-log N(x; z_0 / alpha_0, sigma_0^2 / alpha_0^2)]`` in nats (exact), scalar."""
+  """``E[-log N(x; z_0 / alpha_0, sigma_0^2 / alpha_0^2)]`` in nats (exact), scalar.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> round(float(diffusion.reconstruction(jnp.zeros(1),
+    ...       diffusion.linear_schedule(-13.3, 5.0))), 4)  # (log 2 pi - 13.3 + 1) / 2
+    -5.2311
+  """
   x = jnp.asarray(x)
   g0 = schedule.gamma(jnp.zeros((), x.dtype))
   return 0.5 * x.size * (jnp.log(2.0 * jnp.pi).astype(x.dtype) + g0 + 1.0)
@@ -290,15 +311,23 @@ def reconstruction(x: ArrayLike, schedule: Schedule) -> jax.Array:
 
 def elbo_from_errors(errors: ArrayLike, x: ArrayLike, schedule: Schedule) -> jax.Array:
   """ELBO estimates ``[...]`` from ``weighting="elbo", loss="l2"`` errors
-  ``[..., num_t]`` of one example ``x``: ``-(KL + recon + mean_t errors)``."""
+  ``[..., num_t]`` of one example ``x``: ``-(KL + recon + mean_t errors)``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> diffusion.elbo_from_errors(jnp.zeros((3, 4)), jnp.zeros(2),
+    ...                            diffusion.linear_schedule()).shape
+    (3,)
+  """
   errors = jnp.asarray(errors)
   return -(prior_kl(x, schedule) + reconstruction(x, schedule)
            + jnp.mean(errors, axis=-1))
 
 
-def class_log_likelihoods(key: jax.Array, eps_fn: Callable, x: ArrayLike,
-                          num_classes: int, *, schedule: Schedule, num_t: int,
-                          timesteps: str = "stratified",
+def class_log_likelihoods(key: jax.Array, denoiser: Denoiser, params: Any,
+                          x: ArrayLike, num_classes: int, *, schedule: Schedule,
+                          num_t: int, timesteps: str = "stratified",
                           classes: ArrayLike | None = None,
                           chunk_size: int | None = None,
                           antithetic: bool = False) -> jax.Array:
@@ -309,38 +338,56 @@ def class_log_likelihoods(key: jax.Array, eps_fn: Callable, x: ArrayLike,
 
   Returns:
     ``[C]`` ELBOs (``C = num_classes`` unless ``classes`` is given).
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> den, p = diffusion.gaussian_oracle(jnp.zeros((3, 2)), jnp.ones((3, 2)))
+    >>> diffusion.class_log_likelihoods(jax.random.key(0), den, p, jnp.zeros(2), 3,
+    ...     schedule=diffusion.linear_schedule(), num_t=8).shape
+    (3,)
   """
   x = jnp.asarray(x)
-  errors = class_errors(key, eps_fn, x, num_classes, num_t=num_t, schedule=schedule,
-                        timesteps=timesteps, weighting="elbo", loss="l2",
-                        classes=classes, chunk_size=chunk_size,
+  errors = class_errors(key, denoiser, params, x, num_classes, num_t=num_t,
+                        schedule=schedule, timesteps=timesteps, weighting="elbo",
+                        loss="l2", classes=classes, chunk_size=chunk_size,
                         antithetic=antithetic)
   return elbo_from_errors(errors, x, schedule)
 
 
-def batch_class_log_likelihoods(key: jax.Array, eps_fn: Callable, x: ArrayLike,
-                                num_classes: int, *, schedule: Schedule, num_t: int,
-                                timesteps: str = "stratified",
+def batch_class_log_likelihoods(key: jax.Array, denoiser: Denoiser, params: Any,
+                                x: ArrayLike, num_classes: int, *, schedule: Schedule,
+                                num_t: int, timesteps: str = "stratified",
                                 classes: ArrayLike | None = None,
                                 chunk_size: int | None = None,
                                 antithetic: bool = False) -> jax.Array:
   """:func:`class_log_likelihoods` for a batch ``x [N, ...]`` -> ``[N, C]``
-  (independent draws per example, one vmapped call)."""
-  x = jnp.asarray(x)
-  _checks.check_min_ndim(x, 1, "x")
-  _checks.check_float(x, "x")
-  _checks.check_finite(x, "x")
-  _check_eps_fn(eps_fn, x[0])
-  num_classes = _checks.check_num_classes(num_classes)
-  num_t = _check_num_t(num_t)
-  _check_options("elbo", "l2", timesteps)
-  _check_antithetic(antithetic, num_t)
-  cls = _classes(classes, num_classes)
+  (independent draws per example, one vmapped call; row ``n`` uses
+  ``jax.random.split(key, N)[n]``).
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> den, p = diffusion.gaussian_oracle(jnp.zeros((3, 2)), jnp.ones((3, 2)))
+    >>> diffusion.batch_class_log_likelihoods(jax.random.key(0), den, p,
+    ...     jnp.zeros((5, 2)), 3, schedule=diffusion.linear_schedule(), num_t=8).shape
+    (5, 3)
+  """
+  x = validate.check_x(denoiser, params, x, batched=True)
+  num_classes = validate.check_num_classes_fit(denoiser, num_classes)
+  num_t = validate.check_static_int(num_t, "num_t")
+  validate.check_options("elbo", "l2", timesteps)
+  validate.check_antithetic(antithetic, num_t)
+  ids = validate.class_ids(classes, num_classes)
   keys = jax.random.split(key, x.shape[0])
+  n = max(x.shape[0], 1)
+  if chunk_size is None:  # the budget covers the whole batch (vmap multiplies it)
+    chunk_size = max(1, pairs_per_call(denoiser, params, x.shape[1:], x.dtype,
+                                       n * ids.shape[0] * num_t) // n)
 
   def one(k, xi):
     t, eps = draw(k, num_t, xi, schedule, timesteps, antithetic)
-    errors = class_errors_at(eps_fn, xi, t, eps, cls, schedule=schedule,
+    errors = class_errors_at(denoiser, params, xi, t, eps, ids, schedule=schedule,
                              chunk_size=chunk_size)
     return elbo_from_errors(errors, xi, schedule)
 
@@ -348,5 +395,11 @@ def batch_class_log_likelihoods(key: jax.Array, eps_fn: Callable, x: ArrayLike,
 
 
 def bits_per_dim(log_lik: ArrayLike, num_dims: int) -> jax.Array:
-  """Converts log-likelihoods in nats to bits per dimension: ``-log_lik / (D ln 2)``."""
+  """Converts log-likelihoods in nats to bits per dimension: ``-log_lik / (D ln 2)``.
+
+  Example:
+    >>> from jgen import diffusion
+    >>> round(float(diffusion.bits_per_dim(-10.0, 5)), 4)
+    2.8854
+  """
   return -jnp.asarray(log_lik) / (num_dims * np.log(2.0))

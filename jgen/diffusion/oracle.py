@@ -15,16 +15,31 @@ every ELBO path in jgen is tested against.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jgen.core import checks as _checks
+from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import alpha_sigma
 
-__all__ = ["gaussian_oracle", "gaussian_log_likelihoods"]
+__all__ = ["OracleParams", "gaussian_oracle", "gaussian_log_likelihoods"]
+
+
+class OracleParams(NamedTuple):
+  """Parameters of :func:`gaussian_oracle`: ``means``, ``variances`` ``[K, ...]``."""
+  means: jax.Array
+  variances: jax.Array
+
+
+def _oracle_apply(params: OracleParams, z, gamma, y):
+  z = jnp.asarray(z)
+  alpha, sigma = alpha_sigma(jnp.asarray(gamma, z.dtype))
+  mu = params.means[y].astype(z.dtype)
+  var = params.variances[y].astype(z.dtype)
+  return sigma * (z - alpha * mu) / (alpha * alpha * var + sigma * sigma)
 
 
 def _check_params(means: ArrayLike, variances: ArrayLike):
@@ -43,27 +58,29 @@ def _check_params(means: ArrayLike, variances: ArrayLike):
   return means, variances
 
 
-def gaussian_oracle(means: ArrayLike, variances: ArrayLike) -> Callable:
-  """The Bayes-optimal ``eps_fn`` for ``x | y=k ~ N(means[k], diag variances[k])``.
+def gaussian_oracle(means: ArrayLike, variances: ArrayLike
+                    ) -> tuple[Denoiser, OracleParams]:
+  """The Bayes-optimal denoiser for ``x | y=k ~ N(means[k], diag variances[k])``.
 
   Args:
     means: ``[K, ...]`` class means (``...`` = the example shape, e.g. ``[D]``).
     variances: ``[K, ...]`` per-coordinate variances, > 0.
 
   Returns:
-    ``eps_fn(z [...], gamma [], y [] int) -> eps_hat [...]``, differentiable in
-    ``means`` and ``variances`` if those are traced.
+    ``(denoiser, params)``: an ``eps`` :class:`~jgen.diffusion.Denoiser` (one shared
+    ``apply`` for every oracle, so new means never recompile) and
+    :class:`OracleParams`, differentiable if traced.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> den, params = diffusion.gaussian_oracle(jnp.zeros((2, 3)), jnp.ones((2, 3)))
+    >>> den.apply(params, jnp.ones(3), jnp.asarray(0.0), 1).shape
+    (3,)
   """
   means, variances = _check_params(means, variances)
-
-  def eps_fn(z, gamma, y):
-    z = jnp.asarray(z)
-    alpha, sigma = alpha_sigma(jnp.asarray(gamma, z.dtype))
-    mu = means[y].astype(z.dtype)
-    var = variances[y].astype(z.dtype)
-    return sigma * (z - alpha * mu) / (alpha * alpha * var + sigma * sigma)
-
-  return eps_fn
+  den = Denoiser(_oracle_apply, "eps", tuple(means.shape[1:]), int(means.shape[0]))
+  return den, OracleParams(means, variances)
 
 
 def gaussian_log_likelihoods(means: ArrayLike, variances: ArrayLike,
@@ -77,6 +94,13 @@ def gaussian_log_likelihoods(means: ArrayLike, variances: ArrayLike,
 
   Returns:
     ``[..., K]`` log-likelihoods.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> diffusion.gaussian_log_likelihoods(jnp.zeros((2, 3)), jnp.ones((2, 3)),
+    ...                                    jnp.zeros((4, 3))).shape
+    (4, 2)
   """
   means, variances = _check_params(means, variances)
   _checks.check_ndim(means, 2, "means")

@@ -22,37 +22,41 @@ Three strategies, all reporting denoiser evaluations (``(class, t)`` pairs):
   possible leaders and the ``R`` rounds covers the data-dependent leader and repeated
   looks. Surviving classes are evaluated in power-of-two buckets (``lax.switch``);
   padded evaluations are counted in ``num_evals``.
+
+Each strategy is written once for one example with an optional class-axis name
+(optax ``contrib/_sam.py`` style): ``axis_name=None`` scores the classes ``ids`` on
+one device; with a name, ``ids`` is this device's slice of the classes (padded with
+``-1``) and the reductions (argmax, top-k, leader, counts) become ``pmax``/``pmin``/
+``psum``/``all_gather`` over that axis, so every device returns the same label.
+A class whose score is NaN gets the ``-inf`` sentinel: it never wins.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.stats
-from jax.typing import ArrayLike
+from jax import lax
 
-from jgen.core import checks as _checks
-from jgen.diffusion import elbo as _elbo
-from jgen.diffusion.schedules import Schedule, linear_schedule
+from jgen.diffusion.elbo import class_errors_at, draw, draw_timesteps, elbo_from_errors
+from jgen.diffusion.parametrizations import Denoiser
+from jgen.diffusion.schedules import Schedule
 
-__all__ = ["ClassifyResult", "classify", "batch_classify", "adaptive_plan",
-           "DEFAULT_SCHEDULE"]
-
-DEFAULT_SCHEDULE = linear_schedule()
-_STRATEGIES = ("full", "adaptive", "sequential")
+__all__ = ["ClassifyResult", "StrategyConfig", "STRATEGIES", "adaptive_plan", "full",
+           "adaptive", "sequential", "run", "t_quantiles", "buckets"]
 
 
 class ClassifyResult(NamedTuple):
-  """Result of :func:`classify` (leading batch axis ``[N]`` from :func:`batch_classify`).
+  """Result of :func:`~jgen.diffusion.classify` (leading ``[N]`` when batched).
 
   Attributes:
     label: predicted class id, ``int32 []``.
     scores: ``[K]`` scores (ELBO estimates for ``weighting="elbo"``); classes
-      eliminated early are scored from fewer draws.
+      eliminated early are scored from fewer draws; NaN scores are ``-inf``.
     num_evals: denoiser evaluations used, ``int32 []``.
   """
   label: jax.Array
@@ -60,50 +64,83 @@ class ClassifyResult(NamedTuple):
   num_evals: jax.Array
 
 
-class _Cfg(NamedTuple):
-  eps_fn: Callable
+class StrategyConfig(NamedTuple):
+  """Static settings shared by the strategies (hashable: part of the compile key)."""
+  denoiser: Denoiser
   schedule: Schedule
-  timesteps: str
-  weighting: object
-  loss: str
-  chunk_size: int | None
-  antithetic: bool
+  timesteps: str = "stratified"
+  weighting: Any = "elbo"
+  loss: str = "l2"
+  chunk_size: int | None = None
+  antithetic: bool = False
 
 
-def _to_scores(mean_err: jax.Array, x: jax.Array, cfg: _Cfg) -> jax.Array:
+# ----------------------------------------------------------------- shared pieces
+def _scores(mean_err: jax.Array, x: jax.Array, cfg: StrategyConfig) -> jax.Array:
   if cfg.weighting == "elbo" and cfg.loss == "l2":
-    return _elbo.elbo_from_errors(mean_err[..., None], x, cfg.schedule)
-  return -mean_err
+    s = elbo_from_errors(mean_err[..., None], x, cfg.schedule)
+  else:
+    s = -mean_err
+  return jnp.where(jnp.isnan(s), -jnp.inf, s)  # a NaN class never wins
+
+
+def _errors(params, x, t, eps, ids, cfg):
+  return class_errors_at(cfg.denoiser, params, x, t, eps, jnp.maximum(ids, 0),
+                         schedule=cfg.schedule, weighting=cfg.weighting,
+                         loss=cfg.loss, chunk_size=cfg.chunk_size)
+
+
+def _psum(v, axis_name):
+  return v if axis_name is None else lax.psum(v, axis_name)
+
+
+def _offset(k_local: int, axis_name):
+  return 0 if axis_name is None else lax.axis_index(axis_name) * k_local
+
+
+def _first_argmax(v: jax.Array, axis_name) -> jax.Array:
+  """Global position of the first maximum of the class-split vector ``v``."""
+  i = jnp.argmax(v).astype(jnp.int32)
+  if axis_name is None:
+    return i
+  best = v[i]
+  pos = _offset(v.shape[0], axis_name) + i
+  top = lax.pmax(best, axis_name)
+  return lax.pmin(jnp.where(best == top, pos, jnp.iinfo(jnp.int32).max), axis_name)
+
+
+def _id_at(ids: jax.Array, pos: jax.Array, axis_name) -> jax.Array:
+  """The class id at global position ``pos`` of the class-split ``ids``."""
+  if axis_name is None:
+    return ids[pos]
+  local = pos - _offset(ids.shape[0], axis_name)
+  mine = (local >= 0) & (local < ids.shape[0])
+  return lax.psum(jnp.where(mine, ids[jnp.clip(local, 0, ids.shape[0] - 1)], 0),
+                  axis_name)
 
 
 def _draws(key, x, positions, n_base, cfg):
   """``t`` and ``eps`` at base-grid ``positions``; eps keyed by position."""
   t_key, eps_key = jax.random.split(key)
-  t_all = _elbo.draw_timesteps(t_key, n_base, cfg.schedule, cfg.timesteps, x.dtype)
+  t_all = draw_timesteps(t_key, n_base, cfg.schedule, cfg.timesteps, x.dtype)
   pos = jnp.asarray(positions, jnp.int32)
   eps = jax.vmap(lambda p: jax.random.normal(jax.random.fold_in(eps_key, p), x.shape,
                                              x.dtype))(pos)
   return t_all[pos], eps
 
 
-def _errors(x, t, eps, cls, cfg):
-  return _elbo.class_errors_at(cfg.eps_fn, x, t, eps, cls, schedule=cfg.schedule,
-                               weighting=cfg.weighting, loss=cfg.loss,
-                               chunk_size=cfg.chunk_size)
+# ------------------------------------------------------------------------- full
+def full(key, params, x, ids, *, cfg: StrategyConfig, num_t: int, axis_name=None):
+  """Every class on the same ``num_t`` draws (those of ``class_errors(key, ...)``)."""
+  t, eps = draw(key, num_t, x, cfg.schedule, cfg.timesteps, cfg.antithetic)
+  scores = _scores(jnp.mean(_errors(params, x, t, eps, ids, cfg), axis=1), x, cfg)
+  scores = jnp.where(ids >= 0, scores, -jnp.inf)
+  label = _id_at(ids, _first_argmax(scores, axis_name), axis_name)
+  evals = _psum(ids.shape[0], axis_name) * num_t
+  return ClassifyResult(label.astype(jnp.int32), scores, jnp.asarray(evals, jnp.int32))
 
 
-# ----------------------------------------------------------------------------- full
-def _full(key, x, class_ids, *, num_t, cfg):
-  # The same draws as class_errors(key, ...), so scores == class_log_likelihoods.
-  t, eps = _elbo.draw(key, num_t, x, cfg.schedule, cfg.timesteps, cfg.antithetic)
-  err = _errors(x, t, eps, class_ids, cfg)
-  scores = _to_scores(jnp.mean(err, axis=1), x, cfg)
-  num_evals = jnp.asarray(class_ids.shape[0] * num_t, jnp.int32)
-  return ClassifyResult(class_ids[jnp.argmax(scores)].astype(jnp.int32), scores,
-                        num_evals)
-
-
-# ------------------------------------------------------------------------- adaptive
+# --------------------------------------------------------------------- adaptive
 def adaptive_plan(n_samples: Sequence[int], to_keep: Sequence[int],
                   num_classes: int) -> tuple[list[tuple[int, ...]], list[int], int]:
   """The paper's stage bookkeeping (reference implementation's index arithmetic).
@@ -111,6 +148,11 @@ def adaptive_plan(n_samples: Sequence[int], to_keep: Sequence[int],
   Returns:
     ``(positions, classes, num_evals)``: per stage the NEW base-grid positions
     evaluated, the number of classes evaluated, and the total evaluations.
+
+  Example:
+    >>> from jgen import diffusion
+    >>> diffusion.adaptive_plan((50, 500), (5, 1), 10)[2]  # Li et al. 2023: 2,750
+    2750
   """
   n_samples, to_keep = tuple(n_samples), tuple(to_keep)
   if len(n_samples) != len(to_keep) or not n_samples:
@@ -141,52 +183,47 @@ def adaptive_plan(n_samples: Sequence[int], to_keep: Sequence[int],
   return positions, classes, total
 
 
-def _adaptive_stage(key, x, class_ids, active, sums, counts, *, positions, n_base,
-                    keep, cfg):
-  """One stage for one example: ``active [C]`` -> best ``keep`` of them."""
-  t, eps = _draws(key, x, positions, n_base, cfg)
-  err = _errors(x, t, eps, class_ids[active], cfg)          # [C, m]
-  sums = sums.at[active].add(jnp.sum(err, axis=1))
-  counts = counts.at[active].add(len(positions))
-  mean = sums[active] / counts[active]
-  _, best = jax.lax.top_k(-mean, keep)                      # lowest mean error first
-  return active[best], sums, counts
+def adaptive(key, params, x, ids, *, cfg: StrategyConfig, n_samples, to_keep,
+             axis_name=None):
+  """The paper's stages; stage 1 on this device's classes, then an exact global top-k
+  (every global winner is in its own shard's local top-k) and replicated stages."""
+  positions, _, _ = adaptive_plan(n_samples, to_keep, to_keep[0])
+  n_base, k_local = n_samples[-1], ids.shape[0]
+  offset = _offset(k_local, axis_name)
+  t, eps = _draws(key, x, positions[0], n_base, cfg)
+  sums = jnp.sum(_errors(params, x, t, eps, ids, cfg), axis=1)          # [k_local]
+  counts = jnp.full((k_local,), len(positions[0]), x.dtype)
+  neg = -(sums / counts)
+  neg = jnp.where((ids >= 0) & ~jnp.isnan(neg), neg, -jnp.inf)
+  val, idx = lax.top_k(neg, min(to_keep[0], k_local))
+  a_pos, a_ids, a_sums = offset + idx, ids[idx], sums[idx]
+  if axis_name is not None:
+    gather = functools.partial(lax.all_gather, axis_name=axis_name, tiled=True)
+    _, best = lax.top_k(gather(val), to_keep[0])
+    a_pos, a_ids, a_sums = (gather(a)[best] for a in (a_pos, a_ids, a_sums))
+  a_counts = jnp.full(a_pos.shape, len(positions[0]), x.dtype)
+  evals = _psum(k_local, axis_name) * len(positions[0])
+  for pos, keep, prev in zip(positions[1:], to_keep[1:], to_keep):
+    t, eps = _draws(key, x, pos, n_base, cfg)
+    stage = jnp.sum(_errors(params, x, t, eps, a_ids, cfg), axis=1)
+    a_sums, a_counts = a_sums + stage, a_counts + len(pos)
+    local = jnp.where((a_pos >= offset) & (a_pos < offset + k_local), a_pos - offset,
+                      k_local)                                          # k_local: drop
+    sums = sums.at[local].add(stage, mode="drop")
+    counts = counts.at[local].add(len(pos), mode="drop")
+    mean = a_sums / a_counts
+    _, best = lax.top_k(jnp.where(jnp.isnan(mean), -jnp.inf, -mean), keep)
+    a_pos, a_ids, a_sums, a_counts = (a[best] for a in (a_pos, a_ids, a_sums, a_counts))
+    evals = evals + prev * len(pos)
+  scores = _scores(sums / jnp.maximum(counts, 1), x, cfg)
+  scores = jnp.where(ids >= 0, scores, -jnp.inf)
+  return ClassifyResult(a_ids[0].astype(jnp.int32), scores,
+                        jnp.asarray(evals, jnp.int32))
 
 
-@functools.partial(jax.jit, static_argnames=("positions", "n_base", "keep", "cfg",
-                                             "batched"))
-def _stage_jit(key, x, class_ids, active, sums, counts, *, positions, n_base, keep,
-               cfg, batched):
-  fn = functools.partial(_adaptive_stage, positions=positions, n_base=n_base,
-                         keep=keep, cfg=cfg)
-  if batched:
-    return jax.vmap(fn, in_axes=(0, 0, None, 0, 0, 0))(key, x, class_ids, active,
-                                                       sums, counts)
-  return fn(key, x, class_ids, active, sums, counts)
-
-
-def _adaptive(key, x, class_ids, *, n_samples, to_keep, cfg, batched):
-  num_c = class_ids.shape[-1]
-  positions, _, total = adaptive_plan(n_samples, to_keep, num_c)
-  lead = (x.shape[0],) if batched else ()
-  active = jnp.broadcast_to(jnp.arange(num_c, dtype=jnp.int32), lead + (num_c,))
-  sums = jnp.zeros(lead + (num_c,), x.dtype)
-  counts = jnp.zeros(lead + (num_c,), x.dtype)
-  for pos, keep in zip(positions, to_keep):
-    active, sums, counts = _stage_jit(key, x, class_ids, active, sums, counts,
-                                      positions=pos,
-                                      n_base=n_samples[-1], keep=keep, cfg=cfg,
-                                      batched=batched)
-  xs = x if batched else x[None]
-  mean = (sums / jnp.maximum(counts, 1)).reshape((-1, num_c))
-  scores = jax.vmap(lambda m, xi: _to_scores(m, xi, cfg))(mean, xs).reshape(lead + (num_c,))
-  label = class_ids[active[..., 0]]
-  return ClassifyResult(label.astype(jnp.int32), scores,
-                        jnp.full(lead, total, jnp.int32))
-
-
-# ----------------------------------------------------------------------- sequential
-def _buckets(num_c: int) -> list[int]:
+# ------------------------------------------------------------------- sequential
+def buckets(num_c: int) -> list[int]:
+  """Power-of-two evaluation sizes ``1, 2, 4, ..., num_c``."""
   sizes, b = [], 1
   while b < num_c:
     sizes.append(b)
@@ -194,198 +231,79 @@ def _buckets(num_c: int) -> list[int]:
   return sizes + [num_c]
 
 
-def _t_quantiles(num_c: int, rounds: int, confidence: float) -> np.ndarray:
+def t_quantiles(num_c: int, rounds: int, confidence: float) -> np.ndarray:
   """One-sided Student-t critical values for n = r + 1 chunks (dof r); inf at r = 0."""
   level = (1.0 - confidence) / (max(num_c - 1, 1) * rounds)
   q = np.full(rounds, np.inf)
-  dof = np.arange(1, rounds)
-  q[1:] = scipy.stats.t.ppf(1.0 - level, dof)
+  q[1:] = scipy.stats.t.ppf(1.0 - level, np.arange(1, rounds))
   return q
 
 
-def _sequential(key, x, class_ids, *, num_t, chunk_t, confidence, cfg):
-  num_c = class_ids.shape[0]
-  rounds = num_t // chunk_t
-  q = jnp.asarray(_t_quantiles(num_c, rounds, confidence), x.dtype)
-  buckets = _buckets(num_c)
+def sequential(key, params, x, ids, *, cfg: StrategyConfig, num_t, chunk_t,
+               confidence, num_classes_total, axis_name=None):
+  """Paired successive elimination (module docstring); every device evaluates its own
+  survivors in a power-of-two bucket and all agree on the leader every round."""
+  k_local, rounds = ids.shape[0], num_t // chunk_t
+  offset = _offset(k_local, axis_name)
+  q = jnp.asarray(t_quantiles(num_classes_total, rounds, confidence), x.dtype)
+  sizes = buckets(k_local)
 
   def evaluate(b, r, order):
-    def branch(_):
-      cls = order[:b]
-      t, eps = _elbo.draw(jax.random.fold_in(key, r), chunk_t, x, cfg.schedule,
-                          cfg.timesteps, cfg.antithetic)
-      m = jnp.mean(_errors(x, t, eps, class_ids[cls], cfg), axis=1)
-      return jnp.zeros((num_c,), x.dtype).at[cls].set(-m)
-    return branch
+    cls = order[:b]
+    t, eps = draw(jax.random.fold_in(key, r), chunk_t, x, cfg.schedule, cfg.timesteps,
+                  cfg.antithetic)
+    m = jnp.mean(_errors(params, x, t, eps, ids[cls], cfg), axis=1)
+    return jnp.zeros((k_local,), x.dtype).at[cls].set(
+        jnp.where(jnp.isnan(m), -jnp.inf, -m))
 
   def body(state):
-    r, order, n_active, hist, seen, evals = state
-    bidx = jnp.searchsorted(jnp.asarray(buckets), n_active)
-    branches = [lambda o, b=b: evaluate(b, r, o)(None) for b in buckets]
-    vals = jax.lax.switch(bidx, branches, order)
-    active = jnp.zeros((num_c,), bool).at[order].set(jnp.arange(num_c) < n_active)
-    hist = hist.at[r].set(vals)
-    seen = seen.at[r].set(active)
+    r, active, n_active, hist, seen, evals = state
+    order = jnp.argsort(~active, stable=True).astype(jnp.int32)
+    bidx = jnp.searchsorted(jnp.asarray(sizes), jnp.sum(active))
+    vals = lax.switch(bidx, [functools.partial(evaluate, b, r) for b in sizes], order)
+    hist, seen = hist.at[r].set(vals), seen.at[r].set(active)
     n = (r + 1).astype(x.dtype)
     rows = (jnp.arange(rounds) <= r)[:, None]
     mean = jnp.sum(jnp.where(rows, hist, 0.0), axis=0) / n
-    leader = jnp.argmax(jnp.where(active, mean, -jnp.inf))
-    d = jnp.where(rows, hist[:, leader][:, None] - hist, 0.0)       # [R, C]
+    leader = _first_argmax(jnp.where(active, mean, -jnp.inf), axis_name)
+    mine = (leader >= offset) & (leader < offset + k_local)
+    col = hist[:, jnp.clip(leader - offset, 0, k_local - 1)]
+    lead_hist = _psum(jnp.where(mine, col, 0.0), axis_name)           # [R]
+    d = jnp.where(rows, lead_hist[:, None] - hist, 0.0)
     d_mean = jnp.sum(d, axis=0) / n
-    d_var = jnp.sum(jnp.where(rows, (d - d_mean[None, :]) ** 2, 0.0), axis=0) / jnp.maximum(n - 1, 1)
-    elim = active & (d_mean > q[r] * jnp.sqrt(d_var / n))
-    active = active & ~elim
-    order = jnp.argsort(~active, stable=True).astype(jnp.int32)
-    evals = evals + jnp.asarray(buckets, jnp.int32)[bidx] * chunk_t
-    return r + 1, order, jnp.sum(active).astype(jnp.int32), hist, seen, evals
+    d_var = (jnp.sum(jnp.where(rows, (d - d_mean[None, :]) ** 2, 0.0), axis=0)
+             / jnp.maximum(n - 1, 1))
+    active = active & ~(d_mean > q[r] * jnp.sqrt(d_var / n))
+    n_active = _psum(jnp.sum(active).astype(jnp.int32), axis_name)
+    spent = _psum(jnp.asarray(sizes, jnp.int32)[bidx], axis_name) * chunk_t
+    return r + 1, active, n_active, hist, seen, evals + spent
 
-  def cond(state):
-    r, _, n_active = state[:3]
-    return (r < rounds) & (n_active > 1)
-
-  init = (jnp.asarray(0, jnp.int32), jnp.arange(num_c, dtype=jnp.int32),
-          jnp.asarray(num_c, jnp.int32), jnp.zeros((rounds, num_c), x.dtype),
-          jnp.zeros((rounds, num_c), bool), jnp.asarray(0, jnp.int32))
-  r, order, n_active, hist, seen, evals = jax.lax.while_loop(cond, body, init)
+  init = (jnp.asarray(0, jnp.int32), ids >= 0,
+          jnp.asarray(num_classes_total, jnp.int32),
+          jnp.zeros((rounds, k_local), x.dtype), jnp.zeros((rounds, k_local), bool),
+          jnp.asarray(0, jnp.int32))
+  _, active, _, hist, seen, evals = lax.while_loop(
+      lambda s: (s[0] < rounds) & (s[2] > 1), body, init)
   count = jnp.maximum(jnp.sum(seen, axis=0), 1).astype(x.dtype)
-  mean_score = jnp.sum(jnp.where(seen, hist, 0.0), axis=0) / count
-  scores = _to_scores(-mean_score, x, cfg)
-  active = jnp.zeros((num_c,), bool).at[order].set(jnp.arange(num_c) < n_active)
-  label = class_ids[jnp.argmax(jnp.where(active, scores, -jnp.inf))]
-  return ClassifyResult(label.astype(jnp.int32), scores, evals)
+  scores = _scores(-jnp.sum(jnp.where(seen, hist, 0.0), axis=0) / count, x, cfg)
+  scores = jnp.where(ids >= 0, scores, -jnp.inf)
+  pos = _first_argmax(jnp.where(active, scores, -jnp.inf), axis_name)
+  return ClassifyResult(_id_at(ids, pos, axis_name).astype(jnp.int32), scores, evals)
 
 
-# ---------------------------------------------------------------------- entry points
-@functools.partial(jax.jit, static_argnames=("strategy", "opts", "cfg", "batched"))
-def _run_jit(key, x, class_ids, *, strategy, opts, cfg, batched):
-  fn = {"full": _full, "sequential": _sequential}[strategy]
-  fn = functools.partial(fn, cfg=cfg, **dict(opts))
+STRATEGIES = {"full": full, "adaptive": adaptive, "sequential": sequential}
+
+
+def run(strategy: str, key, params, x, ids, *, cfg: StrategyConfig, opts: dict,
+        axis_name=None, batched: bool = False) -> ClassifyResult:
+  """Runs ``strategy`` on one example, or on ``x [N, ...]`` with keys ``[N]``.
+
+  ``full``/``adaptive`` are vmapped over examples; ``sequential`` loops (``lax.map``)
+  so that ``lax.switch`` stays a real branch and eliminated classes are skipped.
+  """
+  fn = functools.partial(STRATEGIES[strategy], cfg=cfg, axis_name=axis_name, **opts)
   if not batched:
-    return fn(key, x, class_ids)
+    return fn(key, params, x, ids)
   if strategy == "sequential":
-    # lax.map (a loop), not vmap: keeps lax.switch a real branch so eliminated classes
-    # are not evaluated.
-    return jax.lax.map(lambda a: fn(a[0], a[1], class_ids), (key, x))
-  return jax.vmap(fn, in_axes=(0, 0, None))(key, x, class_ids)
-
-
-def _prepare(eps_fn, x, num_classes, strategy, schedule, num_t, timesteps, weighting,
-             loss, classes, chunk_size, n_samples, to_keep, chunk_t, confidence,
-             antithetic, batched):
-  num_classes = _checks.check_num_classes(num_classes)
-  if strategy not in _STRATEGIES:
-    raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}.")
-  _elbo._check_options(weighting, loss, timesteps)
-  x = jnp.asarray(x)
-  _checks.check_float(x, "x")
-  _checks.check_finite(x, "x")
-  if batched:
-    _checks.check_min_ndim(x, 1, "x")
-  _elbo._check_eps_fn(eps_fn, x[0] if batched else x)
-  class_ids = _elbo._classes(classes, num_classes).astype(jnp.int32)
-  num_c = class_ids.shape[0]
-  if num_c < 1:
-    raise ValueError("classes must not be empty.")
-  if chunk_size is not None:
-    _elbo._check_num_t(chunk_size, "chunk_size")
-  schedule = DEFAULT_SCHEDULE if schedule is None else schedule
-  cfg = _Cfg(eps_fn, schedule, timesteps, weighting, loss, chunk_size,
-             bool(antithetic))
-  if strategy == "full":
-    opts = (("num_t", _elbo._check_num_t(num_t)),)
-    _elbo._check_antithetic(antithetic, num_t)
-  elif strategy == "adaptive":
-    if antithetic:
-      raise ValueError("antithetic draws are not supported by strategy='adaptive'"
-                       " (its timesteps come from the paper's strided grid).")
-    adaptive_plan(n_samples, to_keep, num_c)  # validates
-    opts = (("n_samples", tuple(int(n) for n in n_samples)),
-            ("to_keep", tuple(int(k) for k in to_keep)))
-  else:
-    num_t = _elbo._check_num_t(num_t)
-    chunk_t = _elbo._check_num_t(chunk_t, "chunk_t")
-    if num_t % chunk_t:
-      raise ValueError(f"num_t={num_t} must be a multiple of chunk_t={chunk_t}.")
-    _elbo._check_antithetic(antithetic, chunk_t)
-    if not 0.0 < confidence < 1.0:
-      raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
-    opts = (("num_t", num_t), ("chunk_t", chunk_t), ("confidence", float(confidence)))
-  return x, class_ids, cfg, opts
-
-
-def classify(key: jax.Array, eps_fn: Callable, x: ArrayLike, num_classes: int, *,
-             strategy: str = "full", schedule: Schedule | None = None,
-             num_t: int = 256, timesteps: str = "stratified", weighting="elbo",
-             loss: str = "l2", classes: ArrayLike | None = None,
-             chunk_size: int | None = None, n_samples: Sequence[int] = (50, 500),
-             to_keep: Sequence[int] = (5, 1), chunk_t: int = 8,
-             confidence: float = 0.99, antithetic: bool = False) -> ClassifyResult:
-  """Classifies one example by its shared-noise diffusion scores.
-
-  Args:
-    key: PRNG key.
-    eps_fn: ``eps_fn(z, gamma, y) -> eps_hat`` for one example. Compiled functions
-      are cached on ``eps_fn`` and ``schedule`` identity: build them once.
-    x: one example, any shape accepted by ``eps_fn``.
-    num_classes: static ``K``.
-    strategy: ``"full"``, ``"adaptive"`` or ``"sequential"`` (module docstring).
-    schedule: noise schedule (default :data:`DEFAULT_SCHEDULE`, VDM linear).
-    num_t: draws per class (``full``) or the per-class budget (``sequential``).
-    timesteps: ``"stratified"``, ``"grid"`` or ``"iid"``.
-    weighting: ``"elbo"``, ``"uniform"`` or callable ``t -> w``.
-    loss: ``"l2"``, ``"l1"`` or ``"huber"``.
-    classes: optional keep-list ``[C]`` of class ids to score (default all ``K``);
-      ``scores`` then follow this list and ``label`` is one of its ids.
-    chunk_size: bound on (class, t) pairs per vectorised denoiser call.
-    n_samples: ``adaptive``: cumulative timesteps per stage, increasing.
-    to_keep: ``adaptive``: classes kept after each stage, decreasing.
-    chunk_t: ``sequential``: timesteps per round.
-    confidence: ``sequential``: ``1 - delta`` of the guarantee.
-    antithetic: ``full``/``sequential``: pair ``(t, eps)`` with ``(t, -eps)``
-      (:func:`jgen.diffusion.elbo.draw`); fewer draws for the same precision.
-
-  Returns:
-    :class:`ClassifyResult` ``(label [], scores [C], num_evals [])``.
-  """
-  x, class_ids, cfg, opts = _prepare(eps_fn, x, num_classes, strategy, schedule,
-                                     num_t, timesteps, weighting, loss, classes,
-                                     chunk_size, n_samples, to_keep, chunk_t,
-                                     confidence, antithetic, batched=False)
-  if strategy == "adaptive":
-    return _adaptive(key, x, class_ids, cfg=cfg, batched=False, **dict(opts))
-  return _run_jit(key, x, class_ids, strategy=strategy, opts=opts, cfg=cfg,
-                  batched=False)
-
-
-def batch_classify(key: jax.Array, eps_fn: Callable, x: ArrayLike, num_classes: int,
-                   **kwargs) -> ClassifyResult:
-  """:func:`classify` for a batch ``x [N, ...]`` with independent draws per example.
-
-  Row ``n`` equals ``classify(jax.random.split(key, N)[n], eps_fn, x[n], ...)``.
-  ``full`` and ``adaptive`` are vmapped; ``sequential`` loops over examples on device
-  (``lax.map``) so that eliminated classes are really skipped.
-
-  Returns:
-    :class:`ClassifyResult` with ``label [N]``, ``scores [N, C]``, ``num_evals [N]``.
-  """
-  opts = dict(strategy="full", schedule=None, num_t=256, timesteps="stratified",
-              weighting="elbo", loss="l2", classes=None, chunk_size=None,
-              n_samples=(50, 500), to_keep=(5, 1), chunk_t=8, confidence=0.99,
-              antithetic=False)
-  unknown = set(kwargs) - set(opts)
-  if unknown:
-    raise TypeError(f"batch_classify got unexpected arguments {sorted(unknown)}.")
-  opts.update(kwargs)
-  x, class_ids, cfg, run_opts = _prepare(eps_fn, x, num_classes, opts["strategy"],
-                                         opts["schedule"], opts["num_t"],
-                                         opts["timesteps"], opts["weighting"],
-                                         opts["loss"], opts["classes"],
-                                         opts["chunk_size"], opts["n_samples"],
-                                         opts["to_keep"], opts["chunk_t"],
-                                         opts["confidence"], opts["antithetic"],
-                                         batched=True)
-  keys = jax.random.split(key, x.shape[0])
-  if opts["strategy"] == "adaptive":
-    return _adaptive(keys, x, class_ids, cfg=cfg, batched=True, **dict(run_opts))
-  return _run_jit(keys, x, class_ids, strategy=opts["strategy"], opts=run_opts,
-                  cfg=cfg, batched=True)
+    return lax.map(lambda a: fn(a[0], params, a[1], ids), (key, x))
+  return jax.vmap(fn, in_axes=(0, None, 0, None))(key, params, x, ids)

@@ -1,0 +1,178 @@
+r"""The Diffusion Classifier (Li et al., ICCV 2023): entry points and the model family.
+
+:func:`classify` / :func:`batch_classify` validate once, pick the vectorisation and
+run a strategy of :mod:`jgen.diffusion.strategies` under one ``jit`` keyed on the
+denoiser's ``apply`` (never on its parameters: ``params`` are traced, so every
+parameter set of one architecture shares one compiled program).
+:func:`diffusion_classifier` returns the :class:`jgen.core.contract.Classifier` of a
+denoiser: ``log_likelihood`` is the shared-noise Monte Carlo ELBO.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jgen.diffusion import validate
+from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
+from jgen.diffusion.schedules import linear_schedule
+from jgen.diffusion.strategies import (ClassifyResult, StrategyConfig, adaptive_plan,
+                                       run)
+
+__all__ = ["DEFAULT_SCHEDULE", "DEFAULTS", "Prepared", "prepare", "classify",
+           "batch_classify"]
+
+DEFAULT_SCHEDULE = linear_schedule()
+# The one definition of classify's options and their defaults.
+DEFAULTS = dict(strategy="full", schedule=None, num_t=256, timesteps="stratified",
+                weighting="elbo", loss="l2", classes=None, chunk_size=None,
+                cache_bytes=CACHE_BYTES, n_samples=(50, 500), to_keep=(5, 1),
+                chunk_t=8, confidence=0.99, antithetic=False)
+
+
+class Prepared(NamedTuple):
+  """Checked inputs and the static configuration of one classify call."""
+  x: jax.Array
+  ids: jax.Array
+  strategy: str
+  cfg: StrategyConfig
+  opts: tuple
+
+
+def _strategy_opts(o: dict, num_c: int) -> tuple[dict, int]:
+  """Checked strategy options and the (class, draw) pairs of one example's largest
+  vectorised call."""
+  strategy = o["strategy"]
+  if strategy == "full":
+    num_t = validate.check_static_int(o["num_t"], "num_t")
+    validate.check_antithetic(o["antithetic"], num_t)
+    return dict(num_t=num_t), num_c * num_t
+  if strategy == "adaptive":
+    if o["antithetic"]:
+      raise ValueError("antithetic draws are not supported by strategy='adaptive'"
+                       " (its timesteps come from the paper's strided grid).")
+    positions, _, _ = adaptive_plan(o["n_samples"], o["to_keep"], num_c)
+    return (dict(n_samples=tuple(int(n) for n in o["n_samples"]),
+                 to_keep=tuple(int(k) for k in o["to_keep"])),
+            num_c * max(len(p) for p in positions))
+  num_t = validate.check_static_int(o["num_t"], "num_t")
+  chunk_t = validate.check_static_int(o["chunk_t"], "chunk_t")
+  if num_t % chunk_t:
+    raise ValueError(f"num_t={num_t} must be a multiple of chunk_t={chunk_t}.")
+  validate.check_antithetic(o["antithetic"], chunk_t, "chunk_t")
+  if not 0.0 < o["confidence"] < 1.0:
+    raise ValueError(f"confidence must lie in (0, 1), got {o['confidence']}.")
+  return (dict(num_t=num_t, chunk_t=chunk_t, confidence=float(o["confidence"]),
+               num_classes_total=num_c), num_c * chunk_t)
+
+
+def prepare(denoiser, params: Any, x: ArrayLike, num_classes: int, options: dict, *,
+            batched: bool) -> Prepared:
+  """Validates a classify call (every entry point, sharded or not, goes through here).
+
+  Raises:
+    TypeError: an unknown option, a non-Denoiser, non-int counts, integer ``x``.
+    ValueError: bad shapes, non-finite ``x``, unknown strategy/option values,
+      ``num_classes`` above the denoiser's.
+  """
+  unknown = set(options) - set(DEFAULTS)
+  if unknown:
+    raise TypeError(f"classify got unexpected arguments {sorted(unknown)}.")
+  o = {**DEFAULTS, **options}
+  validate.check_denoiser(denoiser)
+  num_classes = validate.check_num_classes_fit(denoiser, num_classes)
+  if o["strategy"] not in ("full", "adaptive", "sequential"):
+    raise ValueError("strategy must be one of ('full', 'adaptive', 'sequential'), got"
+                     f" {o['strategy']!r}.")
+  validate.check_options(o["weighting"], o["loss"], o["timesteps"])
+  x = validate.check_x(denoiser, params, x, batched=batched)
+  ids = validate.class_ids(o["classes"], num_classes)
+  opts, pairs = _strategy_opts(o, int(ids.shape[0]))
+  chunk = o["chunk_size"]
+  if chunk is not None:
+    chunk = validate.check_static_int(chunk, "chunk_size")
+  else:
+    # Examples of a vmapped batch share each call: the budget covers all of them.
+    n = x.shape[0] if batched and o["strategy"] != "sequential" else 1
+    shape = x.shape[1:] if batched else x.shape
+    chunk = max(1, pairs_per_call(denoiser, params, shape, x.dtype, max(n, 1) * pairs,
+                                  validate.check_static_int(o["cache_bytes"],
+                                                            "cache_bytes")) // max(n, 1))
+  schedule = DEFAULT_SCHEDULE if o["schedule"] is None else o["schedule"]
+  cfg = StrategyConfig(denoiser, schedule, o["timesteps"], o["weighting"], o["loss"],
+                       chunk, bool(o["antithetic"]))
+  return Prepared(x, ids, o["strategy"], cfg, tuple(sorted(opts.items())))
+
+
+@functools.partial(jax.jit, static_argnames=("strategy", "cfg", "opts", "batched"))
+def _run(key, params, x, ids, *, strategy, cfg, opts, batched):
+  return run(strategy, key, params, x, ids, cfg=cfg, opts=dict(opts), batched=batched)
+
+
+def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: int,
+             **options) -> ClassifyResult:
+  """Classifies one example by its shared-noise diffusion scores.
+
+  Args:
+    key: PRNG key.
+    denoiser: a :class:`~jgen.diffusion.Denoiser` (compiled programs are keyed on it:
+      build it once; :func:`~jgen.diffusion.nnx_denoiser` does so per architecture).
+    params: its parameters, a traced pytree (new values never recompile).
+    x: one example ``[*data_shape]``.
+    num_classes: static ``K`` (at most the denoiser's ``num_classes``).
+    **options: any of :data:`DEFAULTS`: ``strategy`` (``"full"``, ``"adaptive"``,
+      ``"sequential"``; :mod:`jgen.diffusion.strategies`), ``schedule`` (default VDM
+      linear), ``num_t`` (draws per class, or the per-class budget of
+      ``sequential``), ``timesteps`` (``"stratified"``, ``"grid"``, ``"iid"``),
+      ``weighting`` (``"elbo"``, ``"uniform"``, callable), ``loss`` (``"l2"``,
+      ``"l1"``, ``"huber"``), ``classes`` (a keep-list ``[C]`` of ids: scores follow
+      it), ``chunk_size`` ((class, draw) pairs per vectorised denoiser call; default
+      from the shapes and ``cache_bytes``), ``n_samples``/``to_keep`` (adaptive
+      stages), ``chunk_t``/``confidence`` (sequential rounds and guarantee),
+      ``antithetic`` (pair ``(t, eps)`` with ``(t, -eps)``).
+
+  Returns:
+    :class:`~jgen.diffusion.ClassifyResult` ``(label [], scores [C], num_evals [])``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> den, params = diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))
+    >>> res = diffusion.classify(jax.random.key(0), den, params, jnp.eye(3)[2], 3,
+    ...                          num_t=64)
+    >>> int(res.label), res.scores.shape
+    (2, (3,))
+  """
+  p = prepare(denoiser, params, x, num_classes, options, batched=False)
+  return _run(key, params, p.x, p.ids, strategy=p.strategy, cfg=p.cfg, opts=p.opts,
+              batched=False)
+
+
+def batch_classify(key: jax.Array, denoiser, params: Any, x: ArrayLike,
+                   num_classes: int, **options) -> ClassifyResult:
+  """:func:`classify` for a batch ``x [N, ...]`` with independent draws per example.
+
+  Row ``n`` equals ``classify(jax.random.split(key, N)[n], denoiser, params, x[n],
+  ...)``. ``full`` and ``adaptive`` are vmapped; ``sequential`` loops over examples
+  on device (``lax.map``) so that eliminated classes are really skipped.
+
+  Returns:
+    :class:`~jgen.diffusion.ClassifyResult` with ``label [N]``, ``scores [N, C]``,
+    ``num_evals [N]``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> den, params = diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))
+    >>> diffusion.batch_classify(jax.random.key(0), den, params, jnp.eye(3), 3,
+    ...                          num_t=64).label.tolist()
+    [0, 1, 2]
+  """
+  p = prepare(denoiser, params, x, num_classes, options, batched=True)
+  keys = jax.random.split(key, p.x.shape[0])
+  return _run(keys, params, p.x, p.ids, strategy=p.strategy, cfg=p.cfg, opts=p.opts,
+              batched=True)

@@ -1,0 +1,184 @@
+r"""Denoisers as ``(apply, params)`` pairs, and exact conversions between parametrizations.
+
+A :class:`Denoiser` is ``apply(params, z, gamma, y) -> prediction`` for ONE example
+(``z`` of the data shape, scalar ``gamma = -log SNR``, scalar integer label ``y``) with a
+declared parametrization. ``params`` is a pytree passed as **data**: every jitted path in
+:mod:`jgen.diffusion` takes it as a traced argument, so many parameter sets of one
+architecture (EMA weights, checkpoints, seeds) share one compiled program. ``apply`` is
+part of the compilation key: build it once (:func:`nnx_denoiser` makes it equal for
+every module of one graph definition).
+
+With ``z = alpha x + sigma eps`` and ``alpha^2 + sigma^2 = 1`` (VDM), the predictions
+convert exactly (Salimans & Ho 2022 for ``v``):
+
+.. math::
+   \hat\epsilon = \frac{z - \alpha \hat x}{\sigma} \;(x), \qquad
+   \hat\epsilon = \sigma z + \alpha \hat v \;(v = \alpha\epsilon - \sigma x).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jgen.diffusion.schedules import alpha_sigma
+
+__all__ = ["Denoiser", "PARAMETRIZATIONS", "to_eps", "eps_prediction",
+           "from_eps_fn", "nnx_denoiser"]
+
+PARAMETRIZATIONS = ("eps", "x", "v")
+
+
+class Denoiser(NamedTuple):
+  """A per-example denoiser and what callers need to know about it.
+
+  Attributes:
+    apply: ``apply(params, z[*data_shape], gamma[], y[] int) -> prediction`` of ``z``'s
+      shape; hashable (it keys compiled programs).
+    parametrization: ``"eps"`` (noise), ``"x"`` (clean data) or ``"v"``.
+    data_shape: shape of one example, or ``None`` if not declared.
+    num_classes: number of class labels it was built for, or ``None``.
+  """
+  apply: Callable[..., jax.Array]
+  parametrization: str = "eps"
+  data_shape: tuple[int, ...] | None = None
+  num_classes: int | None = None
+
+
+def to_eps(prediction: jax.Array, z: jax.Array, gamma: jax.Array,
+           parametrization: str) -> jax.Array:
+  """Converts a prediction to ``eps_hat`` exactly (module docstring).
+
+  Args:
+    prediction: ``[*data_shape]`` output of a denoiser.
+    z: ``[*data_shape]`` the noisy input.
+    gamma: scalar ``-log SNR``.
+    parametrization: ``"eps"``, ``"x"`` or ``"v"``.
+
+  Returns:
+    ``[*data_shape]`` noise prediction.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen.diffusion import to_eps
+    >>> to_eps(jnp.zeros(2), jnp.ones(2), jnp.asarray(0.0), "x")  # sigma = sqrt(1/2)
+    Array([1.4142135, 1.4142135], dtype=float32)
+  """
+  if parametrization == "eps":
+    return prediction
+  alpha, sigma = alpha_sigma(jnp.asarray(gamma, z.dtype))
+  if parametrization == "x":
+    return (z - alpha * prediction) / sigma
+  if parametrization == "v":
+    return sigma * z + alpha * prediction
+  raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got"
+                   f" {parametrization!r}.")
+
+
+def eps_prediction(denoiser: Denoiser, params: Any, z: jax.Array, gamma: jax.Array,
+                   y: jax.Array) -> jax.Array:
+  """``eps_hat(z, gamma, y)`` of one example, whatever the denoiser predicts."""
+  out = denoiser.apply(params, z, gamma, y)
+  return to_eps(out, z, gamma, denoiser.parametrization)
+
+
+class _EpsFnApply:
+  """``apply(params, z, gamma, y) = eps_fn(z, gamma, y)``; equal iff same ``eps_fn``."""
+
+  def __init__(self, eps_fn: Callable):
+    self.eps_fn = eps_fn
+
+  def __call__(self, params, z, gamma, y):
+    del params
+    return self.eps_fn(z, gamma, y)
+
+  def __eq__(self, other):
+    return isinstance(other, _EpsFnApply) and other.eps_fn is self.eps_fn
+
+  def __hash__(self):
+    return hash((_EpsFnApply, id(self.eps_fn)))
+
+
+def from_eps_fn(eps_fn: Callable, *, parametrization: str = "eps",
+                data_shape=None, num_classes: int | None = None
+                ) -> tuple[Denoiser, tuple]:
+  """Wraps a plain per-example ``eps_fn(z, gamma, y)`` (parameters closed over).
+
+  Whatever ``eps_fn`` closes over is a compile-time constant: prefer a
+  :class:`Denoiser` with traced ``params`` for trained networks.
+
+  Returns:
+    ``(denoiser, params)`` with ``params = ()``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> den, params = diffusion.from_eps_fn(lambda z, g, y: 0.5 * z)
+    >>> diffusion.class_log_likelihoods(jax.random.key(0), den, params, jnp.zeros(3),
+    ...                                 2, num_t=4, schedule=diffusion.linear_schedule()).shape
+    (2,)
+  """
+  if not callable(eps_fn):
+    raise TypeError(f"eps_fn must be callable, got {type(eps_fn).__name__}.")
+  if parametrization not in PARAMETRIZATIONS:
+    raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got"
+                     f" {parametrization!r}.")
+  shape = None if data_shape is None else tuple(int(d) for d in data_shape)
+  return Denoiser(_EpsFnApply(eps_fn), parametrization, shape, num_classes), ()
+
+
+class _NNXApply:
+  """``apply(params, ...) = nnx.merge(graphdef, params)(...)``; equal by graphdef."""
+
+  def __init__(self, graphdef):
+    self.graphdef = graphdef
+
+  def __call__(self, params, z, gamma, y):
+    return nnx.merge(self.graphdef, params)(z, gamma, y)
+
+  def __eq__(self, other):
+    return isinstance(other, _NNXApply) and other.graphdef == self.graphdef
+
+  def __hash__(self):
+    return hash((_NNXApply, self.graphdef))
+
+
+def nnx_denoiser(module: nnx.Module, *, parametrization: str = "eps"
+                 ) -> tuple[Denoiser, Any]:
+  """Splits a flax NNX denoiser into ``(Denoiser, params)``.
+
+  Every module with the same graph definition (architecture and static config) gives
+  an equal ``Denoiser``, so their parameter pytrees share compiled programs.
+
+  Args:
+    module: an NNX module called as ``module(z, gamma, y)``; jgen's nets
+      (:class:`~jgen.diffusion.nets.MLPDenoiser`, ...) also declare ``data_shape`` and
+      ``num_classes``.
+    parametrization: what the module predicts.
+
+  Returns:
+    ``(denoiser, params)``: ``params`` is the pure-dict state (the form
+    :class:`~jgen.diffusion.train.TrainState` holds).
+
+  Example:
+    >>> from flax import nnx
+    >>> from jgen.diffusion import nets, nnx_denoiser
+    >>> den, params = nnx_denoiser(nets.MLPDenoiser((4,), 3, width=16, depth=1,
+    ...                                              rngs=nnx.Rngs(0)))
+    >>> den.data_shape, den.num_classes
+    ((4,), 3)
+  """
+  if not isinstance(module, nnx.Module):
+    raise TypeError(f"module must be an nnx.Module, got {type(module).__name__}.")
+  if parametrization not in PARAMETRIZATIONS:
+    raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got"
+                     f" {parametrization!r}.")
+  graphdef, state = nnx.split(module)
+  shape = getattr(module, "data_shape", None)
+  return (Denoiser(_NNXApply(graphdef), parametrization,
+                   None if shape is None else tuple(shape),
+                   getattr(module, "num_classes", None)),
+          nnx.to_pure_dict(state))
