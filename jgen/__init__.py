@@ -12,12 +12,12 @@ multi-host), the families ``jgen.gaussian``, ``jgen.logistic``, ``jgen.diffusion
 """
 
 # --- Bayes rule, metrics, calibration (jgen.bayes) ---
-from jgen.core.bayes import accuracy
+from jgen.core.metrics import accuracy
 from jgen.core.bayes import empirical_log_prior
-from jgen.core.bayes import expected_calibration_error
-from jgen.core.bayes import fit_temperature
-from jgen.core.bayes import negative_log_likelihood
-from jgen.core.bayes import temperature_scale
+from jgen.core.metrics import expected_calibration_error
+from jgen.core.calibration import fit_temperature
+from jgen.core.metrics import negative_log_likelihood
+from jgen.core.calibration import temperature_scale
 from jgen.core.bayes import validate_log_prior
 
 # --- Gaussian class-conditionals (jgen.gaussian) ---

@@ -50,7 +50,20 @@ def _require(module: str, extra: str = "experiments"):
         f" {module.split('.')[0].replace('sklearn', 'scikit-learn')}`).") from err
 
 
+def _float_dtype(dtype) -> np.dtype:
+  """The requested feature dtype; only floating dtypes keep scaled features intact."""
+  try:
+    dt = np.dtype(dtype)
+  except TypeError as e:
+    raise TypeError(f"dtype must be a NumPy floating dtype, got {dtype!r}.") from e
+  if not np.issubdtype(dt, np.floating):
+    raise TypeError(f"dtype must be a floating dtype (features are scaled, e.g. pixels"
+                    f" / 16), got {dt}; an integer dtype would truncate them.")
+  return dt
+
+
 def _split(x: np.ndarray, y: np.ndarray, dtype) -> Split:
+  dtype = _float_dtype(dtype)
   model_selection = _require("sklearn.model_selection")
   x_tr, x_te, y_tr, y_te = model_selection.train_test_split(
       x, y, test_size=0.2, stratify=y, random_state=0)
@@ -135,6 +148,7 @@ def load_mnist1d(dtype=np.float32) -> Split:
   second) and cached.
   """
   x_tr, y_tr, x_te, y_te = _mnist1d_arrays()
+  dtype = _float_dtype(dtype)
   return Split(np.array(x_tr, dtype), np.array(y_tr, np.int32),
                np.array(x_te, dtype), np.array(y_te, np.int32))
 

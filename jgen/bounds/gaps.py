@@ -129,7 +129,16 @@ def linear_minimizability_gap(loss_fn, x: ArrayLike, posterior: ArrayLike, *,
     :class:`GapEstimate`.
   """
   fn, _ = _regret.resolve_loss(loss_fn, tau)
-  x, posterior = _check_pair("x", x, posterior)
+  # x holds features [N, D] (any D >= 1), not class scores: only the posterior
+  # needs K >= 2 columns.
+  x = jnp.asarray(x)
+  _checks.check_ndim(x, 2, "x")
+  _checks.check_float(x, "x")
+  _checks.check_finite(x, "x")
+  if x.shape[1] < 1:
+    raise ValueError(f"x must have at least one feature, got shape {tuple(x.shape)}.")
+  posterior = _common.as_simplex(posterior, "posterior")
+  _checks.check_ndim(posterior, 2, "posterior")
   _checks.check_same_leading(x, posterior, "x", "posterior")
   posterior = posterior.astype(x.dtype)
   bayes = jnp.mean(_regret.best_conditional_risk(fn, posterior))

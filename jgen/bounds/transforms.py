@@ -60,6 +60,8 @@ import jax.numpy as jnp
 from jax.scipy.special import xlog1py
 from jax.typing import ArrayLike
 
+import numpy as np
+
 from jgen.core import checks as _checks
 from jgen.bounds import common as _common
 from jgen.bounds import losses as _losses
@@ -250,4 +252,10 @@ def zero_one_bound(loss_name: str, surrogate_excess: ArrayLike, *, num_classes: 
   gamma = inverse_psi(loss_name, u, num_classes=num_classes, tau=tau,
                       score_bound=score_bound)
   m01 = _common.as_nonnegative(zero_one_gap, "zero_one_gap").astype(u.dtype)
-  return jnp.minimum(1.0, gamma - m01)
+  if _checks.is_concrete(m01) and m01.size and float(np.max(np.asarray(m01))) > 1.0:
+    raise ValueError("zero_one_gap must lie in [0, 1] (a gap between 0-1 risks), got"
+                     f" {float(np.max(np.asarray(m01))):.3g}.")
+  # Under jit, where nothing can raise, a gap outside [0, 1] gives NaN rather than a
+  # meaningless (possibly negative) bound.
+  ok = (m01 >= 0) & (m01 <= 1)
+  return jnp.where(ok, jnp.minimum(1.0, gamma - m01), jnp.nan)

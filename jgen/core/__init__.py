@@ -15,16 +15,18 @@ from jgen.core.inference import predict
 from jgen.core.inference import predict_proba
 from jgen.core.bayes import empirical_log_prior
 from jgen.core.bayes import validate_log_prior
-from jgen.core.bayes import accuracy
-from jgen.core.bayes import expected_calibration_error
-from jgen.core.bayes import negative_log_likelihood
-from jgen.core.bayes import fit_temperature
-from jgen.core.bayes import temperature_scale
+from jgen.core.metrics import accuracy
+from jgen.core.metrics import expected_calibration_error
+from jgen.core.metrics import negative_log_likelihood
+from jgen.core.calibration import fit_temperature
+from jgen.core.calibration import temperature_scale
 from jgen.core import bayes
+from jgen.core import calibration
 from jgen.core import checks
 from jgen.core import contract
 from jgen.core import inference
 from jgen.core import lbfgs
+from jgen.core import metrics
 
 __all__ = (
     "Classifier",
@@ -45,8 +47,10 @@ __all__ = (
     "fit_temperature",
     "temperature_scale",
     "bayes",
+    "calibration",
     "checks",
     "contract",
     "inference",
     "lbfgs",
+    "metrics",
 )

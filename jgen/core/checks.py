@@ -142,3 +142,60 @@ def check_sample_weight(sample_weight: Any, n: int, dtype) -> jax.Array | None:
     if wv.size and not wv.sum() > 0:
       raise ValueError("sample_weight must have a positive sum.")
   return w.astype(dtype)
+
+
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+def as_features(x: Any, name: str = "x") -> jax.Array:
+  """Features as a float32/float64 array, or a ``TypeError`` naming ``name``.
+
+  Integer and boolean features are converted to the default float dtype (exact for
+  counts and pixels). Complex, object and string arrays are rejected (a complex input
+  would otherwise lose its imaginary part), and so are float16/bfloat16, whose range
+  and precision cannot hold second moments or a Cholesky factorisation.
+  """
+  try:
+    x = jnp.asarray(x)
+  except TypeError as e:
+    raise TypeError(f"{name} must be a numeric array, got {type(x).__name__} ({e}).") from e
+  if jnp.issubdtype(x.dtype, jnp.complexfloating):
+    raise TypeError(f"{name} must be real, got complex dtype {x.dtype}.")
+  if str(x.dtype) in _LOW_PRECISION:
+    raise TypeError(f"{name} has dtype {x.dtype}, too imprecise for covariances and"
+                    " likelihoods; convert it to float32 or float64.")
+  if jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_:
+    x = x.astype(jnp.result_type(float))
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise TypeError(f"{name} must have a real numeric dtype, got {x.dtype}.")
+  return x
+
+
+def check_scale(x: jax.Array, name: str = "x", count: int | None = None, *,
+                underflow: bool = True) -> None:
+  """Concrete ``x`` must have magnitudes whose squares (summed ``count`` times) are
+  representable in its dtype: neither overflowing nor below the smallest normal
+  number (``underflow=False`` skips the latter, for points being scored, where tiny
+  values are legitimate). Raises ``ValueError`` naming the cause and the remedy.
+  """
+  if not is_concrete(x) or not x.size:
+    return
+  xv = np.abs(np.asarray(x, np.float64))
+  xv = xv[np.isfinite(xv)]
+  if not xv.size:
+    return
+  a = float(xv.max())
+  if a == 0.0:
+    return
+  info = np.finfo(np.dtype(x.dtype))
+  n = max(int(count if count is not None else x.shape[0] if x.ndim else 1), 1)
+  if a * a * n > float(info.max):
+    raise ValueError(
+        f"{name} has values up to {a:.3g}: their squared sums overflow {x.dtype}"
+        f" (max {float(info.max):.3g}). Rescale {name} (e.g. standardise it) or use"
+        " float64.")
+  if underflow and a * a < float(info.tiny) / float(info.eps):
+    raise ValueError(
+        f"{name} has values of at most {a:.3g}: their squares underflow {x.dtype}"
+        f" (smallest normal {float(info.tiny):.3g}), so variances lose all precision."
+        f" Rescale {name} (e.g. standardise it) or use float64.")

@@ -16,7 +16,6 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import nnx
 
 from jgen.diffusion import schedules
@@ -66,6 +65,13 @@ def schedule_from_spec(spec: dict | None):
   return fn(**spec)
 
 
+def _leaf_shapes(tree) -> dict[str, tuple[tuple[int, ...], str]]:
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {jax.tree_util.keystr(p): (tuple(np.shape(v)), str(np.asarray(v).dtype)
+                                    if not hasattr(v, "dtype") else str(v.dtype))
+          for p, v in flat}
+
+
 def save_model(path: str | os.PathLike, module: nnx.Module, *,
                schedule: dict | None = None, extra: dict | None = None,
                params: Any = None) -> None:
@@ -84,10 +90,24 @@ def save_model(path: str | os.PathLike, module: nnx.Module, *,
   cfg = {"format": _FORMAT, "denoiser": denoiser_config(module),
          "schedule": schedule, "extra": extra or {}}
   text = json.dumps(cfg, indent=1, sort_keys=True)  # fail before writing anything
+  if schedule is not None:
+    # What load_model cannot rebuild must not be written.
+    try:
+      schedule_from_spec(schedule)
+    except (CheckpointError, TypeError, ValueError, KeyError) as e:
+      raise ValueError(f"schedule spec {schedule!r} cannot be rebuilt by load_model:"
+                       f" {e}") from e
+  own = nnx.to_pure_dict(nnx.split(module)[1])
   if params is None:
-    params = nnx.split(module)[1]
+    params = own
   if isinstance(params, nnx.State):
     params = nnx.to_pure_dict(params)
+  want, got = _leaf_shapes(own), _leaf_shapes(params)
+  if want != got:
+    diff = sorted(set(want.items()) ^ set(got.items()))[:10]
+    raise ValueError("params must have the structure, shapes and dtypes of the"
+                     f" module's parameters (load_model restores into it); differing"
+                     f" leaves: {diff}.")
   path = _abs(path)
   os.makedirs(path, exist_ok=True)
   save_pytree(os.path.join(path, "params"), params)
@@ -99,8 +119,17 @@ def _read_config(path: str) -> dict:
   cfg_path = os.path.join(path, "config.json")
   if not os.path.isfile(cfg_path):
     raise CheckpointError(f"{path} is not a jgen model directory (no config.json).")
-  with open(cfg_path) as f:
-    cfg = json.load(f)
+  try:
+    with open(cfg_path) as f:
+      cfg = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise CheckpointError(f"{cfg_path} is unreadable or not valid JSON ({e}).") from e
+  if not isinstance(cfg, dict):
+    raise CheckpointError(f"{cfg_path} must hold a JSON object, got"
+                          f" {type(cfg).__name__}.")
+  for field in ("format", "denoiser"):
+    if field not in cfg:
+      raise CheckpointError(f"{cfg_path} has no {field!r} field (damaged or foreign).")
   if cfg.get("format") != _FORMAT:
     raise CheckpointError(f"{cfg_path} has format {cfg.get('format')!r}, expected"
                           f" {_FORMAT!r}.")

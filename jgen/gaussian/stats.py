@@ -39,11 +39,8 @@ class GaussianStats(NamedTuple):
 
 
 def as_features(x: ArrayLike) -> jax.Array:
-  """``x`` as an array; integer features are cast to the default float dtype."""
-  x = jnp.asarray(x)
-  if not jnp.issubdtype(x.dtype, jnp.floating):
-    x = x.astype(jnp.result_type(float))
-  return x
+  """``x`` as float32/float64 (integers converted; complex, object, float16 rejected)."""
+  return _checks.as_features(x, "x")
 
 
 def _check_xy(x: ArrayLike, y: ArrayLike,
@@ -53,7 +50,12 @@ def _check_xy(x: ArrayLike, y: ArrayLike,
   _checks.check_ndim(y, 1, "y")
   _checks.check_labels(y, num_classes)
   _checks.check_same_leading(x, y)
+  if x.shape[0] == 0:
+    raise ValueError("x must contain at least one example, got shape (0, D).")
+  if x.shape[1] == 0:
+    raise ValueError("x must have at least one feature, got shape (N, 0).")
   _checks.check_finite(x, "x")
+  _checks.check_scale(x, "x")
   return x, y
 
 

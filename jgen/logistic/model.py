@@ -104,9 +104,12 @@ def _logits(params: LogisticParams, x: ArrayLike) -> jax.Array:
 
 
 def _check_data(x, y, sample_weight, num_classes):
-  x, y = _checks.check_xy(x, y, num_classes)
+  x, y = _checks.check_xy(_checks.as_features(x, "x"), y, num_classes)
   if x.shape[0] == 0:
     raise ValueError("x must contain at least one example, got shape (0, D).")
+  if x.shape[1] == 0:
+    raise ValueError("x must have at least one feature, got shape (N, 0).")
+  _checks.check_scale(x, "x")
   if sample_weight is None:
     sw = jnp.ones(x.shape[:1], x.dtype)
   else:

@@ -85,8 +85,8 @@ def restore_pytree(path: str | os.PathLike, target: Any = None) -> Any:
     The restored pytree, structured like ``target``.
 
   Raises:
-    CheckpointError: missing/corrupted checkpoint, or leaves whose paths or shapes
-      differ from ``target`` (every mismatch is named).
+    CheckpointError: missing/corrupted checkpoint, or leaves whose paths, shapes or
+      dtypes differ from ``target`` (every mismatch is named; nothing is cast).
   """
   path = _abs(path)
   saved = checkpoint_shapes(path)
@@ -96,6 +96,10 @@ def restore_pytree(path: str | os.PathLike, target: Any = None) -> Any:
     problems += [f"{k}: in checkpoint but not in target" for k in saved if k not in want]
     problems += [f"{k}: checkpoint shape {saved[k][0]}, target shape {want[k][0]}"
                  for k in want if k in saved and saved[k][0] != want[k][0]]
+    # Restoring never casts: a float leaf into an int target (or float64 into
+    # float32) would change the values silently.
+    problems += [f"{k}: checkpoint dtype {saved[k][1]}, target dtype {want[k][1]}"
+                 for k in want if k in saved and saved[k][1] != want[k][1]]
     if problems:
       raise CheckpointError(f"checkpoint at {path} does not match the target pytree:\n  "
                             + "\n  ".join(problems[:20]))
