@@ -64,7 +64,7 @@ def _batched(fn, batch_size: int):
 
 def _label_ids(lm, labels, template, bos):
   if isinstance(labels[0], str):
-    ctx = template.format("")
+    ctx = template.format("x")  # a stand-in input: the split depends on the template's tail
     return tokenize.encode_pairs(lm.tokenizer, [ctx], list(labels), bos_id=bos)[1]
   return np.asarray(labels, np.int32)
 
@@ -106,6 +106,9 @@ def causal_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *, template: s
   hp = dict(lm=lm, labels=labels, template=template, normalize=normalize,
             pmi_premise=pmi_premise, content_free=content_free, temperature=temperature,
             bos=bos, batch_size=batch_size)
+  if normalize not in corrections.NORMALIZATIONS:
+    raise ValueError(f"{name}: normalize must be one of {corrections.NORMALIZATIONS},"
+                     f" got {normalize!r}.")
   bos_id = _bos(lm, bos)
   label_ids = _label_ids(lm, labels, template, bos_id)
   _check_vocab(label_ids, lm, f"{name}: labels")

@@ -17,6 +17,7 @@ they compose with each other, with class priors (Bayes' rule) and with class sha
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
@@ -78,19 +79,24 @@ def fit_inv_temperature(scores: ArrayLike, y: ArrayLike, *, num_steps: int = 50)
     >>> float(fit_inv_temperature(s, jnp.array([0, 1, 1]))) < 1.0
     True
   """
-  s = jnp.asarray(scores)
-  y = jnp.asarray(y)
+  return _solve_inv_temperature(jnp.asarray(scores), jnp.asarray(y), num_steps)
 
+
+@functools.partial(jax.jit, static_argnums=2)
+def _solve_inv_temperature(s: jax.Array, y: jax.Array, num_steps: int) -> jax.Array:
   def nll(log_beta):
     lp = jax.nn.log_softmax(jnp.exp(log_beta) * s, axis=-1)
     return -jnp.mean(jnp.take_along_axis(lp, y[:, None], axis=1))
 
   opt = optax.lbfgs()
   value_and_grad = optax.value_and_grad_from_state(nll)
-  params = jnp.zeros((), s.dtype)
-  state = opt.init(params)
-  for _ in range(num_steps):
+
+  def step(_, carry):
+    params, state = carry
     value, grad = value_and_grad(params, state=state)
     updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=nll)
-    params = optax.apply_updates(params, updates)
+    return optax.apply_updates(params, updates), state
+
+  params = jnp.zeros((), s.dtype)
+  params, _ = jax.lax.fori_loop(0, num_steps, step, (params, opt.init(params)))
   return jnp.exp(params)
