@@ -150,3 +150,15 @@ def test_label_ids_outside_vocabulary_are_rejected():
   lm = text.load_pretrained(DATA / "gpt2")
   with pytest.raises(ValueError, match="outside the model's vocabulary"):
     text.causal_lm_classifier(lm, np.array([[5, 900], [6, -1]]))
+
+
+def test_transition_counts_are_the_chains_sufficient_statistics():
+  # log p(x | k) = <features(x), [log_init_k, vec(log_trans_k)]>: the closed form
+  chains = oracle.random_chains(jax.random.key(2), 2, 3, dtype=jnp.float32)
+  x = np.array([[0, 2, 2, 1, -1], [1, 1, 0, 2, 2]], np.int32)
+  feats = np.asarray(oracle.transition_counts(x, 3))
+  weights = np.concatenate([np.asarray(chains.log_init),
+                            np.asarray(chains.log_trans).reshape(2, 9)], axis=1)
+  np.testing.assert_allclose(feats @ weights.T, oracle.chain_log_likelihood(chains, x),
+                             rtol=1e-6)
+  assert feats[0].sum() == 1 + 3 and feats[1].sum() == 1 + 4  # x_1 + real bigrams

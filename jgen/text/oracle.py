@@ -22,7 +22,7 @@ from jax.typing import ArrayLike
 from jgen.text import layers
 
 __all__ = ["MarkovChains", "random_chains", "sample_sequences", "chain_log_likelihood",
-           "MarkovLM"]
+           "transition_counts", "MarkovLM"]
 
 _IMPOSSIBLE = -1e30  # finite log 0, so one-hot mixing never forms 0 * inf
 
@@ -92,6 +92,26 @@ def chain_log_likelihood(chains: MarkovChains, x: ArrayLike) -> jax.Array:
   trans = chains.log_trans[:, s[..., :-1], s[..., 1:]]  # [K, ..., T-1]
   trans = jnp.where(valid[..., 1:, None], jnp.moveaxis(trans, 0, -1), 0.0)  # [..., T-1, K]
   return init + trans.sum(-2)
+
+
+def transition_counts(x: ArrayLike, num_symbols: int) -> jax.Array:
+  """Sufficient statistics ``float32 [..., m + m*m]``: one-hot ``x_1``, bigram counts.
+
+  ``log p(x | k)`` is the inner product of these features with
+  ``[log_init[k], log_trans[k].ravel()]``, so the Bayes classifier of the chains is a
+  linear (multinomial logistic) model of them: the well-specified discriminative model.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> transition_counts(jnp.array([0, 1, 1, -1]), 2).tolist()
+    [1.0, 0.0, 0.0, 1.0, 0.0, 1.0]
+  """
+  x = jnp.asarray(x)
+  m = num_symbols
+  first = jax.nn.one_hot(x[..., 0], m, dtype=jnp.float32)
+  pair = jnp.where((x[..., :-1] >= 0) & (x[..., 1:] >= 0), x[..., :-1] * m + x[..., 1:], -1)
+  counts = jax.nn.one_hot(pair, m * m, dtype=jnp.float32).sum(-2)
+  return jnp.concatenate([first, counts], axis=-1)
 
 
 class MarkovLM(nnx.Module):
