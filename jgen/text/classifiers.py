@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.core.contract import Classifier, check_params_type
-from jgen.text import corrections, scoring, tokenize
+from jgen.text import corrections, masked, scoring, tokenize
 from jgen.text.loader import PretrainedLM
 from jgen.text.params import (LMScorerParams, check_inputs, corrected, fit_corrections,
                               lm_class_axes)
@@ -140,7 +140,7 @@ def causal_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *, template: s
   def log_likelihood(params, x, *, key=None):
     del key
     check_params_type(params, LMScorerParams, name)
-    return scores(params, jnp.asarray(check_inputs(x, 0, name)))
+    return scores(params, jnp.asarray(check_inputs(x, name)))
 
   return Classifier(fit, log_likelihood, lambda params: None, lm_class_axes, name, hp,
                     LMScorerParams, conditional=True)
@@ -181,7 +181,6 @@ def encode_inputs(classifier: Classifier, texts: Sequence[str]) -> np.ndarray:
     conts = [hp["template"].format(t) for t in texts]
     ids = tokenize.encode_pairs(lm.tokenizer, ctx, conts, check=isinstance(prompts[0], str))[1]
   elif classifier.name == "masked_lm_classifier":
-    from jgen.text import masked  # a leaf module; imported here to keep one entry point
     ids = masked.encode_masked_prompts(lm, texts, hp["template"], hp["mask_token"])
   else:
     raise ValueError(f"classifier {classifier.name!r} is not an LM classifier from jgen.text.")
@@ -255,7 +254,7 @@ def noisy_channel_classifier(lm: PretrainedLM, label_prompts, *, template: str =
   def log_likelihood(params, x, *, key=None):
     del key
     check_params_type(params, LMScorerParams, name)
-    return scores(params, jnp.asarray(check_inputs(x, 0, name)))
+    return scores(params, jnp.asarray(check_inputs(x, name)))
 
   return Classifier(fit, log_likelihood, lambda params: params.log_prior, lm_class_axes,
                     name, hp, LMScorerParams)

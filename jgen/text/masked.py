@@ -36,8 +36,8 @@ def variant_ids(tokenizer, labels: Sequence[str], prefixes: Sequence[str] = ("",
   Example:
     >>> from jgen.text import load_pretrained
     >>> tok = load_pretrained("tests/data/text/modernbert").tokenizer
-    >>> variant_ids(tok, ["A", "B"]).shape
-    (2, 2)
+    >>> variant_ids(tok, ["A", "B"], prefixes=("",)).shape
+    (2, 1)
   """
   rows = []
   for label in labels:
@@ -104,7 +104,7 @@ def masked_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *,
   Example:
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/modernbert")
-    >>> clf = masked_lm_classifier(lm, ["A", "B"])
+    >>> clf = masked_lm_classifier(lm, ["A", "B"], prefixes=("",))  # tiny vocab: no " A"
     >>> params = clf.fit(None, None, num_classes=2)
     >>> from jgen.text import encode_inputs
     >>> clf.log_likelihood(params, encode_inputs(clf, ["good", "bad"])).shape
@@ -150,7 +150,7 @@ def masked_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *,
   def log_likelihood(params, x, *, key=None):
     del key
     check_params_type(params, LMScorerParams, name)
-    return scores(params, jnp.asarray(check_inputs(x, 0, name)))
+    return scores(params, jnp.asarray(check_inputs(x, name)))
 
   return Classifier(fit, log_likelihood, lambda params: None, lm_class_axes, name, hp,
                     LMScorerParams, conditional=True)

@@ -57,13 +57,17 @@ def corrected(params: LMScorerParams, raw: jax.Array) -> jax.Array:
                                    - params.offset.reshape(lead + params.offset.shape))
 
 
-def check_inputs(x, num_classes_have: int, name: str):
-  """Eager check that ``x`` is an integer id array ``[..., P]``."""
+def check_inputs(x, name: str):
+  """Eager check that ``x`` is an integer id array ``[..., P]``; returns it.
+
+  Example:
+    >>> check_inputs(np.array([[3, 4, -1]]), "clf").shape
+    (1, 3)
+  """
   arr = x if isinstance(x, jax.Array) else np.asarray(x)
   if arr.ndim < 1 or not np.issubdtype(arr.dtype, np.integer):
     raise TypeError(f"{name}: x must be integer token ids [..., P] (right-padded with -1),"
                     f" got dtype {arr.dtype} and shape {arr.shape}.")
-  del num_classes_have
   return arr
 
 
