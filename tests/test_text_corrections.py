@@ -26,12 +26,15 @@ def lm():
   return text.load_pretrained(DATA / "gpt2")
 
 
+def _token_scores(lm, prompts, params):
+  """``sum_j log p(label_k[j] | ...)`` straight from ``token_logprobs``, per prompt."""
+  f = jax.jit(jax.vmap(lambda w, p: scoring.token_logprobs(
+      lm, w, p, params.label_ids, params.label_mask).sum(-1), in_axes=(None, 0)))
+  return np.asarray(f(lm.weights, jnp.asarray(prompts)))
+
+
 def _raw(lm, clf, texts):
-  params = clf.fit(None, None, num_classes=2)
-  prompts = text.encode_inputs(clf, texts)
-  f = jax.jit(lambda w, p: scoring.token_logprobs(lm, w, p, params.label_ids,
-                                                  params.label_mask).sum(-1))
-  return np.stack([np.asarray(f(lm.weights, jnp.asarray(p))) for p in prompts])
+  return _token_scores(lm, text.encode_inputs(clf, texts), clf.fit(None, None, num_classes=2))
 
 
 def test_pair_encoding_moves_trailing_space(lm):
@@ -64,10 +67,8 @@ def test_length_normalisation_and_pmi_and_calibration(lm):
 
 
 def _raw_premise(lm, clf, premise):
-  params = clf.fit(None, None, num_classes=2)
-  ids = text.encode_pairs(lm.tokenizer, [premise], LABELS)[0][0]
-  return scoring.token_logprobs(lm, lm.weights, jnp.asarray(ids), params.label_ids,
-                                params.label_mask).sum(-1)
+  ids = text.encode_pairs(lm.tokenizer, [premise], LABELS)[0]
+  return _token_scores(lm, ids, clf.fit(None, None, num_classes=2))[0]
 
 
 def test_fitted_temperature_minimises_nll():

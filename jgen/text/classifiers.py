@@ -12,6 +12,7 @@ Inputs ``x`` are token ids from :func:`encode_inputs`.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
@@ -60,6 +61,19 @@ def _batched(fn, batch_size: int):
     out = jax.lax.map(lambda xi: fn(params, xi), flat, batch_size=batch_size)
     return out.reshape(x.shape[:-1] + out.shape[-1:])
   return run
+
+
+@functools.lru_cache(maxsize=64)
+def _direct_scores(graphdef, batch_size: int):
+  """The jitted direct scorer of one architecture: every classifier over it shares the
+  compiled programs (the weights and label ids are traced ``params``)."""
+  lm = PretrainedLM("causal", graphdef, None, None, {})  # only the graph is used
+
+  def raw(params, x):
+    return scoring.token_logprobs(lm, params.weights, x, params.label_ids,
+                                  params.label_mask).sum(-1)
+
+  return _batched(lambda p, x: corrected(p, raw(p, x)), batch_size)
 
 
 def _label_ids(lm, labels, template, bos):
@@ -118,11 +132,7 @@ def causal_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *, template: s
   if normalize in ("char", "byte") and not isinstance(labels[0], str):
     raise ValueError(f"{name}: normalize={normalize!r} needs string labels.")
 
-  def raw(params, x):
-    return scoring.token_logprobs(lm, params.weights, x, params.label_ids,
-                                  params.label_mask).sum(-1)
-
-  scores = _batched(lambda p, x: corrected(p, raw(p, x)), batch_size)
+  scores = _direct_scores(lm.graphdef, batch_size)
 
   def fit(x, y, *, num_classes, sample_weight=None):
     if num_classes != label_ids.shape[0]:
@@ -188,6 +198,28 @@ def encode_inputs(classifier: Classifier, texts: Sequence[str]) -> np.ndarray:
   return ids
 
 
+@functools.lru_cache(maxsize=64)
+def _channel_scores(graphdef, batch_size: int):
+  """The jitted channel scorer of one architecture (shared by its classifiers)."""
+  lm = PretrainedLM("causal", graphdef, None, None, {})
+
+  @jax.jit
+  def scores(params, x):
+    flat = x.reshape((-1, x.shape[-1]))
+    pre = jax.vmap(scoring.prefill, in_axes=(None, None, 0))(lm, params.weights, params.label_ids)
+    cont = jax.vmap(scoring.continuation_logprobs,
+                    in_axes=(None, None, 0, 0, 0, 0, None, None))
+
+    def one(xi):
+      return cont(lm, params.weights, *pre, xi, xi >= 0).sum(-1)
+
+    raw = jax.lax.map(one, flat, batch_size=batch_size)
+    raw = jnp.where(pre[3] > 0, raw, -jnp.inf)
+    return corrected(params, raw).reshape(x.shape[:-1] + (params.label_ids.shape[0],))
+
+  return scores
+
+
 def noisy_channel_classifier(lm: PretrainedLM, label_prompts, *, template: str = " {}",
                              temperature: float | str = 1.0, bos: int | bool | None = None,
                              batch_size: int = 8) -> Classifier:
@@ -226,19 +258,7 @@ def noisy_channel_classifier(lm: PretrainedLM, label_prompts, *, template: str =
     ids = np.asarray(label_prompts, np.int32)
   _check_vocab(ids, lm, f"{name}: label_prompts")
 
-  @jax.jit
-  def scores(params, x):
-    flat = x.reshape((-1, x.shape[-1]))
-    pre = jax.vmap(scoring.prefill, in_axes=(None, None, 0))(lm, params.weights, params.label_ids)
-    cont = jax.vmap(scoring.continuation_logprobs,
-                    in_axes=(None, None, 0, 0, 0, 0, None, None))
-
-    def one(xi):
-      return cont(lm, params.weights, *pre, xi, xi >= 0).sum(-1)
-
-    raw = jax.lax.map(one, flat, batch_size=batch_size)
-    raw = jnp.where(pre[3] > 0, raw, -jnp.inf)
-    return corrected(params, raw).reshape(x.shape[:-1] + (ids.shape[0],))
+  scores = _channel_scores(lm.graphdef, batch_size)
 
   def fit(x, y, *, num_classes, sample_weight=None):
     if num_classes != ids.shape[0]:

@@ -9,6 +9,7 @@ tokens in every variant.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
@@ -79,6 +80,22 @@ def encode_masked_prompts(lm: PretrainedLM, texts: Sequence[str], template: str,
   return tokenize.pad(rows)
 
 
+@functools.lru_cache(maxsize=64)
+def _masked_scores(graphdef, mask_id: int, batch_size: int):
+  """The jitted masked scorer of one architecture (shared by its classifiers)."""
+  lm = PretrainedLM("masked", graphdef, None, None, {})
+
+  @jax.jit
+  def scores(params, x):
+    flat = x.reshape((-1, x.shape[-1]))
+    raw = jax.lax.map(lambda xi: scoring.masked_label_logprobs(
+        lm, params.weights, xi, mask_id, params.label_ids, params.label_mask), flat,
+        batch_size=batch_size)
+    return corrected(params, raw).reshape(x.shape[:-1] + (params.label_ids.shape[0],))
+
+  return scores
+
+
 def masked_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *,
                          template: str = DEFAULT_TEMPLATE, mask_token: str = "[MASK]",
                          prefixes: Sequence[str] = ("", " "), pmi_premise: str | None = None,
@@ -125,13 +142,7 @@ def masked_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *,
     raise ValueError(f"{name}: label ids exceed the model's vocabulary of {lm.vocab_size}.")
   mask_id = lm.tokenizer.token_to_id(mask_token)
 
-  @jax.jit
-  def scores(params, x):
-    flat = x.reshape((-1, x.shape[-1]))
-    raw = jax.lax.map(lambda xi: scoring.masked_label_logprobs(
-        lm, params.weights, xi, mask_id, params.label_ids, params.label_mask), flat,
-        batch_size=batch_size)
-    return corrected(params, raw).reshape(x.shape[:-1] + (ids.shape[0],))
+  scores = _masked_scores(lm.graphdef, mask_id, batch_size)
 
   def fit(x, y, *, num_classes, sample_weight=None):
     if num_classes != ids.shape[0]:
