@@ -1,0 +1,106 @@
+r"""Parameters and fitting shared by the LM label scorers.
+
+Every scorer's ``params`` is a :class:`LMScorerParams`: the LM weights (shared by all
+classes) and per-class arrays whose axis 0 is the class axis, so class-sharded scoring
+slices ``label_ids``, ``label_mask``, ``norm``, ``offset`` and ``log_prior``. Scores are
+
+.. math:: s_k(x) = \beta\,(\ell_k(x) / n_k - o_k)
+
+with ``ell_k`` the raw label log-likelihood, ``n_k`` the length normaliser, ``o_k`` the
+PMI and contextual-calibration offsets and ``beta = 1 / T``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgen.text import corrections
+
+__all__ = ["LMScorerParams", "lm_class_axes", "corrected", "fit_corrections", "check_inputs"]
+
+
+class LMScorerParams(NamedTuple):
+  """Parameters of an LM label scorer.
+
+  Attributes:
+    weights: the LM's weights pytree (no class axis).
+    label_ids: ``int32 [K, L]`` label tokens (label prompts for the noisy channel,
+      variant ids for the masked LM).
+    label_mask: ``bool [K, L]``.
+    norm: ``[K]`` length normalisers (ones when not normalising).
+    offset: ``[K]`` subtracted offsets (PMI premise scores, ``log p_cf``).
+    inv_temperature: ``[]`` ``1 / T``.
+    log_prior: ``[K]`` log class priors (used by the noisy channel).
+  """
+  weights: Any
+  label_ids: jax.Array
+  label_mask: jax.Array
+  norm: jax.Array
+  offset: jax.Array
+  inv_temperature: jax.Array
+  log_prior: jax.Array
+
+
+def lm_class_axes(params: LMScorerParams) -> LMScorerParams:
+  """Class axis of each leaf: ``None`` for the weights and ``1/T``, ``0`` otherwise."""
+  return LMScorerParams(jax.tree.map(lambda _: None, params.weights), 0, 0, 0, 0, None, 0)
+
+
+def corrected(params: LMScorerParams, raw: jax.Array) -> jax.Array:
+  """``inv_temperature * (raw / norm - offset)``; ``raw [..., K]``."""
+  lead = (1,) * (raw.ndim - 1)
+  return params.inv_temperature * (raw / params.norm.reshape(lead + params.norm.shape)
+                                   - params.offset.reshape(lead + params.offset.shape))
+
+
+def check_inputs(x, name: str):
+  """Eager check that ``x`` is an integer id array ``[..., P]``; returns it.
+
+  Example:
+    >>> check_inputs(np.array([[3, 4, -1]]), "clf").shape
+    (1, 3)
+  """
+  arr = x if isinstance(x, jax.Array) else np.asarray(x)
+  if arr.ndim < 1 or not np.issubdtype(arr.dtype, np.integer):
+    raise TypeError(f"{name}: x must be integer token ids [..., P] (right-padded with -1),"
+                    f" got dtype {arr.dtype} and shape {arr.shape}.")
+  return arr
+
+
+def fit_corrections(params: LMScorerParams, score_fn: Callable, *, premise=None,
+                    content_free=None, temperature: float | str = 1.0, x=None, y=None,
+                    sample_weight=None) -> LMScorerParams:
+  """Fill ``offset``, ``inv_temperature`` and ``log_prior`` of ``params``.
+
+  ``score_fn(params, x [N, P]) -> [N, K]`` corrected scores. The PMI offset is the
+  premise's score; contextual calibration then adds ``log p_cf`` of the content-free
+  inputs scored with the PMI offset in place; temperature is fitted last.
+  """
+  k = params.label_ids.shape[0]
+  dtype = params.norm.dtype
+  if premise is not None:
+    params = params._replace(offset=score_fn(params, premise)[0])
+  if content_free is not None:
+    extra = corrections.contextual_offset(score_fn(params, content_free))
+    params = params._replace(offset=params.offset + extra)
+  w = None if y is None else (np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight))
+  if y is not None:
+    counts = np.bincount(np.asarray(y), weights=w, minlength=k)
+    with np.errstate(divide="ignore"):
+      params = params._replace(log_prior=jnp.asarray(np.log(counts / counts.sum()), dtype))
+  if temperature == "fit":
+    if x is None or y is None:
+      raise ValueError("temperature='fit' needs labelled examples: fit(x, y, ...).")
+    s = score_fn(params, x)
+    keep = w > 0
+    beta = corrections.fit_inv_temperature(s[keep], np.asarray(y)[keep])
+    params = params._replace(inv_temperature=jnp.asarray(beta, dtype))
+  elif isinstance(temperature, (int, float)) and temperature > 0:
+    params = params._replace(inv_temperature=jnp.asarray(1.0 / temperature, dtype))
+  else:
+    raise ValueError(f"temperature must be a positive number or 'fit', got {temperature!r}.")
+  return params
