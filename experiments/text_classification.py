@@ -52,10 +52,7 @@ from jgen.text import corrections, oracle
 from jgen.text.gpt2 import GPT2, GPT2Config
 from jgen.text.train import train_causal_lm
 
-try:
-  from jgen.core import bayes
-except ImportError:  # layouts where the metrics live at jgen.bayes
-  from jgen import bayes
+from jgen.core import metrics
 
 QUICK = dict(sizes=(16, 64, 256, 1024), reps=3, num_steps=300, num_test=1000,
              num_reviews=400)
@@ -116,8 +113,8 @@ def smoke_lm(texts: list[str], seed: int) -> text.PretrainedLM:
 # ----------------------------------------------------------------------------- part 1
 def _metrics(scores: np.ndarray, y: np.ndarray) -> dict:
   probs = jax.nn.softmax(jnp.asarray(scores, jnp.float32), axis=-1)
-  return dict(accuracy=float(bayes.accuracy(scores, y)),
-              ece=float(bayes.expected_calibration_error(probs, y)))
+  return dict(accuracy=float(metrics.accuracy(scores, y)),
+              ece=float(metrics.expected_calibration_error(probs, y)))
 
 
 def _check_length(lm, x: np.ndarray, extra: int) -> None:
@@ -199,7 +196,7 @@ def learning_curves(seed, sizes, reps, num_steps, num_test, task=TASK, cfg=LM, C
     kr = jax.random.fold_in(jax.random.key(seed + 1), r)
     x_all, y_all = _draw(kr, chains, big + num_test, task)  # one sampler compile
     x_tr, y_tr, x_te, y_te = x_all[:big], y_all[:big], x_all[big:], y_all[big:]
-    bayes_acc[r] = float(bayes.accuracy(oracle.chain_log_likelihood(chains, x_te), y_te))
+    bayes_acc[r] = float(metrics.accuracy(oracle.chain_log_likelihood(chains, x_te), y_te))
     lm = _lm(cfg, task, seed + r)
     clf = text.noisy_channel_classifier(lm, np.arange(k, dtype=np.int32)[:, None])
     seqs = np.concatenate([np.asarray(y_tr)[:, None], np.asarray(x_tr) + k], axis=1)
@@ -212,12 +209,12 @@ def learning_curves(seed, sizes, reps, num_steps, num_test, task=TASK, cfg=LM, C
                              batch_size=cfg["batch_size"], optimizer=opt)
       params = clf.fit(None, np.asarray(y_tr)[:n], num_classes=k)._replace(weights=w)
       ll = clf.log_likelihood(params, np.asarray(x_te) + k)
-      acc["lm"][r, j] = float(bayes.accuracy(ll + params.log_prior[None], y_te))
+      acc["lm"][r, j] = float(metrics.accuracy(ll + params.log_prior[None], y_te))
       sw = (np.arange(big) < n).astype(np.float32)  # zero weights: one compile for all n
       lp = lr.fit(jnp.asarray(f_tr), y_tr, num_classes=k, sample_weight=jnp.asarray(sw))
-      acc["logistic"][r, j] = float(bayes.accuracy(f_te @ lp.weights + lp.bias[None], y_te))
+      acc["logistic"][r, j] = float(metrics.accuracy(f_te @ lp.weights + lp.bias[None], y_te))
       pi = _plug_in(f_tr[:n], np.asarray(y_tr)[:n], k, m)
-      acc["plug_in"][r, j] = float(bayes.accuracy(oracle.chain_log_likelihood(pi, x_te), y_te))
+      acc["plug_in"][r, j] = float(metrics.accuracy(oracle.chain_log_likelihood(pi, x_te), y_te))
       bar.update()
   bar.close()
   se = lambda a: a.std(0, ddof=1) / np.sqrt(a.shape[0]) if a.shape[0] > 1 else np.zeros(a.shape[1:])

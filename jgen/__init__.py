@@ -47,6 +47,7 @@ from jgen import logistic
 from jgen import simulate
 from jgen import parallel
 from jgen import bounds
+from jgen import text
 
 
 __version__ = "0.1.0"
@@ -87,4 +88,5 @@ __all__ = (
     "simulate",
     "parallel",
     "bounds",
+    "text",
 )
