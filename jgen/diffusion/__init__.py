@@ -164,3 +164,21 @@ __all__ = __all__ + (
     "from_flow_fn",
     "rectified_flow_schedule",
 )
+
+from jgen.diffusion import importance
+from jgen.diffusion import racing
+from jgen.diffusion.importance import TimestepProposal
+from jgen.diffusion.importance import fit_proposal
+from jgen.diffusion.racing import RaceConfig
+from jgen.diffusion.racing import batch_race
+from jgen.diffusion.racing import race_config
+
+__all__ = __all__ + (
+    "importance",
+    "racing",
+    "TimestepProposal",
+    "fit_proposal",
+    "RaceConfig",
+    "batch_race",
+    "race_config",
+)
