@@ -87,7 +87,7 @@ def _pilot(key, params, x, y, *, denoiser, schedule, num_classes, num_bins, draw
     eps = jax.random.normal(ek, (n_t,) + xi.shape, xi.dtype)
     err = class_errors_at(denoiser, params, xi, t, eps, ids, schedule=schedule,
                           weighting=weighting)                      # [K, n_t]
-    d = err - err[yi]
+    d = err - err[yi][None, :]
     mean = jnp.where(ids == yi, jnp.inf, jnp.mean(d, axis=1))
     _, comp = jax.lax.top_k(-mean, m)
     return jnp.mean((d[comp] ** 2).reshape(m, num_bins, draws), axis=(0, 2))

@@ -131,7 +131,7 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
     cls = order[:b]
     t, eps, w = _draws(jax.random.fold_in(key, r), x, cfg, proposal)
     err = class_errors_at(cfg.denoiser, params, x, t, eps, cls,
-                          schedule=cfg.schedule, weighting=cfg.weighting) * w
+                          schedule=cfg.schedule, weighting=cfg.weighting) * w[None, :]
     return jnp.zeros((k, n_draw), x.dtype).at[cls].set(err)
 
   def body(state):
