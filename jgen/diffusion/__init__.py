@@ -133,3 +133,52 @@ __all__ = __all__ + (
     "load_model",
     "save_model",
 )
+
+# --- Probability-flow likelihood, racing, importance-sampled timesteps ---
+from jgen.diffusion import ode
+from jgen.diffusion.ode import ODEConfig
+from jgen.diffusion.ode import ODEResult
+from jgen.diffusion.ode import ODESolveError
+from jgen.diffusion.ode import dequantized_bits_per_dim
+from jgen.diffusion.ode import ode_config
+from jgen.diffusion.ode import pf_log_likelihoods
+from jgen.diffusion.parametrizations import PARAMETRIZATIONS
+from jgen.diffusion.parametrizations import convert
+from jgen.diffusion.parametrizations import flow_time
+from jgen.diffusion.parametrizations import from_eps
+from jgen.diffusion.parametrizations import from_flow_fn
+from jgen.diffusion.schedules import rectified_flow_schedule
+
+__all__ = __all__ + (
+    "ode",
+    "ODEConfig",
+    "ODEResult",
+    "ODESolveError",
+    "dequantized_bits_per_dim",
+    "ode_config",
+    "pf_log_likelihoods",
+    "PARAMETRIZATIONS",
+    "convert",
+    "flow_time",
+    "from_eps",
+    "from_flow_fn",
+    "rectified_flow_schedule",
+)
+
+from jgen.diffusion import importance
+from jgen.diffusion import racing
+from jgen.diffusion.importance import TimestepProposal
+from jgen.diffusion.importance import fit_proposal
+from jgen.diffusion.racing import RaceConfig
+from jgen.diffusion.racing import batch_race
+from jgen.diffusion.racing import race_config
+
+__all__ = __all__ + (
+    "importance",
+    "racing",
+    "TimestepProposal",
+    "fit_proposal",
+    "RaceConfig",
+    "batch_race",
+    "race_config",
+)

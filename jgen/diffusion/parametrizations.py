@@ -13,7 +13,15 @@ convert exactly (Salimans & Ho 2022 for ``v``):
 
 .. math::
    \hat\epsilon = \frac{z - \alpha \hat x}{\sigma} \;(x), \qquad
-   \hat\epsilon = \sigma z + \alpha \hat v \;(v = \alpha\epsilon - \sigma x).
+   \hat\epsilon = \sigma z + \alpha \hat v \;(v = \alpha\epsilon - \sigma x), \qquad
+   \hat\epsilon = \frac{z + \alpha \hat u}{\alpha + \sigma} \;(u = \epsilon - x).
+
+Flow matching / rectified flow (Lipman et al. 2023; Liu et al. 2023; SD 3, Esser et al.
+2024) uses ``x_s = (1 - s) x + s eps`` and the velocity ``u = eps - x``. Its state is a
+VP state rescaled: ``x_s = z / (alpha + sigma)`` at ``s = sigma / (alpha + sigma) =
+sigmoid(gamma / 2)`` (since ``1 / (alpha + sigma) = sqrt((1 - s)^2 + s^2)``).
+A ``"flow"`` denoiser receives the VP ``z`` and ``gamma`` like every other;
+:func:`from_flow_fn` wraps a model written for ``(x_s, s)``.
 """
 
 from __future__ import annotations
@@ -26,10 +34,25 @@ from flax import nnx
 
 from jgen.diffusion.schedules import alpha_sigma
 
-__all__ = ["Denoiser", "PARAMETRIZATIONS", "to_eps", "eps_prediction",
-           "from_eps_fn", "nnx_denoiser"]
+__all__ = ["Denoiser", "PARAMETRIZATIONS", "check_parametrization", "to_eps",
+           "from_eps", "convert", "eps_prediction", "from_eps_fn", "from_flow_fn",
+           "flow_time", "nnx_denoiser"]
 
-PARAMETRIZATIONS = ("eps", "x", "v")
+PARAMETRIZATIONS = ("eps", "x", "v", "flow")
+
+
+def check_parametrization(parametrization) -> str:
+  """``parametrization`` must be one of :data:`PARAMETRIZATIONS` (else ValueError)."""
+  if not isinstance(parametrization, str) or parametrization not in PARAMETRIZATIONS:
+    raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got"
+                     f" {parametrization!r}.")
+  return parametrization
+
+
+def _check_pred_shape(prediction, z, parametrization: str) -> None:
+  if tuple(jnp.shape(prediction)) != tuple(jnp.shape(z)):
+    raise ValueError(f"a {parametrization!r} denoiser must return a prediction of z's"
+                     f" shape {tuple(jnp.shape(z))}, got {tuple(jnp.shape(prediction))}.")
 
 
 class Denoiser(NamedTuple):
@@ -38,7 +61,8 @@ class Denoiser(NamedTuple):
   Attributes:
     apply: ``apply(params, z[*data_shape], gamma[], y[] int) -> prediction`` of ``z``'s
       shape; hashable (it keys compiled programs).
-    parametrization: ``"eps"`` (noise), ``"x"`` (clean data) or ``"v"``.
+    parametrization: ``"eps"`` (noise), ``"x"`` (clean data), ``"v"`` or
+      ``"flow"`` (velocity ``eps - x``); see the module docstring.
     data_shape: shape of one example, or ``None`` if not declared.
     num_classes: number of class labels it was built for, or ``None``.
   """
@@ -54,12 +78,15 @@ def to_eps(prediction: jax.Array, z: jax.Array, gamma: jax.Array,
 
   Args:
     prediction: ``[*data_shape]`` output of a denoiser.
-    z: ``[*data_shape]`` the noisy input.
+    z: ``[*data_shape]`` the noisy VP input.
     gamma: scalar ``-log SNR``.
-    parametrization: ``"eps"``, ``"x"`` or ``"v"``.
+    parametrization: one of :data:`PARAMETRIZATIONS`.
 
   Returns:
     ``[*data_shape]`` noise prediction.
+
+  Raises:
+    ValueError: unknown ``parametrization``, or ``prediction``'s shape is not ``z``'s.
 
   Example:
     >>> import jax.numpy as jnp
@@ -67,6 +94,8 @@ def to_eps(prediction: jax.Array, z: jax.Array, gamma: jax.Array,
     >>> to_eps(jnp.zeros(2), jnp.ones(2), jnp.asarray(0.0), "x")  # sigma = sqrt(1/2)
     Array([1.4142135, 1.4142135], dtype=float32)
   """
+  check_parametrization(parametrization)
+  _check_pred_shape(prediction, z, parametrization)
   if parametrization == "eps":
     return prediction
   alpha, sigma = alpha_sigma(jnp.asarray(gamma, z.dtype))
@@ -74,8 +103,63 @@ def to_eps(prediction: jax.Array, z: jax.Array, gamma: jax.Array,
     return (z - alpha * prediction) / sigma
   if parametrization == "v":
     return sigma * z + alpha * prediction
-  raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got"
-                   f" {parametrization!r}.")
+  return (z + alpha * prediction) / (alpha + sigma)
+
+
+def from_eps(eps_hat: jax.Array, z: jax.Array, gamma: jax.Array,
+             parametrization: str) -> jax.Array:
+  """The inverse of :func:`to_eps`: ``eps_hat`` expressed in ``parametrization``.
+
+  ``x_hat = (z - sigma eps) / alpha``, ``v = alpha eps - sigma x_hat``, ``u = eps -
+  x_hat``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen.diffusion import from_eps, to_eps
+    >>> z, g = jnp.asarray([0.3, -1.0]), jnp.asarray(0.5)
+    >>> e = jnp.asarray([1.0, 2.0])
+    >>> bool(jnp.allclose(to_eps(from_eps(e, z, g, "flow"), z, g, "flow"), e))
+    True
+  """
+  check_parametrization(parametrization)
+  _check_pred_shape(eps_hat, z, "eps")
+  if parametrization == "eps":
+    return eps_hat
+  alpha, sigma = alpha_sigma(jnp.asarray(gamma, z.dtype))
+  x_hat = (z - sigma * eps_hat) / alpha
+  if parametrization == "x":
+    return x_hat
+  if parametrization == "v":
+    return alpha * eps_hat - sigma * x_hat
+  return eps_hat - x_hat
+
+
+def convert(prediction: jax.Array, z: jax.Array, gamma: jax.Array, source: str,
+            target: str) -> jax.Array:
+  """A ``source`` prediction re-expressed as a ``target`` one (through ``eps``).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen.diffusion import convert
+    >>> convert(jnp.ones(2), jnp.zeros(2), jnp.asarray(0.0), "v", "v").tolist()
+    [1.0, 1.0]
+  """
+  if check_parametrization(source) == check_parametrization(target):
+    _check_pred_shape(prediction, z, source)
+    return prediction
+  return from_eps(to_eps(prediction, z, gamma, source), z, gamma, target)
+
+
+def flow_time(gamma: jax.Array) -> jax.Array:
+  """Rectified-flow time ``s = sigma / (alpha + sigma) = sigmoid(gamma / 2)``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen.diffusion import flow_time
+    >>> float(flow_time(jnp.asarray(0.0)))
+    0.5
+  """
+  return jax.nn.sigmoid(0.5 * jnp.asarray(gamma))
 
 
 def eps_prediction(denoiser: Denoiser, params: Any, z: jax.Array, gamma: jax.Array,
@@ -83,6 +167,45 @@ def eps_prediction(denoiser: Denoiser, params: Any, z: jax.Array, gamma: jax.Arr
   """``eps_hat(z, gamma, y)`` of one example, whatever the denoiser predicts."""
   out = denoiser.apply(params, z, gamma, y)
   return to_eps(out, z, gamma, denoiser.parametrization)
+
+
+class _FlowApply:
+  """``apply(params, z, gamma, y) = flow_fn(params, z / (alpha + sigma), s, y)``."""
+
+  def __init__(self, flow_fn: Callable):
+    self.flow_fn = flow_fn
+
+  def __call__(self, params, z, gamma, y):
+    alpha, sigma = alpha_sigma(jnp.asarray(gamma, z.dtype))
+    return self.flow_fn(params, z / (alpha + sigma), flow_time(gamma), y)
+
+  def __eq__(self, other):
+    return isinstance(other, _FlowApply) and other.flow_fn is self.flow_fn
+
+  def __hash__(self):
+    return hash((_FlowApply, id(self.flow_fn)))
+
+
+def from_flow_fn(flow_fn: Callable, *, data_shape=None,
+                 num_classes: int | None = None) -> Denoiser:
+  """A flow-matching model ``flow_fn(params, x_s, s, y) -> u_hat`` as a ``"flow"``
+  :class:`Denoiser`.
+
+  ``x_s = (1 - s) x + s eps`` and ``u = eps - x`` (rectified flow); jgen feeds it the
+  VP state rescaled, ``x_s = z / (alpha + sigma)`` at ``s = sigmoid(gamma / 2)``, so the
+  ELBO, the classifier and the ODE likelihood see the same model exactly.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen.diffusion import from_flow_fn
+    >>> den = from_flow_fn(lambda p, xs, s, y: xs * 0.0)
+    >>> den.parametrization
+    'flow'
+  """
+  if not callable(flow_fn):
+    raise TypeError(f"flow_fn must be callable, got {type(flow_fn).__name__}.")
+  shape = None if data_shape is None else tuple(int(d) for d in data_shape)
+  return Denoiser(_FlowApply(flow_fn), "flow", shape, num_classes)
 
 
 class _EpsFnApply:
@@ -123,9 +246,7 @@ def from_eps_fn(eps_fn: Callable, *, parametrization: str = "eps",
   """
   if not callable(eps_fn):
     raise TypeError(f"eps_fn must be callable, got {type(eps_fn).__name__}.")
-  if parametrization not in PARAMETRIZATIONS:
-    raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got"
-                     f" {parametrization!r}.")
+  check_parametrization(parametrization)
   shape = None if data_shape is None else tuple(int(d) for d in data_shape)
   return Denoiser(_EpsFnApply(eps_fn), parametrization, shape, num_classes), ()
 
@@ -173,9 +294,7 @@ def nnx_denoiser(module: nnx.Module, *, parametrization: str = "eps"
   """
   if not isinstance(module, nnx.Module):
     raise TypeError(f"module must be an nnx.Module, got {type(module).__name__}.")
-  if parametrization not in PARAMETRIZATIONS:
-    raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got"
-                     f" {parametrization!r}.")
+  check_parametrization(parametrization)
   graphdef, state = nnx.split(module)
   shape = getattr(module, "data_shape", None)
   return (Denoiser(_NNXApply(graphdef), parametrization,

@@ -38,6 +38,7 @@ __all__ = [
     "linear_schedule",
     "cosine_schedule",
     "ddpm_schedule",
+    "rectified_flow_schedule",
     "discretize",
     "alpha_sigma",
     "gamma_prime",
@@ -116,6 +117,43 @@ def cosine_schedule(gamma_min: float = -13.3, gamma_max: float = 5.0) -> Schedul
 
   return Schedule(gamma=gamma, num_steps=None,
                   name=f"cosine[{gamma_min:g},{gamma_max:g}]")
+
+
+def rectified_flow_schedule(s_min: float = 1e-3, s_max: float = 0.999,
+                            shift: float = 1.0) -> Schedule:
+  r"""The rectified-flow path ``x_s = (1 - s) x + s eps`` as a log-SNR schedule.
+
+  Its SNR is ``((1 - s) / s)^2``, so ``gamma(s) = 2 logit(s)``; rescaling the flow
+  state by ``1 / sqrt((1 - s)^2 + s^2)`` gives the VP state of that ``gamma``. ``t``
+  maps linearly onto ``s in [s_min, s_max]`` (finite ``gamma`` at both ends), then the
+  timestep shift of SD 3 (Esser et al. 2024), ``s' = shift s / (1 + (shift - 1) s)``,
+  which adds ``2 log(shift)`` to ``gamma``.
+
+  Args:
+    s_min: flow time at ``t = 0``, in ``(0, s_max)``.
+    s_max: flow time at ``t = 1``, in ``(s_min, 1)``.
+    shift: SD 3's timestep shift, > 0 (``1``: none; SD 3 uses ``3``).
+
+  Returns:
+    A continuous :class:`Schedule`.
+
+  Example:
+    >>> from jgen.diffusion import rectified_flow_schedule
+    >>> float(rectified_flow_schedule(0.25, 0.75).gamma(0.5))  # s = 1/2: SNR = 1
+    0.0
+  """
+  if not 0.0 < s_min < s_max < 1.0:
+    raise ValueError(f"need 0 < s_min < s_max < 1, got s_min={s_min}, s_max={s_max}.")
+  if not (math.isfinite(shift) and shift > 0.0):
+    raise ValueError(f"shift must be finite and > 0, got {shift}.")
+  lo, hi, log_shift = float(s_min), float(s_max), math.log(shift)
+
+  def gamma(t):
+    s = lo + (hi - lo) * jnp.asarray(t)
+    return 2.0 * (jnp.log(s) - jnp.log1p(-s) + log_shift)
+
+  return Schedule(gamma=gamma, num_steps=None,
+                  name=f"rectified-flow[{lo:g},{hi:g},shift={shift:g}]")
 
 
 def _piecewise_linear(table: np.ndarray) -> Callable[[jax.Array], jax.Array]:
