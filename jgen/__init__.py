@@ -28,6 +28,7 @@ from jgen.gaussian import sufficient_stats
 
 # --- The classifier contract and its generic Bayes rule (jgen.core) ---
 from jgen.core.contract import Classifier
+from jgen.core.checks import checked
 from jgen.core.inference import log_posterior
 from jgen.core.inference import predict
 from jgen.core.inference import predict_proba
@@ -70,6 +71,7 @@ __all__ = (
     "sufficient_stats",
     # contract
     "Classifier",
+    "checked",
     "predict_proba",
 
 

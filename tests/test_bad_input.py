@@ -258,3 +258,20 @@ def test_pooled_nb_on_tiny_data_is_not_silently_at_chance():
   model = jgen.gaussian_nb(var_smoothing=0.0, pooled=True)
   params = model.fit(x64, Y, num_classes=3)
   assert float(jgen.accuracy(jgen.log_posterior(model, params, x64), Y)) > 0.9
+
+
+def test_checked_raises_the_eager_errors_under_jit():
+  # jgen.checked stages the value checks that jit would skip (checkify).
+  fit = jgen.checked(lambda x, y, w: jgen.gaussian_nb().fit(x, y, num_classes=3,
+                                                             sample_weight=w))
+  w = np.ones(60, np.float32)
+  assert fit(X, Y, w).means.shape == (3, 3)
+  with pytest.raises(ValueError, match=r"y must lie in \[0, num_classes=3\)"):
+    fit(X, np.where(Y == 2, 7, Y), w)
+  with pytest.raises(ValueError, match="x contains non-finite"):
+    fit(np.where(np.eye(60, 3) > 0, np.nan, X).astype(np.float32), Y, w)
+  with pytest.raises(ValueError, match="sample_weight must be finite and non-negative"):
+    fit(X, Y, -w)
+  scale = jgen.checked(jgen.temperature_scale)
+  with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+    scale(jnp.asarray(SCORES), -1.0)

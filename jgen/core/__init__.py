@@ -9,6 +9,7 @@ from jgen.core.contract import LogLikelihoodFn
 from jgen.core.contract import LogPriorFn
 from jgen.core.contract import ClassAxesFn
 from jgen.core.contract import check_params_type
+from jgen.core.checks import checked
 from jgen.core.inference import log_joint
 from jgen.core.inference import log_posterior
 from jgen.core.inference import predict
@@ -35,6 +36,7 @@ __all__ = (
     "LogPriorFn",
     "ClassAxesFn",
     "check_params_type",
+    "checked",
     "log_joint",
     "log_posterior",
     "predict",

@@ -49,6 +49,7 @@ def temperature_scale(log_lik: ArrayLike, temperature: ArrayLike,
     raise ValueError(f"temperature must be a finite number > 0, got {float(t)}.")
   t = t.astype(scores.dtype)
   ok = jnp.isfinite(t) & (t > 0)
+  _checks.staged_check(ok, "temperature must be a finite number > 0.")
   out = jax.nn.log_softmax(scores / jnp.where(ok, t, 1), axis=-1)
   return jnp.where(ok, out, -jnp.inf)
 

@@ -8,11 +8,72 @@ documented sentinels instead of errors (see each function's docstring).
 
 from __future__ import annotations
 
-from typing import Any
+import contextvars
+import functools
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
+
+# True while a function is being traced by jgen.checked: value checks that cannot run
+# on tracers are then staged as checkify checks instead of being skipped.
+_STAGE_CHECKS = contextvars.ContextVar("jgen_stage_checks", default=False)
+
+
+def staged_check(ok: jax.Array, message: str) -> None:
+  """Under :func:`checked`, a run-time check of the traced predicate ``ok``."""
+  if _STAGE_CHECKS.get():
+    checkify.check(jnp.all(ok), message)
+
+
+def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+  """``fn`` compiled with its input checks kept: the eager errors, under ``jit``.
+
+  Inside ``jit`` jgen cannot raise on values (only shapes and dtypes are known), so
+  its value checks (finite features, labels in range, non-negative weights, a positive
+  temperature) return documented sentinels instead. ``checked(fn)`` traces ``fn``
+  with those checks staged through ``jax.experimental.checkify`` and compiles it;
+  calling the result raises ``ValueError`` with the eager message when a check fails.
+  Bind static arguments (``num_classes``) with a closure or ``functools.partial``.
+
+  Args:
+    fn: a function of arrays that calls jgen.
+
+  Returns:
+    A jitted function with ``fn``'s signature that raises ``ValueError`` on bad values.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> fit = jgen.checked(lambda x, y: jgen.qda(0.1).fit(x, y, num_classes=2))
+    >>> x = jnp.array([[0.0], [0.5], [2.0], [2.5]])
+    >>> fit(x, jnp.array([0, 0, 1, 1])).means.shape
+    (2, 1)
+    >>> try:
+    ...   fit(x, jnp.array([0, 0, 1, 5]))
+    ... except ValueError as e:
+    ...   print(e)
+    y must lie in [0, num_classes=2).
+  """
+  def staged(*args, **kwargs):
+    token = _STAGE_CHECKS.set(True)
+    try:
+      return fn(*args, **kwargs)
+    finally:
+      _STAGE_CHECKS.reset(token)
+
+  compiled = jax.jit(checkify.checkify(staged, errors=checkify.user_checks))
+
+  @functools.wraps(fn)
+  def run(*args, **kwargs):
+    err, out = compiled(*args, **kwargs)
+    message = err.get()
+    if message is not None:
+      raise ValueError(message.split(" (`check` failed")[0].split(" (check failed at")[0])
+    return out
+
+  return run
 
 
 def is_concrete(x: Any) -> bool:
@@ -57,8 +118,11 @@ def check_float(x: jax.Array, name: str) -> None:
 
 def check_finite(x: jax.Array, name: str) -> None:
   """Raise ``ValueError`` if a concrete ``x`` contains NaN or Inf."""
+  if not is_concrete(x):
+    staged_check(jnp.isfinite(x), f"{name} contains non-finite value(s) (NaN or Inf).")
+    return
   # NumPy, not jnp: inside a trace even concrete jnp operations are staged.
-  if is_concrete(x) and not np.all(np.isfinite(xv := np.asarray(x))):
+  if not np.all(np.isfinite(xv := np.asarray(x))):
     bad = int(np.sum(~np.isfinite(xv)))
     raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or Inf).")
 
@@ -67,6 +131,9 @@ def check_labels(y: jax.Array, num_classes: int, name: str = "y") -> None:
   """Labels must be integers; concrete labels must lie in ``[0, num_classes)``."""
   if not jnp.issubdtype(y.dtype, jnp.integer):
     raise TypeError(f"{name} must have an integer dtype (class labels), got {y.dtype}.")
+  if not is_concrete(y):
+    staged_check((y >= 0) & (y < num_classes),
+                 f"{name} must lie in [0, num_classes={num_classes}).")
   if is_concrete(y) and y.size:
     yv = np.asarray(y)
     lo, hi = int(yv.min()), int(yv.max())
@@ -135,6 +202,8 @@ def check_sample_weight(sample_weight: Any, n: int, dtype) -> jax.Array | None:
   if w.shape[0] != n:
     raise ValueError(f"sample_weight must have one entry per example ({n}), got shape"
                      f" {tuple(w.shape)}.")
+  if not is_concrete(w):
+    staged_check(jnp.isfinite(w) & (w >= 0), "sample_weight must be finite and non-negative.")
   if is_concrete(w):
     wv = np.asarray(w)
     if not np.all(np.isfinite(wv)) or np.any(wv < 0):
