@@ -287,19 +287,22 @@ def plot(records, path):
   import matplotlib.pyplot as plt
   datasets = sorted({r["dataset"] for r in records})
   fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+  styles = ["--", ":", "-.", (0, (5, 1)), (0, (1, 3))]
   for ax, ds in zip(axes[0], datasets):
     rs = [r for r in records if r["dataset"] == ds and r.get("evals_per_image")]
     for r in rs:
-      ax.scatter(r["evals_per_image"], 100 * r["accuracy"], s=40)
-      ax.annotate(r["strategy"], (r["evals_per_image"], 100 * r["accuracy"]),
-                  textcoords="offset points", xytext=(4, 4), fontsize=8)
-    for r in records:
-      if r["dataset"] == ds and r["method"] != "diffusion":
-        ax.axhline(100 * r["accuracy"], ls="--", lw=0.8, color="gray")
-        ax.text(ax.get_xlim()[0], 100 * r["accuracy"], r["method"], fontsize=7,
-                va="bottom", color="gray")
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+      ax.scatter(r["evals_per_image"], 100 * r["accuracy"], s=40,
+                 label=f"{r['strategy']}: {100 * r['accuracy']:.1f}% at"
+                       f" {r['evals_per_image']:,.0f}")
+    # Baselines in the legend (their values are close together: labels on the lines
+    # collided with each other and with the tick labels).
+    base = [r for r in records if r["dataset"] == ds and r["method"] != "diffusion"]
+    for r, ls in zip(base, styles * 2):
+      ax.axhline(100 * r["accuracy"], ls=ls, lw=0.9, color="gray",
+                 label=f"{r['method']}: {100 * r['accuracy']:.1f}%")
+    ax.set_xlim(0, 1.15 * max(r["evals_per_image"] for r in rs))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.legend(fontsize=7, loc="lower left", ncol=2)
     ax.set_xlabel("denoiser evaluations per image")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(ds)
@@ -332,7 +335,15 @@ def main(argv=None):
                  help="adaptive stages, e.g. 25,250 (to_keep stays 5,1 / 3,1)")
   p.add_argument("--merge", default=None,
                  help="comma-separated output dirs of per-dataset runs to combine")
+  p.add_argument("--replot", action="store_true",
+                 help="redraw OUT/accuracy_vs_evals.png from OUT/results.json only")
   args = p.parse_args(argv)
+  if args.replot:
+    with open(os.path.join(args.out, "results.json")) as f:
+      records = json.load(f)
+    plot(records, os.path.join(args.out, "accuracy_vs_evals.png"))
+    print(f"wrote {os.path.join(args.out, 'accuracy_vs_evals.png')}")
+    return records
   cfg = dict(SMOKE if args.smoke else FULL if args.full else QUICK)
   if args.steps:
     cfg["steps"] = {k: args.steps for k in cfg["steps"]}

@@ -141,7 +141,9 @@ def plot(out, folder):
   import matplotlib.pyplot as plt
   fig, ax = plt.subplots(1, 2, figsize=(10, 4))
   disc = out["discrete"]
+  from matplotlib.ticker import NullFormatter
   ax[0].loglog(disc["T"], np.asarray(disc["gap"])[:, 0], "o-")
+  ax[0].set_xticks(disc["T"], [str(t) for t in disc["T"]])   # one label per run
   ax[0].set_xlabel("T (steps)")
   ax[0].set_ylabel("continuous - discrete ELBO (nats)")
   ax[0].set_title(f"slope {disc['slope_T>=100'][0]:.3f}")
@@ -151,6 +153,10 @@ def plot(out, folder):
               if r["schedule"] == sname and r["antithetic"] == anti]
       ax[1].loglog([2 * r["shift"] for r in rows], [r["ratio"] for r in rows], "o-",
                    label=f"{sname}{' antithetic' if anti else ''}")
+  dists = sorted({2 * r["shift"] for r in out["variance"]})
+  ax[1].set_xticks(dists, [f"{d:g}" for d in dists])
+  for a in ax:   # minor log ticks unlabelled: their labels collided with the majors
+    a.xaxis.set_minor_formatter(NullFormatter())
   ax[1].axhline(100, color="k", lw=0.5)
   ax[1].set_xlabel("distance between the two class means (D = 4)")
   ax[1].set_ylabel("var independent / var shared")
@@ -163,8 +169,17 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__)
   parser.add_argument("--full", action="store_true", help="the documented run")
   parser.add_argument("--smoke", action="store_true", help="tiny run for tests")
-  parser.add_argument("--out", default="results/diffusion_oracle")
+  parser.add_argument("--out", default="results/diffusion_oracle",
+                      help="folder for results.json and diffusion_oracle.png")
+  parser.add_argument("--replot", action="store_true",
+                      help="redraw the figure from OUT/results.json without recomputing")
   args = parser.parse_args(argv)
+  if args.replot:
+    with open(os.path.join(args.out, "results.json")) as f:
+      out = json.load(f)
+    plot(out, args.out)
+    print(f"wrote {os.path.join(args.out, 'diffusion_oracle.png')}")
+    return out
   out = {}
   if args.smoke:
     mixture(out, 20, 32)
