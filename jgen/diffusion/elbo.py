@@ -33,8 +33,8 @@ from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
 # The single-draw loss and the draws live in losses.py; re-exported here because the
 # estimator and the strategies use them together with the class errors.
 from jgen.diffusion.losses import diffusion_term, draw, draw_timesteps, noisy
-from jgen.diffusion.losses import weighted_loss
-from jgen.diffusion.parametrizations import Denoiser, eps_prediction
+from jgen.diffusion.losses import batch_eps_prediction, weighted_loss
+from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule
 
 __all__ = [
@@ -62,7 +62,8 @@ def class_errors_at(denoiser: Denoiser, params: Any, x: jax.Array, t: jax.Array,
 
   The class-independent work (``z_t``, ``gamma_t``, weights) is done once per draw;
   the denoiser then runs on the ``C * num_t`` (class, draw) pairs, ``chunk_size`` pairs
-  per vectorised call (``lax.map``). ``chunk_size=None`` picks it from the shapes so
+  per call (``lax.map`` over chunks; each chunk one batched call,
+  :func:`~jgen.diffusion.losses.batch_eps_prediction`). ``chunk_size=None`` picks it from the shapes so
   one call's largest activation fits ``cache_bytes`` (:mod:`jgen.diffusion.chunking`).
 
   Example:
@@ -82,20 +83,21 @@ def class_errors_at(denoiser: Denoiser, params: Any, x: jax.Array, t: jax.Array,
   if chunk_size is None:
     chunk_size = pairs_per_call(denoiser, params, x.shape, x.dtype, total, cache_bytes)
 
-  def pair(y, zi, gi, ei, wi):
-    return weighted_loss(eps_prediction(denoiser, params, zi, gi, y), ei, wi, loss)
-
-  if chunk_size >= total:
-    per_class = lambda y: jax.vmap(pair, in_axes=(None, 0, 0, 0, 0))(  # noqa: E731
-        y, z, gamma_t, eps, weight)
-    return jax.vmap(per_class)(classes)
-
-  def one(p):
+  def losses(p):  # pair indices [m] -> losses [m]: one batched denoiser call
     c, j = p // num_t, p % num_t
-    return pair(classes[c], z[j], gamma_t[j], eps[j], weight[j])
+    eps_hat = batch_eps_prediction(denoiser, params, z[j], gamma_t[j], classes[c])
+    return jax.vmap(lambda e, ei, wi: weighted_loss(e, ei, wi, loss))(
+        eps_hat, eps[j], weight[j])
 
   pairs = jnp.arange(total, dtype=jnp.int32)
-  return jax.lax.map(one, pairs, batch_size=chunk_size).reshape(num_c, num_t)
+  if chunk_size >= total:
+    return losses(pairs).reshape(num_c, num_t)
+  n_full = total // chunk_size
+  out = jax.lax.map(losses, pairs[:n_full * chunk_size].reshape(n_full, chunk_size))
+  out = out.reshape(-1)
+  if total > n_full * chunk_size:
+    out = jnp.concatenate([out, losses(pairs[n_full * chunk_size:])])
+  return out.reshape(num_c, num_t)
 
 
 def class_errors(key: jax.Array, denoiser: Denoiser, params: Any, x: ArrayLike,

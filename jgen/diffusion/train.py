@@ -39,10 +39,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from jgen.core import checks as _checks
 from jgen.parallel import mesh as _mesh
 from jgen.diffusion import runs
-from jgen.diffusion.losses import draw_timesteps, noisy, weighted_loss
-from jgen.diffusion.nets import DenoiserBase, drop_labels
-from jgen.diffusion.parametrizations import (Denoiser, eps_prediction, nnx_denoiser,
-                                             to_eps)
+from jgen.diffusion.losses import (batch_eps_prediction, draw_timesteps, noisy,
+                                   weighted_loss)
+from jgen.diffusion.nets import drop_labels
+from jgen.diffusion.parametrizations import Denoiser, nnx_denoiser
 from jgen.diffusion.schedules import Schedule
 # Configuration, state and optimiser live in train_config.py; re-exported here.
 from jgen.diffusion.train_config import (NonFiniteLossError, TrainConfig, TrainResult,
@@ -55,43 +55,10 @@ __all__ = [
     "NonFiniteLossError",
     "make_optimizer",
     "init_state",
-    "batch_eps_prediction",
     "loss_fn",
     "train_step",
     "train",
 ]
-
-
-def batch_eps_prediction(denoiser: Denoiser, params: Any, z: jax.Array,
-                         gamma: jax.Array, y: jax.Array) -> jax.Array:
-  """``eps_hat [B, *data_shape]`` of a minibatch ``z [B, ...]``, ``gamma [B]``, ``y [B]``.
-
-  A jgen network (:class:`~jgen.diffusion.nets.DenoiserBase`, split by
-  :func:`~jgen.diffusion.nnx_denoiser`) accepts leading axes and is called once on
-  the whole minibatch; any other denoiser is vmapped per example. The values are the
-  same; the batched call avoids the layout copies XLA inserts around the size-1 batch
-  axis of a vmapped single-example call (about a third of an MLP step on CPU,
-  ``benchmarks/diffusion_train.py``).
-
-  Example:
-    >>> import jax.numpy as jnp
-    >>> from flax import nnx
-    >>> from jgen import diffusion
-    >>> from jgen.diffusion import nets, train
-    >>> den, p = diffusion.nnx_denoiser(nets.MLPDenoiser((2,), 2, width=8, depth=1,
-    ...                                                  rngs=nnx.Rngs(0)))
-    >>> train.batch_eps_prediction(den, p, jnp.zeros((3, 2)), jnp.zeros(3),
-    ...                            jnp.zeros(3, jnp.int32)).shape
-    (3, 2)
-  """
-  graphdef = getattr(denoiser.apply, "graphdef", None)
-  if graphdef is not None:
-    module = nnx.merge(graphdef, params)
-    if isinstance(module, DenoiserBase):
-      out = module(z, gamma, y)
-      convert = functools.partial(to_eps, parametrization=denoiser.parametrization)
-      return jax.vmap(convert)(out, z, gamma)
-  return jax.vmap(functools.partial(eps_prediction, denoiser, params))(z, gamma, y)
 
 
 def loss_fn(params, denoiser: Denoiser, x, y, key, *, schedule: Schedule,
@@ -100,7 +67,7 @@ def loss_fn(params, denoiser: Denoiser, x, y, key, *, schedule: Schedule,
 
   Per example it is :func:`~jgen.diffusion.diffusion_term` at stratified times
   ``t_i = mod(u + i/B, 1)`` and fresh noise; the denoiser runs on the whole
-  minibatch (:func:`batch_eps_prediction`).
+  minibatch (:func:`~jgen.diffusion.losses.batch_eps_prediction`).
   """
   t_key, eps_key, drop_key = jax.random.split(key, 3)
   t = draw_timesteps(t_key, x.shape[0], schedule, "stratified", x.dtype)
