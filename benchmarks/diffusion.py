@@ -6,7 +6,9 @@ call. jgen evaluates every (class, timestep) pair of one example in one vmapped,
 jitted call (``strategy="full"``), or the same computation as ``lax.map`` over chunks of
 ``--chunk-size`` pairs inside one compiled call (``chunk_size=``, cache-friendly on
 CPU). All use the same (t, eps) draws and the same denoiser; the benchmark checks
-that their errors agree.
+that their errors agree. A second table times the public ``batch_classify`` (``full``)
+on a batch of images against the loop run image by image on the same draws (same
+labels checked).
 
 Denoisers: (a) the exact Gaussian oracle (elementwise, memory-bound) and (b) the
 project's flax NNX residual MLP (``jgen.diffusion.nets.MLPDenoiser``, width 512,
@@ -19,6 +21,7 @@ Run: ``python -m benchmarks.diffusion`` (``--quick`` for a smoke run).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -105,7 +108,7 @@ def loop_classifier(model, schedule, batch=32):
 
 
 def bench_one(name, model, flops, dim, num_classes, num_t, roofline, repeats,
-              chunk_size):
+              chunk_size, n_images=2):
   schedule = diffusion.DEFAULT_SCHEDULE
   key = jax.random.key(1)
   x = jax.random.normal(jax.random.key(2), (dim,), jnp.float32)
@@ -114,10 +117,11 @@ def bench_one(name, model, flops, dim, num_classes, num_t, roofline, repeats,
   den, params = model
   # jgen: the automatic vectorisation (chunk_size=None: sized from the shapes and the
   # cache budget); "chunked": a fixed --chunk-size.
-  vmapped = jax.jit(lambda x, t, eps: diffusion.class_errors_at(
-      den, params, x, t, eps, classes, schedule=schedule))
-  chunked = jax.jit(lambda x, t, eps: diffusion.class_errors_at(
-      den, params, x, t, eps, classes, schedule=schedule, chunk_size=chunk_size))
+  # params are traced arguments (never closed over: DESIGN.md), bound below.
+  vmapped = functools.partial(jax.jit(lambda p, x, t, eps: diffusion.class_errors_at(
+      den, p, x, t, eps, classes, schedule=schedule)), params)
+  chunked = functools.partial(jax.jit(lambda p, x, t, eps: diffusion.class_errors_at(
+      den, p, x, t, eps, classes, schedule=schedule, chunk_size=chunk_size)), params)
   loop = loop_classifier(model, schedule)
   a = np.asarray(vmapped(x, t, eps))
   b = np.asarray(loop(x, t, eps, num_classes))
@@ -127,12 +131,28 @@ def bench_one(name, model, flops, dim, num_classes, num_t, roofline, repeats,
   t_chunk = best_time(lambda: chunked(x, t, eps), repeats=repeats)
   t_loop = best_time(lambda: loop(x, t, eps, num_classes), repeats=repeats)
   evals = num_classes * num_t
+  # The public entry point on a batch of images against the loop run image by image
+  # on the same draws (batch_classify's row n uses jax.random.split(key, N)[n]).
+  xs = jax.random.normal(jax.random.key(3), (n_images, dim), jnp.float32)
+  keys = jax.random.split(key, n_images)
+  draws = [diffusion.draw(keys[i], num_t, xs[i], schedule) for i in range(n_images)]
+  classify = lambda: diffusion.batch_classify(  # noqa: E731
+      key, den, params, xs, num_classes, strategy="full", num_t=num_t,
+      schedule=schedule).label
+  loop_labels = lambda: [jnp.argmin(loop(xs[i], *draws[i], num_classes).mean(axis=1))  # noqa: E731
+                         for i in range(n_images)]
+  np.testing.assert_array_equal(np.asarray(classify()),
+                                np.asarray(jnp.stack(loop_labels())))
+  t_bc = best_time(classify, repeats=repeats)
+  t_bloop = best_time(loop_labels, repeats=repeats)
   row = {
       "denoiser": name, "classes": num_classes, "num_t": num_t, "evals": evals,
       "jgen evals/s": evals / t_vmap, "jgen chunked evals/s": evals / t_chunk,
       "loop evals/s": evals / t_loop,
       "speed-up": t_loop / t_vmap, "speed-up chunked": t_loop / t_chunk,
       "jgen s": t_vmap, "jgen chunked s": t_chunk, "loop s": t_loop,
+      "batch_classify img/s": n_images / t_bc, "loop img/s": n_images / t_bloop,
+      "batch_classify speed-up": t_bloop / t_bc,
   }
   if flops is not None:
     row["MFLOP/eval"] = flops / 1e6
@@ -174,10 +194,14 @@ def main(argv=None):
   columns = ["denoiser", "classes", "evals", "jgen evals/s", "jgen chunked evals/s",
              "loop evals/s", "speed-up", "speed-up chunked", "MFLOP/eval",
              "jgen roofline", "chunked roofline", "loop roofline"]
+  columns2 = ["denoiser", "classes", "evals", "batch_classify img/s", "loop img/s",
+              "batch_classify speed-up"]
   print(f"\nmatmul roofline: {roofline / 1e9:.1f} GFLOP/s (float32, {jax.devices()[0]})")
   print(f"D = {dim}; num_t = {num_t}; chunk_size = {args.chunk_size}; denoiser: "
         f"{'jgen.diffusion.nets' if _nets is not None else 'benchmark-local MLPDenoiser'}\n")
   print(fmt_table(rows, columns))
+  print(f"\nbatch_classify (strategy full) on 2 images vs the loop image by image\n")
+  print(fmt_table(rows, columns2))
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump({"roofline_flops_per_s": roofline, "dim": dim, "rows": rows,

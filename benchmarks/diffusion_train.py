@@ -1,24 +1,29 @@
 """Denoiser training steps/s and Diffusion Classifier images/s on digits-sized data.
 
-Training: jgen's jitted ``train_step`` (per-example ``diffusion_term`` vmapped over the
-batch) against a hand-written batched step of the same model and objective (plain
-``optax.adam``, no EMA) — the peer a user would write — in the same process on the same
-data: first configured to do the same work (constant-rate Adam, ``grad_clip=None``,
-``ema_decay=None``), then with clipping, with EMA, and with the defaults, so their costs
-show separately. Classification: ``batch_classify`` (``full``, all 10 classes
+Training: jgen's jitted ``train_step`` against a hand-written batched step of the same
+model and objective (plain ``optax.adam``, no EMA) — the peer a user would write — in
+the same process on the same data, configured to do the same work (constant-rate Adam,
+``grad_clip=None``, ``ema_decay=None``). Two peers: one that draws its minibatch on
+device from the whole training set as ``train_step`` does (the same work), and one fed a
+fixed pre-sliced batch (no draw at all). Then jgen with clipping, with EMA, and with the
+defaults, so their costs show separately. The machine may be shared: every variant runs
+``--chunk`` steps per repeat, the variants alternate for ``--repeats`` rounds, and the
+table shows medians. Classification: ``batch_classify`` (``full``, all 10 classes
 x ``num_t`` draws per image) in images/s and denoiser evaluations/s. FLOP/s are from
 the MLP's matmul count (forward ``2 * sum(kernel sizes)`` per example, backward 2x)
 as a fraction of this machine's measured float32 matmul rate.
 
-  python benchmarks/diffusion_train.py [--width 256] [--depth 4]
+  python benchmarks/diffusion_train.py [--width 256] [--depth 4] [--repeats 25]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -41,8 +46,12 @@ def mlp_flops(params) -> float:
                    and l.shape[0] > 10)  # skip the label embedding (a gather)
 
 
-def peer_step_fn(graphdef, schedule, opt):
-  """A plain batched eps-prediction step: the module called on the whole batch."""
+def peer_step_fn(graphdef, schedule, opt, batch_size=None):
+  """A plain batched eps-prediction step: the module called on the whole batch.
+
+  With ``batch_size``, the step draws its minibatch from the whole set on device
+  (``randint`` + gather), as ``train_step`` does; without, ``x``/``y`` are the batch.
+  """
   def loss(params, x, y, key):
     t_key, e_key = jax.random.split(key)
     b = x.shape[0]
@@ -55,10 +64,27 @@ def peer_step_fn(graphdef, schedule, opt):
 
   @jax.jit
   def step(params, opt_state, x, y, key):
+    if batch_size is not None:
+      key, b_key = jax.random.split(key)
+      idx = jax.random.randint(b_key, (batch_size,), 0, x.shape[0])
+      x, y = x[idx], y[idx]
     l, grads = jax.value_and_grad(loss)(params, x, y, key)
     updates, opt_state = opt.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, l
   return step
+
+
+def interleaved_medians(fns: dict, repeats: int) -> dict:
+  """Median wall time of each ``fns[k]()`` over ``repeats`` alternating rounds."""
+  for f in fns.values():  # compile and warm up
+    jax.block_until_ready(f())
+  times = {k: [] for k in fns}
+  for _ in range(repeats):
+    for k, f in fns.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(f())
+      times[k].append(time.perf_counter() - t0)
+  return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def main(argv=None):
@@ -68,6 +94,8 @@ def main(argv=None):
   p.add_argument("--batch", type=int, default=128)
   p.add_argument("--num-t", type=int, default=64)
   p.add_argument("--images", type=int, default=32)
+  p.add_argument("--repeats", type=int, default=25)
+  p.add_argument("--chunk", type=int, default=10, help="steps per timed repeat")
   args = p.parse_args(argv)
   data = jgen.datasets.load_digits()
   x = jnp.asarray(data.x_train * 2 - 1)
@@ -89,7 +117,9 @@ def main(argv=None):
              "+ EMA": plain._replace(ema_decay=0.999),
              "default (clip, EMA, decay)": dtrain.TrainConfig(batch_size=args.batch)}
 
-  def jgen_steps(cfg, n=20):
+  n = args.chunk
+
+  def jgen_steps(cfg):
     s = dtrain.init_state(model, cfg)
     for _ in range(n):
       s, loss, _ = dtrain.train_step(s, x, y, denoiser=den, schedule=schedule,
@@ -97,25 +127,37 @@ def main(argv=None):
     return loss
 
   opt = optax.adam(1e-3)
-  peer = peer_step_fn(graphdef, schedule, opt)
-  xb, yb = x[:args.batch], y[:args.batch]
 
-  def peer_steps(n=20):
-    p_, o_ = params, opt.init(params)
-    for i in range(n):
-      p_, o_, loss = peer(p_, o_, xb, yb, jax.random.key(i))
-    return loss
+  def peer_steps(step, xs, ys):
+    def run():
+      p_, o_ = params, opt.init(params)
+      for i in range(n):
+        p_, o_, loss = step(p_, o_, xs, ys, jax.random.key(i))
+      return loss
+    return run
 
+  fns = {"peer (draws its minibatch)":
+             peer_steps(peer_step_fn(graphdef, schedule, opt, args.batch), x, y),
+         "peer (fixed batch)": peer_steps(peer_step_fn(graphdef, schedule, opt),
+                                          x[:args.batch], y[:args.batch])}
+  fns.update({what: functools.partial(jgen_steps, cfg) for what, cfg in configs.items()})
+  med = {k: v / n for k, v in interleaved_medians(fns, args.repeats).items()}
   step_flops = 3 * fwd * args.batch
-  rows = []
-  for what, cfg in configs.items():  # interleaved with the peer: a loaded machine drifts
-    t_peer = best_time(peer_steps, repeats=3) / 20
-    t_jgen = best_time(lambda: jgen_steps(cfg), repeats=3) / 20
-    rows.append({"what": f"train step {what} (MLP {args.width}x{args.depth}, batch"
-                         f" {args.batch})",
-                 "jgen": f"{1 / t_jgen:.1f} steps/s", "peer": f"{1 / t_peer:.1f} steps/s",
-                 "jgen/peer speed": t_peer / t_jgen,
-                 "roofline": step_flops / t_jgen / roof})
+  same = med["peer (draws its minibatch)"]
+  plain_t = med["same work (no EMA, no clip)"]
+  rows = [{"what": f"peer {k[5:]}", "steps/s": 1 / med[k],
+           "jgen/peer speed": med[k] / plain_t, "roofline": step_flops / med[k] / roof}
+          for k in ("peer (draws its minibatch)", "peer (fixed batch)")]
+  for what in configs:
+    rows.append({"what": f"jgen train_step {what}", "steps/s": 1 / med[what],
+                 "vs peer (same work)": same / med[what],
+                 "cost vs jgen same work": med[what] / plain_t - 1.0,
+                 "roofline": step_flops / med[what] / roof})
+  print(f"train steps: MLP {args.width}x{args.depth}, batch {args.batch}; medians of"
+        f" {args.repeats} alternating repeats of {n} steps")
+  print(fmt_table(rows, ["what", "steps/s", "jgen/peer speed", "vs peer (same work)",
+                         "cost vs jgen same work", "roofline"]))
+  train_rows, rows = rows, []
   den, dparams = jgen.diffusion.nnx_denoiser(model)
   eps_fn = lambda z, g, c: den.apply(dparams, z, g, c)  # noqa: E731
   xs = x[:args.images]
@@ -145,8 +187,8 @@ def main(argv=None):
   print(fmt_table(rows, cols))
   os.makedirs(os.path.join("results", "benchmarks"), exist_ok=True)
   with open(os.path.join("results", "benchmarks", "diffusion_train.json"), "w") as f:
-    json.dump({"rows": rows, "roofline_flops": roof, "forward_flops": fwd,
-               "args": vars(args)}, f, indent=1)
+    json.dump({"train_rows": train_rows, "rows": rows, "roofline_flops": roof,
+               "forward_flops": fwd, "args": vars(args)}, f, indent=1)
 
 
 if __name__ == "__main__":

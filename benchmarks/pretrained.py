@@ -67,7 +67,7 @@ def speed_rows(batch=4, repeats=3):
   with tempfile.TemporaryDirectory() as tmp:
     model.save_pretrained(tmp)
     config, params = pt.load_dit(tmp)
-  apply, _ = pt.dit_denoiser(config)
+  apply = pt.dit_denoiser(config).apply
   rng = np.random.default_rng(0)
   z = rng.standard_normal((batch, 32, 32, 4)).astype(np.float32)
   y = np.arange(batch)

@@ -11,8 +11,10 @@ Workloads (float32), each scored with the class axis split over ``classes`` shar
 
 * QDA: ``class_sharded_log_likelihood`` with per-class precision factors ``[K, D, D]``
   (the largest per-class parameters); FLOPs ``2 N K D^2``.
-* Diffusion: ``sharded_class_errors`` for one example, ``num_t`` shared draws, exact
-  Gaussian-oracle denoiser; per class the ``[num_t, D]`` noisy inputs and predictions.
+* Diffusion: ``sharded_class_errors(key, denoiser, params, x, K, mesh, ...)`` for one
+  example, ``num_t`` shared draws, the exact Gaussian-oracle denoiser (its ``[K, D]``
+  parameters are traced data, replicated on every device); per class the
+  ``[num_t, D]`` noisy inputs and predictions.
 
 Columns, all per device (the maximum over devices; shards are equal up to padding):
 
@@ -46,7 +48,6 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
-import jgen  # noqa: E402
 from benchmarks import common  # noqa: E402
 import jgen  # noqa: E402
 from jgen import diffusion  # noqa: E402
@@ -116,25 +117,22 @@ def _diffusion_row(k, d, num_t, shards):
   rng = np.random.default_rng(1)
   means = rng.normal(size=(k, d)).astype(np.float32)
   variances = np.exp(0.3 * rng.normal(size=(k, d))).astype(np.float32)
-  eps_fn = diffusion.gaussian_oracle(means, variances)
-  x = means[3] + rng.normal(size=d).astype(np.float32)
+  den, params = diffusion.gaussian_oracle(means, variances)
+  x = jnp.asarray(means[3] + rng.normal(size=d).astype(np.float32))
   mesh = jgen.parallel.make_mesh(data=1, classes=shards)
   key = jax.random.key(0)
   schedule = diffusion.linear_schedule()
-  run = lambda: jgen.diffusion.sharded_class_errors(  # noqa: E731
-      key, eps_fn, x, k, mesh, num_t=num_t, schedule=schedule)
+  errors = lambda kk, p, xx: jgen.diffusion.sharded_class_errors(  # noqa: E731
+      kk, den, p, xx, k, mesh, num_t=num_t, schedule=schedule)
+  run = lambda: errors(key, params, x)  # noqa: E731
   before = _live()
   out = common.block(run())
   live = _growth(before)
   seconds = common.best_time(run, repeats=3)
-  from jgen.diffusion import sharded as sd
-  opts = (("num_t", num_t), ("schedule", schedule), ("timesteps", "stratified"),
-          ("weighting", "elbo"), ("loss", "l2"), ("chunk_size", None),
-          ("antithetic", False))
-  compiled = sd._errors_run.lower(key, jnp.asarray(x), jnp.arange(k, dtype=jnp.int32),
-                                  eps_fn=eps_fn, mesh=mesh, num_classes=k, num_real=k,
-                                  opts=opts).compile()
-  row = dict(workload="diffusion errors", shards=shards, params=float("nan"),
+  # The whole call as one program (the entry point's checks are trace-safe).
+  compiled = jax.jit(errors).lower(key, params, x).compile()
+  row = dict(workload="diffusion errors", shards=shards,
+             params=max(_per_device(jax.tree.leaves(params)).values()) / MIB,
              scores=max(_per_device([out]).values()) / MIB,
              temp=compiled.memory_analysis().temp_size_in_bytes / MIB, live=live,
              ms=1e3 * seconds, roofline=float("nan"))

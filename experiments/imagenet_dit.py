@@ -66,12 +66,12 @@ def list_images(folder: str, num_classes: int) -> list[tuple[str, int]]:
           if f.lower().endswith(EXTENSIONS)]
 
 
-def sharded_errors(apply, mesh: Mesh):
+def sharded_errors(den, mesh: Mesh):
   """``errors(params, x, noise, gammas, classes) -> [num_t, K]`` with K sharded."""
   n = mesh.devices.size
 
   def local(params, x, noise, gammas, classes):
-    return pt.class_eps_errors(apply, params, x, noise, gammas, classes)
+    return pt.class_eps_errors(den, params, x, noise, gammas, classes)
 
   fn = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(), P(),
                                                          P("classes")),
@@ -166,8 +166,8 @@ def check_shapes(args, dit_cfg, vae_cfg):
 
 def run(args, dit_cfg, dit_params, vae_cfg, vae_params, images):
   mesh = Mesh(np.asarray(jax.devices()), ("classes",))
-  apply, _ = pt.dit_denoiser(dit_cfg)
-  errors = sharded_errors(apply, mesh)
+  den = pt.dit_denoiser(dit_cfg)
+  errors = sharded_errors(den, mesh)
   schedule = pt.DDPMSchedule()
   shape = (dit_cfg.sample_size,) * 2 + (dit_cfg.in_channels,)
   k_ref, k_ada = jax.random.split(jax.random.key(args.seed))

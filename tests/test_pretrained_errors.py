@@ -94,10 +94,10 @@ def test_images_and_latents_of_wrong_shape():
   with pytest.raises(ValueError, match=r"multiples of 4.*\(18, 16, 3\)"):
     vae.encode(config, params, jnp.zeros((18, 16, 3), jnp.float32))
   dit_cfg, dit_params = load_dit(os.path.join(DATA, "dit_tiny"))
-  apply, _ = dit_denoiser(dit_cfg)
+  den = dit_denoiser(dit_cfg)
   with pytest.raises(ValueError, match=r"z must have shape \(8, 8, 4\)"):
-    apply(dit_params, jnp.zeros((4, 8, 8), jnp.float32), 0.0, 1)
+    den.apply(dit_params, jnp.zeros((4, 8, 8), jnp.float32), 0.0, 1)
   with pytest.raises(ValueError, match="noise must have shape"):
-    scoring.class_eps_errors(apply, dit_params, jnp.zeros((8, 8, 4), jnp.float32),
+    scoring.class_eps_errors(den, dit_params, jnp.zeros((8, 8, 4), jnp.float32),
                              jnp.zeros((2, 8, 8, 4), jnp.float32),
                              scoring.reference_gammas(250), jnp.arange(3))

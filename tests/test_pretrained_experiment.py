@@ -31,15 +31,15 @@ def test_sharded_errors_equal_single_device():
   cfg = pt.DiTConfig(num_attention_heads=2, attention_head_dim=8, num_layers=1,
                      sample_size=4, out_channels=8, num_embeds_ada_norm=5)
   params = pt.init_dit(jax.random.key(1), cfg)
-  apply, _ = pt.dit_denoiser(cfg)
+  den = pt.dit_denoiser(cfg)
   kx, ke = jax.random.split(jax.random.key(2))
   x = jax.random.normal(kx, (4, 4, 4), jnp.float32)
   eps = jax.random.normal(ke, (4, 4, 4), jnp.float32)
   gammas = pt.reference_gammas(500)
   mesh = Mesh(np.asarray(jax.devices()), ("classes",))
-  sharded = imagenet_dit.sharded_errors(apply, mesh)(params, x, eps, gammas,
+  sharded = imagenet_dit.sharded_errors(den, mesh)(params, x, eps, gammas,
                                                      np.arange(5))
-  single = pt.class_eps_errors(apply, params, x, eps, gammas, jnp.arange(5))
+  single = pt.class_eps_errors(den, params, x, eps, gammas, jnp.arange(5))
   assert sharded.shape == (2, 5)  # 5 classes padded to the 8 devices, then cut
   np.testing.assert_allclose(sharded, single, rtol=1e-6, atol=1e-7)
 

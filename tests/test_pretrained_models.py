@@ -35,8 +35,9 @@ def dit():
 
 def test_dit_full_output_matches_diffusers(ref, dit):
   config, params = dit
-  apply, kind = dit_denoiser(config)
-  assert kind == "eps"
+  den = dit_denoiser(config)
+  assert (den.parametrization, den.data_shape, den.num_classes) == ("eps", (8, 8, 4), 10)
+  apply = den.apply
   gammas = scoring.reference_gammas(1)  # every DDPM timestep 0..999
   for i in range(3):
     eps = jax.jit(apply)(params, jnp.asarray(ref["dit_z"][i]),
@@ -58,14 +59,47 @@ def test_dit_network_learned_sigma_half_matches(ref, dit):
 
 def test_class_errors_equal_reference_loop(ref, dit):
   config, params = dit
-  apply, _ = dit_denoiser(config)
+  den = dit_denoiser(config)
   gammas = scoring.reference_gammas(int(ref["ce_t_interval"]))
-  errors = scoring.class_eps_errors(apply, params, ref["ce_x"], ref["ce_eps"],
+  errors = scoring.class_eps_errors(den, params, ref["ce_x"], ref["ce_eps"],
                                     gammas, jnp.arange(10))
   np.testing.assert_allclose(errors, ref["ce_errors"], atol=1e-4, rtol=0)
-  means = scoring.class_mean_errors(apply, params, ref["ce_x"], ref["ce_eps"],
+  means = scoring.class_mean_errors(den, params, ref["ce_x"], ref["ce_eps"],
                                     gammas, jnp.arange(10))
   np.testing.assert_allclose(means, ref["ce_errors"].mean(0), atol=1e-4, rtol=0)
+
+
+def test_v2_class_errors_at_equal_reference(ref, dit):
+  """The DiT through jgen's generic estimator: ``class_errors_at`` at the reference's
+  timesteps with one shared noise and uniform weighting gives diffusers' numbers
+  (reference.npz ``ce_errors``, written by make_fixtures.py)."""
+  from jgen import diffusion
+  config, params = dit
+  den = dit_denoiser(config)
+  t = scoring.reference_times(int(ref["ce_t_interval"]))
+  eps = jnp.broadcast_to(jnp.asarray(ref["ce_eps"]), t.shape + ref["ce_eps"].shape)
+  errors = diffusion.class_errors_at(den, params, jnp.asarray(ref["ce_x"]), t, eps,
+                                     jnp.arange(10), schedule=scoring.DDPMSchedule(
+                                         ).schedule(), weighting="uniform")
+  assert errors.shape == (10, t.shape[0])  # [classes, timesteps]
+  np.testing.assert_allclose(errors.T, ref["ce_errors"], atol=1e-4, rtol=0)
+
+
+def test_v2_classify_runs_the_dit(ref, dit):
+  """``jgen.diffusion.classify`` with a DiT: ``full`` scores every class on the draws
+  of ``class_errors(key, ...)``, so its scores are minus their means and its label
+  their argmax."""
+  from jgen import diffusion
+  config, params = dit
+  den = dit_denoiser(config)
+  opts = dict(schedule=scoring.DDPMSchedule().schedule(), num_t=4,
+              weighting="uniform", timesteps="grid")
+  key, x = jax.random.key(3), jnp.asarray(ref["ce_x"])
+  res = diffusion.classify(key, den, params, x, 10, strategy="full", **opts)
+  errors = diffusion.class_errors(key, den, params, x, 10, **opts)
+  np.testing.assert_allclose(res.scores, -errors.mean(axis=1), rtol=1e-6, atol=1e-6)
+  assert int(res.label) == int(jnp.argmin(errors.mean(axis=1)))
+  assert int(res.num_evals) == 40
 
 
 def test_reference_grid_is_ddpm_closed_form():
@@ -90,13 +124,13 @@ def test_one_compile_for_many_parameter_sets():
 
   @functools.partial(jax.jit, static_argnums=0)
   @chex.assert_max_traces(n=1)
-  def errors(apply, params):
-    return scoring.class_eps_errors(apply, params, z, z, gammas, jnp.arange(3))
+  def errors(den, params):
+    return scoring.class_eps_errors(den, params, z, z, gammas, jnp.arange(3))
 
   outs = []
   for seed in range(3):
-    apply, _ = dit_denoiser(cfg)  # a fresh but equal denoiser each time
-    outs.append(errors(apply, init_dit(jax.random.key(seed), cfg)))
+    den = dit_denoiser(cfg)  # a fresh but equal denoiser each time
+    outs.append(errors(den, init_dit(jax.random.key(seed), cfg)))
   assert errors._cache_size() == 1
   assert not np.allclose(outs[0], outs[1])  # the weights really are data
 
@@ -112,7 +146,7 @@ def test_vae_posterior_matches_diffusers(ref):
 def test_bfloat16_close_to_float32(ref, dit):
   config, params16 = load_dit(DIT, jnp.bfloat16)
   assert {x.dtype for x in jax.tree_util.tree_leaves(params16)} == {jnp.dtype(jnp.bfloat16)}
-  apply, _ = dit_denoiser(config)
+  apply = dit_denoiser(config).apply
   g = scoring.reference_gammas(1)[417]
   eps16 = jax.jit(apply)(params16, jnp.asarray(ref["dit_z"][1]), g, 10)
   eps32 = ref["dit_out"][1][..., :4]  # diffusers, float32, t=417, y=10

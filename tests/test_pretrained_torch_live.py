@@ -27,8 +27,8 @@ def test_live_diffusers_comparison(tmp_path):
                  capture_output=True, timeout=300)
   ref = np.load(tmp_path / "reference.npz")
   config, params = pt.load_dit(str(tmp_path / "dit_tiny"))
-  apply, _ = pt.dit_denoiser(config)
-  errors = pt.class_eps_errors(apply, params, ref["ce_x"], ref["ce_eps"],
+  den = pt.dit_denoiser(config)
+  errors = pt.class_eps_errors(den, params, ref["ce_x"], ref["ce_eps"],
                                pt.reference_gammas(int(ref["ce_t_interval"])),
                                jnp.arange(10))
   np.testing.assert_allclose(errors, ref["ce_errors"], atol=1e-4, rtol=0)

@@ -30,8 +30,12 @@ from jax.typing import ArrayLike
 
 from jgen.diffusion import validate
 from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
-from jgen.diffusion.parametrizations import Denoiser, eps_prediction
-from jgen.diffusion.schedules import Schedule, alpha_sigma, gamma_prime
+# The single-draw loss and the draws live in losses.py; re-exported here because the
+# estimator and the strategies use them together with the class errors.
+from jgen.diffusion.losses import diffusion_term, draw, draw_timesteps, noisy
+from jgen.diffusion.losses import batch_eps_prediction, weighted_loss
+from jgen.diffusion.parametrizations import Denoiser
+from jgen.diffusion.schedules import Schedule
 
 __all__ = [
     "diffusion_term",
@@ -49,143 +53,6 @@ __all__ = [
 ]
 
 
-def _elementwise_loss(r: jax.Array, loss: str) -> jax.Array:
-  if loss == "l2":
-    return r * r
-  if loss == "l1":
-    return jnp.abs(r)
-  # Huber with delta = 1 (the reference implementation's smooth_l1 choice).
-  a = jnp.abs(r)
-  return jnp.where(a <= 1.0, 0.5 * r * r, a - 0.5)
-
-
-def noisy(x: jax.Array, t: jax.Array, eps: jax.Array, schedule: Schedule,
-          weighting="elbo"):
-  """Class-independent part of one draw: ``(z_t, gamma_t, weight)`` (weight scalar).
-
-  ``weighting="elbo"``: ``1/2 gamma'(t)`` (continuous) or ``1/2 T expm1(gamma_t -
-  gamma_s)``, ``s = t - 1/T`` (discrete); ``"uniform"``: ``1 / x.size``; a callable
-  ``w``: ``w(t) / x.size``.
-  """
-  t = jnp.asarray(t, x.dtype)
-  gamma_t = schedule.gamma(t)
-  alpha, sigma = alpha_sigma(gamma_t)
-  z = alpha * x + sigma * eps
-  if callable(weighting):
-    weight = weighting(t) / x.size
-  elif weighting == "uniform":
-    weight = jnp.asarray(1.0 / x.size, x.dtype)
-  elif schedule.num_steps is None:
-    weight = 0.5 * gamma_prime(schedule, t)
-  else:
-    num_steps = schedule.num_steps
-    gamma_s = schedule.gamma(t - 1.0 / num_steps)
-    weight = 0.5 * num_steps * jnp.expm1(gamma_t - gamma_s)
-  return z, gamma_t, weight
-
-
-def _weighted_loss(eps_hat, eps, weight, loss):
-  return weight * jnp.sum(_elementwise_loss(eps - eps_hat, loss))
-
-
-def diffusion_term(denoiser: Denoiser, params: Any, x: ArrayLike, y: ArrayLike,
-                   t: ArrayLike, eps: ArrayLike, *, schedule: Schedule,
-                   weighting="elbo", loss: str = "l2") -> jax.Array:
-  r"""Weighted denoising loss for one example, one class and one ``(t, eps)``.
-
-  ``weighting="elbo"``: ``1/2 gamma'(t) sum(loss(eps - eps_hat))`` (continuous) or
-  ``1/2 T expm1(gamma_t - gamma_s) sum(...)`` with ``s = t - 1/T`` (discrete); with
-  ``loss="l2"`` its mean over ``t ~ U``, ``eps ~ N`` is the diffusion part of
-  ``-ELBO``. ``"uniform"``: ``mean(loss(eps - eps_hat))`` (the Diffusion Classifier's
-  score). A callable ``w(t)``: ``w(t) * mean(loss(...))``.
-
-  Args:
-    denoiser: a :class:`~jgen.diffusion.Denoiser`.
-    params: its parameters (traced).
-    x: one example ``[*data_shape]``.
-    y: integer class label, scalar.
-    t: time in ``[0, 1]``, scalar (a grid point ``i / T``, ``i >= 1``, for a discrete
-      schedule).
-    eps: standard normal noise, ``x``'s shape.
-    schedule: the noise schedule.
-    weighting: ``"elbo"``, ``"uniform"`` or a callable ``t -> weight``.
-    loss: ``"l2"``, ``"l1"`` or ``"huber"``.
-
-  Returns:
-    Scalar loss, differentiable w.r.t. ``params``.
-
-  Example:
-    >>> import jax.numpy as jnp
-    >>> from jgen import diffusion
-    >>> den, params = diffusion.from_eps_fn(lambda z, g, y: jnp.zeros_like(z))
-    >>> float(diffusion.diffusion_term(den, params, jnp.zeros(2), 0, 0.5, jnp.ones(2),
-    ...       schedule=diffusion.linear_schedule(), weighting="uniform"))
-    1.0
-  """
-  x = jnp.asarray(x)
-  z, gamma_t, weight = noisy(x, t, eps, schedule, weighting)
-  eps_hat = eps_prediction(denoiser, params, z, gamma_t, y)
-  if eps_hat.shape != x.shape:
-    raise ValueError(f"the denoiser must return a prediction with x's shape"
-                     f" {tuple(x.shape)}, got {tuple(eps_hat.shape)}.")
-  return _weighted_loss(eps_hat, eps, weight, loss)
-
-
-def draw_timesteps(key: jax.Array, num_t: int, schedule: Schedule,
-                   timesteps: str = "stratified", dtype=jnp.float32) -> jax.Array:
-  """Times ``[num_t]``: ``stratified`` ``mod(u + i/n, 1)`` (VDM), ``grid`` ``(i + 1/2)/n``
-  (the paper's strided grid) or ``iid`` uniform. Discrete schedules round up onto
-  ``{1/T, ..., 1}``.
-
-  Example:
-    >>> import jax
-    >>> from jgen import diffusion
-    >>> diffusion.draw_timesteps(jax.random.key(0), 4, diffusion.linear_schedule(),
-    ...                          "grid").tolist()
-    [0.125, 0.375, 0.625, 0.875]
-  """
-  i = jnp.arange(num_t, dtype=dtype)
-  if timesteps == "stratified":
-    t = jnp.mod(jax.random.uniform(key, (), dtype) + i / num_t, 1.0)
-  elif timesteps == "grid":
-    t = (i + 0.5) / num_t
-  elif timesteps == "iid":
-    t = jax.random.uniform(key, (num_t,), dtype)
-  else:
-    raise ValueError(f"timesteps must be one of {validate.TIMESTEPS}, got"
-                     f" {timesteps!r}.")
-  if schedule.num_steps is not None:
-    num_steps = schedule.num_steps
-    t = jnp.clip(jnp.ceil(t * num_steps), 1, num_steps) / num_steps
-  return t.astype(dtype)
-
-
-def draw(key: jax.Array, num_t: int, x: jax.Array, schedule: Schedule,
-         timesteps: str = "stratified", antithetic: bool = False):
-  """The ``(t [num_t], eps [num_t, *x.shape])`` draws used by :func:`class_errors`.
-
-  With ``antithetic=True`` (``num_t`` even) the second half repeats the first half's
-  times with negated noise, ``(t, -eps)``: unbiased, and it cancels the part of the
-  error that is odd in ``eps`` (for a linear denoiser, all noise in class
-  differences except the time variation).
-
-  Example:
-    >>> import jax, jax.numpy as jnp
-    >>> from jgen import diffusion
-    >>> t, eps = diffusion.draw(jax.random.key(0), 4, jnp.zeros(3),
-    ...                         diffusion.linear_schedule(), antithetic=True)
-    >>> t.shape, eps.shape, bool((eps[:2] == -eps[2:]).all())
-    ((4,), (4, 3), True)
-  """
-  t_key, eps_key = jax.random.split(key)
-  n = num_t // 2 if antithetic else num_t
-  t = draw_timesteps(t_key, n, schedule, timesteps, x.dtype)
-  eps = jax.random.normal(eps_key, (n,) + x.shape, x.dtype)
-  if antithetic:
-    t, eps = jnp.concatenate([t, t]), jnp.concatenate([eps, -eps])
-  return t, eps
-
-
 def class_errors_at(denoiser: Denoiser, params: Any, x: jax.Array, t: jax.Array,
                     eps: jax.Array, classes: jax.Array, *, schedule: Schedule,
                     weighting="elbo", loss: str = "l2", chunk_size: int | None = None,
@@ -195,7 +62,8 @@ def class_errors_at(denoiser: Denoiser, params: Any, x: jax.Array, t: jax.Array,
 
   The class-independent work (``z_t``, ``gamma_t``, weights) is done once per draw;
   the denoiser then runs on the ``C * num_t`` (class, draw) pairs, ``chunk_size`` pairs
-  per vectorised call (``lax.map``). ``chunk_size=None`` picks it from the shapes so
+  per call (``lax.map`` over chunks; each chunk one batched call,
+  :func:`~jgen.diffusion.losses.batch_eps_prediction`). ``chunk_size=None`` picks it from the shapes so
   one call's largest activation fits ``cache_bytes`` (:mod:`jgen.diffusion.chunking`).
 
   Example:
@@ -215,20 +83,21 @@ def class_errors_at(denoiser: Denoiser, params: Any, x: jax.Array, t: jax.Array,
   if chunk_size is None:
     chunk_size = pairs_per_call(denoiser, params, x.shape, x.dtype, total, cache_bytes)
 
-  def pair(y, zi, gi, ei, wi):
-    return _weighted_loss(eps_prediction(denoiser, params, zi, gi, y), ei, wi, loss)
-
-  if chunk_size >= total:
-    per_class = lambda y: jax.vmap(pair, in_axes=(None, 0, 0, 0, 0))(  # noqa: E731
-        y, z, gamma_t, eps, weight)
-    return jax.vmap(per_class)(classes)
-
-  def one(p):
+  def losses(p):  # pair indices [m] -> losses [m]: one batched denoiser call
     c, j = p // num_t, p % num_t
-    return pair(classes[c], z[j], gamma_t[j], eps[j], weight[j])
+    eps_hat = batch_eps_prediction(denoiser, params, z[j], gamma_t[j], classes[c])
+    return jax.vmap(lambda e, ei, wi: weighted_loss(e, ei, wi, loss))(
+        eps_hat, eps[j], weight[j])
 
   pairs = jnp.arange(total, dtype=jnp.int32)
-  return jax.lax.map(one, pairs, batch_size=chunk_size).reshape(num_c, num_t)
+  if chunk_size >= total:
+    return losses(pairs).reshape(num_c, num_t)
+  n_full = total // chunk_size
+  out = jax.lax.map(losses, pairs[:n_full * chunk_size].reshape(n_full, chunk_size))
+  out = out.reshape(-1)
+  if total > n_full * chunk_size:
+    out = jnp.concatenate([out, losses(pairs[n_full * chunk_size:])])
+  return out.reshape(num_c, num_t)
 
 
 def class_errors(key: jax.Array, denoiser: Denoiser, params: Any, x: ArrayLike,

@@ -25,28 +25,28 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import time
-import warnings
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from flax import nnx
 
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jgen.core import checks as _checks
 from jgen.parallel import mesh as _mesh
-from jgen.parallel.checkpoint import CheckpointError
-from jgen.diffusion import validate
-from jgen.diffusion.elbo import diffusion_term, draw_timesteps
-from jgen.diffusion.nets import denoiser_config, drop_labels
+from jgen.diffusion import runs
+from jgen.diffusion.losses import (batch_eps_prediction, draw_timesteps, noisy,
+                                   weighted_loss)
+from jgen.diffusion.nets import drop_labels
 from jgen.diffusion.parametrizations import Denoiser, nnx_denoiser
 from jgen.diffusion.schedules import Schedule
+# Configuration, state and optimiser live in train_config.py; re-exported here.
+from jgen.diffusion.train_config import (NonFiniteLossError, TrainConfig, TrainResult,
+                                         TrainState, init_state, make_optimizer)
 
 __all__ = [
     "TrainConfig",
@@ -61,143 +61,28 @@ __all__ = [
 ]
 
 
-class _TrainConfigFields(NamedTuple):
-  """Static training configuration (hashable; part of the jitted step's key).
-
-  Checked on construction (:class:`TrainConfig`): unknown ``weighting``/``loss``
-  and non-positive counts raise ``ValueError`` naming the field.
-
-  Attributes:
-    num_steps: total optimiser steps.
-    batch_size: examples per step (drawn with replacement from the PRNG key).
-    learning_rate: peak AdamW learning rate.
-    warmup_steps: linear warm-up length.
-    end_lr_ratio: final / peak learning rate of the cosine decay.
-    weight_decay: AdamW decoupled weight decay.
-    grad_clip: global-norm clipping threshold; ``None``: no clipping.
-    ema_decay: EMA decay (ramped as ``min(decay, (1 + s) / (10 + s))``); ``None``:
-      no EMA (``TrainState.ema`` is then the parameters themselves).
-    weighting: ``"elbo"`` or ``"uniform"`` (see ``diffusion_term``).
-    loss: ``"l2"``, ``"l1"`` or ``"huber"``.
-    label_dropout: probability of replacing a label by the null class (needs a
-      module built with ``null_class=True``).
-    seed: PRNG seed of the run (minibatches, times, noise, dropout).
-    checkpoint_every: save every this many steps (with a ``workdir``).
-    keep: number of checkpoints kept.
-    log_every: JSON-lines metrics interval.
-  """
-  num_steps: int = 2000
-  batch_size: int = 128
-  learning_rate: float = 2e-3
-  warmup_steps: int = 100
-  end_lr_ratio: float = 0.01
-  weight_decay: float = 1e-4
-  grad_clip: float | None = 1.0
-  ema_decay: float | None = 0.999
-  weighting: str = "uniform"
-  loss: str = "l2"
-  label_dropout: float = 0.0
-  seed: int = 0
-  checkpoint_every: int = 500
-  keep: int = 3
-  log_every: int = 50
-
-
-class TrainConfig(_TrainConfigFields):
-  __doc__ = _TrainConfigFields.__doc__
-  __slots__ = ()
-
-  def __new__(cls, *args, **kwargs):
-    self = super().__new__(cls, *args, **kwargs)
-    _check_config(self)
-    return self
-
-  def _replace(self, **kwargs):
-    return type(self)(**{**self._asdict(), **kwargs})
-
-
-def _check_config(c) -> None:
-  validate.check_options(c.weighting, c.loss)
-  for name in ("num_steps", "batch_size", "checkpoint_every", "keep", "log_every"):
-    validate.check_static_int(getattr(c, name), f"TrainConfig.{name}")
-  validate.check_static_int(c.warmup_steps, "TrainConfig.warmup_steps", 0)
-  if not 0.0 <= c.label_dropout <= 1.0:
-    raise ValueError(f"TrainConfig.label_dropout must lie in [0, 1], got"
-                     f" {c.label_dropout}.")
-  if c.ema_decay is not None and not 0.0 <= c.ema_decay < 1.0:
-    raise ValueError(f"TrainConfig.ema_decay must lie in [0, 1) or be None, got"
-                     f" {c.ema_decay}.")
-  if c.grad_clip is not None and not c.grad_clip > 0:
-    raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {c.grad_clip}.")
-
-
-class TrainState(NamedTuple):
-  """Everything a step depends on (a pytree; checkpointed whole).
-
-  Attributes:
-    params: model parameters (nested dict, ``nnx.State.to_pure_dict`` form).
-    ema: EMA of ``params``.
-    opt_state: optax state.
-    step: int32 scalar, optimiser steps taken.
-    key: ``uint32[2]`` raw PRNG key data (orbax stores plain arrays).
-  """
-  params: Any
-  ema: Any
-  opt_state: Any
-  step: jax.Array
-  key: jax.Array
-
-
-class TrainResult(NamedTuple):
-  """What :func:`train` returns: the trained module, its EMA copy, the final state,
-  ``resumed_from`` (checkpoint step, or ``None``) and ``last_loss``."""
-  model: nnx.Module
-  ema_model: nnx.Module
-  state: TrainState
-  resumed_from: int | None
-  last_loss: float
-
-
-class NonFiniteLossError(FloatingPointError):
-  """The loss or gradient became NaN/Inf; ``step`` is the failing step (1-based)."""
-
-  def __init__(self, msg: str, step: int):
-    super().__init__(msg)
-    self.step = step
-
-
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-  """Global-norm clipping (unless ``grad_clip=None``), then AdamW with warm-up +
-  cosine decay."""
-  lr = optax.warmup_cosine_decay_schedule(
-      0.0, config.learning_rate, max(config.warmup_steps, 1),
-      max(config.num_steps, config.warmup_steps + 1),
-      end_value=config.learning_rate * config.end_lr_ratio)
-  adamw = optax.adamw(lr, weight_decay=config.weight_decay)
-  if config.grad_clip is None:
-    return adamw
-  return optax.chain(optax.clip_by_global_norm(config.grad_clip), adamw)
-
-
-def init_state(model: nnx.Module, config: TrainConfig) -> TrainState:
-  """Fresh :class:`TrainState` for ``model`` (EMA starts at the parameters)."""
-  params = nnx.to_pure_dict(nnx.split(model)[1])
-  return TrainState(params, params,  # arrays are immutable: sharing is safe
-                    make_optimizer(config).init(params), jnp.zeros((), jnp.int32),
-                    jax.random.key_data(jax.random.key(config.seed)))
-
-
 def loss_fn(params, denoiser: Denoiser, x, y, key, *, schedule: Schedule,
             config: TrainConfig, num_classes: int) -> jax.Array:
-  """Mean weighted ε-prediction loss over a minibatch ``x [B, ...]``, ``y [B]``."""
+  """Mean weighted ε-prediction loss over a minibatch ``x [B, ...]``, ``y [B]``.
+
+  Per example it is :func:`~jgen.diffusion.diffusion_term` at stratified times
+  ``t_i = mod(u + i/B, 1)`` and fresh noise; the denoiser runs on the whole
+  minibatch (:func:`~jgen.diffusion.losses.batch_eps_prediction`).
+  """
   t_key, eps_key, drop_key = jax.random.split(key, 3)
   t = draw_timesteps(t_key, x.shape[0], schedule, "stratified", x.dtype)
   eps = jax.random.normal(eps_key, x.shape, x.dtype)
   if config.label_dropout > 0:
     y = drop_labels(drop_key, y, num_classes, config.label_dropout)
-  term = functools.partial(diffusion_term, denoiser, params, schedule=schedule,
-                           weighting=config.weighting, loss=config.loss)
-  return jnp.mean(jax.vmap(term)(x, y, t, eps))
+  noise = functools.partial(noisy, schedule=schedule, weighting=config.weighting)
+  z, gamma_t, weight = jax.vmap(noise)(x, t, eps)
+  eps_hat = batch_eps_prediction(denoiser, params, z, gamma_t, y)
+  if eps_hat.shape != x.shape:
+    raise ValueError(f"the denoiser must return a prediction with x's shape"
+                     f" {tuple(x.shape[1:])} per example, got"
+                     f" {tuple(eps_hat.shape[1:])}.")
+  term = functools.partial(weighted_loss, loss=config.loss)
+  return jnp.mean(jax.vmap(term)(eps_hat, eps, weight))
 
 
 @functools.partial(jax.jit, static_argnames=("denoiser", "schedule", "config",
@@ -280,63 +165,6 @@ def train_step(state: TrainState, x_all: jax.Array, y_all: jax.Array, *,
                schedule=schedule, config=config, num_classes=num_classes, mesh=mesh)
 
 
-def _run_record(model: nnx.Module, config: TrainConfig, schedule_spec) -> dict:
-  cfg = config._asdict()
-  for k in ("num_steps", "log_every"):  # may change between resumes
-    cfg.pop(k)
-  return {"denoiser": denoiser_config(model), "train": cfg, "schedule": schedule_spec}
-
-
-def _check_run(workdir: str, record: dict) -> None:
-  """The run in ``workdir`` must have the same model/config (named mismatches)."""
-  path = os.path.join(workdir, "run.json")
-  if os.path.isfile(path):
-    with open(path) as f:
-      saved = json.load(f)
-    bad = [f"{part}.{k}: saved {saved.get(part, {}).get(k)!r}, now {v!r}"
-           for part in ("denoiser", "train") for k, v in record[part].items()
-           if saved.get(part, {}).get(k) != v]
-    if saved.get("schedule") != record["schedule"]:
-      bad.append(f"schedule: saved {saved.get('schedule')!r}, now"
-                 f" {record['schedule']!r}")
-    if bad:
-      raise CheckpointError(f"{workdir} holds a run with a different model or config;"
-                            " use a new workdir or the same settings:\n  "
-                            + "\n  ".join(bad))
-  else:
-    with open(path, "w") as f:
-      json.dump(record, f, indent=1, sort_keys=True)
-
-
-def _restore_latest(mngr: ocp.CheckpointManager, abstract: TrainState, workdir: str):
-  """Newest readable checkpoint, moving unreadable ones aside; ``(state, step)``."""
-  failures = []
-  for step in sorted(mngr.all_steps(), reverse=True):
-    try:
-      return mngr.restore(step, args=ocp.args.StandardRestore(abstract)), step
-    except Exception as e:  # orbax raises many types for truncated/missing files
-      failures.append(f"step {step}: {type(e).__name__}: {str(e)[:200]}")
-      bad_dir = os.path.join(workdir, "checkpoints", str(step))
-      aside = os.path.join(workdir, "corrupt", f"{step}-{time.time_ns()}")
-      os.makedirs(os.path.dirname(aside), exist_ok=True)
-      if os.path.isdir(bad_dir):
-        shutil.move(bad_dir, aside)
-      warnings.warn(f"checkpoint at step {step} in {workdir} is unreadable and was"
-                    f" moved to {aside} ({failures[-1]}); trying the previous step.")
-      mngr.reload()
-  if failures:
-    warnings.warn(f"no readable checkpoint in {workdir}; starting from step 0."
-                  " Failures:\n  " + "\n  ".join(failures))
-  return None, None
-
-
-def _progress(enabled: bool, total: int, initial: int):
-  if not enabled:
-    return None
-  from tqdm.auto import tqdm  # optional dependency (experiments extra)
-  return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
-
-
 def train(model: nnx.Module, x: Any, y: Any, *, schedule: Schedule,
           config: TrainConfig = TrainConfig(), workdir: str | os.PathLike | None = None,
           schedule_spec: dict | None = None, progress: bool = True,
@@ -381,16 +209,10 @@ def train(model: nnx.Module, x: Any, y: Any, *, schedule: Schedule,
   state, resumed_from, mngr, log = init_state(model, config), None, None, None
   if workdir is not None:
     workdir = os.path.abspath(os.fspath(workdir))
-    os.makedirs(workdir, exist_ok=True)
-    _check_run(workdir, _run_record(model, config, schedule_spec))
-    mngr = ocp.CheckpointManager(
-        os.path.join(workdir, "checkpoints"),
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=config.keep, enable_async_checkpointing=False))
-    restored, resumed_from = _restore_latest(
-        mngr, jax.tree.map(ocp.utils.to_shape_dtype_struct, state), workdir)
+    mngr, log = runs.open_run(workdir, runs.run_record(model, config, schedule_spec),
+                              config.keep)
+    restored, resumed_from = runs.restore_latest(mngr, state, workdir)
     state = restored if restored is not None else state
-    log = open(os.path.join(workdir, "metrics.jsonl"), "a")
   try:
     return _loop(state, x, y, denoiser, schedule, config, model.num_classes, mngr,
                  log, progress, callback, resumed_from, workdir, sample_weight)
@@ -404,7 +226,7 @@ def train(model: nnx.Module, x: Any, y: Any, *, schedule: Schedule,
 def _loop(state, x, y, denoiser, schedule, config, num_classes, mngr, log, progress,
           callback, resumed_from, workdir, sample_weight) -> TrainResult:
   start = int(state.step)
-  bar = _progress(progress, config.num_steps, start)
+  bar = runs.progress_bar(progress, config.num_steps, start)
   step_fn = functools.partial(train_step, denoiser=denoiser, schedule=schedule,
                               config=config, num_classes=num_classes,
                               sample_weight=sample_weight)
@@ -421,7 +243,7 @@ def _loop(state, x, y, denoiser, schedule, config, num_classes, mngr, log, progr
     window.append(loss_f)
     if mngr is not None and (step % config.checkpoint_every == 0
                              or step == config.num_steps):
-      mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+      runs.save(mngr, step, state)
     if callback is not None:
       callback(step, state)
     if step % config.log_every == 0 or step == config.num_steps:

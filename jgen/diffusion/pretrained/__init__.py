@@ -16,6 +16,7 @@ from jgen.diffusion.pretrained.dit import dit_config
 from jgen.diffusion.pretrained.scoring import class_eps_errors
 from jgen.diffusion.pretrained.scoring import class_mean_errors
 from jgen.diffusion.pretrained.scoring import reference_gammas
+from jgen.diffusion.pretrained.scoring import reference_times
 from jgen.diffusion.pretrained.scoring import reference_timesteps
 from jgen.diffusion.pretrained.vae import VAEConfig
 from jgen.diffusion.pretrained.vae import VAEEncoder
@@ -42,6 +43,7 @@ __all__ = (
     "load_dit",
     "load_vae_encoder",
     "reference_gammas",
+    "reference_times",
     "reference_timesteps",
     "vae_config",
 )

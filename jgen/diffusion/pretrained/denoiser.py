@@ -1,6 +1,6 @@
-"""Loading a DiT checkpoint and exposing it as a v2 denoiser ``apply(params, z, gamma, y)``.
+"""Loading a DiT checkpoint and exposing it as a :class:`jgen.diffusion.Denoiser`.
 
-The denoiser is a frozen dataclass (hashable, equal by configuration), so two denoisers
+Its ``apply`` is a frozen dataclass (hashable, equal by configuration), so two denoisers
 of one architecture are interchangeable static arguments of ``jax.jit`` and every
 parameter pytree of that architecture (checkpoints, dtypes aside) shares one compiled
 program: ``params`` is always traced data.
@@ -19,6 +19,7 @@ from flax import nnx
 from jgen.diffusion.pretrained.dit import DiT, DiTConfig, dit_config
 from jgen.diffusion.pretrained.loading import fill_state, random_state, read_config
 from jgen.diffusion.pretrained.loading import read_tensors
+from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule, ddpm_schedule, ddpm_timestep
 
 __all__ = ["DDPMSchedule", "DiTDenoiser", "dit_denoiser", "load_dit", "init_dit",
@@ -81,25 +82,36 @@ class DiTDenoiser:
 
 
 def dit_denoiser(config: DiTConfig, schedule: DDPMSchedule = DDPMSchedule()
-                 ) -> tuple[DiTDenoiser, str]:
-  """The DiT as a v2 denoiser and its parametrization.
+                 ) -> Denoiser:
+  """The DiT as a :class:`jgen.diffusion.Denoiser` (ε-parametrization).
+
+  Every jgen diffusion entry point takes it with the DiT's parameters as traced data,
+  e.g. ``jgen.diffusion.classify(key, den, params, latent, 1000, ...)`` or
+  :func:`jgen.diffusion.class_errors_at` on :func:`reference_times`.
 
   Args:
     config: the architecture, e.g. from :func:`load_dit`.
     schedule: the DDPM schedule it was trained with (DiT's default).
 
   Returns:
-    ``(apply, "eps")``: ``apply(params, z[H, W, C], gamma, y) -> eps_hat[H, W, C]``.
+    ``Denoiser(apply, "eps", (H, W, C), num_classes)`` with ``apply(params, z[H, W, C],
+    gamma, y) -> eps_hat[H, W, C]``, ``H = W = config.sample_size``, ``C =
+    config.in_channels`` and ``num_classes = config.num_embeds_ada_norm`` (the label
+    ``num_classes`` is the null class of classifier-free guidance).
 
   Example:
     >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, num_layers=1,
     ...                 sample_size=4, out_channels=8, num_embeds_ada_norm=3)
-    >>> apply, kind = dit_denoiser(cfg)
+    >>> den = dit_denoiser(cfg)
+    >>> den.parametrization, den.data_shape, den.num_classes
+    ('eps', (4, 4, 4), 3)
     >>> params = init_dit(jax.random.key(0), cfg)
-    >>> apply(params, jnp.zeros((4, 4, 4), jnp.float32), 0.0, 1).shape
+    >>> den.apply(params, jnp.zeros((4, 4, 4), jnp.float32), 0.0, 1).shape
     (4, 4, 4)
   """
-  return DiTDenoiser(config, schedule), "eps"
+  shape = (config.sample_size, config.sample_size, config.in_channels)
+  return Denoiser(DiTDenoiser(config, schedule), "eps", shape,
+                  config.num_embeds_ada_norm)
 
 
 def load_dit(folder: str, dtype=jnp.float32) -> tuple[DiTConfig, nnx.State]:

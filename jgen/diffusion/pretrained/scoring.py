@@ -20,11 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jgen.diffusion.parametrizations import Denoiser, eps_prediction
 from jgen.diffusion.pretrained.denoiser import DDPMSchedule
 from jgen.diffusion.schedules import grid
 
-__all__ = ["reference_timesteps", "reference_gammas", "class_eps_errors",
-           "class_mean_errors"]
+__all__ = ["reference_timesteps", "reference_gammas", "reference_times",
+           "class_eps_errors", "class_mean_errors"]
 
 
 def reference_timesteps(t_interval: int = 5, schedule: DDPMSchedule = DDPMSchedule()
@@ -69,15 +70,35 @@ def reference_gammas(t_interval: int = 5, schedule: DDPMSchedule = DDPMSchedule(
   return table[reference_timesteps(t_interval, schedule)]
 
 
+def reference_times(t_interval: int = 5, schedule: DDPMSchedule = DDPMSchedule()
+                    ) -> jax.Array:
+  """The reference's timesteps as jgen times ``t = j / (T - 1)`` on
+  ``schedule.schedule()``, float32, for :func:`jgen.diffusion.class_errors_at`.
+
+  ``schedule.schedule().gamma(t)`` is then bitwise the table entry
+  :func:`reference_gammas` returns (the same float32 division), so
+  ``class_errors_at(den, params, x, t, eps, classes, schedule=...,
+  weighting="uniform")`` gives the reference's errors ``[K, num_t]``.
+
+  Example:
+    >>> t = reference_times(250)
+    >>> bool((DDPMSchedule().schedule().gamma(t) == reference_gammas(250)).all())
+    True
+  """
+  steps = reference_timesteps(t_interval, schedule)
+  return jnp.asarray(steps, jnp.float32) / (schedule.num_train_timesteps - 1)
+
+
 @functools.partial(jax.jit, static_argnums=0)
-def class_eps_errors(apply_fn: Callable, params, x: ArrayLike, noise: ArrayLike,
+def class_eps_errors(apply_fn: Denoiser | Callable, params, x: ArrayLike, noise: ArrayLike,
                      gammas: ArrayLike, classes: ArrayLike) -> jax.Array:
   """Mean squared ε-errors of every class at every gamma, with shared noise.
 
   Classes are vmapped; timesteps run in sequence (``lax.map``) to bound memory.
 
   Args:
-    apply_fn: a hashable denoiser ``apply(params, z, gamma, y) -> eps_hat`` (static).
+    apply_fn: a :class:`~jgen.diffusion.Denoiser` (e.g. :func:`dit_denoiser`) or a
+      hashable ``apply(params, z, gamma, y) -> eps_hat`` (static).
     params: its parameter pytree (traced: new weights never recompile).
     x: the clean latent ``[*shape]``.
     noise: ``eps`` of shape ``[*shape]`` shared by all timesteps (the reference's
@@ -92,9 +113,9 @@ def class_eps_errors(apply_fn: Callable, params, x: ArrayLike, noise: ArrayLike,
     >>> from jgen.diffusion.pretrained import DiTConfig, dit_denoiser, init_dit
     >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, num_layers=1,
     ...                 sample_size=4, out_channels=8, num_embeds_ada_norm=3)
-    >>> apply, _ = dit_denoiser(cfg)
+    >>> den = dit_denoiser(cfg)
     >>> x = jnp.zeros((4, 4, 4), jnp.float32)
-    >>> class_eps_errors(apply, init_dit(jax.random.key(0), cfg), x, x,
+    >>> class_eps_errors(den, init_dit(jax.random.key(0), cfg), x, x,
     ...                  reference_gammas(250), jnp.arange(3)).shape
     (4, 3)
   """
@@ -111,13 +132,17 @@ def class_eps_errors(apply_fn: Callable, params, x: ArrayLike, noise: ArrayLike,
     gamma, eps = args
     z = jnp.sqrt(jax.nn.sigmoid(-gamma)) * x + jnp.sqrt(jax.nn.sigmoid(gamma)) * eps
     def err(y):
-      return jnp.mean(jnp.square(eps - apply_fn(params, z, gamma, y)))
+      if isinstance(apply_fn, Denoiser):
+        eps_hat = eps_prediction(apply_fn, params, z, gamma, y)
+      else:
+        eps_hat = apply_fn(params, z, gamma, y)
+      return jnp.mean(jnp.square(eps - eps_hat))
     return jax.vmap(err)(jnp.asarray(classes, jnp.int32))
 
   return jax.lax.map(at, (gammas, noise))
 
 
-def class_mean_errors(apply_fn: Callable, params, x: ArrayLike, noise: ArrayLike,
+def class_mean_errors(apply_fn: Denoiser | Callable, params, x: ArrayLike, noise: ArrayLike,
                       gammas: ArrayLike, classes: ArrayLike) -> jax.Array:
   """The reference's class scores: :func:`class_eps_errors` averaged over timesteps.
 
@@ -126,7 +151,7 @@ def class_mean_errors(apply_fn: Callable, params, x: ArrayLike, noise: ArrayLike
     ``-error``).
 
   Example:
-    >>> # scores = class_mean_errors(apply, params, x, eps, reference_gammas(), ks)
+    >>> # scores = class_mean_errors(den, params, x, eps, reference_gammas(), ks)
   """
   return jnp.mean(class_eps_errors(apply_fn, params, x, noise, gammas, classes),
                   axis=0)
