@@ -34,18 +34,27 @@ def _activation_bytes(denoiser, params_struct, shape, dtype) -> int:
       denoiser, p, zz, jnp.zeros((), dtype), jnp.zeros((), jnp.int32)))(params, z)
   biggest = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
-  def visit(jpr):
+  # Only intermediates that depend on z grow with the number of pairs per call;
+  # work on the parameters alone (e.g. an oracle's [K, D] class table) is shared by
+  # every pair and must not shrink the chunks.
+  def size(v) -> int:
+    aval = getattr(v, "aval", None)
+    if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+      return int(np.prod(aval.shape, dtype=np.int64)) * aval.dtype.itemsize
+    return 0
+
+  def visit(jpr, live: set) -> None:
     nonlocal biggest
     for eqn in jpr.eqns:
+      if not any(not isinstance(v, jax_core.Literal) and v in live for v in eqn.invars):
+        continue
       for v in eqn.outvars:
-        aval = getattr(v, "aval", None)
-        if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-          size = int(np.prod(aval.shape, dtype=np.int64)) * aval.dtype.itemsize
-          biggest = max(biggest, size)
+        live.add(v)
+        biggest = max(biggest, size(v))
       for sub in jax_core.jaxprs_in_params(eqn.params):
-        visit(sub)
+        visit(sub, set(sub.invars))   # conservative: every input of a sub-call
 
-  visit(jaxpr.jaxpr)
+  visit(jaxpr.jaxpr, {jaxpr.jaxpr.invars[-1]})
   return biggest
 
 
