@@ -79,3 +79,45 @@ def test_doc_block(page, index, code, line, monkeypatch):
   except BaseException:
     _FAILED[page] = index
     raise
+
+
+# --------------------------------------------------------------------- API reference
+
+API_PACKAGES = ["jgen", "jgen.core", "jgen.parallel", "jgen.gaussian", "jgen.logistic",
+                "jgen.diffusion", "jgen.simulate", "jgen.bounds", "jgen.datasets",
+                "jgen.checkpoint", "jgen.sklearn", "jgen.io"]
+
+
+def _public_names():
+  """(package, name, object) for every name in each package's ``__all__``."""
+  import importlib
+  out = []
+  for pkg in API_PACKAGES:
+    mod = importlib.import_module(pkg)
+    out += [(pkg, name, getattr(mod, name)) for name in mod.__all__]
+  return out
+
+
+def test_every_public_name_is_in_the_api_reference():
+  import types
+  text = "\n".join(p.read_text() for p in (ROOT / "docs" / "api").glob("*.md"))
+  missing = [f"{pkg}.{name}" for pkg, name, obj in _public_names()
+             if not isinstance(obj, types.ModuleType)
+             and f"::: {pkg}.{name}\n" not in text + "\n"]
+  assert not missing, "public names missing from docs/api/*.md:\n" + "\n".join(missing)
+
+
+def _needs_example(obj) -> bool:
+  """Functions and classes need an example; modules and constants do not."""
+  import inspect
+  return inspect.isfunction(obj) or inspect.isclass(obj)
+
+
+@pytest.mark.xfail(reason="127 public names still lack an Example section (listed by"
+                   " the assertion); to be written, then this mark removed",
+                   strict=True)
+def test_every_public_function_and_class_has_an_example():
+  missing = sorted({f"{pkg}.{name}" for pkg, name, obj in _public_names()
+                    if _needs_example(obj) and "Example" not in (obj.__doc__ or "")})
+  assert not missing, (f"{len(missing)} public names without an Example section in"
+                       " their docstring:\n" + "\n".join(missing))
