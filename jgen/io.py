@@ -133,8 +133,9 @@ def save(path: str | os.PathLike, model, params: Any) -> None:
     params: what ``model.fit`` returned (or params of the same type).
 
   Raises:
-    TypeError: ``params`` of another family. ValueError: a family or a diffusion
-    denoiser/schedule that cannot be rebuilt from a description.
+    TypeError: ``params`` of another family.
+    ValueError: a family, denoiser or schedule that cannot be rebuilt from a
+      description.
 
   Example:
     >>> import tempfile, jax.numpy as jnp, jgen

@@ -72,9 +72,14 @@ class LinearDiscriminantAnalysis(_GaussianDA):
     store_covariance: keep ``covariance_`` (the shared covariance ``[D, D]``).
 
   Attributes:
-    classes_, means_ ``[K, D]``, priors_ ``[K]``, coef_ ``[K, D]`` (``[1, D]`` for two
-    classes), intercept_ ``[K]`` (``[1]``), covariance_, n_features_in_, params_ (the
-    jgen :class:`~jgen.gaussian.LDAParams`).
+    classes_: the labels ``[K]``, sorted.
+    means_: class means ``[K, D]``.
+    priors_: class priors ``[K]``.
+    coef_: ``[K, D]`` (``[1, D]`` for two classes).
+    intercept_: ``[K]`` (``[1]`` for two classes).
+    covariance_: the shared covariance ``[D, D]`` (with ``store_covariance``).
+    n_features_in_: ``D``.
+    params_: the jgen :class:`~jgen.gaussian.LDAParams`.
 
   Example:
     >>> import numpy as np
@@ -128,8 +133,12 @@ class QuadraticDiscriminantAnalysis(_GaussianDA):
     store_covariance: keep ``covariance_`` ``[K, D, D]``.
 
   Attributes:
-    classes_, means_ ``[K, D]``, priors_ ``[K]``, covariance_, n_features_in_, params_
-    (the jgen :class:`~jgen.gaussian.QDAParams`).
+    classes_: the labels ``[K]``, sorted.
+    means_: class means ``[K, D]``.
+    priors_: class priors ``[K]``.
+    covariance_: class covariances ``[K, D, D]`` (with ``store_covariance``).
+    n_features_in_: ``D``.
+    params_: the jgen :class:`~jgen.gaussian.QDAParams`.
 
   Example:
     >>> import numpy as np

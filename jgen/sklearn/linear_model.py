@@ -35,9 +35,12 @@ class LogisticRegression(JgenClassifier):
       ``ConvergenceWarning``.
 
   Attributes:
-    classes_, coef_ ``[K, D]`` (``[1, D]`` for two classes), intercept_ ``[K]``
-    (``[1]``), n_iter_ ``[1]``, n_features_in_, params_ (the jgen
-    :class:`~jgen.logistic.LogisticParams`).
+    classes_: the labels ``[K]``, sorted.
+    coef_: ``[K, D]`` (``[1, D]`` for two classes).
+    intercept_: ``[K]`` (``[1]`` for two classes).
+    n_iter_: L-BFGS iterations ``[1]``.
+    n_features_in_: ``D``.
+    params_: the jgen :class:`~jgen.logistic.LogisticParams`.
 
   Example:
     >>> import numpy as np

@@ -53,9 +53,13 @@ class GaussianNB(JgenClassifier):
     var_smoothing: fraction of the largest feature variance added to every variance.
 
   Attributes:
-    classes_: the labels ``[K]``, sorted. class_count_: (weighted) examples per class
-    ``[K]``. class_prior_: ``[K]``. theta_: class means ``[K, D]``. var_: class
-    variances ``[K, D]``. epsilon_: the added variance. n_features_in_: ``D``.
+    classes_: the labels ``[K]``, sorted.
+    class_count_: (weighted) examples per class ``[K]``.
+    class_prior_: ``[K]``.
+    theta_: class means ``[K, D]``.
+    var_: class variances ``[K, D]``.
+    epsilon_: the variance added to every ``var_`` entry.
+    n_features_in_: ``D``.
     params_: the jgen :class:`~jgen.gaussian.GaussianNBParams`.
 
   Example:
