@@ -1,0 +1,153 @@
+"""What the scikit-learn estimators share: input checks, label encoding, Bayes' rule.
+
+Every estimator validates its input with scikit-learn's own helpers (``validate_data``,
+``check_classification_targets``, ``_check_sample_weight``), so bad input raises
+scikit-learn's errors with scikit-learn's messages; it then maps the labels to
+``0 .. K-1`` and hands the arrays to a jgen :class:`~jgen.core.contract.Classifier`.
+
+Precision: the estimators compute in float64 when JAX's x64 mode is enabled
+(``jax.config.update("jax_enable_x64", True)``) and in float32 otherwise; fitted
+attributes are NumPy arrays of that dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight
+from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import validate_data
+
+from jgen.core.contract import Classifier
+from jgen.core.inference import log_joint
+
+__all__ = ["JgenClassifier", "compute_dtype", "bucket_size"]
+
+
+def bucket_size(n: int) -> int:
+  """Rows after padding: the next power of two, at least 16.
+
+  jgen compiles one program per input shape; padding the examples of every call to a
+  few bucket sizes (with sample weight zero in ``fit``, which the contract guarantees
+  changes nothing) lets a grid search or cross-validation reuse the compiled fit.
+
+  Example:
+    >>> from jgen.sklearn import bucket_size
+    >>> [bucket_size(n) for n in (1, 16, 17, 300)]
+    [16, 16, 32, 512]
+  """
+  return max(16, 1 << (int(n) - 1).bit_length())
+
+
+def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
+  """``a`` with zero rows appended up to ``rows``."""
+  pad = [(0, rows - a.shape[0])] + [(0, 0)] * (a.ndim - 1)
+  return np.pad(a, pad)
+
+
+def compute_dtype() -> type:
+  """``np.float64`` when JAX's x64 mode is on, else ``np.float32``.
+
+  Example:
+    >>> import jax, numpy as np
+    >>> from jgen.sklearn import compute_dtype
+    >>> compute_dtype() == (np.float64 if jax.config.jax_enable_x64 else np.float32)
+    True
+  """
+  return np.float64 if jax.config.jax_enable_x64 else np.float32
+
+
+def check_priors(priors: Any, num_classes: int, dtype) -> np.ndarray | None:
+  """scikit-learn's checks (and messages) for user class priors ``[K]``."""
+  if priors is None:
+    return None
+  priors = np.asarray(priors, dtype=dtype)
+  if priors.ndim != 1 or len(priors) != num_classes:
+    raise ValueError("Number of priors must match number of classes.")
+  if not np.isclose(priors.sum(), 1.0):
+    raise ValueError("The sum of the priors should be 1.")
+  if (priors < 0).any():
+    raise ValueError("Priors must be non-negative.")
+  return priors
+
+
+class JgenClassifier(ClassifierMixin, BaseEstimator):
+  """Base of the jgen estimators: ``fit`` / ``predict*`` / ``score`` over a jgen family.
+
+  Subclasses implement ``_model()`` (the jgen family for the current
+  hyperparameters), ``_fit_params(x, y, num_classes, sample_weight)`` and
+  ``_set_fitted(params)`` (the scikit-learn fitted attributes).
+  """
+
+  def _model(self) -> Classifier:
+    raise NotImplementedError
+
+  def _validate_fit(self, X, y, sample_weight, *, reset: bool = True):
+    dtype = compute_dtype()
+    X, y = validate_data(self, X, y, dtype=dtype, reset=reset)
+    check_classification_targets(y)
+    if sample_weight is not None:
+      sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype)
+    return X, y, sample_weight
+
+  def _encode(self, y: np.ndarray) -> np.ndarray:
+    """Sets ``classes_`` (sorted unique labels of any type); returns ``int32`` codes."""
+    self.classes_, codes = np.unique(y, return_inverse=True)
+    if len(self.classes_) < 2:
+      raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in"
+                       f" the data, but the data contains only one class:"
+                       f" {self.classes_[0]!r}.")
+    return codes.astype(np.int32)
+
+  def fit(self, X, y, sample_weight=None):
+    """Fits the model to ``X [n_samples, n_features]`` and labels ``y [n_samples]``.
+
+    Args:
+      X: training features.
+      y: labels of any type scikit-learn accepts for classification.
+      sample_weight: optional non-negative weights ``[n_samples]``.
+
+    Returns:
+      ``self``.
+    """
+    X, y, sample_weight = self._validate_fit(X, y, sample_weight)
+    codes = self._encode(y)
+    if sample_weight is None:
+      sample_weight = np.ones(X.shape[0], X.dtype)
+    rows = bucket_size(X.shape[0])
+    params = self._fit_params(jnp.asarray(pad_rows(X, rows)),
+                              jnp.asarray(pad_rows(codes, rows)), len(self.classes_),
+                              jnp.asarray(pad_rows(sample_weight, rows)))
+    self._set_fitted(params)
+    return self
+
+  def _joint(self, X) -> np.ndarray:
+    """``log p(x, y=k)`` (logits for logistic regression) ``[n_samples, K]``."""
+    check_is_fitted(self)
+    X = validate_data(self, X, dtype=compute_dtype(), reset=False)
+    x = jnp.asarray(pad_rows(X, bucket_size(X.shape[0])))
+    return np.asarray(log_joint(self._model(), self.params_, x))[:X.shape[0]]
+
+  def predict_log_proba(self, X) -> np.ndarray:
+    """Log class probabilities ``[n_samples, K]`` (columns follow ``classes_``)."""
+    return np.asarray(jax.nn.log_softmax(jnp.asarray(self._joint(X)), axis=-1))
+
+  def predict_proba(self, X) -> np.ndarray:
+    """Class probabilities ``[n_samples, K]`` (columns follow ``classes_``)."""
+    return np.exp(self.predict_log_proba(X))
+
+  def predict(self, X) -> np.ndarray:
+    """Bayes-rule labels ``[n_samples]``, values from ``classes_``."""
+    scores = self._joint(X)   # first: raises NotFittedError before classes_ is read
+    return self.classes_[np.argmax(scores, axis=-1)]
+
+  def __sklearn_tags__(self):
+    tags = super().__sklearn_tags__()
+    tags.input_tags.allow_nan = False
+    tags.input_tags.sparse = False
+    return tags

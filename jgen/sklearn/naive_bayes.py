@@ -1,0 +1,162 @@
+"""``GaussianNB``: scikit-learn's Gaussian naive Bayes estimator computed by jgen.
+
+``fit`` and ``partial_fit`` both accumulate additive sufficient statistics
+(:func:`jgen.gaussian.sufficient_stats` with ``weights=``, summed with
+:func:`jgen.gaussian.merge_stats`) and fit the parameters from them with
+:func:`jgen.gaussian.fit_stats`, so any sequence of ``partial_fit`` calls gives the
+model ``fit`` gives on the concatenated data, including ``var_smoothing``'s scale
+``epsilon_``, which is the largest feature variance of *all* data seen (scikit-learn
+uses the last batch's).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from sklearn.utils.multiclass import _check_partial_fit_first_call
+
+from jgen.gaussian.families import fit_stats
+from jgen.gaussian.families import gaussian_nb
+from jgen.gaussian.params import GaussianNBParams
+from jgen.gaussian.stats import GaussianStats
+from jgen.gaussian.stats import merge_stats
+from jgen.gaussian.stats import sufficient_stats
+from jgen.sklearn.base import JgenClassifier
+from jgen.sklearn.base import bucket_size
+from jgen.sklearn.base import check_priors
+from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.base import pad_rows
+
+__all__ = ["GaussianNB"]
+
+
+def _moments(stats: GaussianStats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """NumPy float64 ``(count [K], means [K, D], within scatter [K, D])``."""
+  n = np.asarray(stats.count, np.float64)
+  s = np.asarray(stats.centered_sum, np.float64)
+  safe = np.where(n > 0, n, 1)[:, None]
+  means = (np.asarray(stats.shift_sum, np.float64) + s) / safe
+  scatter = np.asarray(stats.centered_sq, np.float64) - s * s / safe
+  return n, means, scatter
+
+
+class GaussianNB(JgenClassifier):
+  """Gaussian naive Bayes (scikit-learn's ``GaussianNB``), fitted by jgen.
+
+  Same parameters, attributes and methods as ``sklearn.naive_bayes.GaussianNB``;
+  the model is :func:`jgen.gaussian_nb` (per-class MLE variances plus
+  ``var_smoothing * max_d Var(x_d)``).
+
+  Args:
+    priors: class prior probabilities ``[K]``; ``None`` uses the (weighted) class
+      frequencies.
+    var_smoothing: fraction of the largest feature variance added to every variance.
+
+  Attributes:
+    classes_: the labels ``[K]``, sorted.
+    class_count_: (weighted) examples per class ``[K]``.
+    class_prior_: ``[K]``.
+    theta_: class means ``[K, D]``.
+    var_: class variances ``[K, D]``.
+    epsilon_: the variance added to every ``var_`` entry.
+    n_features_in_: ``D``.
+    params_: the jgen :class:`~jgen.gaussian.GaussianNBParams`.
+
+  Example:
+    >>> import numpy as np
+    >>> from jgen.sklearn import GaussianNB
+    >>> X = np.array([[0.0], [0.2], [2.0], [2.4]]); y = np.array(["a", "a", "b", "b"])
+    >>> GaussianNB().fit(X, y).predict([[0.1], [2.1]]).tolist()
+    ['a', 'b']
+  """
+
+  def __init__(self, *, priors=None, var_smoothing: float = 1e-9):
+    self.priors = priors
+    self.var_smoothing = var_smoothing
+
+  def _model(self):
+    return gaussian_nb(var_smoothing=self.var_smoothing)
+
+  def fit(self, X, y, sample_weight=None):
+    """Fits to ``X [n, D]``, ``y [n]`` (optionally weighted); returns ``self``."""
+    X, y, sample_weight = self._validate_fit(X, y, sample_weight)
+    for name in ("classes_", "_stats"):
+      self.__dict__.pop(name, None)
+    classes = np.unique(y)
+    if len(classes) < 2:
+      self._encode(y)   # raises scikit-learn's one-class error
+    return self._partial(X, y, classes, sample_weight, first=True)
+
+  def partial_fit(self, X, y, classes=None, sample_weight=None):
+    """Adds a batch; ``classes`` (every label that can occur) on the first call.
+
+    Returns:
+      ``self``, fitted on all batches seen so far.
+    """
+    first = _check_partial_fit_first_call(self, classes)
+    X, y, sample_weight = self._validate_fit(X, y, sample_weight, reset=first)
+    if first:
+      self.__dict__.pop("_stats", None)
+    return self._partial(X, y, self.classes_, sample_weight, first=first)
+
+  def _partial(self, X, y, classes, sample_weight, *, first: bool):
+    classes = np.asarray(classes)
+    if len(classes) < 2:
+      raise ValueError(f"GaussianNB needs at least 2 classes, got 1 class: {classes!r}.")
+    known = np.isin(y, classes)
+    if not known.all():
+      raise ValueError(f"The target label(s) {np.unique(y[~known])} in y do not exist in"
+                       f" the initial classes {classes}")
+    self.classes_ = classes
+    codes = np.searchsorted(classes, y).astype(np.int32)
+    if first:
+      # One shift for every batch keeps the statistics additive; the first batch's
+      # class means (its overall mean for classes it lacks) avoid cancellation.
+      k = len(classes)
+      shift = np.broadcast_to(X.mean(axis=0), (k, X.shape[1])).copy()
+      for c in np.unique(codes):
+        shift[c] = X[codes == c].mean(axis=0)
+      self._shift = shift
+    if sample_weight is None:
+      sample_weight = np.ones(X.shape[0], X.dtype)
+    rows = bucket_size(X.shape[0])   # zero-weight padding: fewer compiled shapes
+    batch = sufficient_stats(jnp.asarray(pad_rows(X, rows)),
+                             jnp.asarray(pad_rows(codes, rows)), len(classes),
+                             full_covariance=False, shift=jnp.asarray(self._shift),
+                             weights=jnp.asarray(pad_rows(sample_weight, rows)))
+    self._stats = batch if first else merge_stats(self._stats, batch)
+    self._refit()
+    return self
+
+  def _refit(self) -> None:
+    stats, k = self._stats, len(self.classes_)
+    priors = check_priors(self.priors, k, compute_dtype())
+    seen = np.flatnonzero(np.asarray(stats.count) > 0)
+    if len(seen) == 0:
+      raise ValueError("GaussianNB: every sample has zero weight.")
+    # jgen fits K >= 2 classes; classes not seen yet get prior 0. A single seen class
+    # is fitted twice (identical moments and the same variance scale) and kept once.
+    idx = seen if len(seen) > 1 else np.repeat(seen, 2)
+    sub = GaussianStats(*(a[idx] for a in stats))
+    p = fit_stats(self._model(), sub)
+    theta = np.zeros((k, p.means.shape[1]), p.means.dtype)
+    var = np.ones_like(theta)
+    theta[seen] = np.asarray(p.means)[:len(seen)]
+    var[seen] = np.asarray(p.variances)[:len(seen)]
+    n, means, scatter = _moments(stats)
+    grand = (n @ means) / n.sum()
+    total_var = (scatter.sum(0) + n @ (means - grand) ** 2) / n.sum()
+    self.epsilon_ = float(self.var_smoothing * total_var.max())
+    var[np.setdiff1d(np.arange(k), seen)] = self.epsilon_
+    self.class_count_ = np.asarray(stats.count)
+    if priors is None:
+      priors = self.class_count_ / self.class_count_.sum()
+    self.class_prior_ = np.asarray(priors, theta.dtype)
+    self.theta_, self.var_ = theta, var
+    with np.errstate(divide="ignore"):
+      log_prior = np.log(self.class_prior_)
+    self.params_ = GaussianNBParams(jnp.asarray(theta), jnp.asarray(var),
+                                    jnp.asarray(log_prior))
+
+  def _fit_params(self, x, y, num_classes, sample_weight):  # fit is overridden
+    raise NotImplementedError
