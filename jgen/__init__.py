@@ -29,6 +29,8 @@ from jgen.gaussian import sufficient_stats
 # --- The classifier contract and its generic Bayes rule (jgen.core) ---
 from jgen.core.contract import Classifier
 from jgen.core.checks import checked
+from jgen.io import load
+from jgen.io import save
 from jgen.core.inference import log_posterior
 from jgen.core.inference import predict
 from jgen.core.inference import predict_proba
@@ -49,6 +51,7 @@ from jgen import simulate
 from jgen import parallel
 from jgen import bounds
 from jgen import text
+from jgen import io
 
 
 __version__ = "0.1.0"
@@ -72,6 +75,8 @@ __all__ = (
     # contract
     "Classifier",
     "checked",
+    "load",
+    "save",
     "predict_proba",
 
 
@@ -91,4 +96,5 @@ __all__ = (
     "parallel",
     "bounds",
     "text",
+    "io",
 )
