@@ -5,7 +5,7 @@ training streams for many sizes ``m`` and reports the test error of each fit. Th
 module compiles that sweep once per shape:
 
 * the streams are padded to the largest size; a fit on ``m`` examples uses the smallest
-  *bucket* (a power of two) that holds them, with zero sample weights past ``m``. The
+  *bucket* (``64 * 4^j``) that holds them, with zero sample weights past ``m``. The
   buckets are branches of one ``lax.switch`` whose index is the same for every
   repetition, so under ``vmap`` only the chosen branch runs, and the program is
   compiled once, not once per bucket;
@@ -28,10 +28,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen import parallel
 from jgen.core.contract import Classifier
 from jgen.simulate import mixtures
 
-__all__ = ["CurveProgram", "curve_program", "buckets_for", "warm_startable"]
+__all__ = ["CurveProgram", "curve_program", "buckets_for", "warm_startable", "zeros_init",
+           "sample_streams", "shard_streams", "as_sizes"]
 
 
 def warm_startable(model: Classifier) -> bool:
@@ -188,3 +190,24 @@ def as_sizes(sizes, length: int) -> np.ndarray:
   out = np.zeros(length, np.int32)
   out[: len(sizes)] = sizes
   return out
+
+
+def shard_streams(mesh, x: jax.Array, y: jax.Array):
+  """Places the repetitions axis of the streams on the mesh's ``data`` axis.
+
+  The compiled sweep is unchanged: ``jit`` partitions the vmapped repetitions across
+  the devices (each device fits its own repetitions; the loop's stopping test is the
+  only cross-device reduction), so the numbers equal the one-device run.
+
+  Args:
+    mesh: a mesh from :func:`jgen.parallel.make_mesh`; its ``data`` size must divide
+      the number of repetitions.
+    x: ``[R, N, D]``; y: ``[R, N]``.
+  """
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  size = parallel.axis_size(mesh, parallel.DATA)
+  if x.shape[0] % size:
+    raise ValueError(f"num_reps={x.shape[0]} must be a multiple of the mesh's"
+                     f" '{parallel.DATA}' axis size {size}.")
+  sharding = NamedSharding(mesh, P(parallel.DATA))
+  return jax.device_put(x, sharding), jax.device_put(y, sharding)

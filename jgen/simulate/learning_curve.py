@@ -102,12 +102,15 @@ def _check_test(test, k, d):
 class _Sweep:
   """Streams, test set and compiled program of one (model, mixture) search."""
 
-  def __init__(self, model, train_key, mixture, test, max_size, num_reps, chunk):
+  def __init__(self, model, train_key, mixture, test, max_size, num_reps, chunk,
+               mesh=None):
     self.k = mixture.means.shape[0]
     self.model, self.chunk = model, chunk
     self.test = test
     buckets = engine.buckets_for(max_size)
     self.x, self.y = engine.sample_streams(train_key, mixture, num_reps, buckets[-1])
+    if mesh is not None:
+      self.x, self.y = engine.shard_streams(mesh, self.x, self.y)
     self.prog = engine.curve_program(model, num_classes=self.k, buckets=buckets)
     self.zero = engine.zeros_init(model, self.x, self.y, self.k)
 
@@ -130,7 +133,7 @@ class _Sweep:
 
 
 def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
-                   tol=1e-4, max_iter=1000, init=None, chunk=8):
+                   tol=1e-4, max_iter=1000, init=None, chunk=8, mesh=None):
   """Test errors of ``model`` trained on the first ``m`` examples of each repetition.
 
   Sizes run in order and warm-start each fit from the previous one (families whose
@@ -146,6 +149,8 @@ def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
     C, tol, max_iter: logistic-regression settings for ``model="lr"``.
     init: warm start for the first size, params with a leading ``[R]`` axis.
     chunk: sizes per compiled call (static).
+    mesh: optional :func:`jgen.parallel.make_mesh` mesh; the repetitions are sharded
+      over its ``data`` axis (same numbers as one device).
 
   Returns:
     ``(errors [G, R], params [G, R, ...] or None, converged [G, R])``.
@@ -165,7 +170,8 @@ def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
   k, d = mixture.means.shape
   sizes = _check_sizes(sizes, k, "sizes")
   test = _check_test(test, k, d)
-  sweep = _Sweep(model, train_key, mixture, test, int(sizes.max()), num_reps, chunk)
+  sweep = _Sweep(model, train_key, mixture, test, int(sizes.max()), num_reps, chunk,
+                 mesh)
   return sweep(sizes, init)
 
 
@@ -192,7 +198,7 @@ def size_grid(num_classes: int, dim: int, max_size: int) -> np.ndarray:
 
 def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_000,
                 strategy="scan", chunk=8, growth=1.5, C=1.0, tol=1e-4, max_iter=1000,
-                pad_dim: int | None = None,
+                pad_dim: int | None = None, mesh=None,
                 progress: Callable[[int], None] | None = None) -> CurveResult:
   """Learning curve of ``model`` until its mean test error drops below ``target``.
 
@@ -216,6 +222,7 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
     grid: candidate sizes, strictly increasing, all ``>= K`` (e.g. :func:`size_grid`).
     num_reps: repetitions ``R >= 1`` (vmapped); num_test: test points.
     pad_dim: append zero-variance features up to this dimension (:func:`pad_mixture`).
+    mesh: optional mesh; repetitions sharded over its ``data`` axis.
     progress: optional callback, called with the number of sizes evaluated per call.
 
   Returns:
@@ -247,7 +254,7 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
     mixture = pad_mixture(mixture, pad_dim)
   test_key, train_key = jax.random.split(key)
   test = simulate.sample(test_key, mixture, num_test)
-  sweep = _Sweep(model, train_key, mixture, test, int(grid[-1]), num_reps, chunk)
+  sweep = _Sweep(model, train_key, mixture, test, int(grid[-1]), num_reps, chunk, mesh)
   done: dict[int, np.ndarray] = {}
   fits: dict[int, object] = {}
   bad = 0
