@@ -38,7 +38,7 @@ from jgen.core.contract import Classifier
 from jgen.simulate import mixtures
 
 __all__ = ["GDAResult", "gda_mixture", "gaussian_sampler", "augmentation_losses",
-           "augmentation_gaps"]
+           "augmentation_gaps", "fit_rate"]
 
 
 class GDAResult(NamedTuple):
@@ -53,7 +53,13 @@ class GDAResult(NamedTuple):
 
 def gda_mixture(dim: int, sigma: float = 0.6, *, dtype=jnp.float32
                 ) -> mixtures.GaussianMixture:
-  """Means ``-+ 1/sqrt(d)`` (classes 0, 1) in every coordinate, variance ``sigma^2``."""
+  """Means ``-+ 1/sqrt(d)`` (classes 0, 1) in every coordinate, variance ``sigma^2``.
+
+  Example:
+    >>> from jgen.simulate.gda import gda_mixture
+    >>> gda_mixture(4).means.tolist()
+    [[-0.5, -0.5, -0.5, -0.5], [0.5, 0.5, 0.5, 0.5]]
+  """
   if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
     raise ValueError(f"d (dim) must be an int >= 1, got {dim!r}.")
   if not sigma > 0:
@@ -64,7 +70,17 @@ def gda_mixture(dim: int, sigma: float = 0.6, *, dtype=jnp.float32
 
 
 def gaussian_sampler(key: jax.Array, params: Any, labels: jax.Array) -> jax.Array:
-  """Draws ``x [N, D]`` from a fitted Gaussian naive Bayes (``means``, ``variances``)."""
+  """Draws ``x [N, D]`` from a fitted Gaussian naive Bayes (``means``, ``variances``).
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jgen
+    >>> from jgen.simulate.gda import gaussian_sampler
+    >>> nb = jgen.gaussian_nb(pooled=True)
+    >>> p = nb.fit(jnp.array([[0.0], [1.0], [4.0], [5.0]]), jnp.array([0, 0, 1, 1]),
+    ...            num_classes=2)
+    >>> gaussian_sampler(jax.random.key(0), p, jnp.array([0, 1, 1])).shape
+    (3, 1)
+  """
   mean, var = params.means[labels], params.variances[labels]
   return mean + jnp.sqrt(var) * jax.random.normal(key, mean.shape, mean.dtype)
 
@@ -94,7 +110,7 @@ def augmentation_losses(x, s, weight, x_test, s_test, sigma):
 
   def losses(xx, ss):
     margin = ss[:, None] * (xx @ theta.T)                                   # [N, G]
-    wrong = jnp.where(ss[:, None] > 0, margin < 0, margin >= 0).astype(xx.dtype)
+    wrong = jnp.where(ss[:, None] > 0, margin < 0, margin <= 0).astype(xx.dtype)
     sq = (jnp.sum(xx * xx, -1)[:, None] - 2 * margin
           + jnp.sum(theta * theta, -1)[None, :]) / (2 * sigma**2)
     return wrong, sq
@@ -196,7 +212,13 @@ def augmentation_gaps(key: jax.Array, *, dim: int, num_real: int, gammas, num_re
 
 
 def fit_rate(xs, ys) -> dict:
-  """Least-squares slope of ``log y`` against ``log x`` (the rate), with ``R^2``."""
+  """Least-squares slope of ``log y`` against ``log x`` (the rate), with ``R^2``.
+
+  Example:
+    >>> from jgen.simulate.gda import fit_rate
+    >>> round(fit_rate([1, 4, 16], [1.0, 0.5, 0.25])["slope"], 6)
+    -0.5
+  """
   lx, ly = np.log(np.asarray(xs, float)), np.log(np.asarray(ys, float))
   slope, intercept = np.polyfit(lx, ly, 1)
   resid = ly - (slope * lx + intercept)
