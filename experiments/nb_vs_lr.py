@@ -237,7 +237,12 @@ def main(argv=None):
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", default="results/nb_vs_lr")
   p.add_argument("--no-progress", action="store_true")
+  p.add_argument("--replot", metavar="RESULTS_JSON",
+                 help="recompute slopes, figures and the table from a (partial) results"
+                      " file and write them next to it; runs nothing")
   args = p.parse_args(argv)
+  if args.replot:
+    return replot(Path(args.replot))
   cfg = dict(FULL if args.full else QUICK)
   for name, val in (("Ks", args.K), ("ns", args.n)):
     if val:
@@ -266,6 +271,21 @@ def main(argv=None):
   print(summary(results))
   print(f"wall time {results['config']['seconds']:.0f} s; wrote {out / 'results.json'},"
         f" {out / 'error_vs_m.png'}, {out / 'm_star_vs_n.png'}")
+  return results
+
+
+def replot(path: Path):
+  """Slopes, figures and summary of an existing (possibly partial) results file."""
+  results = json.loads(path.read_text())
+  recs = results["records"]
+  Ks = sorted({r["K"] for r in recs})
+  ns = sorted({r["n"] for r in recs})
+  results["config"].update(Ks=Ks, ns=ns)
+  results["fits"] = _fits(recs, Ks)
+  path.write_text(json.dumps(results, indent=1))
+  plot(results, path.parent)
+  print(summary(results))
+  print(f"wrote {path}, {path.parent / 'error_vs_m.png'}, {path.parent / 'm_star_vs_n.png'}")
   return results
 
 
