@@ -75,8 +75,24 @@ def peer_search(rec, cfg):
   return reps * float(np.sum(per)), "estimated"
 
 
+def _config(results):
+  """The run's settings; a partial results file holds only the records, so the
+  experiment's defaults (and its padding rule: n padded to the largest n within 2x)
+  are filled in."""
+  cfg = dict(seed=0, reps=5, num_test=10_000, **results["config"])
+  if "pad_dims" not in cfg:
+    ns = sorted({r["n"] for r in results["records"]}, reverse=True)
+    pads, rest = {}, ns
+    while rest:
+      top = rest[0]
+      pads.update({str(n): top for n in rest if 2 * n >= top})
+      rest = [n for n in rest if 2 * n < top]
+    cfg["pad_dims"] = pads
+  return cfg
+
+
 def grid_table(results, max_n):
-  cfg = results["config"]
+  cfg = _config(results)
   rows = []
   for rec in results["records"]:
     if rec["n"] > max_n:
