@@ -74,6 +74,14 @@ def run(reps, ms, ds, gamma_cells, seed=0):
               records=records, rates=rates)
 
 
+def _ticks(ax, log_y=True):
+  from matplotlib import ticker
+  axes = (ax.xaxis, ax.yaxis) if log_y else (ax.xaxis,)
+  for axis in axes:
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
 def plot(results, out: Path):
   import matplotlib
   matplotlib.use("Agg")
@@ -94,6 +102,7 @@ def plot(results, out: Path):
         ax.errorbar(xs, ys, yerr=se, marker="o", ms=3, lw=1, capsize=2, label=f"γ={g}")
       ax.set_xscale("log")
       ax.set_yscale("log")
+      _ticks(ax)
       ax.set_xlabel(var)
       ax.set_ylabel(f"mean {loss.replace('_', ' ')}")
       ax.legend(fontsize=7)
@@ -110,6 +119,7 @@ def plot(results, out: Path):
         ax.errorbar(x, r[loss], yerr=r[loss + "_se"], marker="o", ms=3, lw=1, capsize=2,
                     label=f"d={r['d']}, m={r['m']}")
       ax.set_xscale("log")
+      _ticks(ax, log_y=False)
       ax.set_xlabel("1 + γ")
       ax.set_ylabel(f"mean {loss.replace('_', ' ')}")
       ax.legend(fontsize=7)
@@ -124,7 +134,11 @@ def main(argv=None):
   p.add_argument("--reps", type=int)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", default="results/gda")
+  p.add_argument("--replot", metavar="RESULTS_JSON", help="redraw the figures of a run")
   args = p.parse_args(argv)
+  if args.replot:
+    plot(json.loads(Path(args.replot).read_text()), Path(args.replot).parent)
+    return None
   cfg = dict(FULL if args.full else QUICK)
   if args.reps is not None:
     cfg["reps"] = args.reps
