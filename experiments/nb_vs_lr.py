@@ -144,11 +144,13 @@ def plot(results, out_dir: Path, strategy="scan"):
   import matplotlib.pyplot as plt
   cfg = results["config"]
   Ks, ns = cfg["Ks"], cfg["ns"]
-  recs = [r for r in results["records"] if r["strategy"] == strategy]
-  if not any(r["model"] == "lr" for r in recs):
-    strategy = "bisect"  # logistic scans not run: show the bisection curves
-    recs = [r for r in results["records"] if r["strategy"] == strategy or r["model"] == "nb"
-            and r["strategy"] == "scan"]
+  # Per (K, n, model) the scan curve when it ran, else the bisection's points.
+  best = {}
+  for r in results["records"]:
+    key = (r["K"], r["n"], r["model"])
+    if key not in best or r["strategy"] == strategy:
+      best[key] = r
+  recs = list(best.values())
   fig, axes = plt.subplots(len(Ks), len(ns), figsize=(3.3 * len(ns), 2.7 * len(Ks)),
                            squeeze=False)
   for i, k in enumerate(Ks):
@@ -158,7 +160,7 @@ def plot(results, out_dir: Path, strategy="scan"):
         c = r["curve"]
         m, mean, se = (np.asarray(c[f]) for f in ("m", "mean_error", "std_error"))
         line, = ax.plot(m, mean, ".-", ms=2, lw=0.8,
-                        label=f"{r['model'].upper()} m*={r['m_star']}")
+                        label=f"{r['model'].upper()} {r['strategy']} m*={r['m_star']}")
         ax.fill_between(m, np.maximum(mean - se, 0.0), np.minimum(mean + se, 1.0),
                         color=line.get_color(), alpha=0.25, lw=0)
         ax.axhline(r["target"], color="gray", ls="--", lw=0.7)
