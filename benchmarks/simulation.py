@@ -1,15 +1,18 @@
-"""NB vs LR simulation grid and the logistic fit alone: jgen vs scikit-learn/NumPy.
+"""The NB-vs-LR simulation grid and its repetitions solver: jgen vs scikit-learn/NumPy.
 
-    python benchmarks/simulation.py            # grid K=2, n in {50, 100}; LR fit N=50k
-    python benchmarks/simulation.py --small    # a smaller LR problem (N=5k, D=128)
+    python benchmarks/simulation.py --results docs/figures/nb_vs_lr/results.json
+    python benchmarks/simulation.py --results ... --ratio-cell 7 1000 3000
 
-1. Grid: jgen's search (``jgen.simulate.find_m_star``, naive Bayes then logistic
-   regression, 5 repetitions, 10^4 test points) end to end, compilation included. The
-   peer evaluates exactly the same (m, repetition) training sets and test set with
-   scikit-learn ``LogisticRegression(C=1, tol=1e-4, max_iter=1000)`` and a NumPy pooled
-   naive Bayes, in the same process.
-2. LR fit alone on N x D data with K classes: jgen ``fit`` (L-BFGS, float32 and float64)
-   vs scikit-learn lbfgs (float64), both at tol 1e-4; objective reported for each.
+1. Grid, end to end. jgen's time is the wall time of ``experiments/nb_vs_lr.py --full``
+   (compilation included) recorded per search in its results file. The peer fits the
+   same training sets (the same streams, sizes and repetitions) with scikit-learn
+   ``LogisticRegression(C=1, tol=1e-4, max_iter=1000)`` and a NumPy pooled naive Bayes.
+   Naive Bayes is timed on every fit. A full scikit-learn pass over the logistic
+   searches would take hours on 2 cores, so its time is *estimated*: per search, the
+   fits at the smallest and the largest evaluated size (repetition 0) are timed, and
+   the cost of the others is interpolated linearly in m, times the repetitions.
+2. The repetitions solver: ``jit(vmap(fit))`` over R repetitions against R sequential
+   calls of ``jit(fit)`` (compiled, warm) on one cell; the ratio must be >= 1.
 
 Writes results/benchmarks/simulation.json and prints markdown tables.
 """
@@ -26,12 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-jax.config.update("jax_enable_x64", True)  # for the float64 rows; data stay float32
-
-from benchmarks.common import best_time, fmt_table, matmul_flops_per_s
-import jgen
-from jgen import logistic
+from benchmarks.common import fmt_table
 from jgen import simulate
+from jgen.logistic.batched import batched_logistic_regression
 
 
 def numpy_pooled_nb(x, y, k, x_test):
@@ -42,131 +42,110 @@ def numpy_pooled_nb(x, y, k, x_test):
   return np.argmax(ll + prior, -1)
 
 
-def peer_grid(key, mixture, sizes_by_model, num_reps, num_test):
-  """The same training sets and test set, fitted by scikit-learn / NumPy."""
+def sklearn_fit_seconds(x, y):
   from sklearn.linear_model import LogisticRegression
+  t0 = time.perf_counter()
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    LogisticRegression(C=1.0, tol=1e-4, max_iter=1000).fit(x, y)
+  return time.perf_counter() - t0
+
+
+def peer_search(rec, cfg):
+  """Peer seconds (measured or estimated) for one search record of the grid."""
+  k, n = rec["K"], rec["n"]
+  mixture = simulate.pad_mixture(simulate.zheng_mixture(k, n), cfg["pad_dims"][str(n)])
+  key = jax.random.fold_in(jax.random.key(cfg["seed"]), 100_000 * k + n)
   test_key, train_key = jax.random.split(key)
-  x_test, y_test = map(np.asarray, simulate.sample(test_key, mixture, num_test))
-  k = mixture.means.shape[0]
-  rep_keys = jax.random.split(train_key, num_reps)
-  m_max = max(max(s) for s in sizes_by_model.values())
-  streams = [tuple(map(np.asarray, simulate.sample(r, mixture, m_max))) for r in rep_keys]
-  out = {}
-  for model, sizes in sizes_by_model.items():
-    errs = []
+  sizes = rec["curve"]["m"]
+  reps = cfg["reps"]
+  xs, ys = (np.asarray(a) for a in simulate.engine.sample_streams(
+      train_key, mixture, reps, max(sizes)))
+  if rec["model"] == "nb":
+    x_test = np.asarray(simulate.sample(test_key, mixture, cfg["num_test"])[0])
+    t0 = time.perf_counter()
     for m in sizes:
-      row = []
-      for x, y in streams:
-        xm, ym = x[:m], y[:m]
-        if model == "nb":
-          pred = numpy_pooled_nb(xm, ym, k, x_test)
-        else:
-          with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pred = LogisticRegression(C=1.0, tol=1e-4, max_iter=1000).fit(xm, ym).predict(
-                x_test)
-        row.append(np.mean(pred != y_test))
-      errs.append(row)
-    out[model] = np.array(errs)
-  return out
+      for r in range(reps):
+        numpy_pooled_nb(xs[r, :m], ys[r, :m], k, x_test)
+    return time.perf_counter() - t0, "measured"
+  lo, hi = min(sizes), max(sizes)
+  t_lo = sklearn_fit_seconds(xs[0, :lo], ys[0, :lo])
+  t_hi = t_lo if hi == lo else sklearn_fit_seconds(xs[0, :hi], ys[0, :hi])
+  per = [t_lo + (t_hi - t_lo) * (m - lo) / max(hi - lo, 1) for m in sizes]
+  return reps * float(np.sum(per)), "estimated"
 
 
-def grid_bench(ns, k=2, reps=5, num_test=10_000):
+def _config(results):
+  """The run's settings; a partial results file holds only the records, so the
+  experiment's defaults (and its padding rule: n padded to the largest n within 2x)
+  are filled in."""
+  cfg = dict(seed=0, reps=5, num_test=10_000, **results["config"])
+  if "pad_dims" not in cfg:
+    ns = sorted({r["n"] for r in results["records"]}, reverse=True)
+    pads, rest = {}, ns
+    while rest:
+      top = rest[0]
+      pads.update({str(n): top for n in rest if 2 * n >= top})
+      rest = [n for n in rest if 2 * n < top]
+    cfg["pad_dims"] = pads
+  return cfg
+
+
+def grid_table(results, max_n):
+  cfg = _config(results)
   rows = []
-  for n in ns:
-    mixture = simulate.zheng_mixture(k, n)
-    target = simulate.bayes_error(mixture) + 0.01
-    grid = simulate.size_grid(k, n, 20 * n)
-    key = jax.random.key(n)
-    t0 = time.perf_counter()
-    res = {m: simulate.find_m_star(key, mixture, model=m, target=target, grid=grid,
-                                   num_reps=reps, num_test=num_test,
-                                   strategy="scan" if m == "nb" else "bisect")
-           for m in ("nb", "lr")}
-    t_jgen = time.perf_counter() - t0
-    t0 = time.perf_counter()  # again, compiled: the steady-state cost of more cells
-    for m in ("nb", "lr"):
-      simulate.find_m_star(key, mixture, model=m, target=target, grid=grid,
-                           num_reps=reps, num_test=num_test,
-                           strategy="scan" if m == "nb" else "bisect")
-    t_warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    peer = peer_grid(key, mixture, {m: r.sizes.tolist() for m, r in res.items()}, reps,
-                     num_test)
-    t_peer = time.perf_counter() - t0
-    diff = max(float(np.abs(peer[m].mean(1) - res[m].errors.mean(1)).max())
-               for m in res)
-    rows.append(dict(K=k, n=n, fits=sum(r.errors.size for r in res.values()),
-                     jgen_s=t_jgen, jgen_warm_s=t_warm, peer_s=t_peer,
-                     speedup=t_peer / t_jgen, speedup_warm=t_peer / t_warm,
-                     max_mean_error_diff=diff,
-                     m_star_nb=res["nb"].m_star, m_star_lr=res["lr"].m_star))
+  for rec in results["records"]:
+    if rec["n"] > max_n:
+      continue
+    peer, how = peer_search(rec, cfg)
+    rows.append(dict(K=rec["K"], n=rec["n"], model=rec["model"], strategy=rec["strategy"],
+                     fits=len(rec["curve"]["m"]) * cfg["reps"], jgen_s=rec["seconds"],
+                     peer_s=peer, peer=how, speedup=peer / rec["seconds"]))
   return rows
 
 
-def lr_bench(n, d, k, flops, tol=1e-4):
-  rng = np.random.default_rng(0)
-  y = rng.integers(0, k, n).astype(np.int32)
-  centers = rng.normal(size=(k, d)) * 0.3
-  x = (centers[y] + rng.normal(size=(n, d))).astype(np.float64)
-  from sklearn.linear_model import LogisticRegression
-  rows = []
-  lr = logistic.logistic_regression(1.0, tol=tol, max_iter=1000)
-  sk_holder = {}
-
-  def sk_fit():
-    sk_holder["m"] = LogisticRegression(C=1.0, tol=tol, max_iter=1000).fit(x, y)
-  t_sk = best_time(sk_fit, repeats=1, warmup=0)
-  sk = sk_holder["m"]
-  sk_params = logistic.LogisticParams(jnp.asarray(sk.coef_.T), jnp.asarray(sk.intercept_))
-  obj_sk = float(jgen.logistic.objective(lr, sk_params, x, y))
-  for dtype in (np.float32, np.float64):
-    xj, yj = jnp.asarray(x.astype(dtype)), jnp.asarray(y)
-    holder = {}
-
-    def fit():
-      holder["p"] = lr.fit(xj, yj, num_classes=k)
-      return holder["p"].weights
-    t = best_time(fit, repeats=2, warmup=1)
-    p = holder["p"]
-    obj = float(jgen.logistic.objective(lr, logistic.LogisticParams(p.weights.astype(jnp.float64),
-                                                       p.bias.astype(jnp.float64)), x, y))
-    iters = int(p.info.num_iter)
-    # Each L-BFGS iteration costs >= 2 passes of [N, D] @ [D, K] (value and gradient).
-    frac = 4.0 * n * d * k * iters / t / flops
-    rows.append(dict(solver=f"jgen lbfgs {np.dtype(dtype).name}", seconds=t,
-                     iterations=iters, objective=obj, rel_obj_vs_sklearn=obj / obj_sk - 1,
-                     speedup_vs_sklearn=t_sk / t, roofline=frac))
-  rows.append(dict(solver="sklearn lbfgs float64", seconds=t_sk,
-                   iterations=int(sk.n_iter_[0]), objective=obj_sk, rel_obj_vs_sklearn=0.0,
-                   speedup_vs_sklearn=1.0, roofline=float("nan")))
-  return rows
+def ratio_bench(k, n, m, reps=5, tol=1e-4):
+  mixture = simulate.zheng_mixture(k, n)
+  xs, ys = simulate.engine.sample_streams(jax.random.key(0), mixture, reps, m)
+  lr = batched_logistic_regression(1.0, tol=tol)
+  fit = lambda x, y: lr.fit(x, y, num_classes=k).weights
+  one, many = jax.jit(fit), jax.jit(jax.vmap(fit))
+  one(xs[0], ys[0]).block_until_ready()
+  many(xs, ys).block_until_ready()
+  t0 = time.perf_counter()
+  for r in range(reps):
+    one(xs[r], ys[r]).block_until_ready()
+  t_loop = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  many(xs, ys).block_until_ready()
+  t_vmap = time.perf_counter() - t0
+  return dict(K=k, n=n, m=m, reps=reps, loop_s=t_loop, vmap_s=t_vmap,
+              vmap_over_loop_speed=t_loop / t_vmap)
 
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--small", action="store_true")
-  p.add_argument("--ns", type=int, nargs="+", default=[50, 100])
-  p.add_argument("--tol", type=float, default=1e-4, help="LR-alone tolerance (both)")
+  p.add_argument("--results", default="docs/figures/nb_vs_lr/results.json")
+  p.add_argument("--max-n", type=int, default=10**9, help="only cells with n <= this")
+  p.add_argument("--ratio-cell", type=int, nargs=3, default=(7, 1000, 3000))
   p.add_argument("--skip-grid", action="store_true")
   p.add_argument("--out", default="results/benchmarks")
   args = p.parse_args(argv)
-  flops = matmul_flops_per_s()
-  grid = [] if args.skip_grid else grid_bench(args.ns)
-  print("\nGrid (K=2, 5 reps, 10^4 test points; jgen time includes compilation)\n")
-  print(fmt_table(grid, ["K", "n", "fits", "jgen_s", "jgen_warm_s", "peer_s", "speedup",
-                         "speedup_warm",
-                         "max_mean_error_diff", "m_star_nb", "m_star_lr"]))
-  shape = (5_000, 128, 10) if args.small else (50_000, 512, 10)
-  lr = lr_bench(*shape, flops, tol=args.tol)
-  print(f"\nLR fit alone, N={shape[0]}, D={shape[1]}, K={shape[2]}, C=1, tol={args.tol}"
-        f" (matmul roofline {flops / 1e9:.1f} GFLOP/s)\n")
-  print(fmt_table(lr, ["solver", "seconds", "iterations", "objective",
-                       "rel_obj_vs_sklearn", "speedup_vs_sklearn", "roofline"]))
+  ratio = ratio_bench(*args.ratio_cell)
+  print("\nRepetitions solver: jit(vmap(fit)) vs a loop of jit(fit), warm\n")
+  print(fmt_table([ratio], list(ratio)))
+  grid = []
+  if not args.skip_grid:
+    results = json.loads(Path(args.results).read_text())
+    grid = grid_table(results, args.max_n)
+    print("\nGrid: jgen end to end (compilation included) vs the peer on the same fits\n")
+    print(fmt_table(grid, ["K", "n", "model", "strategy", "fits", "jgen_s", "peer_s",
+                           "peer", "speedup"]))
+    tj, tp = sum(r["jgen_s"] for r in grid), sum(r["peer_s"] for r in grid)
+    print(f"\ntotal: jgen {tj:.0f} s, peer {tp:.0f} s, speedup {tp / tj:.1f}x")
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  (out / "simulation.json").write_text(json.dumps(dict(
-      grid=grid, lr=lr, lr_shape=shape, matmul_flops_per_s=flops), indent=1))
+  (out / "simulation.json").write_text(json.dumps(dict(ratio=ratio, grid=grid), indent=1))
 
 
 if __name__ == "__main__":

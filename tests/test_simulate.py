@@ -14,7 +14,6 @@ import pytest
 from scipy import stats
 
 import jgen
-from jgen.simulate import learning_curve as _learning_curve
 from jgen import gaussian
 from jgen import logistic
 from jgen import simulate
@@ -142,15 +141,19 @@ def test_padded_fits_equal_direct_fits(key):
   assert abs(errors[1, 1] - err) <= 2 / len(test[1])
 
 
-def test_sizes_in_one_bucket_compile_once(key):
+def test_whole_sweep_compiles_once(key):
+  # Sizes in several buckets (64 and 256) and skipped slots share one program.
   mix = simulate.zheng_mixture(2, 8)
   test = _test_set(key, mix)
-  simulate.evaluate_sizes(key, mix, test, [4, 5, 6, 7], model="nb", num_reps=3)
-  before = _learning_curve._errors._cache_size()
-  for m in (9, 17, 30, 64):
-    simulate.evaluate_sizes(key, mix, test, [m, m - 1, m - 2, m - 3], model="nb",
-                            num_reps=3)
-  assert _learning_curve._errors._cache_size() == before
+  model = simulate.resolve_model("nb")
+  prog = simulate.curve_program(model, num_classes=2, buckets=simulate.buckets_for(200))
+  assert prog.buckets == (64, 256)
+  for sizes in ([4, 5, 6, 7], [9, 100, 0, 0], [200, 70, 64, 65]):
+    simulate.evaluate_sizes(key, mix, test, [s for s in sizes if s], model=model,
+                            num_reps=3, chunk=4)
+    simulate.evaluate_sizes(key, mix, test, [s for s in sizes if s] + [200],
+                            model=model, num_reps=3, chunk=4)
+  assert prog.run._cache_size() == 1
 
 
 def test_find_m_star_scan_and_bisect(key):
@@ -193,6 +196,13 @@ def test_bad_input(key):
     simulate.pad_mixture(mix, 2)
   with pytest.raises(ValueError, match="increasing"):
     simulate.find_m_star(key, mix, model="nb", target=0.1, grid=[9, 6])
+  with pytest.raises(ValueError, match="grid"):
+    simulate.find_m_star(key, mix, model="nb", target=0.1, grid=[2, 6])
+  for target in (0.0, 1.0, -0.1, 1.5):
+    with pytest.raises(ValueError, match="target"):
+      simulate.find_m_star(key, mix, model="nb", target=target, grid=[6, 9])
+  with pytest.raises(ValueError, match="num_reps"):
+    simulate.find_m_star(key, mix, model="nb", target=0.1, grid=[6, 9], num_reps=0)
   with pytest.raises(ValueError, match="num_classes"):
     simulate.zheng_mixture(1, 4)
   with pytest.raises(ValueError, match="dim"):
@@ -207,8 +217,8 @@ def test_experiment_quick_path_smoke(tmp_path):
   mod.main(["--K", "2", "--n", "4", "8", "--reps", "3", "--num-test", "2000",
             "--max-factor", "10", "--out", str(tmp_path), "--no-progress"])
   res = json.loads((tmp_path / "results.json").read_text())
-  assert {(r["K"], r["n"], r["model"]) for r in res["records"]} == {
-      (2, 4, "nb"), (2, 4, "lr"), (2, 8, "nb"), (2, 8, "lr")}
+  assert {(r["K"], r["n"], r["model"], r["strategy"]) for r in res["records"]} == {
+      (2, n, m, s) for n in (4, 8) for m in ("nb", "lr") for s in ("scan", "bisect")}
   for r in res["records"]:
     assert set(r["curve"]) == {"m", "mean_error", "std_error"}
     assert "m_star" in r

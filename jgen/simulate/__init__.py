@@ -1,5 +1,6 @@
-"""Theory-validation simulations: Gaussian mixtures with exact Bayes errors, and the
-learning-curve driver of Zheng et al. (2023).
+"""Theory-validation simulations: Gaussian mixtures with exact Bayes errors, the
+learning-curve engine and m* search of Zheng et al. (ICML 2023), and the generative data
+augmentation simulation of Zheng et al. (NeurIPS 2023).
 """
 
 from jgen.simulate.mixtures import GaussianMixture
@@ -16,6 +17,15 @@ from jgen.simulate.learning_curve import evaluate_sizes
 from jgen.simulate.learning_curve import find_m_star
 from jgen.simulate.learning_curve import size_grid
 from jgen.simulate.learning_curve import pad_mixture
+from jgen.simulate.learning_curve import resolve_model
+from jgen.simulate.engine import CurveProgram
+from jgen.simulate.engine import curve_program
+from jgen.simulate.engine import buckets_for
+from jgen.simulate.gda import GDAResult
+from jgen.simulate.gda import gda_mixture
+from jgen.simulate.gda import augmentation_gaps
+from jgen.simulate import engine
+from jgen.simulate import gda
 
 __all__ = (
     "GaussianMixture",
@@ -32,4 +42,13 @@ __all__ = (
     "find_m_star",
     "size_grid",
     "pad_mixture",
+    "resolve_model",
+    "CurveProgram",
+    "curve_program",
+    "buckets_for",
+    "GDAResult",
+    "gda_mixture",
+    "augmentation_gaps",
+    "engine",
+    "gda",
 )

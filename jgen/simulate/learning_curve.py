@@ -5,7 +5,6 @@ Re-exported by :mod:`jgen.simulate`; see its docstring for the protocol.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from typing import Callable, NamedTuple
@@ -15,8 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.core import checks as _checks
+from jgen.core.contract import Classifier
 from jgen import gaussian
 from jgen import logistic
+from jgen.logistic import batched
+from jgen.simulate import engine
 from jgen.simulate import mixtures as simulate
 
 __all__ = [
@@ -30,7 +32,6 @@ __all__ = [
 ]
 
 MODELS = ("nb", "lr")
-_NB = gaussian.gaussian_nb(var_smoothing=1e-9, pooled=True)
 
 
 class CurveResult(NamedTuple):
@@ -41,7 +42,7 @@ class CurveResult(NamedTuple):
     errors: test errors ``[G, R]`` (one column per repetition).
     m_star: first size whose mean error is below the target, or ``None`` if no
       evaluated size reached it.
-    not_converged: logistic fits that stopped at ``max_iter`` (0 for naive Bayes).
+    not_converged: fits that reported ``info.converged = False`` (0 for closed forms).
   """
   sizes: np.ndarray
   errors: np.ndarray
@@ -50,80 +51,128 @@ class CurveResult(NamedTuple):
 
 
 def bucket_size(m: int, minimum: int = 64) -> int:
-  """Padded size for ``m`` examples: the next power of two, at least ``minimum``.
-
-  Each bucket is one compilation; powers of two bound the padding work by 2x.
-  """
+  """Padded size for ``m`` examples: the next power of two, at least ``minimum``."""
   return max(minimum, 1 << (int(m) - 1).bit_length())
 
 
-@functools.partial(jax.jit, static_argnames=("model", "bucket", "num_reps", "C", "tol",
-                                              "max_iter"))
-def _errors(train_key, mixture, x_test, y_test, sizes, init, *, model, bucket,
-            num_reps, C, tol, max_iter):
-  k = mixture.means.shape[0]
-  lr = logistic.logistic_regression(C, tol=tol, max_iter=max_iter)
+def resolve_model(model, *, C=1.0, tol=1e-4, max_iter=1000) -> Classifier:
+  """``"nb"`` -> the paper's pooled naive Bayes, ``"lr"`` -> L2 logistic regression
+  (the branch-free batched solver); a :class:`jgen.Classifier` is returned as is."""
+  if isinstance(model, Classifier):
+    return model
+  if model == "nb":
+    return _NB
+  if model == "lr":
+    key = (float(C), float(tol), int(max_iter))
+    if key not in _LR:
+      _LR[key] = batched.batched_logistic_regression(C, tol=tol, max_iter=max_iter)
+    return _LR[key]
+  raise ValueError(f"model must be one of {MODELS} or a jgen.Classifier, got {model!r}.")
 
-  def rep(rep_key, init_r):
-    x, y = simulate.sample(rep_key, mixture, bucket)
 
-    def size(m):
-      w = (jnp.arange(bucket) < m).astype(x.dtype)
-      if model == "nb":
-        params = _NB.fit(x, y, num_classes=k, sample_weight=w)
-        scores = _NB.log_likelihood(params, x_test) + params.log_prior[None, :]
-        fitted, ok = None, jnp.asarray(True)
-      else:
-        params = lr.fit(x, y, num_classes=k, sample_weight=w, init=init_r)
-        scores = lr.log_likelihood(params, x_test)
-        fitted, ok = logistic.LogisticParams(params.weights, params.bias), params.info.converged
-      return jnp.mean(jnp.argmax(scores, -1) != y_test), fitted, ok
+_NB = gaussian.gaussian_nb(var_smoothing=1e-9, pooled=True)
+_LR: dict = {}
 
-    return jax.vmap(size)(sizes)
 
-  return jax.vmap(rep)(jax.random.split(train_key, num_reps), init)
+def _check_num_reps(num_reps):
+  if isinstance(num_reps, bool) or not isinstance(num_reps, (int, np.integer)) or (
+      num_reps < 1):
+    raise ValueError(f"num_reps must be an int >= 1, got {num_reps!r}.")
+
+
+def _check_sizes(sizes, k, name):
+  sizes = np.asarray(sizes, np.int64)
+  if sizes.ndim != 1 or sizes.size == 0:
+    raise ValueError(f"{name} must be a non-empty 1-D list, got shape {sizes.shape}.")
+  if sizes.min() < k:
+    raise ValueError(f"{name}: every training size m must be >= num_classes={k} so each"
+                     f" class appears; got m={int(sizes.min())}.")
+  return sizes
+
+
+def _check_test(test, k, d):
+  x_test, y_test = test
+  _checks.check_ndim(x_test, 2, "x_test")
+  _checks.check_last_dim(x_test, d, "x_test", "the mixture's dimension")
+  _checks.check_finite(x_test, "x_test")
+  _checks.check_labels(y_test, k, "y_test")
+  return x_test, y_test
+
+
+class _Sweep:
+  """Streams, test set and compiled program of one (model, mixture) search."""
+
+  def __init__(self, model, train_key, mixture, test, max_size, num_reps, chunk,
+               mesh=None):
+    self.k = mixture.means.shape[0]
+    self.model, self.chunk = model, chunk
+    self.test = test
+    buckets = engine.buckets_for(max_size)
+    self.x, self.y = engine.sample_streams(train_key, mixture, num_reps, buckets[-1])
+    if mesh is not None:
+      self.x, self.y = engine.shard_streams(mesh, self.x, self.y)
+    self.prog = engine.curve_program(model, num_classes=self.k, buckets=buckets)
+    self.zero = engine.zeros_init(model, self.x, self.y, self.k)
+
+  def __call__(self, sizes, init):
+    sizes = np.asarray(sizes, np.int64)
+    errs, params, oks = [], [], []
+    for start in range(0, sizes.size, self.chunk):
+      part = sizes[start:start + self.chunk]
+      e, p, ok = self.prog.run(self.x, self.y, *self.test,
+                               jnp.asarray(engine.as_sizes(part, self.chunk)),
+                               self.zero if init is None else init)
+      errs.append(np.asarray(e)[: part.size])
+      oks.append(np.asarray(ok)[: part.size])
+      if p is not None:
+        p = jax.tree.map(lambda a: a[: part.size], p)
+        params.append(p)
+        init = jax.tree.map(lambda a: a[-1], p)
+    params = (jax.tree.map(lambda *a: jnp.concatenate(a), *params) if params else None)
+    return np.concatenate(errs), params, np.concatenate(oks)
 
 
 def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
-                   tol=1e-4, max_iter=1000, init=None):
+                   tol=1e-4, max_iter=1000, init=None, chunk=8, mesh=None):
   """Test errors of ``model`` trained on the first ``m`` examples of each repetition.
+
+  Sizes run in order and warm-start each fit from the previous one (families whose
+  ``fit`` takes ``init``).
 
   Args:
     train_key: key of the training streams (repetition ``r`` uses its ``r``-th split).
     mixture: :class:`jgen.simulate.GaussianMixture`.
     test: ``(x_test [T, D], y_test [T])``.
     sizes: training sizes ``[G]``, each ``>= K``.
-    model: ``"nb"`` (pooled naive Bayes) or ``"lr"`` (logistic regression).
+    model: ``"nb"``, ``"lr"`` or any :class:`jgen.Classifier` taking ``sample_weight``.
     num_reps: repetitions ``R`` (vmapped).
-    C, tol, max_iter: logistic-regression settings.
-    init: warm start, ``LogisticParams`` with ``[R, D, K]`` weights, or ``None``.
+    C, tol, max_iter: logistic-regression settings for ``model="lr"``.
+    init: warm start for the first size, params with a leading ``[R]`` axis.
+    chunk: sizes per compiled call (static).
+    mesh: optional :func:`jgen.parallel.make_mesh` mesh; the repetitions are sharded
+      over its ``data`` axis (same numbers as one device).
 
   Returns:
-    ``(errors [G, R], params [R, G, ...] or None, converged [G, R])`` as NumPy/JAX.
+    ``(errors [G, R], params [G, R, ...] or None, converged [G, R])``.
+
+  Example:
+    >>> import jax
+    >>> from jgen import simulate
+    >>> mix = simulate.zheng_mixture(2, 4)
+    >>> test = simulate.sample(jax.random.key(1), mix, 500)
+    >>> err, _, ok = simulate.evaluate_sizes(jax.random.key(0), mix, test, [8, 16],
+    ...                                      model="nb", num_reps=2)
+    >>> err.shape, bool(ok.all())
+    ((2, 2), True)
   """
-  if model not in MODELS:
-    raise ValueError(f"model must be one of {MODELS}, got {model!r}.")
-  sizes = np.asarray(sizes, np.int64)
+  _check_num_reps(num_reps)
+  model = resolve_model(model, C=C, tol=tol, max_iter=max_iter)
   k, d = mixture.means.shape
-  if sizes.ndim != 1 or sizes.size == 0:
-    raise ValueError(f"sizes must be a non-empty 1-D list, got shape {sizes.shape}.")
-  if sizes.min() < k:
-    raise ValueError(f"every training size m must be >= num_classes={k} so each class"
-                     f" appears; got m={int(sizes.min())}.")
-  x_test, y_test = test
-  _checks.check_ndim(x_test, 2, "x_test")
-  _checks.check_last_dim(x_test, d, "x_test", "the mixture's dimension")
-  _checks.check_finite(x_test, "x_test")
-  _checks.check_labels(y_test, k, "y_test")
-  bucket = bucket_size(int(sizes.max()))
-  if model == "lr" and init is None:
-    init = logistic.LogisticParams(jnp.zeros((num_reps, d, k), x_test.dtype),
-                                   jnp.zeros((num_reps, k), x_test.dtype))
-  errors, params, ok = _errors(train_key, mixture, x_test, y_test,
-                               jnp.asarray(sizes, jnp.int32), init, model=model,
-                               bucket=bucket, num_reps=num_reps, C=float(C),
-                               tol=float(tol), max_iter=int(max_iter))
-  return np.asarray(errors).T, params, np.asarray(ok).T
+  sizes = _check_sizes(sizes, k, "sizes")
+  test = _check_test(test, k, d)
+  sweep = _Sweep(model, train_key, mixture, test, int(sizes.max()), num_reps, chunk,
+                 mesh)
+  return sweep(sizes, init)
 
 
 def pad_mixture(mixture, dim: int):
@@ -147,50 +196,65 @@ def size_grid(num_classes: int, dim: int, max_size: int) -> np.ndarray:
   return np.arange(2 * num_classes, max_size + 1, step)
 
 
-def _take(params, g):
-  return jax.tree.map(lambda a: a[:, g], params)
-
-
 def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_000,
-                strategy="scan", chunk=4, growth=1.5, C=1.0, tol=1e-4, max_iter=1000,
-                pad_dim: int | None = None,
+                strategy="scan", chunk=8, growth=1.5, C=1.0, tol=1e-4, max_iter=1000,
+                pad_dim: int | None = None, mesh=None,
                 progress: Callable[[int], None] | None = None) -> CurveResult:
   """Learning curve of ``model`` until its mean test error drops below ``target``.
 
   Strategies (``m*`` is always a point of ``grid``):
 
   * ``"scan"`` (the paper's protocol): evaluate ``grid`` in order, ``chunk`` sizes per
-    call, and stop at the first size whose mean error is below ``target``.
+    compiled call, and stop at the first size whose mean error is below ``target``.
   * ``"bisect"``: evaluate a geometric subsequence of ``grid`` (ratio ``growth``) until
     one meets the target, then bisect on ``grid`` between the last miss and that hit.
-    Equal to ``"scan"`` when the mean error curve is monotone between them; much
-    cheaper when ``m*`` is large.
+    Equal to ``"scan"`` when the mean error curve is monotone between them.
 
-  Logistic fits warm-start from the fit at the largest smaller evaluated size.
+  One program is compiled per (model, K, D, largest grid size); fits warm-start from
+  the fit at the largest smaller evaluated size.
 
   Args:
     key: PRNG key; split into the test-set key and the training-stream key, so the
-      same key gives both models the same data.
+      same key gives every model the same data.
     mixture: :class:`jgen.simulate.GaussianMixture`.
-    model: ``"nb"`` or ``"lr"``.
-    target: error threshold (the paper: Bayes error + 0.01).
-    grid: candidate sizes, ascending, all ``>= K`` (e.g. :func:`size_grid`).
-    pad_dim: append zero-variance features up to this dimension (see
-      :func:`pad_mixture`), so mixtures of several dimensions share compilations.
+    model: ``"nb"``, ``"lr"`` or any :class:`jgen.Classifier` taking ``sample_weight``.
+    target: error threshold in ``(0, 1)`` (the paper: Bayes error + 0.01).
+    grid: candidate sizes, strictly increasing, all ``>= K`` (e.g. :func:`size_grid`).
+    num_reps: repetitions ``R >= 1`` (vmapped); num_test: test points.
+    pad_dim: append zero-variance features up to this dimension (:func:`pad_mixture`).
+    mesh: optional mesh; repetitions sharded over its ``data`` axis.
     progress: optional callback, called with the number of sizes evaluated per call.
 
   Returns:
     :class:`CurveResult`.
+
+  Example:
+    >>> import jax
+    >>> from jgen import simulate
+    >>> mix = simulate.zheng_mixture(2, 4)
+    >>> target = simulate.bayes_error(mix) + 0.05
+    >>> res = simulate.find_m_star(jax.random.key(0), mix, model="nb", target=target,
+    ...                            grid=simulate.size_grid(2, 4, 80), num_reps=2,
+    ...                            num_test=2000)
+    >>> res.m_star is not None and res.errors.shape[1] == 2
+    True
   """
   if strategy not in ("scan", "bisect"):
     raise ValueError(f"strategy must be 'scan' or 'bisect', got {strategy!r}.")
-  grid = np.asarray(grid, np.int64)
-  if grid.ndim != 1 or grid.size == 0 or np.any(np.diff(grid) <= 0):
-    raise ValueError("grid must be a non-empty strictly increasing 1-D list of sizes.")
+  if isinstance(target, bool) or not isinstance(target, (int, float, np.floating)) or (
+      not 0.0 < float(target) < 1.0):
+    raise ValueError(f"target must be an error rate in (0, 1), got {target!r}.")
+  _check_num_reps(num_reps)
+  model = resolve_model(model, C=C, tol=tol, max_iter=max_iter)
+  k = mixture.means.shape[0]
+  grid = _check_sizes(grid, k, "grid")
+  if np.any(np.diff(grid) <= 0):
+    raise ValueError("grid must be strictly increasing.")
   if pad_dim is not None:
     mixture = pad_mixture(mixture, pad_dim)
   test_key, train_key = jax.random.split(key)
   test = simulate.sample(test_key, mixture, num_test)
+  sweep = _Sweep(model, train_key, mixture, test, int(grid[-1]), num_reps, chunk, mesh)
   done: dict[int, np.ndarray] = {}
   fits: dict[int, object] = {}
   bad = 0
@@ -199,46 +263,49 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
     nonlocal bad
     below = [i for i in fits if i < idx[0]]
     init = fits[max(below)] if below else None
-    errors, params, ok = evaluate_sizes(
-        train_key, mixture, test, grid[idx], model=model, num_reps=num_reps, C=C,
-        tol=tol, max_iter=max_iter, init=init)
+    errors, params, ok = sweep(grid[idx], init)
     bad += int(np.sum(~ok))
     for g, i in enumerate(idx):
       done[i] = errors[g]
       if params is not None:
-        fits[i] = _take(params, g)
+        fits[i] = jax.tree.map(lambda a: a[g], params)
     if progress is not None:
       progress(len(idx))
 
   hit = lambda i: float(np.mean(done[i])) < target
-  m_star = None
-  if strategy == "scan":
-    for start in range(0, grid.size, chunk):
-      idx = list(range(start, min(start + chunk, grid.size)))
-      run(idx)
-      first = next((i for i in idx if hit(i)), None)
-      if first is not None:
-        m_star = int(grid[first])
-        break
-  else:
-    lo, i = -1, 0
-    while i < grid.size:
-      run([i])
-      if hit(i):
-        hi = i
-        while hi - lo > 1:
-          mid = (lo + hi) // 2
-          run([mid])
-          lo, hi = (lo, mid) if hit(mid) else (mid, hi)
-        m_star = int(grid[hi])
-        break
-      if i == grid.size - 1:
-        break
-      nxt = int(np.searchsorted(grid, grid[i] * growth))
-      lo, i = i, max(i + 1, min(nxt, grid.size - 1))
+  m_star = _scan(run, hit, grid, chunk) if strategy == "scan" else _bisect(
+      run, hit, grid, growth)
   if bad:
-    warnings.warn(f"{bad} logistic fit(s) hit max_iter={max_iter} before tol={tol};"
+    warnings.warn(f"{bad} fit(s) reported converged=False (max_iter={max_iter});"
                   " their errors are kept and counted in not_converged.",
                   logistic.ConvergenceWarning, stacklevel=2)
   order = sorted(done)
   return CurveResult(grid[order], np.stack([done[i] for i in order]), m_star, bad)
+
+
+def _scan(run, hit, grid, chunk):
+  for start in range(0, grid.size, chunk):
+    idx = list(range(start, min(start + chunk, grid.size)))
+    run(idx)
+    first = next((i for i in idx if hit(i)), None)
+    if first is not None:
+      return int(grid[first])
+  return None
+
+
+def _bisect(run, hit, grid, growth):
+  lo, i = -1, 0
+  while i < grid.size:
+    run([i])
+    if hit(i):
+      hi = i
+      while hi - lo > 1:
+        mid = (lo + hi) // 2
+        run([mid])
+        lo, hi = (lo, mid) if hit(mid) else (mid, hi)
+      return int(grid[hi])
+    if i == grid.size - 1:
+      return None
+    nxt = int(np.searchsorted(grid, grid[i] * growth))
+    lo, i = i, max(i + 1, min(nxt, grid.size - 1))
+  return None
