@@ -8,6 +8,7 @@ from jgen.logistic.model import LogisticParams
 from jgen.logistic.model import logistic_regression
 from jgen.logistic.model import fit_minibatch
 from jgen.logistic.model import objective
+from jgen.logistic.batched import batched_logistic_regression
 
 __all__ = (
     "ConvergenceWarning",
@@ -16,4 +17,5 @@ __all__ = (
     "logistic_regression",
     "fit_minibatch",
     "objective",
+    "batched_logistic_regression",
 )
