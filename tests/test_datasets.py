@@ -40,7 +40,7 @@ def test_shapes_dtypes_stratified_and_deterministic(name, d, k, n_train, n_test)
 
 
 def test_digits_split_reproduces_reference_baselines():
-  # REFERENCES.md "Baselines measured here" (scikit-learn 1.9.1, digits, 80/20
+  # scikit-learn 1.9.1 baselines (docs/references.md; scikit-learn 1.9.1, digits, 80/20
   # stratified, seed 0, pixels/16): GaussianNB 82.2%, LDA 95.6%, QDA(reg 0.1) 97.2%.
   da = pytest.importorskip("sklearn.discriminant_analysis")
   nb = pytest.importorskip("sklearn.naive_bayes")

@@ -70,7 +70,7 @@ def test_matches_sklearn_float64(make_model, make_sklearn, name):
 
 
 def test_digits_accuracies_match_reference_baselines():
-  # REFERENCES.md "Baselines": scikit-learn 1.9.1 on digits (pixels/16, 80/20
+  # scikit-learn 1.9.1 on digits (docs/references.md) (pixels/16, 80/20
   # stratified, seed 0): GaussianNB 82.2%, QDA(reg 0.1) 97.2% (360 test examples).
   xtr, ytr, xte, yte = _data("digits")
   for model, want in ((gaussian.gaussian_nb(), 296), (gaussian.qda(0.1), 350)):

@@ -1,4 +1,4 @@
-"""jgen.sharding core: meshes, class padding, the sharded Bayes-rule reduction.
+"""jgen.parallel core: meshes, class padding, the sharded Bayes-rule reduction.
 
 References: jgen.predict / jgen.log_posterior on one device and scipy's logsumexp in
 float64 (independent of the collectives under test).

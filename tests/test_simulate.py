@@ -20,7 +20,7 @@ from jgen import simulate
 
 
 def test_mixture_matches_the_paper():
-  # REFERENCES.md section 1 (Zheng et al. 2023, "easy" mode): means c_k 1_n with
+  # Zheng et al., ICML 2023, the simulation's "easy" mode: means c_k 1_n with
   # c_0 = -1, c_k = 2^(k-1); covariance diag(n x floor(n/2), 1, ...); for K > 2
   # x <- (x - 2^(K-3)) / 2^(K-3), here 2^(5-3) = 4.
   m2 = simulate.zheng_mixture(2, 5, dtype=jnp.float64)

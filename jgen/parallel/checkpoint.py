@@ -133,7 +133,7 @@ def _check_spec(name: str, shape: tuple[int, ...], spec: P, mesh: Mesh) -> None:
     if dim % size:
       raise ValueError(f"{name}: dimension {dim} of shape {shape} is not divisible by"
                        f" {size} devices of mesh axes {axes}; pad it (e.g."
-                       " jgen.sharding.pad_classes) or choose another layout.")
+                       " jgen.parallel.pad_classes) or choose another layout.")
 
 
 def restore_sharded(path: str | os.PathLike, mesh: Mesh, specs: Any = None,
