@@ -36,8 +36,9 @@ def temperature_scale(log_lik: ArrayLike, temperature: ArrayLike,
 
   Example:
     >>> import jax.numpy as jnp, jgen
-    >>> [round(float(p), 3) for p in jnp.exp(jgen.temperature_scale(jnp.array([0.0, 2.0]), 2.0))]
-    [0.269, 0.731]
+    >>> probs = jnp.exp(jgen.temperature_scale(jnp.array([0.0, 2.0]), 2.0))
+    >>> tuple(round(float(p), 3) for p in probs)
+    (0.269, 0.731)
   """
   scores = joint(as_scores(log_lik), log_prior)
   t = jnp.asarray(temperature)

@@ -260,8 +260,8 @@ def fit_stats(model: Classifier, stats: GaussianStats, *,
     >>> b = jgen.gaussian.sufficient_stats(x[2:], y[2:], 2, full_covariance=False)
     >>> model = jgen.gaussian_nb()
     >>> params = jgen.gaussian.fit_stats(model, jgen.gaussian.merge_stats(a, b))
-    >>> [round(float(m), 2) for m in params.means[:, 0]]
-    [0.1, 2.2]
+    >>> tuple(round(float(m), 2) for m in params.means[:, 0])
+    (0.1, 2.2)
   """
   return _from_stats_of(model)(stats, priors)
 

@@ -179,8 +179,8 @@ def fit_data_parallel(model: Classifier, x: ArrayLike, y: ArrayLike, mesh: Mesh,
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4], [0.1]]); y = jnp.array([0, 0, 1, 1, 0])
     >>> mesh = jgen.parallel.make_mesh(data=1, classes=1)
     >>> p = jgen.parallel.fit_data_parallel(jgen.gaussian_nb(), x, y, mesh, num_classes=2)
-    >>> [round(float(m), 2) for m in p.means[:, 0]]
-    [0.1, 2.2]
+    >>> tuple(round(float(m), 2) for m in p.means[:, 0])
+    (0.1, 2.2)
   """
   if not isinstance(model, Classifier):
     raise TypeError(f"model must be a jgen.Classifier, got {type(model).__name__}.")

@@ -38,8 +38,8 @@ def bucket_size(n: int) -> int:
 
   Example:
     >>> from jgen.sklearn import bucket_size
-    >>> [bucket_size(n) for n in (1, 16, 17, 300)]
-    [16, 16, 32, 512]
+    >>> tuple(bucket_size(n) for n in (1, 16, 17, 300))
+    (16, 16, 32, 512)
   """
   return max(16, 1 << (int(n) - 1).bit_length())
 
