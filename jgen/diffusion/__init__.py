@@ -32,11 +32,11 @@ from jgen.diffusion.elbo import bits_per_dim
 from jgen.diffusion.elbo import class_errors
 from jgen.diffusion.elbo import class_errors_at
 from jgen.diffusion.elbo import class_log_likelihoods
-from jgen.diffusion.elbo import diffusion_term
-from jgen.diffusion.elbo import draw
-from jgen.diffusion.elbo import draw_timesteps
+from jgen.diffusion.losses import diffusion_term
+from jgen.diffusion.losses import draw
+from jgen.diffusion.losses import draw_timesteps
 from jgen.diffusion.elbo import elbo_from_errors
-from jgen.diffusion.elbo import noisy
+from jgen.diffusion.losses import noisy
 from jgen.diffusion.elbo import prior_kl
 from jgen.diffusion.elbo import reconstruction
 

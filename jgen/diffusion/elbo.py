@@ -30,18 +30,11 @@ from jax.typing import ArrayLike
 
 from jgen.diffusion import validate
 from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
-# The single-draw loss and the draws live in losses.py; re-exported here because the
-# estimator and the strategies use them together with the class errors.
-from jgen.diffusion.losses import diffusion_term, draw, draw_timesteps, noisy
-from jgen.diffusion.losses import batch_eps_prediction, weighted_loss
+from jgen.diffusion.losses import batch_eps_prediction, draw, noisy, weighted_loss
 from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule
 
 __all__ = [
-    "diffusion_term",
-    "draw_timesteps",
-    "draw",
-    "noisy",
     "class_errors_at",
     "class_errors",
     "prior_kl",

@@ -19,7 +19,8 @@ from jgen.core import checks
 from jgen.core.contract import Classifier, check_params_type
 from jgen.diffusion import validate
 from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
-from jgen.diffusion.elbo import class_errors_at, draw, elbo_from_errors
+from jgen.diffusion.elbo import class_errors_at, elbo_from_errors
+from jgen.diffusion.losses import draw
 from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule, linear_schedule
 from jgen.diffusion.train import TrainConfig, train

@@ -33,7 +33,8 @@ import scipy.stats
 from jax import lax
 
 from jgen.diffusion import validate
-from jgen.diffusion.elbo import class_errors_at, draw, elbo_from_errors
+from jgen.diffusion.elbo import class_errors_at, elbo_from_errors
+from jgen.diffusion.losses import draw
 from jgen.diffusion.importance import TimestepProposal, draw_importance
 from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule, linear_schedule

@@ -20,7 +20,8 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 from jgen.diffusion import validate
 from jgen.diffusion.classifier import prepare
-from jgen.diffusion.elbo import class_errors_at, draw
+from jgen.diffusion.elbo import class_errors_at
+from jgen.diffusion.losses import draw
 from jgen.diffusion.strategies import ClassifyResult, run
 from jgen.parallel import mesh as pmesh
 

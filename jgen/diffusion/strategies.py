@@ -42,7 +42,8 @@ import numpy as np
 import scipy.stats
 from jax import lax
 
-from jgen.diffusion.elbo import class_errors_at, draw, draw_timesteps, elbo_from_errors
+from jgen.diffusion.elbo import class_errors_at, elbo_from_errors
+from jgen.diffusion.losses import draw, draw_timesteps
 from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule
 

@@ -98,24 +98,6 @@ def _line_search(z, dz, onehot, sw_t, pen):
   return t, f, f0
 
 
-def _check_data(x, y, sample_weight, num_classes):
-  x, y = _checks.check_xy(x, y, num_classes)
-  if x.shape[0] == 0:
-    raise ValueError("x must contain at least one example, got shape (0, D).")
-  if sample_weight is None:
-    return x, y, jnp.ones(x.shape[:1], x.dtype)
-  sw = jnp.asarray(sample_weight, x.dtype)
-  _checks.check_ndim(sw, 1, "sample_weight")
-  _checks.check_same_leading(x, sw, "x", "sample_weight")
-  _checks.check_finite(sw, "sample_weight")
-  if _checks.is_concrete(sw):
-    v = np.asarray(sw)
-    if np.any(v < 0) or not np.any(v > 0):
-      raise ValueError("sample_weight must be >= 0 with a positive entry, got"
-                       f" min {v.min()} and max {v.max()}.")
-  return x, y, sw
-
-
 def _flat(w, b):
   return jnp.concatenate([w.reshape(-1), b])
 
@@ -240,7 +222,7 @@ def batched_logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: 
   def fit(x, y, *, num_classes, sample_weight=None, init=None):
     """Branch-free L-BFGS fit; see :func:`batched_logistic_regression`."""
     num_classes = _checks.check_num_classes(num_classes)
-    x, y, sw = _check_data(x, y, sample_weight, num_classes)
+    x, y, sw = _model.check_data(x, y, sample_weight, num_classes)
     if init is None:
       kf = free_columns(num_classes)
       w0, b0 = jnp.zeros((x.shape[1], kf), x.dtype), jnp.zeros((kf,), x.dtype)

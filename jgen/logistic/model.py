@@ -105,7 +105,8 @@ def _logits(params: LogisticParams, x: ArrayLike) -> jax.Array:
   return z + _checks.as_trailing(params.bias.astype(x.dtype), z.ndim)
 
 
-def _check_data(x, y, sample_weight, num_classes):
+def check_data(x, y, sample_weight, num_classes):
+  """Validated ``(x [N, D], y [N], sample_weight [N])`` for a logistic fit."""
   x, y = _checks.check_xy(_checks.as_features(x, "x"), y, num_classes)
   if x.shape[0] == 0:
     raise ValueError("x must contain at least one example, got shape (0, D).")
@@ -224,7 +225,7 @@ def logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: int = 10
   def fit(x, y, *, num_classes, sample_weight=None, init=None) -> LogisticParams:
     """Full-batch L-BFGS fit; see :func:`logistic_regression`."""
     num_classes = _checks.check_num_classes(num_classes)
-    x, y, sw = _check_data(x, y, sample_weight, num_classes)
+    x, y, sw = check_data(x, y, sample_weight, num_classes)
     w0, b0 = _init_free(init, x.shape[1], num_classes, x.dtype)
     f = ftol
     if f is None:
@@ -278,7 +279,7 @@ def fit_minibatch(model: Classifier, key: jax.Array, x: ArrayLike, y: ArrayLike,
   """
   h = _check_model(model)
   num_classes = _checks.check_num_classes(num_classes)
-  x, y, sw = _check_data(x, y, sample_weight, num_classes)
+  x, y, sw = check_data(x, y, sample_weight, num_classes)
   w0, b0 = _init_free(init, x.shape[1], num_classes, x.dtype)
   if not 1 <= batch_size <= x.shape[0]:
     raise ValueError(f"batch_size must lie in [1, N={x.shape[0]}], got {batch_size}.")
@@ -311,7 +312,7 @@ def objective(model: Classifier, params: LogisticParams, x: ArrayLike, y: ArrayL
   h = _check_model(model)
   check_params_type(params, LogisticParams, "logistic_regression")
   num_classes = params.weights.shape[-1]
-  x, y, sw = _check_data(x, y, sample_weight, num_classes)
+  x, y, sw = check_data(x, y, sample_weight, num_classes)
   w, b = _shrink(params, num_classes)
   ce = losses(w.astype(x.dtype), b.astype(x.dtype), x, y, num_classes)
   return h["C"] * jnp.sum(sw * ce) + 0.5 * jnp.sum(w.astype(x.dtype) ** 2)

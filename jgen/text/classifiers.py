@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.core.contract import Classifier, check_params_type
+from jgen.core.contract import Classifier
 from jgen.text import corrections, masked, scoring, tokenize
 from jgen.text.loader import PretrainedLM
-from jgen.text.params import (LMScorerParams, check_inputs, corrected, fit_corrections,
-                              lm_class_axes)
+from jgen.text.params import (LMScorerParams, corrected, fit_corrections, fit_prompted,
+                              scorer_classifier)
 
 __all__ = ["causal_lm_classifier", "noisy_channel_classifier", "encode_inputs"]
 
@@ -141,19 +141,11 @@ def causal_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *, template: s
                        jnp.asarray(norms), jnp.zeros(num_classes, jnp.float32),
                        jnp.ones((), jnp.float32), jnp.full(num_classes, -np.log(num_classes), jnp.float32))
     enc = lambda texts, fmt: encode_inputs_with(lm, texts, fmt, labels, bos_id)
-    return fit_corrections(
-        p, lambda q, xx: np.asarray(scores(q, jnp.asarray(xx))),
-        premise=None if pmi_premise is None else enc([pmi_premise], "{}"),
-        content_free=None if content_free is None else enc(list(content_free), template),
-        temperature=temperature, x=x, y=y, sample_weight=sample_weight)
+    return fit_prompted(p, scores, enc, pmi_premise=pmi_premise,
+                        content_free=content_free, template=template,
+                        temperature=temperature, x=x, y=y, sample_weight=sample_weight)
 
-  def log_likelihood(params, x, *, key=None):
-    del key
-    check_params_type(params, LMScorerParams, name)
-    return scores(params, jnp.asarray(check_inputs(x, name)))
-
-  return Classifier(fit, log_likelihood, lambda params: None, lm_class_axes, name, hp,
-                    LMScorerParams, conditional=True)
+  return scorer_classifier(name, hp, fit, scores, conditional=True)
 
 
 def encode_inputs_with(lm, texts, template, labels, bos_id) -> np.ndarray:
@@ -271,10 +263,4 @@ def noisy_channel_classifier(lm: PretrainedLM, label_prompts, *, template: str =
         scores(q, jnp.asarray(xx)) + q.log_prior), temperature=temperature, x=x, y=y,
         sample_weight=sample_weight)
 
-  def log_likelihood(params, x, *, key=None):
-    del key
-    check_params_type(params, LMScorerParams, name)
-    return scores(params, jnp.asarray(check_inputs(x, name)))
-
-  return Classifier(fit, log_likelihood, lambda params: params.log_prior, lm_class_axes,
-                    name, hp, LMScorerParams)
+  return scorer_classifier(name, hp, fit, scores, conditional=False)

@@ -16,11 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.core.contract import Classifier, check_params_type
+from jgen.core.contract import Classifier
 from jgen.text import scoring, tokenize
 from jgen.text.loader import PretrainedLM
-from jgen.text.params import (LMScorerParams, check_inputs, corrected, fit_corrections,
-                              lm_class_axes)
+from jgen.text.params import LMScorerParams, corrected, fit_prompted, scorer_classifier
 
 __all__ = ["masked_lm_classifier", "encode_masked_prompts", "variant_ids"]
 
@@ -152,16 +151,8 @@ def masked_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *,
                        jnp.ones(k, jnp.float32), jnp.zeros(k, jnp.float32),
                        jnp.ones((), jnp.float32), jnp.full(k, -np.log(k), jnp.float32))
     enc = lambda texts, fmt: encode_masked_prompts(lm, texts, fmt, mask_token)
-    return fit_corrections(
-        p, lambda q, xx: np.asarray(scores(q, jnp.asarray(xx))),
-        premise=None if pmi_premise is None else enc([pmi_premise], "{}"),
-        content_free=None if content_free is None else enc(list(content_free), template),
-        temperature=temperature, x=x, y=y, sample_weight=sample_weight)
+    return fit_prompted(p, scores, enc, pmi_premise=pmi_premise,
+                        content_free=content_free, template=template,
+                        temperature=temperature, x=x, y=y, sample_weight=sample_weight)
 
-  def log_likelihood(params, x, *, key=None):
-    del key
-    check_params_type(params, LMScorerParams, name)
-    return scores(params, jnp.asarray(check_inputs(x, name)))
-
-  return Classifier(fit, log_likelihood, lambda params: None, lm_class_axes, name, hp,
-                    LMScorerParams, conditional=True)
+  return scorer_classifier(name, hp, fit, scores, conditional=True)

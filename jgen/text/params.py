@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen.core.contract import Classifier, check_params_type
 from jgen.text import corrections
 
 __all__ = ["LMScorerParams", "lm_class_axes", "corrected", "fit_corrections", "check_inputs"]
@@ -104,3 +105,32 @@ def fit_corrections(params: LMScorerParams, score_fn: Callable, *, premise=None,
   else:
     raise ValueError(f"temperature must be a positive number or 'fit', got {temperature!r}.")
   return params
+
+
+def fit_prompted(params: LMScorerParams, scores, encode, *, pmi_premise, content_free,
+                 template, temperature, x, y, sample_weight) -> LMScorerParams:
+  """:func:`fit_corrections` of a prompted scorer, encoding the PMI premise and the
+  content-free inputs with ``encode(texts, template) -> ids``."""
+  return fit_corrections(
+      params, lambda q, xx: np.asarray(scores(q, jnp.asarray(xx))),
+      premise=None if pmi_premise is None else encode([pmi_premise], "{}"),
+      content_free=None if content_free is None else encode(list(content_free), template),
+      temperature=temperature, x=x, y=y, sample_weight=sample_weight)
+
+
+def scorer_classifier(name: str, hyperparams: dict, fit, scores, *,
+                      conditional: bool) -> Classifier:
+  """The contract around a label scorer ``scores(params, ids) -> [N, K]``.
+
+  Conditional scorers (``log p(label | prompt)``) add no prior; the noisy channel
+  (``log p(x | label)``) adds ``params.log_prior``.
+  """
+
+  def log_likelihood(params, x, *, key=None):
+    del key
+    check_params_type(params, LMScorerParams, name)
+    return scores(params, jnp.asarray(check_inputs(x, name)))
+
+  log_prior = (lambda params: None) if conditional else (lambda params: params.log_prior)
+  return Classifier(fit, log_likelihood, log_prior, lm_class_axes, name, hyperparams,
+                    LMScorerParams, conditional=conditional)
