@@ -35,8 +35,7 @@ def prepare_x(params, x: ArrayLike) -> tuple[jax.Array, tuple[int, ...]]:
   _checks.check_min_ndim(x, 1, "x")
   d = params.means.shape[-1]
   _checks.check_last_dim(x, d, "x", "the number of features the model was fitted on")
-  _checks.check_finite(x, "x")
-  _checks.check_scale(x, "x", count=x.shape[-1], underflow=False)
+  _checks.check_values(x, "x", count=x.shape[-1], underflow=False)
   return x.reshape(-1, d).astype(params.means.dtype), x.shape[:-1]
 
 

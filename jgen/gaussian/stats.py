@@ -54,8 +54,7 @@ def _check_xy(x: ArrayLike, y: ArrayLike,
     raise ValueError("x must contain at least one example, got shape (0, D).")
   if x.shape[1] == 0:
     raise ValueError("x must have at least one feature, got shape (N, 0).")
-  _checks.check_finite(x, "x")
-  _checks.check_scale(x, "x")
+  _checks.check_values(x, "x")
   return x, y
 
 

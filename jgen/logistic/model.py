@@ -99,8 +99,7 @@ def _logits(params: LogisticParams, x: ArrayLike) -> jax.Array:
   _checks.check_min_ndim(x, 1, "x")
   _checks.check_last_dim(x, params.weights.shape[0], "x",
                          "the number of features of params.weights")
-  _checks.check_finite(x, "x")
-  _checks.check_scale(x, "x", count=x.shape[-1], underflow=False)
+  _checks.check_values(x, "x", count=x.shape[-1], underflow=False)
   z = x @ params.weights.astype(x.dtype)
   return z + _checks.as_trailing(params.bias.astype(x.dtype), z.ndim)
 
