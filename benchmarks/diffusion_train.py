@@ -8,7 +8,8 @@ device from the whole training set as ``train_step`` does (the same work), and o
 fixed pre-sliced batch (no draw at all). Then jgen with clipping, with EMA, and with the
 defaults, so their costs show separately. The machine may be shared: every variant runs
 ``--chunk`` steps per repeat, the variants alternate for ``--repeats`` rounds, and the
-table shows medians. Classification: ``batch_classify`` (``full``, all 10 classes
+table shows medians. Classification (medians of alternating repeats against the
+per-class loop): ``batch_classify`` (``full``, all 10 classes
 x ``num_t`` draws per image) in images/s and denoiser evaluations/s. FLOP/s are from
 the MLP's matmul count (forward ``2 * sum(kernel sizes)`` per example, backward 2x)
 as a fraction of this machine's measured float32 matmul rate.
@@ -34,7 +35,7 @@ from flax import nnx
 if __package__ in (None, ""):
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import best_time, fmt_table, matmul_flops_per_s  # noqa: E402
+from benchmarks.common import fmt_table, matmul_flops_per_s  # noqa: E402
 import jgen  # noqa: E402
 from jgen.diffusion import nets, train as dtrain  # noqa: E402
 from jgen.diffusion.schedules import alpha_sigma  # noqa: E402
@@ -119,8 +120,12 @@ def main(argv=None):
 
   n = args.chunk
 
+  # Each timed repeat starts from a state built once, as the peer starts from
+  # parameters split once (building it splits the NNX module, which is not a step).
+  starts = {cfg: dtrain.init_state(model, cfg) for cfg in configs.values()}
+
   def jgen_steps(cfg):
-    s = dtrain.init_state(model, cfg)
+    s = starts[cfg]
     for _ in range(n):
       s, loss, _ = dtrain.train_step(s, x, y, denoiser=den, schedule=schedule,
                                      config=cfg, num_classes=10)
@@ -164,7 +169,6 @@ def main(argv=None):
   run = lambda: jgen.diffusion.batch_classify(jax.random.key(0), den, dparams, xs, 10,
                                               schedule=schedule, num_t=args.num_t,
                                               weighting="uniform").label
-  t_cls = best_time(run, repeats=3)
   evals = args.images * 10 * args.num_t
   loop_eps = jax.jit(jax.vmap(eps_fn))
 
@@ -176,7 +180,9 @@ def main(argv=None):
       out.append(loop_eps(z, g, jnp.full(z.shape[0], c)))
     return out
 
-  t_loop = best_time(per_class_loop, repeats=3)
+  # Alternating medians, as for the steps: robust to other load on the machine.
+  cls_med = interleaved_medians({"jgen": run, "loop": per_class_loop}, args.repeats)
+  t_cls, t_loop = cls_med["jgen"], cls_med["loop"]
   rows.append({"what": f"classify full (10 classes x {args.num_t} t)",
                "jgen": f"{args.images / t_cls:.1f} img/s ({evals / t_cls:.3g} evals/s)",
                "peer": f"{args.images / t_loop:.1f} img/s (per-class loop)",

@@ -20,9 +20,12 @@ from jgen.diffusion.parametrizations import Denoiser, eps_prediction
 
 __all__ = ["CACHE_BYTES", "activation_bytes", "pairs_per_call"]
 
-# The working set one vectorised call may use: the per-core L2 of current CPUs is
-# 1-2 MiB; a few MiB keeps calls large enough to amortise their overhead.
-CACHE_BYTES = 4 << 20
+# The working set one vectorised call may use: about the per-core L2 of current CPUs
+# (1-2 MiB), still large enough to amortise a call's overhead. On the 2-core reference
+# machine, batch_classify of 32 digits (MLP 256x4, 10 classes x 64 draws) ran at
+# 1.08-1.22x the per-class loop with 2 MiB and 0.79-0.96x with 4 MiB
+# (benchmarks/diffusion_train.py, benchmarks/RESULTS.md).
+CACHE_BYTES = 2 << 20
 
 
 @functools.lru_cache(maxsize=256)
