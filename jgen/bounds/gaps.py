@@ -82,7 +82,8 @@ class GapEstimate(NamedTuple):
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[-1.0], [0.0], [1.0]])
     >>> posterior = jnp.array([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1]])  # not monotone in x
-    >>> est = jgen.bounds.linear_minimizability_gap("logistic", x, posterior, num_steps=20)
+    >>> est = jgen.bounds.linear_minimizability_gap("logistic", x, posterior,
+    ...                                             num_steps=20)
     >>> est.weights.shape, est.bias.shape
     ((1, 2), (2,))
   """
@@ -140,8 +141,9 @@ def linear_minimizability_gap(loss_fn, x: ArrayLike, posterior: ArrayLike, *,
   Minimises the sample conditional risk ``mean_i C_l(x_i W + b, p_i)`` over
   ``(W, b)`` (from zero, ``num_steps`` L-BFGS steps with optax's zoom line search,
   inside ``jit``, with a 1e-8 ridge penalty that only removes flat directions) and
-  subtracts ``mean_i C*_l(p_i)``; ``best_risk`` is the unpenalised risk at the fit. Smooth losses converge; for the
-  non-smooth hinge-type losses the result is an upper estimate.
+  subtracts ``mean_i C*_l(p_i)``; ``best_risk`` is the unpenalised risk at the fit.
+  Smooth losses converge; for the non-smooth hinge-type losses the result is an upper
+  estimate.
 
   Args:
     loss_fn: a loss callable or a loss name.
@@ -157,7 +159,8 @@ def linear_minimizability_gap(loss_fn, x: ArrayLike, posterior: ArrayLike, *,
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[-1.0], [0.0], [1.0]])
     >>> posterior = jnp.array([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1]])  # not monotone in x
-    >>> est = jgen.bounds.linear_minimizability_gap("logistic", x, posterior, num_steps=20)
+    >>> est = jgen.bounds.linear_minimizability_gap("logistic", x, posterior,
+    ...                                             num_steps=20)
     >>> round(float(est.gap), 2)  # entropy of the mean posterior minus the mean entropy
     0.33
   """
