@@ -33,7 +33,14 @@ __all__ = [
 
 
 class Split(NamedTuple):
-  """A train/test split: ``x_* [N, D]`` features, ``y_* [N]`` int32 labels."""
+  """A train/test split: ``x_* [N, D]`` features, ``y_* [N]`` int32 labels.
+
+  Example:
+    >>> import jgen
+    >>> x_train, y_train, x_test, y_test = jgen.datasets.load("wine")
+    >>> x_train.shape, x_test.shape, y_train.dtype
+    ((142, 13), (36, 13), dtype('int32'))
+  """
   x_train: np.ndarray
   y_train: np.ndarray
   x_test: np.ndarray
@@ -83,22 +90,78 @@ def load_digits(dtype=np.float32) -> Split:
   """8x8 handwritten digits: ``D = 64`` pixels scaled to ``[0, 1]`` (``/16``), ``K = 10``.
 
   1,437 train / 360 test examples (80/20 stratified, seed 0).
+
+  Args:
+    dtype: floating NumPy dtype of the features.
+
+  Returns:
+    :class:`Split` ``(x_train [1437, 64], y_train [1437],
+    x_test [360, 64], y_test [360])``.
+
+  Example:
+    >>> import jgen
+    >>> split = jgen.datasets.load_digits()
+    >>> split.x_train.shape, split.x_test.shape, float(split.x_train.max())
+    ((1437, 64), (360, 64), 1.0)
   """
   return _sklearn_loader("digits", 16.0)(dtype)
 
 
 def load_iris(dtype=np.float32) -> Split:
-  """Iris: ``D = 4`` raw measurements (cm), ``K = 3``; 120 train / 30 test."""
+  """Iris: ``D = 4`` raw measurements (cm), ``K = 3``; 120 train / 30 test.
+
+  Args:
+    dtype: floating NumPy dtype of the features.
+
+  Returns:
+    :class:`Split` ``(x_train [120, 4], y_train [120],
+    x_test [30, 4], y_test [30])``.
+
+  Example:
+    >>> import jgen
+    >>> x_train, y_train, x_test, y_test = jgen.datasets.load_iris()
+    >>> model = jgen.lda(); params = model.fit(x_train, y_train, num_classes=3)
+    >>> int((jgen.predict(model, params, x_test) == y_test).sum()), len(y_test)
+    (30, 30)
+  """
   return _sklearn_loader("iris")(dtype)
 
 
 def load_wine(dtype=np.float32) -> Split:
-  """Wine: ``D = 13`` raw chemical measurements, ``K = 3``; 142 train / 36 test."""
+  """Wine: ``D = 13`` raw chemical measurements, ``K = 3``; 142 train / 36 test.
+
+  Args:
+    dtype: floating NumPy dtype of the features.
+
+  Returns:
+    :class:`Split` ``(x_train [142, 13], y_train [142],
+    x_test [36, 13], y_test [36])``.
+
+  Example:
+    >>> import numpy as np, jgen
+    >>> split = jgen.datasets.load_wine()
+    >>> tuple(np.bincount(split.y_train).tolist())  # class sizes, stratified
+    (47, 57, 38)
+  """
   return _sklearn_loader("wine")(dtype)
 
 
 def load_breast_cancer(dtype=np.float32) -> Split:
-  """Breast cancer Wisconsin: ``D = 30`` raw features, ``K = 2``; 455 train / 114 test."""
+  """Breast cancer Wisconsin: ``D = 30`` raw features, ``K = 2``; 455 train / 114 test.
+
+  Args:
+    dtype: floating NumPy dtype of the features.
+
+  Returns:
+    :class:`Split` ``(x_train [455, 30], y_train [455],
+    x_test [114, 30], y_test [114])``.
+
+  Example:
+    >>> import numpy as np, jgen
+    >>> split = jgen.datasets.load_breast_cancer()
+    >>> split.x_train.shape, tuple(np.bincount(split.y_train).tolist())
+    ((455, 30), (170, 285))
+  """
   return _sklearn_loader("breast_cancer")(dtype)
 
 
@@ -113,6 +176,19 @@ def load_penguins(dtype=np.float32) -> Split:
   ``PENGUIN_SPECIES`` (Adelie 0, Chinstrap 1, Gentoo 2). The 2 of 344 rows with a
   missing measurement are dropped (342 remain; the ``sex`` column is not used), then
   split 80/20 stratified with seed 0: 273 train / 69 test.
+
+  Args:
+    dtype: floating NumPy dtype of the features.
+
+  Returns:
+    :class:`Split` ``(x_train [273, 4], y_train [273],
+    x_test [69, 4], y_test [69])``.
+
+  Example:
+    >>> import numpy as np, jgen
+    >>> split = jgen.datasets.load_penguins()
+    >>> split.x_train.shape, tuple(np.bincount(split.y_train).tolist())
+    ((273, 4), (121, 54, 98))
   """
   penguins = _require("palmerpenguins")
   frame = penguins.load_penguins()
@@ -146,6 +222,19 @@ def load_mnist1d(dtype=np.float32) -> Split:
   examples, seed 42, globally standardised), split as it returns it (first 80% train).
   The download path of ``mnist1d`` is never used. Generated once per process (about a
   second) and cached.
+
+  Args:
+    dtype: floating NumPy dtype of the features.
+
+  Returns:
+    :class:`Split` ``(x_train [4000, 40], y_train [4000],
+    x_test [1000, 40], y_test [1000])``.
+
+  Example:
+    >>> import jgen
+    >>> split = jgen.datasets.load_mnist1d()
+    >>> split.x_train.shape, split.x_test.shape, int(split.y_train.max()) + 1
+    ((4000, 40), (1000, 40), 10)
   """
   x_tr, y_tr, x_te, y_te = _mnist1d_arrays()
   dtype = _float_dtype(dtype)
@@ -173,7 +262,14 @@ def load(name: str, dtype=np.float32) -> Split:
     dtype: floating dtype of the features.
 
   Returns:
-    :class:`Split` ``(x_train [N, D], y_train [N], x_test [M, D], y_test [M])``.
+    :class:`Split` ``(x_train [N, D], y_train [N],
+    x_test [M, D], y_test [M])``.
+
+  Example:
+    >>> import numpy as np, jgen
+    >>> split = jgen.datasets.load("iris", dtype=np.float64)
+    >>> split.x_train.shape, split.x_train.dtype
+    ((120, 4), dtype('float64'))
   """
   if name not in _LOADERS:
     raise ValueError(f"name must be one of {NAMES}, got {name!r}.")

@@ -86,6 +86,12 @@ def logistic_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
 
   Returns:
     Losses ``[...]``, ``>= 0``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
+    >>> tuple(round(float(v), 3) for v in jgen.bounds.logistic_loss(h, y))
+    (0.17, 1.551)
   """
   h, y = _prepare(h, y)
   return _neg_log_softmax(h, y)
@@ -105,6 +111,14 @@ def comp_sum_loss(h: ArrayLike, y: ArrayLike, tau: float) -> jax.Array:
 
   Returns:
     Losses ``[...]``, ``>= 0`` (``inf`` where ``tau < 1`` and ``s_y`` underflows).
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
+    >>> tuple(round(float(v), 3) for v in jgen.bounds.comp_sum_loss(h, y, tau=0.0))
+    (0.185, 3.718)
+    >>> tuple(round(float(v), 3) for v in jgen.bounds.comp_sum_loss(h, y, tau=2.0))
+    (0.156, 0.788)
   """
   tau = _common.check_tau(tau)
   h, y = _prepare(h, y)
@@ -132,6 +146,12 @@ def constrained_exponential_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
 
   Returns:
     Losses ``[...]``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
+    >>> tuple(round(float(v), 3) for v in jgen.bounds.constrained_exponential_loss(h, y))
+    (0.98, 2.664)
   """
   return _constrained(h, y, jnp.exp)
 
@@ -145,6 +165,12 @@ def squared_hinge_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
 
   Returns:
     Losses ``[...]``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
+    >>> tuple(round(float(v), 3) for v in jgen.bounds.squared_hinge_loss(h, y))
+    (0.444, 3.222)
   """
   return _constrained(h, y, lambda c: jnp.square(jax.nn.relu(1.0 + c)))
 
@@ -158,6 +184,12 @@ def hinge_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
 
   Returns:
     Losses ``[...]``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
+    >>> tuple(round(float(v), 3) for v in jgen.bounds.hinge_loss(h, y))
+    (0.667, 2.333)
   """
   return _constrained(h, y, lambda c: jax.nn.relu(1.0 + c))
 
@@ -171,6 +203,12 @@ def crammer_singer_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
 
   Returns:
     Losses ``[...]``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
+    >>> jgen.bounds.crammer_singer_loss(h, y)
+    Array([0., 2.], dtype=float32)
   """
   h, y = _prepare(h, y)
   others = ~_is_label(h, y)
@@ -190,6 +228,12 @@ def zero_one_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
 
   Returns:
     ``[...]`` zeros and ones in the dtype of ``h``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
+    >>> jgen.bounds.zero_one_loss(h, y)
+    Array([0., 1.], dtype=float32)
   """
   h, y = _prepare(h, y)
   return (jnp.argmax(h, axis=-1) != y).astype(h.dtype)
@@ -235,6 +279,14 @@ def get_loss(loss_name: str, *, tau: float | None = None
   Returns:
     A callable ``(h [..., K], y [...]) -> [...]``; the same object for the same
     arguments, so ``jit`` caches on it.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> loss_fn = jgen.bounds.get_loss("comp_sum", tau=0.5)
+    >>> loss_fn is jgen.bounds.get_loss("comp_sum", tau=0.5)
+    True
+    >>> round(float(loss_fn(jnp.array([2.0, 0.0, -1.0]), jnp.array(0))), 3)
+    0.177
   """
   tau = check_loss_name(loss_name, tau)
   if loss_name == "comp_sum":

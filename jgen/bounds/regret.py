@@ -77,6 +77,12 @@ def conditional_risk(loss_fn: LossSpec, h: ArrayLike, p: ArrayLike, *,
 
   Returns:
     ``[...]`` conditional risks.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> h = jnp.array([0.0, 1.0, 0.0]); p = jnp.array([0.7, 0.2, 0.1])
+    >>> round(float(jgen.bounds.conditional_risk("logistic", h, p)), 3)
+    1.351
   """
   fn, _ = resolve_loss(loss_fn, tau)
   h = _common.as_scores(h, "h")
@@ -194,6 +200,14 @@ def best_conditional_risk(loss_fn: LossSpec, p: ArrayLike, *, tau: float | None 
 
   Returns:
     ``[...]`` best conditional risks.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> p = jnp.array([[0.7, 0.2, 0.1], [1/3, 1/3, 1/3]])
+    >>> tuple(round(float(v), 3) for v in jgen.bounds.best_conditional_risk("logistic", p))
+    (0.802, 1.099)
+    >>> tuple(round(float(v), 3) for v in jgen.bounds.best_conditional_risk("hinge", p))
+    (0.9, 2.0)
   """
   fn, ident = resolve_loss(loss_fn, tau)
   p = _common.as_simplex(p, "p")
@@ -215,6 +229,14 @@ def conditional_regret(loss_fn: LossSpec, h: ArrayLike, p: ArrayLike, *,
 
   Returns:
     ``[...]`` regrets (``>= 0`` up to rounding).
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> h = jnp.array([0.0, 1.0, 0.0]); p = jnp.array([0.7, 0.2, 0.1])
+    >>> round(float(jgen.bounds.conditional_regret("logistic", h, p)), 3)
+    0.55
+    >>> round(float(jgen.bounds.conditional_regret("hinge", h, p)), 3)
+    1.233
   """
   fn, ident = resolve_loss(loss_fn, tau)
   h = _common.as_scores(h, "h")
@@ -231,6 +253,12 @@ def zero_one_regret(h: ArrayLike, p: ArrayLike) -> jax.Array:
 
   Returns:
     ``[...]`` regrets in ``[0, 1]``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> h = jnp.array([0.0, 1.0, 0.0]); p = jnp.array([0.7, 0.2, 0.1])
+    >>> round(float(jgen.bounds.zero_one_regret(h, p)), 3)
+    0.5
   """
   h = _common.as_scores(h, "h")
   p = _common.as_simplex(p, "p", like=h)

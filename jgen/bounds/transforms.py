@@ -171,6 +171,14 @@ def psi(loss_name: str, t: ArrayLike, *, num_classes: int, tau: float | None = N
 
   Returns:
     ``T(t)`` ``[...]``, same dtype as ``t``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> t = jnp.array([0.0, 0.5, 1.0])
+    >>> tuple(round(float(v), 3) for v in jgen.bounds.psi("logistic", t, num_classes=3))
+    (0.0, 0.131, 0.693)
+    >>> round(float(jgen.bounds.psi("squared_hinge", 0.5, num_classes=3)), 3)
+    0.125
   """
   n, tau, lam = _check(loss_name, num_classes, tau, score_bound)
   return _psi_kernel(loss_name, n, tau, lam, _common.as_unit_interval(t, "t"))
@@ -201,6 +209,14 @@ def inverse_psi(loss_name: str, u: ArrayLike, *, num_classes: int,
 
   Returns:
     ``Gamma(u)`` ``[...]`` in ``[0, 1]``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> round(float(jgen.bounds.inverse_psi("squared_hinge", 0.125, num_classes=3)), 3)
+    0.5
+    >>> u = jnp.array([0.1, 1.0])
+    >>> tuple(round(float(v), 3) for v in jgen.bounds.inverse_psi("logistic", u, num_classes=3))
+    (0.44, 1.0)
   """
   n, tau, lam = _check(loss_name, num_classes, tau, score_bound)
   return _inverse_kernel(loss_name, n, tau, lam,
@@ -246,6 +262,15 @@ def zero_one_bound(loss_name: str, surrogate_excess: ArrayLike, *, num_classes: 
 
   Returns:
     ``[...]`` upper bounds on ``R_01(h) - R*_01(H)``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> round(float(jgen.bounds.zero_one_bound("logistic", 0.05, num_classes=3)), 3)
+    0.314
+    >>> excess = jnp.array([0.1, 0.3])
+    >>> b = jgen.bounds.zero_one_bound("hinge", excess, num_classes=3, zero_one_gap=0.05)
+    >>> tuple(round(float(v), 3) for v in b)
+    (0.05, 0.25)
   """
   u = _common.as_nonnegative(surrogate_excess, "surrogate_excess")
   u = u + _common.as_nonnegative(surrogate_gap, "surrogate_gap").astype(u.dtype)

@@ -119,6 +119,15 @@ def validate_log_prior(log_prior: ArrayLike, num_classes: int, *,
 
   Returns:
     ``log_prior`` as a floating array ``[K]``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> jgen.validate_log_prior(jnp.log(jnp.array([0.25, 0.75])), 2).shape
+    (2,)
+    >>> jgen.validate_log_prior(jnp.log(jnp.array([0.5, 0.75])), 2)
+    Traceback (most recent call last):
+        ...
+    ValueError: log_prior must be normalised (logsumexp == 0 within 1e-06), got logsumexp = 0.223.
   """
   num_classes = _checks.check_num_classes(num_classes)
   log_prior = jnp.asarray(log_prior)

@@ -46,6 +46,14 @@ class FitFn(Protocol):
 
   ``sample_weight[N]`` (non-negative) weights each example; an example with weight
   zero has no effect on the fit (so padding to a bucket size is a weight of zero).
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4], [9.0]]); y = jnp.array([0, 0, 1, 1, 1])
+    >>> w = jnp.array([1.0, 1.0, 1.0, 1.0, 0.0])  # the last row is padding
+    >>> params = jgen.gaussian_nb().fit(x, y, num_classes=2, sample_weight=w)
+    >>> round(float(params.means[1, 0]), 2)
+    2.2
   """
 
   def __call__(self, x: ArrayLike, y: ArrayLike, *, num_classes: int,
@@ -59,6 +67,13 @@ class LogLikelihoodFn(Protocol):
   ``log p(x | y=k)`` in nats for generative families (an estimate for stochastic
   ones, which need ``key``), logits for ``conditional`` families. Deterministic
   families accept and ignore ``key``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
+    >>> model = jgen.lda(); params = model.fit(x, y, num_classes=2)
+    >>> model.log_likelihood(params, jnp.zeros((3, 5, 1))).shape  # any leading shape
+    (3, 5, 2)
   """
 
   def __call__(self, params: Any, x: ArrayLike, *,
@@ -67,7 +82,17 @@ class LogLikelihoodFn(Protocol):
 
 
 class LogPriorFn(Protocol):
-  """``log_prior(params) -> [K]`` log class priors, or ``None`` (conditional scores)."""
+  """``log_prior(params) -> [K]`` log class priors, or ``None`` (conditional scores).
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 1, 1, 1])
+    >>> model = jgen.gaussian_nb(); params = model.fit(x, y, num_classes=2)
+    >>> tuple(round(float(p), 2) for p in jnp.exp(model.log_prior(params)))
+    (0.25, 0.75)
+    >>> jgen.logistic_regression().conditional  # its log_prior returns None
+    True
+  """
 
   def __call__(self, params: Any) -> jax.Array | None:
     ...
@@ -79,6 +104,13 @@ class ClassAxesFn(Protocol):
   Each leaf is the axis of that ``params`` leaf that indexes the classes (``0`` for
   ``means [K, D]``, ``1`` for logistic ``weights [D, K]``), or ``None`` for a leaf
   shared by all classes (LDA's ``prec_chol``, a denoiser's weights).
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
+    >>> model = jgen.lda(); params = model.fit(x, y, num_classes=2)
+    >>> model.class_axes(params)  # the shared precision factor has no class axis
+    LDAParams(means=0, prec_chol=None, log_prior=0)
   """
 
   def __call__(self, params: Any) -> Any:
@@ -99,6 +131,23 @@ class Classifier(NamedTuple):
     params_type: the type ``fit`` returns (checked by ``log_likelihood``).
     conditional: scores are logits, ``log p(y | x)`` up to a constant; no prior.
     stochastic: ``log_likelihood`` needs ``key`` (Monte Carlo estimates).
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jgen
+    >>> def fit(x, y, *, num_classes, sample_weight=None):  # class means, unit variance
+    ...   w = jnp.ones(y.shape) if sample_weight is None else sample_weight
+    ...   onehot = jax.nn.one_hot(y, num_classes) * w[:, None]
+    ...   return (onehot.T @ x) / onehot.sum(0)[:, None]
+    >>> def log_likelihood(means, x, *, key=None):
+    ...   return -0.5 * jnp.sum((x[..., None, :] - means) ** 2, axis=-1)
+    >>> model = jgen.Classifier(
+    ...     fit=fit, log_likelihood=log_likelihood,
+    ...     log_prior=lambda means: jnp.zeros(means.shape[0]) - jnp.log(means.shape[0]),
+    ...     class_axes=lambda means: 0, name="centroids", hyperparams={},
+    ...     params_type=jax.Array)
+    >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
+    >>> jgen.predict(model, model.fit(x, y, num_classes=2), jnp.array([[0.3], [1.9]]))
+    Array([0, 1], dtype=int32)
   """
   fit: FitFn
   log_likelihood: LogLikelihoodFn
@@ -112,7 +161,26 @@ class Classifier(NamedTuple):
 
 
 def check_params_type(params: Any, params_type: type, family: str) -> None:
-  """Raise ``TypeError`` naming the family when ``params`` came from another one."""
+  """Raise ``TypeError`` naming the family when ``params`` came from another one.
+
+  Args:
+    params: a params pytree, e.g. what a family's ``fit`` returned.
+    params_type: the type the family's ``fit`` returns (``Classifier.params_type``).
+    family: the family's name, used in the message.
+
+  Raises:
+    TypeError: ``params`` is not an instance of ``params_type``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
+    >>> params = jgen.gaussian_nb().fit(x, y, num_classes=2)
+    >>> jgen.core.check_params_type(params, jgen.gaussian.GaussianNBParams, "gaussian_nb")
+    >>> jgen.core.check_params_type(params, jgen.gaussian.QDAParams, "qda")
+    Traceback (most recent call last):
+        ...
+    TypeError: params must be QDAParams (from qda's fit), got GaussianNBParams.
+  """
   if not isinstance(params, params_type):
     raise TypeError(
         f"params must be {params_type.__name__} (from {family}'s fit), got"

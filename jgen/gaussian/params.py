@@ -34,7 +34,16 @@ REL_TOL = 16.0
 
 
 class GaussianNBParams(NamedTuple):
-  """Naive Bayes: ``means [K, D]``, ``variances [K, D]``, ``log_prior [K]``."""
+  """Naive Bayes: ``means [K, D]``, ``variances [K, D]``, ``log_prior [K]``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> params = jgen.gaussian.GaussianNBParams(  # handmade: N(0, 1) and N(2, 1)
+    ...     means=jnp.array([[0.0], [2.0]]), variances=jnp.ones((2, 1)),
+    ...     log_prior=jnp.log(jnp.array([0.5, 0.5])))
+    >>> jgen.predict(jgen.gaussian_nb(), params, jnp.array([[0.4], [1.7]]))
+    Array([0, 1], dtype=int32)
+  """
   means: jax.Array
   variances: jax.Array
   log_prior: jax.Array
@@ -45,6 +54,15 @@ class LDAParams(NamedTuple):
 
   ``prec_chol`` is the upper-triangular ``U`` with ``Sigma^{-1} = U U^T``
   (``U = L^{-T}`` for the Cholesky factor ``L`` of the shared covariance).
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0, 1.0], [0.3, 0.7], [2.0, 2.2], [2.4, 1.9]])
+    >>> params = jgen.lda().fit(x, jnp.array([0, 0, 1, 1]), num_classes=2)
+    >>> params.means.shape, params.prec_chol.shape, params.log_prior.shape
+    ((2, 2), (2, 2), (2,))
+    >>> bool(jnp.all(params.prec_chol == jnp.triu(params.prec_chol)))  # upper triangular
+    True
   """
   means: jax.Array
   prec_chol: jax.Array
@@ -52,7 +70,17 @@ class LDAParams(NamedTuple):
 
 
 class QDAParams(NamedTuple):
-  """QDA: ``means [K, D]``, per-class ``prec_chol [K, D, D]``, ``log_prior [K]``."""
+  """QDA: ``means [K, D]``, per-class ``prec_chol [K, D, D]``, ``log_prior [K]``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0, 1.0], [0.3, 0.7], [0.1, 0.2],
+    ...                [2.0, 2.2], [2.4, 1.9], [3.0, 2.0]])
+    >>> y = jnp.array([0, 0, 0, 1, 1, 1])
+    >>> params = jgen.qda(reg_param=0.1).fit(x, y, num_classes=2)
+    >>> params.means.shape, params.prec_chol.shape  # one precision factor per class
+    ((2, 2), (2, 2, 2))
+  """
   means: jax.Array
   prec_chol: jax.Array
   log_prior: jax.Array
@@ -63,6 +91,20 @@ def valid_classes(params: GaussianNBParams | LDAParams | QDAParams) -> jax.Array
 
   Invalid classes (empty, degenerate covariance, or fitted under ``jit`` from bad
   labels) score ``-inf`` in ``log_likelihood``.
+
+  Args:
+    params: :class:`GaussianNBParams`, :class:`LDAParams` or :class:`QDAParams`.
+
+  Returns:
+    ``[K]`` bool (``[]`` for LDA's shared covariance, broadcasting against ``[K]``).
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0], [0.2], [2.0], [2.0]])  # class 1 is constant
+    >>> fit = jax.jit(jgen.qda().fit, static_argnames="num_classes")
+    >>> params = fit(x, jnp.array([0, 0, 1, 1]), num_classes=2)  # under jit: no error
+    >>> jgen.gaussian.valid_classes(params)
+    Array([ True, False], dtype=bool)
   """
   finite_means = jnp.all(jnp.isfinite(params.means), axis=-1)
   if isinstance(params, GaussianNBParams):
@@ -106,6 +148,13 @@ def covariance_ok(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
 
   Returns:
     ``[...]`` bool.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> cov = jnp.array([[[1.0, 0.0], [0.0, 1.0]],
+    ...                  [[1.0, 1.0], [1.0, 1.0]]])  # the second: collinear features
+    >>> jgen.gaussian.covariance_ok(cov, jnp.zeros((2, 2)))
+    Array([ True, False], dtype=bool)
   """
   d = cov.shape[-1]
   tol = REL_TOL * jnp.finfo(cov.dtype).eps

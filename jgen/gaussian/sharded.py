@@ -61,6 +61,16 @@ def sufficient_stats_data_parallel(x: ArrayLike, y: ArrayLike, num_classes: int,
 
   Returns:
     :class:`jgen.gaussian.GaussianStats`, replicated.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4], [0.4], [2.2]])
+    >>> y = jnp.array([0, 0, 1, 1, 0, 1])
+    >>> mesh = jgen.parallel.make_mesh(data=jax.device_count(), classes=1)
+    >>> stats = jgen.gaussian.sufficient_stats_data_parallel(x, y, 2, mesh)
+    >>> params = jgen.gaussian.fit_stats(jgen.qda(), stats)
+    >>> tuple(round(float(m), 2) for m in params.means[:, 0])
+    (0.2, 2.2)
   """
   num_classes = _checks.check_num_classes(num_classes)
   # Eager checks on the whole data (inside shard_map only tracers are seen).

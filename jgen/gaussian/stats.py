@@ -28,6 +28,14 @@ class GaussianStats(NamedTuple):
     centered_sq: ``sum_i (x_i - c)(x_i - c)^T`` restricted to what was requested:
       per class ``[K, D, D]`` (full) or ``[K, D]`` (diagonal); summed over classes
       (pooled) ``[1, D, D]`` or ``[1, D]``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0, 1.0], [0.2, 1.4], [2.0, 0.0], [2.4, 0.2]])
+    >>> y = jnp.array([0, 0, 1, 1])
+    >>> stats = jgen.gaussian.sufficient_stats(x, y, 2, full_covariance=False)
+    >>> stats.count, stats.centered_sq.shape
+    (Array([2., 2.], dtype=float32), (2, 2))
   """
   count: jax.Array
   shift_sum: jax.Array
@@ -167,6 +175,19 @@ def sufficient_stats(x: ArrayLike, y: ArrayLike, num_classes: int, *,
 
   Returns:
     :class:`GaussianStats`; ``merge_stats(a, b)`` (or ``lax.psum``) combines chunks.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0, 1.0], [0.2, 1.4], [2.0, 0.0], [2.4, 0.2]])
+    >>> y = jnp.array([0, 0, 1, 1])
+    >>> jgen.sufficient_stats(x, y, 2).centered_sq.shape  # per-class full [K, D, D]
+    (2, 2, 2)
+    >>> diag = jgen.sufficient_stats(x, y, 2, pooled=True, full_covariance=False)
+    >>> diag.centered_sq.shape  # pooled diagonal [1, D]
+    (1, 2)
+    >>> w = jnp.array([1.0, 1.0, 2.0, 0.0])  # the last example is removed
+    >>> jgen.sufficient_stats(x, y, 2, weights=w).count
+    Array([2., 2.], dtype=float32)
   """
   num_classes = _checks.check_num_classes(num_classes)
   x, y = _check_xy(x, y, num_classes)
@@ -181,7 +202,28 @@ def sufficient_stats(x: ArrayLike, y: ArrayLike, num_classes: int, *,
 
 
 def merge_stats(a: GaussianStats, b: GaussianStats) -> GaussianStats:
-  """Statistics of the union of two chunks (same ``shift``): a tree-wise sum."""
+  """Statistics of the union of two chunks (same ``shift``): a tree-wise sum.
+
+  Args:
+    a: :class:`GaussianStats` of one chunk.
+    b: :class:`GaussianStats` of another chunk, taken about the same ``shift`` with
+      the same ``full_covariance`` and ``pooled``.
+
+  Returns:
+    :class:`GaussianStats` of both chunks together.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0, 1.0], [0.2, 1.4], [2.0, 0.0], [2.4, 0.2]])
+    >>> y = jnp.array([0, 0, 1, 1])
+    >>> c = x[0]  # one shift for every chunk keeps the statistics additive
+    >>> a = jgen.gaussian.sufficient_stats(x[:3], y[:3], 2, shift=c)
+    >>> b = jgen.gaussian.sufficient_stats(x[3:], y[3:], 2, shift=c)
+    >>> whole = jgen.gaussian.sufficient_stats(x, y, 2, shift=c)
+    >>> merged = jgen.gaussian.merge_stats(a, b)
+    >>> all(bool(jnp.allclose(u, v)) for u, v in zip(merged, whole))
+    True
+  """
   return jax.tree.map(jnp.add, a, b)
 
 

@@ -54,7 +54,17 @@ __all__ = [
 
 
 class ConvergenceWarning(UserWarning):
-  """An iterative fit stopped at its iteration limit before meeting its tolerance."""
+  """An iterative fit stopped at its iteration limit before meeting its tolerance.
+
+  Example:
+    >>> import warnings, jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0], [1.0], [2.0], [3.0]]); y = jnp.array([0, 0, 1, 1])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...   warnings.simplefilter("always")
+    ...   params = jgen.logistic_regression(C=10.0, max_iter=1).fit(x, y, num_classes=2)
+    >>> any(issubclass(w.category, jgen.logistic.ConvergenceWarning) for w in caught)
+    True
+  """
 
 
 class FitInfo(NamedTuple):
@@ -64,6 +74,13 @@ class FitInfo(NamedTuple):
     converged: ``bool``; the gradient or objective-decrease tolerance was met.
     num_iter: ``int32``; optimiser iterations taken.
     grad_norm: infinity norm of the gradient of the mean-scaled objective at the end.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0], [1.0], [2.0], [3.0]]); y = jnp.array([0, 0, 1, 1])
+    >>> info = jgen.logistic_regression(C=10.0).fit(x, y, num_classes=2).info
+    >>> bool(info.converged), info.num_iter.dtype, bool(info.grad_norm <= 1e-4)
+    (True, dtype('int32'), True)
   """
   converged: jax.Array
   num_iter: jax.Array
@@ -77,6 +94,13 @@ class LogisticParams(NamedTuple):
     weights: ``[D, K]``.
     bias: ``[K]`` (zeros when ``fit_intercept=False``).
     info: :class:`FitInfo`, or ``None`` for hand-made parameters.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> params = jgen.LogisticParams(weights=jnp.array([[0.0, 2.0]]),  # hand-made: D=1, K=2
+    ...                              bias=jnp.array([0.0, -3.0]))
+    >>> jgen.predict(jgen.logistic_regression(), params, jnp.array([[0.5], [2.5]]))
+    Array([0, 1], dtype=int32)
   """
   weights: jax.Array
   bias: jax.Array

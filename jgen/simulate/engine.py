@@ -45,8 +45,23 @@ def warm_startable(model: Classifier) -> bool:
 
 
 def buckets_for(max_size: int, minimum: int = 64, ratio: int = 4) -> tuple[int, ...]:
-  """``minimum * ratio^j`` up to the first one ``>= max_size`` (padding <= ``ratio``x;
-  fewer buckets mean fewer branches to compile)."""
+  """Bucket sizes ``minimum * ratio^j`` up to the first one ``>= max_size``.
+
+  Padding is at most ``ratio``-fold; fewer buckets mean fewer branches to compile.
+
+  Args:
+    max_size: the largest number of examples ``>= 1``.
+    minimum: the smallest bucket.
+    ratio: growth factor between buckets.
+
+  Returns:
+    Ascending tuple of ints.
+
+  Example:
+    >>> from jgen import simulate
+    >>> simulate.buckets_for(1000), simulate.buckets_for(100, minimum=16, ratio=2)
+    ((64, 256, 1024), (16, 32, 64, 128))
+  """
   if max_size < 1:
     raise ValueError(f"max_size must be >= 1, got {max_size}.")
   out = [minimum]
@@ -60,6 +75,21 @@ class CurveProgram(NamedTuple):
 
   Returns ``(errors [G, R], params [G, R, ...] or None, converged [G, R])``; rows of
   skipped sizes (``0``) are ``nan`` / unchanged.
+
+  Attributes:
+    run: the jitted sweep.
+    buckets: the padded sizes, ascending.
+    warm: whether fits warm-start from the previous size (``fit`` takes ``init``).
+
+  Example:
+    >>> from jgen import simulate
+    >>> nb = simulate.resolve_model("nb")
+    >>> prog = simulate.curve_program(nb, num_classes=2, buckets=(64, 256))
+    >>> prog.buckets, prog.warm
+    ((64, 256), False)
+    >>> lr = simulate.resolve_model("lr")  # logistic fits take init=
+    >>> simulate.curve_program(lr, num_classes=2, buckets=(64,)).warm
+    True
   """
   run: Any
   buckets: tuple[int, ...]

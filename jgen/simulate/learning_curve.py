@@ -43,6 +43,17 @@ class CurveResult(NamedTuple):
     m_star: first size whose mean error is below the target, or ``None`` if no
       evaluated size reached it.
     not_converged: fits that reported ``info.converged = False`` (0 for closed forms).
+
+  Example:
+    >>> import jax
+    >>> from jgen import simulate
+    >>> mix = simulate.zheng_mixture(2, 4)
+    >>> target = simulate.bayes_error(mix) + 0.05
+    >>> res = simulate.find_m_star(jax.random.key(0), mix, model="nb", target=target,
+    ...                            grid=simulate.size_grid(2, 4, 80), num_reps=2,
+    ...                            num_test=2000)
+    >>> int(res.sizes[0]), res.errors.shape[1], res.not_converged
+    (4, 2, 0)
   """
   sizes: np.ndarray
   errors: np.ndarray
@@ -51,13 +62,44 @@ class CurveResult(NamedTuple):
 
 
 def bucket_size(m: int, minimum: int = 64) -> int:
-  """Padded size for ``m`` examples: the next power of two, at least ``minimum``."""
+  """Padded size for ``m`` examples: the next power of two, at least ``minimum``.
+
+  Args:
+    m: number of examples ``>= 1``.
+    minimum: the smallest padded size.
+
+  Returns:
+    The padded size (Python int).
+
+  Example:
+    >>> from jgen import simulate
+    >>> tuple(simulate.bucket_size(m) for m in (10, 64, 65, 300))
+    (64, 64, 128, 512)
+  """
   return max(minimum, 1 << (int(m) - 1).bit_length())
 
 
 def resolve_model(model, *, C=1.0, tol=1e-4, max_iter=1000) -> Classifier:
-  """``"nb"`` -> the paper's pooled naive Bayes, ``"lr"`` -> L2 logistic regression
-  (the branch-free batched solver); a :class:`jgen.Classifier` is returned as is."""
+  """The classifier a learning curve fits, from a short name or as given.
+
+  ``"nb"`` is the paper's pooled naive Bayes, ``"lr"`` L2 logistic regression (the
+  branch-free batched solver, one object per setting so it compiles once); a
+  :class:`jgen.Classifier` is returned as is.
+
+  Args:
+    model: ``"nb"``, ``"lr"`` or a :class:`jgen.Classifier`.
+    C, tol, max_iter: logistic-regression settings (``"lr"`` only).
+
+  Returns:
+    A :class:`jgen.Classifier`.
+
+  Example:
+    >>> from jgen import simulate
+    >>> simulate.resolve_model("nb").name, simulate.resolve_model("lr").conditional
+    ('gaussian_nb', True)
+    >>> simulate.resolve_model("lr") is simulate.resolve_model("lr")
+    True
+  """
   if isinstance(model, Classifier):
     return model
   if model == "nb":
@@ -181,6 +223,19 @@ def pad_mixture(mixture, dim: int):
   Such features change neither the pooled naive Bayes decision (equal terms for every
   class) nor the logistic fit (zero gradient keeps their weights at 0), but they let
   mixtures of different dimensions share one compiled program.
+
+  Args:
+    mixture: a :class:`jgen.simulate.GaussianMixture` of dimension ``D``.
+    dim: the padded dimension ``>= D``.
+
+  Returns:
+    :class:`jgen.simulate.GaussianMixture` with ``means [K, dim]``, ``variances [dim]``.
+
+  Example:
+    >>> from jgen import simulate
+    >>> mix = simulate.pad_mixture(simulate.zheng_mixture(2, 3), 5)
+    >>> mix.means.shape, tuple(mix.variances.tolist())
+    ((2, 5), (3.0, 1.0, 1.0, 0.0, 0.0))
   """
   k, d = mixture.means.shape
   if dim < d:
@@ -191,7 +246,21 @@ def pad_mixture(mixture, dim: int):
 
 
 def size_grid(num_classes: int, dim: int, max_size: int) -> np.ndarray:
-  """The paper's sizes: from ``2K`` in steps of ``ceil(ln n)`` up to ``max_size``."""
+  """The paper's sizes: from ``2K`` in steps of ``ceil(ln n)`` up to ``max_size``.
+
+  Args:
+    num_classes: ``K``.
+    dim: feature dimension ``n``.
+    max_size: the largest size (included when on the grid).
+
+  Returns:
+    ``[G]`` int64 NumPy array of sizes.
+
+  Example:
+    >>> from jgen import simulate
+    >>> tuple(simulate.size_grid(2, 8, 20).tolist())  # from 4 in steps of ceil(ln 8)
+    (4, 7, 10, 13, 16, 19)
+  """
   step = max(1, math.ceil(math.log(dim)))
   return np.arange(2 * num_classes, max_size + 1, step)
 

@@ -50,6 +50,14 @@ class GaussianMixture(NamedTuple):
   Attributes:
     means: ``[K, D]`` class means.
     variances: ``[D]`` shared diagonal covariance.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen import simulate
+    >>> mix = simulate.GaussianMixture(means=jnp.array([[-1.0], [1.0]]),
+    ...                                variances=jnp.array([1.0]))
+    >>> round(simulate.bayes_error(mix), 4)  # Phi(-1)
+    0.1587
   """
   means: jax.Array
   variances: jax.Array
@@ -65,6 +73,12 @@ def zheng_mixture(num_classes: int, dim: int, *, dtype=jnp.float32) -> GaussianM
 
   Returns:
     :class:`GaussianMixture` with ``means [K, n]`` and ``variances [n]``.
+
+  Example:
+    >>> from jgen import simulate
+    >>> mix = simulate.zheng_mixture(3, 4)  # c = (-1, 1, 2), shifted by 2^0 for K = 3
+    >>> tuple(mix.means[:, 0].tolist()), tuple(mix.variances.tolist())
+    ((-2.0, 0.0, 1.0), (4.0, 4.0, 1.0, 1.0))
   """
   num_classes = _checks.check_num_classes(num_classes)
   if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
@@ -94,6 +108,17 @@ def sample(key: jax.Array, mixture: GaussianMixture,
 
   Returns:
     ``x [N, D]`` in the mixture's dtype and ``y [N]`` int32.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import simulate
+    >>> mix = simulate.zheng_mixture(2, 4)
+    >>> x, y = simulate.sample(jax.random.key(0), mix, 6)
+    >>> x.shape, y
+    ((6, 4), Array([0, 1, 0, 1, 0, 1], dtype=int32))
+    >>> x3, _ = simulate.sample(jax.random.key(0), mix, 3)
+    >>> bool(jnp.array_equal(x3, x[:3]))  # nested: a prefix is a smaller draw
+    True
   """
   k, d = mixture.means.shape
   idx = jnp.arange(num_examples)
@@ -104,7 +129,23 @@ def sample(key: jax.Array, mixture: GaussianMixture,
 
 
 def class_log_likelihood(mixture: GaussianMixture, x: ArrayLike) -> jax.Array:
-  """Exact ``log p(x | y=k)`` in nats: ``x [..., D]`` -> ``[..., K]``."""
+  """Exact ``log p(x | y=k)`` in nats: ``x [..., D]`` -> ``[..., K]``.
+
+  Args:
+    mixture: the :class:`GaussianMixture`.
+    x: inputs ``[..., D]``.
+
+  Returns:
+    ``[..., K]`` class log-likelihoods in the dtype of ``x``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen import simulate
+    >>> mix = simulate.GaussianMixture(jnp.array([[-1.0], [1.0]]), jnp.array([1.0]))
+    >>> ll = simulate.class_log_likelihood(mix, jnp.array([[0.0], [1.0]]))
+    >>> ll.shape, round(float(ll[1, 1]), 4)  # log N(1; 1, 1) = -log(2 pi) / 2
+    ((2, 2), -0.9189)
+  """
   x = jnp.asarray(x)
   _checks.check_min_ndim(x, 1, "x")
   _checks.check_last_dim(x, mixture.means.shape[1], "x", "the mixture's dimension")
@@ -116,7 +157,23 @@ def class_log_likelihood(mixture: GaussianMixture, x: ArrayLike) -> jax.Array:
 
 
 def true_log_posterior(mixture: GaussianMixture, x: ArrayLike) -> jax.Array:
-  """Exact ``log p(y=k | x)`` under balanced classes: ``[..., D]`` -> ``[..., K]``."""
+  """Exact ``log p(y=k | x)`` under balanced classes: ``[..., D]`` -> ``[..., K]``.
+
+  Args:
+    mixture: the :class:`GaussianMixture`.
+    x: inputs ``[..., D]``.
+
+  Returns:
+    ``[..., K]`` log-posteriors (each row log-sums to zero).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jgen import simulate
+    >>> mix = simulate.GaussianMixture(jnp.array([[-1.0], [1.0]]), jnp.array([1.0]))
+    >>> post = jnp.exp(simulate.true_log_posterior(mix, jnp.array([[0.0], [1.0]])))
+    >>> tuple(round(float(p), 3) for p in post[:, 1])  # sigmoid(2 x)
+    (0.5, 0.881)
+  """
   return jax.nn.log_softmax(class_log_likelihood(mixture, x), axis=-1)
 
 
@@ -136,8 +193,19 @@ def bayes_error(mixture: GaussianMixture) -> float:
   normal tails. For ``K = 2`` this is :math:`\Phi(-\Delta / 2)` with the Mahalanobis
   distance :math:`\Delta`; every mixture built by :func:`zheng_mixture` qualifies.
 
+  Args:
+    mixture: a :class:`GaussianMixture` whose class means lie on one line.
+
   Returns:
     The Bayes error (Python float, computed in float64).
+
+  Raises:
+    ValueError: the class means do not lie on one line (use :func:`bayes_error_mc`).
+
+  Example:
+    >>> from jgen import simulate
+    >>> round(simulate.bayes_error(simulate.zheng_mixture(2, 4)), 4)  # Phi(-sqrt(10)/2)
+    0.0569
   """
   means = np.asarray(mixture.means, np.float64)
   var = np.asarray(mixture.variances, np.float64)
@@ -167,8 +235,22 @@ def bayes_error_mc(key: jax.Array, mixture: GaussianMixture, num_samples: int = 
   (:func:`true_log_posterior`) and counts mistakes; the standard error is
   ``sqrt(p (1 - p) / num_samples)`` (binomial).
 
+  Args:
+    key: PRNG key.
+    mixture: the :class:`GaussianMixture`.
+    num_samples: number of draws, rounded up to a multiple of ``chunk``.
+    chunk: static draws per compiled call.
+
   Returns:
     ``(estimate, standard_error)`` as Python floats.
+
+  Example:
+    >>> import jax
+    >>> from jgen import simulate
+    >>> mix = simulate.zheng_mixture(2, 4)
+    >>> est, se = simulate.bayes_error_mc(jax.random.key(0), mix, 20_000, chunk=10_000)
+    >>> abs(est - simulate.bayes_error(mix)) < 4 * se
+    True
   """
   k = mixture.means.shape[0]
   if num_samples < k:

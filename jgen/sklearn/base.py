@@ -82,6 +82,21 @@ class JgenClassifier(ClassifierMixin, BaseEstimator):
   Subclasses implement ``_model()`` (the jgen family for the current
   hyperparameters), ``_fit_params(x, y, num_classes, sample_weight)`` and
   ``_set_fitted(params)`` (the scikit-learn fitted attributes).
+
+  Example:
+    >>> import numpy as np, jgen
+    >>> class PooledNB(jgen.sklearn.JgenClassifier):  # a jgen family as an estimator
+    ...   def _model(self):
+    ...     return jgen.gaussian_nb(pooled=True)
+    ...   def _fit_params(self, x, y, num_classes, sample_weight):
+    ...     return self._model().fit(x, y, num_classes=num_classes,
+    ...                              sample_weight=sample_weight)
+    ...   def _set_fitted(self, params):
+    ...     self.params_ = params
+    >>> X = np.array([[0.0], [0.2], [2.0], [2.4]]); y = np.array(["a", "a", "b", "b"])
+    >>> clf = PooledNB().fit(X, y)
+    >>> tuple(clf.predict(np.array([[0.1], [2.1]])).tolist()), clf.score(X, y)
+    (('a', 'b'), 1.0)
   """
 
   def _model(self) -> Classifier:
