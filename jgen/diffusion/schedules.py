@@ -360,7 +360,7 @@ def ddpm_eps_fn(model_fn: Callable, schedule: Schedule) -> Callable:
   Example:
     >>> import jax.numpy as jnp, jgen
     >>> s = jgen.diffusion.ddpm_schedule(num_steps=10)
-    >>> model_fn = lambda x_t, timestep, y: jnp.full_like(x_t, timestep)  # shows the index
+    >>> model_fn = lambda x, timestep, y: jnp.full_like(x, timestep)  # echoes the index
     >>> eps_fn = jgen.diffusion.ddpm_eps_fn(model_fn, s)
     >>> eps_fn(jnp.zeros(2), jgen.diffusion.grid(s)[7], 0).tolist()
     [7.0, 7.0]
