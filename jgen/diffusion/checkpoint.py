@@ -67,7 +67,8 @@ def schedule_from_spec(spec: dict | None):
   """Rebuilds a schedule from ``{"name": "linear", **kwargs}`` (``<name>_schedule``).
 
   Args:
-    spec: ``{"name": ..., **kwargs}`` naming ``jgen.diffusion.schedules.<name>_schedule``
+    spec: ``{"name": ..., **kwargs}`` naming
+      ``jgen.diffusion.schedules.<name>_schedule``
       and its keyword arguments, or ``None``.
 
   Returns:
