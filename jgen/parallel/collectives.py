@@ -191,8 +191,8 @@ def sharded_log_posterior(log_lik: ArrayLike, mesh: Mesh, *, num_classes: int,
     >>> log_lik = jnp.array([[-1.0, -2.0, -3.0], [-3.0, -1.0, -2.0]])
     >>> mesh = jgen.parallel.make_mesh(data=1)
     >>> lp = jgen.parallel.sharded_log_posterior(log_lik, mesh, num_classes=3)
-    >>> [round(float(p), 3) for p in jnp.exp(lp[0, :3])]
-    [0.665, 0.245, 0.09]
+    >>> tuple(round(float(p), 3) for p in jnp.exp(lp[0, :3]))
+    (0.665, 0.245, 0.09)
     >>> bool(jnp.isneginf(lp[:, 3:]).all())  # padded classes: probability zero
     True
   """
