@@ -37,6 +37,15 @@ class DiffusionParams(NamedTuple):
     net: the denoiser's parameter pytree (no class axis).
     class_ids: ``int32 [K]`` labels passed to the denoiser.
     log_prior: ``[K]`` log class priors.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jgen
+    >>> den, net = jgen.diffusion.gaussian_oracle(jnp.eye(2), jnp.ones((2, 2)))
+    >>> params = jgen.diffusion.DiffusionParams(
+    ...     net=net, class_ids=jnp.arange(2), log_prior=jnp.log(jnp.array([0.5, 0.5])))
+    >>> model = jgen.diffusion.diffusion_classifier(den, num_t=16)
+    >>> jgen.predict(model, params, 4 * jnp.eye(2), key=jax.random.key(0))
+    Array([0, 1], dtype=int32)
   """
   net: Any
   class_ids: jax.Array

@@ -30,7 +30,18 @@ __all__ = ["TimestepProposal", "uniform_proposal", "fit_proposal", "draw_importa
 
 
 class TimestepProposal(NamedTuple):
-  """A piecewise-constant density on ``t in [0, 1]``: ``probs [B]`` per equal bin."""
+  """A piecewise-constant density on ``t in [0, 1]``: ``probs [B]`` per equal bin.
+
+  Attributes:
+    probs: ``[B]`` probability of each bin ``[b / B, (b + 1) / B)``, summing to 1.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jgen
+    >>> q = jgen.diffusion.TimestepProposal(jnp.array([0.1, 0.2, 0.3, 0.4]))
+    >>> t, w = jgen.diffusion.importance.draw_importance(jax.random.key(0), 8, q)
+    >>> t.shape, bool(((t >= 0) & (t <= 1)).all()), bool((w > 0.6).all())
+    ((8,), True, True)
+  """
   probs: jax.Array
 
 

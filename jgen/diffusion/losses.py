@@ -58,6 +58,24 @@ def noisy(x: jax.Array, t: jax.Array, eps: jax.Array, schedule: Schedule,
   ``weighting="elbo"``: ``1/2 gamma'(t)`` (continuous) or ``1/2 T expm1(gamma_t -
   gamma_s)``, ``s = t - 1/T`` (discrete); ``"uniform"``: ``1 / x.size``; a callable
   ``w``: ``w(t) / x.size``.
+
+  Args:
+    x: one example ``[*data_shape]``.
+    t: scalar time in ``[0, 1]``.
+    eps: standard normal noise, ``x``'s shape.
+    schedule: the noise schedule.
+    weighting: ``"elbo"``, ``"uniform"`` or a callable ``t -> weight``.
+
+  Returns:
+    ``(z_t [*data_shape], gamma_t [], weight [])`` with ``z_t = alpha_t x + sigma_t
+    eps``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> s = jgen.diffusion.linear_schedule(gamma_min=-10.0, gamma_max=10.0)
+    >>> z, gamma, weight = jgen.diffusion.noisy(jnp.ones(2), 0.5, jnp.zeros(2), s)
+    >>> [round(float(v), 4) for v in z], float(gamma), float(weight)  # 1/2 gamma'
+    ([0.7071, 0.7071], 0.0, 10.0)
   """
   t = jnp.asarray(t, x.dtype)
   gamma_t = schedule.gamma(t)

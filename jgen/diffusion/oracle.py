@@ -29,7 +29,21 @@ __all__ = ["OracleParams", "gaussian_oracle", "gaussian_log_likelihoods"]
 
 
 class OracleParams(NamedTuple):
-  """Parameters of :func:`gaussian_oracle`: ``means``, ``variances`` ``[K, ...]``."""
+  """Parameters of :func:`gaussian_oracle`: ``means``, ``variances`` ``[K, ...]``.
+
+  Attributes:
+    means: ``[K, ...]`` class means.
+    variances: ``[K, ...]`` per-coordinate variances, > 0.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> den, _ = jgen.diffusion.gaussian_oracle(jnp.zeros((2, 3)), jnp.ones((2, 3)))
+    >>> params = jgen.diffusion.OracleParams(means=jnp.ones((2, 3)),
+    ...                                      variances=jnp.ones((2, 3)))
+    >>> eps_hat = den.apply(params, jnp.ones(3), jnp.asarray(0.0), 0)  # new means
+    >>> [round(float(e), 4) for e in eps_hat]  # sigma (z - alpha mu), sigma^2 = 1/2
+    [0.2071, 0.2071, 0.2071]
+  """
   means: jax.Array
   variances: jax.Array
 

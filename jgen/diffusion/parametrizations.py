@@ -65,6 +65,17 @@ class Denoiser(NamedTuple):
       ``"flow"`` (velocity ``eps - x``); see the module docstring.
     data_shape: shape of one example, or ``None`` if not declared.
     num_classes: number of class labels it was built for, or ``None``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jgen
+    >>> def apply(params, z, gamma, y):  # predicts the clean data: the class mean
+    ...   return params[y]
+    >>> den = jgen.diffusion.Denoiser(apply, parametrization="x", data_shape=(2,),
+    ...                               num_classes=2)
+    >>> means = jnp.array([[0.0, 0.0], [3.0, 3.0]])
+    >>> jgen.diffusion.classify(jax.random.key(0), den, means, jnp.array([2.9, 3.2]),
+    ...                         2, num_t=8).label
+    Array(1, dtype=int32)
   """
   apply: Callable[..., jax.Array]
   parametrization: str = "eps"
@@ -164,7 +175,25 @@ def flow_time(gamma: jax.Array) -> jax.Array:
 
 def eps_prediction(denoiser: Denoiser, params: Any, z: jax.Array, gamma: jax.Array,
                    y: jax.Array) -> jax.Array:
-  """``eps_hat(z, gamma, y)`` of one example, whatever the denoiser predicts."""
+  """``eps_hat(z, gamma, y)`` of one example, whatever the denoiser predicts.
+
+  Args:
+    denoiser: a :class:`Denoiser` of any parametrization.
+    params: its parameters.
+    z: ``[*data_shape]`` the noisy VP input.
+    gamma: scalar ``-log SNR``.
+    y: scalar integer label.
+
+  Returns:
+    ``[*data_shape]`` noise prediction (:func:`to_eps` of the denoiser's output).
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> den = jgen.diffusion.Denoiser(lambda p, z, g, y: jnp.zeros_like(z), "x")
+    >>> eps = jgen.diffusion.eps_prediction(den, (), jnp.ones(2), jnp.asarray(0.0), 0)
+    >>> [round(float(e), 4) for e in eps]  # (z - alpha x_hat) / sigma = sqrt(2)
+    [1.4142, 1.4142]
+  """
   out = denoiser.apply(params, z, gamma, y)
   return to_eps(out, z, gamma, denoiser.parametrization)
 

@@ -44,7 +44,20 @@ __all__ = ["RaceConfig", "race_config", "race", "batch_race"]
 
 
 class RaceConfig(NamedTuple):
-  """Static racing settings (hashable); build with :func:`race_config`."""
+  """Static racing settings (hashable); build with :func:`race_config`.
+
+  The fields are :func:`race_config`'s arguments; the module docstring gives their
+  meaning.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> den, p = jgen.diffusion.gaussian_oracle(3 * jnp.eye(3), jnp.ones((3, 3)))
+    >>> cfg = jgen.diffusion.race_config(den, rule="margin", margin=0.5)
+    >>> cfg.rule, cfg.margin, cfg.chunk_t, cfg.schedule.name
+    ('margin', 0.5, 8, 'linear[-13.3,5]')
+    >>> cfg == cfg._replace(chunk_t=8), hash(cfg) == hash(cfg)  # a static jit key
+    (True, True)
+  """
   denoiser: Denoiser
   schedule: Schedule
   chunk_t: int = 8

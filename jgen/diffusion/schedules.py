@@ -57,6 +57,13 @@ class Schedule(NamedTuple):
     num_steps: ``None`` for continuous time; ``T`` for a discrete schedule on the grid
       ``t_i = i / T`` (``T + 1`` latents ``z_0 ... z_T``).
     name: a label for tables and error messages.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> s = jgen.diffusion.Schedule(gamma=lambda t: 10.0 * jnp.asarray(t) - 5.0,
+    ...                             name="my-linear")
+    >>> float(s.gamma(0.5)), s.num_steps
+    (0.0, None)
   """
   gamma: Callable[[jax.Array], jax.Array]
   num_steps: int | None = None
@@ -81,6 +88,12 @@ def linear_schedule(gamma_min: float = -13.3, gamma_max: float = 5.0) -> Schedul
 
   Returns:
     A continuous :class:`Schedule`.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> s = jgen.diffusion.linear_schedule(gamma_min=-10.0, gamma_max=10.0)
+    >>> s.name, s.gamma(jnp.array([0.0, 0.5, 1.0])).tolist()
+    ('linear[-10,10]', [-10.0, 0.0, 10.0])
   """
   _check_range(gamma_min, gamma_max)
   g0, g1 = float(gamma_min), float(gamma_max)
@@ -106,6 +119,12 @@ def cosine_schedule(gamma_min: float = -13.3, gamma_max: float = 5.0) -> Schedul
 
   Returns:
     A continuous :class:`Schedule`.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> s = jgen.diffusion.cosine_schedule(gamma_min=-10.0, gamma_max=10.0)
+    >>> tuple(round(float(g), 2) for g in s.gamma(jnp.array([0.0, 1.0])))
+    (-10.0, 10.0)
   """
   _check_range(gamma_min, gamma_max)
   a = math.atan(math.exp(0.5 * gamma_min))
@@ -186,6 +205,12 @@ def ddpm_schedule(num_steps: int = 1000, beta_start: float = 1e-4,
   Returns:
     A discrete :class:`Schedule` with ``num_steps = N - 1`` intervals (module
     docstring); grid index ``j`` is DDPM timestep ``j``.
+
+  Example:
+    >>> import jgen
+    >>> s = jgen.diffusion.ddpm_schedule(num_steps=1000)  # DDPM's linear betas
+    >>> s.num_steps, round(float(s.gamma(0.0)), 2), round(float(s.gamma(1.0)), 2)
+    (999, -9.21, 10.12)
   """
   if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
     raise TypeError(f"num_steps must be a Python int, got {type(num_steps).__name__}.")
@@ -208,7 +233,21 @@ def ddpm_schedule(num_steps: int = 1000, beta_start: float = 1e-4,
 
 
 def discretize(schedule: Schedule, num_steps: int) -> Schedule:
-  """The same ``gamma`` used in discrete time with ``num_steps`` intervals."""
+  """The same ``gamma`` used in discrete time with ``num_steps`` intervals.
+
+  Args:
+    schedule: any :class:`Schedule`, continuous or discrete.
+    num_steps: the number of intervals ``T >= 1`` (a Python int).
+
+  Returns:
+    A :class:`Schedule` with the same ``gamma`` and ``num_steps = T``.
+
+  Example:
+    >>> import jgen
+    >>> s = jgen.diffusion.discretize(jgen.diffusion.linear_schedule(), 4)
+    >>> s.num_steps, s.name
+    (4, 'linear[-13.3,5]/T=4')
+  """
   if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
     raise TypeError(f"num_steps must be a Python int, got {type(num_steps).__name__}.")
   if num_steps < 1:
@@ -225,13 +264,33 @@ def alpha_sigma(gamma: ArrayLike) -> tuple[jax.Array, jax.Array]:
 
   Returns:
     ``alpha`` and ``sigma``, each of ``gamma``'s shape.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> alpha, sigma = jgen.diffusion.alpha_sigma(jnp.array([-5.0, 0.0, 5.0]))
+    >>> [round(float(a), 3) for a in alpha], round(float(sigma[1]), 3)
+    ([0.997, 0.707, 0.082], 0.707)
   """
   gamma = jnp.asarray(gamma)
   return jnp.sqrt(jax.nn.sigmoid(-gamma)), jnp.sqrt(jax.nn.sigmoid(gamma))
 
 
 def gamma_prime(schedule: Schedule, t: ArrayLike) -> jax.Array:
-  """``d gamma / d t`` at ``t`` (elementwise, any shape), by forward-mode ``jax.jvp``."""
+  """``d gamma / d t`` at ``t`` (elementwise), by forward-mode ``jax.jvp``.
+
+  Args:
+    schedule: a :class:`Schedule`.
+    t: times in ``[0, 1]``, any shape (integers are cast to ``float32``).
+
+  Returns:
+    ``gamma'(t)``, ``t``'s shape.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> s = jgen.diffusion.linear_schedule(gamma_min=-10.0, gamma_max=10.0)
+    >>> jgen.diffusion.gamma_prime(s, jnp.array([0.0, 0.5])).tolist()
+    [20.0, 20.0]
+  """
   t = jnp.asarray(t)
   if not jnp.issubdtype(t.dtype, jnp.floating):
     t = t.astype(jnp.float32)
@@ -240,7 +299,21 @@ def gamma_prime(schedule: Schedule, t: ArrayLike) -> jax.Array:
 
 
 def grid(schedule: Schedule, dtype=jnp.float32) -> jax.Array:
-  """``gamma`` on a discrete schedule's grid ``t_i = i / T``: ``[T + 1]``."""
+  """``gamma`` on a discrete schedule's grid ``t_i = i / T``.
+
+  Args:
+    schedule: a discrete :class:`Schedule` (``num_steps = T``, not ``None``).
+    dtype: floating dtype of the grid.
+
+  Returns:
+    ``[T + 1]`` values ``gamma(i / T)``, ``i = 0, ..., T``.
+
+  Example:
+    >>> import jgen
+    >>> s = jgen.diffusion.linear_schedule(gamma_min=-10.0, gamma_max=10.0)
+    >>> jgen.diffusion.grid(jgen.diffusion.discretize(s, 4)).tolist()
+    [-10.0, -5.0, 0.0, 5.0, 10.0]
+  """
   if schedule.num_steps is None:
     raise ValueError(f"schedule {schedule.name!r} is continuous (num_steps=None);"
                      " grid() needs a discrete schedule.")
@@ -257,6 +330,12 @@ def ddpm_timestep(schedule: Schedule, gamma: ArrayLike) -> jax.Array:
 
   Returns:
     ``int32`` indices in ``[0, num_steps]``, ``gamma``'s shape.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> s = jgen.diffusion.ddpm_schedule(num_steps=10)
+    >>> jgen.diffusion.ddpm_timestep(s, jgen.diffusion.grid(s)[jnp.array([0, 3, 9])])
+    Array([0, 3, 9], dtype=int32)
   """
   gamma = jnp.asarray(gamma)
   table = grid(schedule, gamma.dtype if jnp.issubdtype(gamma.dtype, jnp.floating)
@@ -277,6 +356,14 @@ def ddpm_eps_fn(model_fn: Callable, schedule: Schedule) -> Callable:
 
   Returns:
     ``eps_fn(z, gamma, y) -> eps_hat``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> s = jgen.diffusion.ddpm_schedule(num_steps=10)
+    >>> model_fn = lambda x, timestep, y: jnp.full_like(x, timestep)  # echoes the index
+    >>> eps_fn = jgen.diffusion.ddpm_eps_fn(model_fn, s)
+    >>> eps_fn(jnp.zeros(2), jgen.diffusion.grid(s)[7], 0).tolist()
+    [7.0, 7.0]
   """
   def eps_fn(z, gamma, y):
     return model_fn(z, ddpm_timestep(schedule, gamma), y)

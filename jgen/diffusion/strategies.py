@@ -59,6 +59,14 @@ class ClassifyResult(NamedTuple):
     scores: ``[K]`` scores (ELBO estimates for ``weighting="elbo"``); classes
       eliminated early are scored from fewer draws; NaN scores are ``-inf``.
     num_evals: denoiser evaluations used, ``int32 []``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jgen
+    >>> den, params = jgen.diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))
+    >>> res = jgen.diffusion.classify(jax.random.key(0), den, params, jnp.eye(3)[2], 3,
+    ...                               num_t=64)
+    >>> int(res.label), res.scores.shape, int(res.num_evals)  # 3 classes x 64 draws
+    (2, (3,), 192)
   """
   label: jax.Array
   scores: jax.Array

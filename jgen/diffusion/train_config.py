@@ -28,9 +28,28 @@ __all__ = [
 
 
 class _TrainConfigFields(NamedTuple):
+  """The fields and defaults of :class:`TrainConfig`."""
+  num_steps: int = 2000
+  batch_size: int = 128
+  learning_rate: float = 2e-3
+  warmup_steps: int = 100
+  end_lr_ratio: float = 0.01
+  weight_decay: float = 1e-4
+  grad_clip: float | None = 1.0
+  ema_decay: float | None = 0.999
+  weighting: str = "uniform"
+  loss: str = "l2"
+  label_dropout: float = 0.0
+  seed: int = 0
+  checkpoint_every: int = 500
+  keep: int = 3
+  log_every: int = 50
+
+
+class TrainConfig(_TrainConfigFields):
   """Static training configuration (hashable; part of the jitted step's key).
 
-  Checked on construction (:class:`TrainConfig`): unknown ``weighting``/``loss``
+  Checked on construction: unknown ``weighting``/``loss``
   and non-positive counts raise ``ValueError`` naming the field.
 
   Attributes:
@@ -51,26 +70,16 @@ class _TrainConfigFields(NamedTuple):
     checkpoint_every: save every this many steps (with a ``workdir``).
     keep: number of checkpoints kept.
     log_every: JSON-lines metrics interval.
+
+  Example:
+    >>> import jgen
+    >>> cfg = jgen.diffusion.TrainConfig(num_steps=3, batch_size=4)
+    >>> cfg._replace(learning_rate=1e-3).learning_rate, cfg.weighting
+    (0.001, 'uniform')
+    >>> jgen.diffusion.TrainConfig(label_dropout=2.0)
+    Traceback (most recent call last):
+    ValueError: TrainConfig.label_dropout must lie in [0, 1], got 2.0.
   """
-  num_steps: int = 2000
-  batch_size: int = 128
-  learning_rate: float = 2e-3
-  warmup_steps: int = 100
-  end_lr_ratio: float = 0.01
-  weight_decay: float = 1e-4
-  grad_clip: float | None = 1.0
-  ema_decay: float | None = 0.999
-  weighting: str = "uniform"
-  loss: str = "l2"
-  label_dropout: float = 0.0
-  seed: int = 0
-  checkpoint_every: int = 500
-  keep: int = 3
-  log_every: int = 50
-
-
-class TrainConfig(_TrainConfigFields):
-  __doc__ = _TrainConfigFields.__doc__
   __slots__ = ()
 
   def __new__(cls, *args, **kwargs):
@@ -106,6 +115,15 @@ class TrainState(NamedTuple):
     opt_state: optax state.
     step: int32 scalar, optimiser steps taken.
     key: ``uint32[2]`` raw PRNG key data (orbax stores plain arrays).
+
+  Example:
+    >>> import jgen
+    >>> from flax import nnx
+    >>> net = jgen.diffusion.MLPDenoiser((2,), 2, width=8, depth=1, rngs=nnx.Rngs(0))
+    >>> cfg = jgen.diffusion.TrainConfig(num_steps=3, batch_size=4)
+    >>> state = jgen.diffusion.train.init_state(net, cfg)
+    >>> int(state.step), state.key.shape, sorted(state.params)[:3]
+    (0, (2,), ['cond', 'conds', 'inp'])
   """
   params: Any
   ema: Any
@@ -125,7 +143,18 @@ class TrainResult(NamedTuple):
 
 
 class NonFiniteLossError(FloatingPointError):
-  """The loss or gradient became NaN/Inf; ``step`` is the failing step (1-based)."""
+  """The loss or gradient became NaN/Inf; ``step`` is the failing step (1-based).
+
+  Raised by :func:`~jgen.diffusion.train.train` before anything non-finite is saved.
+
+  Example:
+    >>> import jgen
+    >>> try:  # what train() raises when a step's loss is NaN
+    ...   raise jgen.diffusion.NonFiniteLossError("non-finite loss nan at step 3", 3)
+    ... except FloatingPointError as e:
+    ...   print(type(e).__name__, e.step)
+    NonFiniteLossError 3
+  """
 
   def __init__(self, msg: str, step: int):
     super().__init__(msg)

@@ -33,7 +33,19 @@ __all__ = [
 
 
 class CheckpointError(ValueError):
-  """A checkpoint is missing, unreadable, or does not match what is restored into."""
+  """A checkpoint is missing, unreadable, or does not match what is restored into.
+
+  Example:
+    >>> import os, tempfile, jax.numpy as jnp, jgen
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...   path = os.path.join(d, "ckpt")
+    ...   jgen.checkpoint.save_pytree(path, {"w": jnp.ones(3)})
+    ...   try:
+    ...     jgen.checkpoint.restore_pytree(path, {"w": jnp.ones(4)})
+    ...   except jgen.checkpoint.CheckpointError as e:
+    ...     print("checkpoint shape (3,), target shape (4,)" in str(e))
+    True
+  """
 
 
 def _abs(path: str | os.PathLike) -> str:
@@ -53,14 +65,47 @@ def _shape_map(tree) -> dict[str, tuple[tuple[int, ...], str]]:
 
 
 def save_pytree(path: str | os.PathLike, tree: Any, *, overwrite: bool = True) -> None:
-  """Saves a pytree of arrays to ``path`` (a directory; written atomically)."""
+  """Saves a pytree of arrays to ``path`` (a directory; written atomically).
+
+  Args:
+    path: the checkpoint directory.
+    tree: a pytree of arrays (sharded arrays are written shard by shard).
+    overwrite: replace an existing checkpoint at ``path``.
+
+  Example:
+    >>> import os, tempfile, jax.numpy as jnp, jgen
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...   path = os.path.join(d, "ckpt")
+    ...   jgen.checkpoint.save_pytree(path, {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)})
+    ...   back = jgen.checkpoint.restore_pytree(path)
+    >>> sorted(back), back["w"].shape, float(back["w"].sum())
+    (['b', 'w'], (2, 3), 6.0)
+  """
   ckpt = ocp.StandardCheckpointer()
   ckpt.save(_abs(path), tree, force=overwrite)
   ckpt.wait_until_finished()
 
 
 def checkpoint_shapes(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], str]]:
-  """``{"a/b/kernel": (shape, dtype)}`` of a saved pytree, read from its metadata."""
+  """``{"a/b/kernel": (shape, dtype)}`` of a saved pytree, read from its metadata.
+
+  Args:
+    path: a checkpoint directory written by :func:`save_pytree`.
+
+  Returns:
+    A dict from ``/``-joined leaf paths to ``(shape, dtype name)``; no array is read.
+
+  Raises:
+    CheckpointError: no checkpoint at ``path``, or unreadable metadata.
+
+  Example:
+    >>> import os, tempfile, jax.numpy as jnp, jgen
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...   path = os.path.join(d, "ckpt")
+    ...   jgen.checkpoint.save_pytree(path, {"layer": {"kernel": jnp.ones((2, 3))}})
+    ...   jgen.checkpoint.checkpoint_shapes(path)
+    {'layer/kernel': ((2, 3), 'float32')}
+  """
   path = _abs(path)
   if not os.path.isdir(path):
     raise CheckpointError(f"no checkpoint directory at {path}.")
@@ -87,6 +132,16 @@ def restore_pytree(path: str | os.PathLike, target: Any = None) -> Any:
   Raises:
     CheckpointError: missing/corrupted checkpoint, or leaves whose paths, shapes or
       dtypes differ from ``target`` (every mismatch is named; nothing is cast).
+
+  Example:
+    >>> import os, tempfile, jax.numpy as jnp, jgen
+    >>> params = {"w": jnp.arange(3.0), "step": jnp.array(7, jnp.int32)}
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...   path = os.path.join(d, "ckpt")
+    ...   jgen.checkpoint.save_pytree(path, params)
+    ...   back = jgen.checkpoint.restore_pytree(path, target=params)
+    >>> back["w"].tolist(), int(back["step"])
+    ([0.0, 1.0, 2.0], 7)
   """
   path = _abs(path)
   saved = checkpoint_shapes(path)
@@ -114,7 +169,21 @@ def restore_pytree(path: str | os.PathLike, target: Any = None) -> Any:
 
 
 def save_sharded(path: str | os.PathLike, tree: Any) -> None:
-  """Saves a pytree of (possibly sharded) arrays; see ``jgen.checkpoint.save_pytree``."""
+  """Saves a pytree of (possibly sharded) arrays; see ``jgen.checkpoint.save_pytree``.
+
+  Args:
+    path: the checkpoint directory (replaced if it exists).
+    tree: a pytree of arrays, e.g. laid out over a mesh.
+
+  Example:
+    >>> import os, tempfile, jax.numpy as jnp, jgen
+    >>> mesh = jgen.parallel.make_mesh(data=1)
+    >>> w = jgen.parallel.replicate(jnp.arange(4.0), mesh)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...   jgen.parallel.save_sharded(os.path.join(d, "ckpt"), {"w": w})
+    ...   jgen.checkpoint.checkpoint_shapes(os.path.join(d, "ckpt"))
+    {'w': ((4,), 'float32')}
+  """
   save_pytree(path, tree)
 
 
@@ -155,6 +224,18 @@ def restore_sharded(path: str | os.PathLike, mesh: Mesh, specs: Any = None,
   Raises:
     ValueError: a spec the mesh cannot hold. ``jgen.checkpoint.CheckpointError``:
       missing checkpoint or shapes that differ from ``like``.
+
+  Example:
+    >>> import os, tempfile, jax.numpy as jnp, jgen
+    >>> from jax.sharding import PartitionSpec as P
+    >>> mesh = jgen.parallel.make_mesh(data=1)
+    >>> w = jnp.arange(2.0 * mesh.size)  # divisible by the classes axis
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...   jgen.parallel.save_sharded(os.path.join(d, "ckpt"), {"w": w})
+    ...   back = jgen.parallel.restore_sharded(os.path.join(d, "ckpt"), mesh,
+    ...                                        P("classes"))
+    >>> tuple(back["w"].sharding.spec), bool(jnp.array_equal(back["w"], w))
+    (('classes',), True)
   """
   if like is None:
     like = jax.tree.map(lambda s: s, _metadata_tree(path))
@@ -181,5 +262,20 @@ def _metadata_tree(path) -> Any:
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
   """Places every leaf of ``tree`` on every device of ``mesh`` (e.g. parameters for
-  data-parallel training)."""
+  data-parallel training).
+
+  Args:
+    tree: a pytree of arrays.
+    mesh: the device mesh.
+
+  Returns:
+    ``tree`` with every leaf fully replicated over ``mesh``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> mesh = jgen.parallel.make_mesh(data=1)
+    >>> w = jgen.parallel.replicate({"w": jnp.ones(3)}, mesh)["w"]
+    >>> w.sharding.is_fully_replicated, len(w.devices()) == mesh.size
+    (True, True)
+  """
   return jax.device_put(tree, NamedSharding(mesh, P()))

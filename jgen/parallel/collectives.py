@@ -49,6 +49,14 @@ class BayesReduction(NamedTuple):
     log_normalizer: ``[N]``, ``logsumexp_k`` of the log-joint, i.e. ``log p(x)`` when the
       scores are ``log p(x|k) + log p(k)``.
     max_log_joint: ``[N]``, the maximal log-joint (the winning score).
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> log_lik = jnp.array([[-1.0, -2.0, -3.0], [-3.0, -1.0, -2.0]])
+    >>> mesh = jgen.parallel.make_mesh(data=1)
+    >>> label, log_norm, best = jgen.parallel.bayes_reduce(log_lik, mesh, num_classes=3)
+    >>> label.tolist(), best.tolist(), [round(float(v), 3) for v in log_norm]
+    ([0, 1], [-1.0, -1.0], [-0.592, -0.592])
   """
   label: jax.Array
   log_normalizer: jax.Array
@@ -134,6 +142,16 @@ def bayes_reduce(log_lik: ArrayLike, mesh: Mesh, *, num_classes: int,
     :class:`BayesReduction` of ``[N]`` arrays. ``label`` equals
     ``jgen.predict(log_lik, log_prior)`` and ``log_normalizer`` equals
     ``logsumexp(log_lik + log_prior, -1)``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> log_lik = jnp.array([[-1.0, -2.0, -3.0], [-3.0, -1.0, -2.0]])
+    >>> log_prior = jnp.log(jnp.array([0.1, 0.1, 0.8]))
+    >>> mesh = jgen.parallel.make_mesh(data=1)  # K=3 padded to the class axis size
+    >>> r = jgen.parallel.bayes_reduce(log_lik, mesh, num_classes=3,
+    ...                                log_prior=log_prior)
+    >>> r.label.tolist(), r.label.tolist() == jgen.predict(log_lik, log_prior).tolist()
+    ([2, 2], True)
   """
   num_classes = _checks.check_num_classes(num_classes)
   return _bayes_reduce(_as_sharded_joint(log_lik, log_prior, num_classes, mesh),
@@ -167,6 +185,16 @@ def sharded_log_posterior(log_lik: ArrayLike, mesh: Mesh, *, num_classes: int,
   Returns:
     ``[N, K_pad]`` log-posteriors; the padded columns are ``-inf`` (probability zero).
     Slice ``[:, :num_classes]`` only when the whole matrix is needed on one device.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> log_lik = jnp.array([[-1.0, -2.0, -3.0], [-3.0, -1.0, -2.0]])
+    >>> mesh = jgen.parallel.make_mesh(data=1)
+    >>> lp = jgen.parallel.sharded_log_posterior(log_lik, mesh, num_classes=3)
+    >>> tuple(round(float(p), 3) for p in jnp.exp(lp[0, :3]))
+    (0.665, 0.245, 0.09)
+    >>> bool(jnp.isneginf(lp[:, 3:]).all())  # padded classes: probability zero
+    True
   """
   num_classes = _checks.check_num_classes(num_classes)
   return _sharded_log_posterior(_as_sharded_joint(log_lik, log_prior, num_classes, mesh),
@@ -198,6 +226,18 @@ def class_sharded_scores(score_fn: Callable[..., jax.Array], class_params: Any,
 
   Returns:
     ``[N, K_pad]`` scores sharded ``P("data", "classes")``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> def neg_sq_dist(means, shared, ids, x):  # means [k_local, D] -> [n, k_local]
+    ...   return -jnp.sum((x[:, None, :] - means[None, :, :]) ** 2, axis=-1)
+    >>> means = jnp.array([[0.0, 0.0], [3.0, 3.0], [0.0, 3.0]])
+    >>> x = jnp.array([[2.9, 3.1], [0.2, 2.8]])
+    >>> mesh = jgen.parallel.make_mesh(data=1)
+    >>> s = jgen.parallel.class_sharded_scores(neg_sq_dist, means, x, mesh,
+    ...                                        num_classes=3)
+    >>> jgen.parallel.bayes_reduce(s, mesh, num_classes=3).label.tolist()
+    [1, 2]
   """
   num_classes = _checks.check_num_classes(num_classes)
   x = jnp.asarray(x)
@@ -254,6 +294,17 @@ def data_parallel_sum(stats_fn: Callable[..., Any], mesh: Mesh, *arrays: ArrayLi
 
   Returns:
     The pytree ``stats_fn(*arrays)``, replicated on every device.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jgen
+    >>> def class_sums(x, y):  # additive over rows: per-class counts and sums
+    ...   onehot = jax.nn.one_hot(y, 2)
+    ...   return onehot.sum(0), onehot.T @ x
+    >>> mesh = jgen.parallel.make_mesh(data=len(jax.devices()), classes=1)
+    >>> x, y = jnp.arange(10.0).reshape(5, 2), jnp.array([0, 1, 0, 1, 0])
+    >>> counts, sums = jgen.parallel.data_parallel_sum(class_sums, mesh, x, y)
+    >>> counts.tolist(), sums.tolist()  # every row counted, whatever the device count
+    ([3.0, 2.0], [[12.0, 15.0], [8.0, 10.0]])
   """
   arrays = tuple(jnp.asarray(a) for a in arrays)
   if not arrays:

@@ -74,6 +74,15 @@ def make_mesh(*, data: int = 1, classes: int | None = None,
 
   Returns:
     A ``jax.sharding.Mesh`` with axis names ``("data", "classes")``.
+
+  Raises:
+    ValueError: a size that is not a positive int, or more devices than available.
+
+  Example:
+    >>> import jax, jgen
+    >>> mesh = jgen.parallel.make_mesh(data=1)  # every device on the class axis
+    >>> mesh.axis_names, mesh.size == len(jax.devices())
+    (('data', 'classes'), True)
   """
   devices = list(jax.devices() if devices is None else devices)
   for name, v in (("data", data), ("classes", classes)):
@@ -93,13 +102,48 @@ def make_mesh(*, data: int = 1, classes: int | None = None,
 
 
 def axis_size(mesh: Mesh, name: str) -> int:
+  """The number of devices along the mesh axis ``name``.
+
+  Args:
+    mesh: a device mesh.
+    name: an axis name, e.g. ``"data"`` or ``"classes"``.
+
+  Returns:
+    The axis size, a Python int.
+
+  Raises:
+    ValueError: ``mesh`` has no axis ``name``.
+
+  Example:
+    >>> import jax, jgen
+    >>> mesh = jgen.parallel.make_mesh(data=1)
+    >>> jgen.parallel.axis_size(mesh, "data"), (
+    ...     jgen.parallel.axis_size(mesh, "classes") == len(jax.devices()))
+    (1, True)
+  """
   if name not in mesh.axis_names:
     raise ValueError(f"mesh must have an axis named {name!r}, got axes {mesh.axis_names}.")
   return int(mesh.shape[name])
 
 
 def padded_num_classes(num_classes: int, mesh: Mesh) -> int:
-  """``num_classes`` rounded up to a multiple of the ``classes`` axis size."""
+  """``num_classes`` rounded up to a multiple of the ``classes`` axis size.
+
+  Args:
+    num_classes: the real number of classes ``K``.
+    mesh: a mesh with a ``classes`` axis.
+
+  Returns:
+    ``K_pad``, the smallest multiple of the ``classes`` axis size ``>= K``.
+
+  Example:
+    >>> import jgen
+    >>> mesh = jgen.parallel.make_mesh(data=1)
+    >>> c = jgen.parallel.axis_size(mesh, "classes")
+    >>> k_pad = jgen.parallel.padded_num_classes(5, mesh)
+    >>> k_pad % c == 0, 5 <= k_pad < 5 + c
+    (True, True)
+  """
   num_classes = _checks.check_num_classes(num_classes)
   c = axis_size(mesh, CLASSES)
   return -(-num_classes // c) * c
@@ -118,7 +162,18 @@ def pad_classes(a: ArrayLike, num_padded: int, *, axis: int = -1,
       finite numbers before they are masked).
 
   Returns:
-    The padded array.
+    The padded array, ``num_padded`` entries along ``axis``.
+
+  Raises:
+    ValueError: ``num_padded`` is smaller than the class axis.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> means = jnp.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])  # [K=3, D=2]
+    >>> jgen.parallel.pad_classes(means, 4, axis=0).tolist()  # repeats the last class
+    [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [4.0, 5.0]]
+    >>> jgen.parallel.pad_classes(jnp.zeros(3), 4, fill=-jnp.inf).tolist()
+    [0.0, 0.0, 0.0, -inf]
   """
   a = jnp.asarray(a)
   axis = axis % a.ndim
@@ -135,7 +190,13 @@ def pad_classes(a: ArrayLike, num_padded: int, *, axis: int = -1,
 
 
 def class_mask(num_classes: int, num_padded: int) -> jax.Array:
-  """``[num_padded]`` booleans, true for the real classes ``k < num_classes``."""
+  """``[num_padded]`` booleans, true for the real classes ``k < num_classes``.
+
+  Example:
+    >>> import jgen
+    >>> jgen.parallel.class_mask(3, 4).tolist()
+    [True, True, True, False]
+  """
   return jnp.arange(num_padded) < num_classes
 
 
@@ -173,7 +234,26 @@ def shard_rows(mesh: Mesh, *arrays: ArrayLike) -> tuple[jax.Array, ...]:
   """Places ``arrays`` ``[N, ...]`` with rows split over ``data`` (replicated over
   ``classes``). ``N`` must be divisible by the ``data`` axis size: jgen never drops or
   invents examples to make it fit (pad with zero-weight rows where the model has
-  example weights, or pick a ``data`` size that divides ``N``)."""
+  example weights, or pick a ``data`` size that divides ``N``).
+
+  Args:
+    mesh: a mesh with a ``data`` axis.
+    *arrays: arrays ``[N, ...]``, ``N`` divisible by the ``data`` axis size.
+
+  Returns:
+    The arrays, each sharded ``P("data")`` over ``mesh``.
+
+  Raises:
+    ValueError: an array whose leading axis is not divisible by the ``data`` size.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jgen
+    >>> mesh = jgen.parallel.make_mesh(data=len(jax.devices()), classes=1)
+    >>> n = 2 * len(jax.devices())
+    >>> x, y = jgen.parallel.shard_rows(mesh, jnp.ones((n, 3)), jnp.zeros(n, jnp.int32))
+    >>> x.shape == (n, 3), tuple(x.sharding.spec)  # rows split over "data"
+    (True, ('data',))
+  """
   d = axis_size(mesh, DATA)
   out = []
   for i, a in enumerate(arrays):

@@ -92,6 +92,20 @@ def initialize(coordinator_address: str | None = None,
     ValueError: malformed address or ``process_id``/``num_processes``.
     TimeoutError: the coordinator was not reachable within ``timeout_s``.
     OSError: process 0 cannot bind the coordinator port.
+
+  Example:
+    On each of two hosts, before any other JAX call (process 1 passes
+    ``process_id=1``):
+
+    >>> import jgen
+    >>> jgen.parallel.initialize("10.0.0.1:1234", num_processes=2,
+    ...                          process_id=0)  # doctest: +SKIP
+
+    Partial arguments are refused before anything changes:
+
+    >>> jgen.parallel.initialize("10.0.0.1:1234")
+    Traceback (most recent call last):
+    ValueError: Pass all of coordinator_address, num_processes and process_id, ...
   """
   if isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or timeout_s < 1:
     raise ValueError(f"timeout_s must be a positive int (seconds), got {timeout_s!r}.")

@@ -51,6 +51,15 @@ def drop_labels(key: jax.Array, y: jax.Array, num_classes: int, rate: float) -> 
 
   Returns:
     ``[...]`` labels, each replaced by ``num_classes`` independently with prob ``rate``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jgen
+    >>> y = jnp.array([0, 1, 2, 0])
+    >>> jgen.diffusion.drop_labels(jax.random.key(0), y, 3, rate=1.0)
+    Array([3, 3, 3, 3], dtype=int32)
+    >>> out = jgen.diffusion.drop_labels(jax.random.key(0), y, 3, rate=0.5)
+    >>> bool(((out == y) | (out == 3)).all())
+    True
   """
   if not 0.0 <= rate <= 1.0:
     raise ValueError(f"rate must lie in [0, 1], got {rate}.")

@@ -27,6 +27,14 @@ class MLPDenoiser(DenoiserBase):
     num_fourier: Fourier frequencies for ``gamma``.
     null_class: reserve label ``K`` for the unconditional model.
     rngs: ``nnx.Rngs`` for initialisation.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> from flax import nnx
+    >>> net = jgen.diffusion.MLPDenoiser((2,), 2, width=8, depth=1, rngs=nnx.Rngs(0))
+    >>> eps_hat = net(jnp.ones((4, 2)), jnp.zeros(4), jnp.array([0, 1, 0, 1]))
+    >>> eps_hat.shape, float(jnp.abs(eps_hat).max())  # zero-initialised output
+    ((4, 2), 0.0)
   """
 
   def __init__(self, data_shape, num_classes: int, *, width: int = 512, depth: int = 4,

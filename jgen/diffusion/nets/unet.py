@@ -53,6 +53,15 @@ class UNetDenoiser(DenoiserBase):
     num_fourier: Fourier frequencies for ``gamma``.
     null_class: reserve label ``K`` for the unconditional model.
     rngs: ``nnx.Rngs``.
+
+  Example:
+    >>> import jax.numpy as jnp, jgen
+    >>> from flax import nnx
+    >>> net = jgen.diffusion.UNetDenoiser((8,), 2, channels=(8, 8), cond_dim=8,
+    ...                                   num_fourier=2, rngs=nnx.Rngs(0))
+    >>> eps_hat = net(jnp.ones((3, 8)), jnp.zeros(3), jnp.array([0, 1, 1]))
+    >>> eps_hat.shape, float(jnp.abs(eps_hat).max())  # zero-initialised output
+    ((3, 8), 0.0)
   """
 
   def __init__(self, data_shape, num_classes: int, *, channels=(32, 64),
