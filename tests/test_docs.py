@@ -113,9 +113,6 @@ def _needs_example(obj) -> bool:
   return inspect.isfunction(obj) or inspect.isclass(obj)
 
 
-@pytest.mark.xfail(reason="127 public names still lack an Example section (listed by"
-                   " the assertion); to be written, then this mark removed",
-                   strict=True)
 def test_every_public_function_and_class_has_an_example():
   missing = sorted({f"{pkg}.{name}" for pkg, name, obj in _public_names()
                     if _needs_example(obj) and "Example" not in (obj.__doc__ or "")})
