@@ -57,8 +57,8 @@ def contextual_offset(content_free_scores: ArrayLike) -> jax.Array:
   Example:
     >>> import jax.numpy as jnp
     >>> off = contextual_offset(jnp.log(jnp.array([[0.8, 0.2], [0.6, 0.4]])))
-    >>> [round(float(v), 4) for v in off]
-    [-0.3567, -1.204]
+    >>> tuple(round(float(v), 4) for v in off)
+    (-0.3567, -1.204)
   """
   s = jnp.asarray(content_free_scores)
   log_p = jax.nn.log_softmax(s, axis=-1)

@@ -46,6 +46,16 @@ class PretrainedLM(NamedTuple):
     weights: the NNX ``State`` of parameters, passed to jitted code as data.
     tokenizer: a ``tokenizers.Tokenizer`` (or ``None``).
     config: the ``config.json`` dict (``{}`` for modules built in code).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jgen.text.gpt2 import GPT2, GPT2Config
+    >>> lm = from_module(GPT2(GPT2Config(50, 16, 8, 1, 2, 32, 1e-5), rngs=nnx.Rngs(0)),
+    ...                  "causal")
+    >>> logits, _ = lm.apply(lm.weights, jnp.arange(3), jnp.arange(3))
+    >>> lm.kind, lm.vocab_size, logits.shape
+    ('causal', 50, (3, 50))
   """
   kind: str
   graphdef: Any

@@ -36,6 +36,17 @@ class LMScorerParams(NamedTuple):
     offset: ``[K]`` subtracted offsets (PMI premise scores, ``log p_cf``).
     inv_temperature: ``[]`` ``1 / T``.
     log_prior: ``[K]`` log class priors (used by the noisy channel).
+
+  Example:
+    >>> from jgen.text import causal_lm_classifier, load_pretrained
+    >>> clf = causal_lm_classifier(load_pretrained("tests/data/text/gpt2"),
+    ...                            [" good", " bad"])
+    >>> params = clf.fit(None, None, num_classes=2)
+    >>> isinstance(params, LMScorerParams), params.norm.shape, params.log_prior.shape
+    (True, (2,), (2,))
+    >>> axes = clf.class_axes(params)  # class axis 0 for the per-class leaves
+    >>> axes.label_ids, axes.offset, axes.inv_temperature
+    (0, 0, None)
   """
   weights: Any
   label_ids: jax.Array

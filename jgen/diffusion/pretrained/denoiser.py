@@ -33,6 +33,13 @@ class DDPMSchedule(NamedTuple):
 
   The DiT default: 1,000 linear betas from ``1e-4`` to ``0.02`` (Ho et al., 2020;
   facebookresearch/DiT ``create_diffusion``).
+
+  Example:
+    >>> s = DDPMSchedule()
+    >>> s.schedule().num_steps, s == DDPMSchedule(1000, 1e-4, 0.02, "linear")
+    (999, True)
+    >>> hash(s) == hash(DDPMSchedule())  # a valid static argument of jax.jit
+    True
   """
   num_train_timesteps: int = 1000
   beta_start: float = 1e-4
@@ -60,6 +67,16 @@ class DiTDenoiser:
     config: the DiT architecture.
     schedule: the DDPM schedule the DiT was trained with; ``gamma`` is mapped to the
       nearest DDPM timestep of its grid (exact for gammas taken from the grid).
+
+  Example:
+    >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, num_layers=1,
+    ...                 sample_size=4, num_embeds_ada_norm=3)
+    >>> apply = DiTDenoiser(cfg)
+    >>> apply == DiTDenoiser(cfg), hash(apply) == hash(DiTDenoiser(cfg))
+    (True, True)
+    >>> params = init_dit(jax.random.key(0), cfg)
+    >>> apply(params, jnp.zeros((4, 4, 4), jnp.float32), 0.0, 3).shape  # 3: null class
+    (4, 4, 4)
   """
   config: DiTConfig
   schedule: DDPMSchedule = DDPMSchedule()

@@ -30,7 +30,17 @@ _ACTIVATIONS = {"gelu-approximate": True, "gelu": False}
 
 
 class DiTConfig(NamedTuple):
-  """The architecture fields of a ``DiTTransformer2DModel`` ``config.json``."""
+  """The architecture fields of a ``DiTTransformer2DModel`` ``config.json``.
+
+  The defaults are DiT-XL/2 on 32 x 32 latents (``facebook/DiT-XL-2-256``).
+
+  Example:
+    >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, out_channels=8)
+    >>> cfg.dim, cfg.in_channels, cfg.output_channels
+    (16, 4, 8)
+    >>> DiTConfig().dim, DiTConfig().num_layers
+    (1152, 28)
+  """
   num_attention_heads: int = 16
   attention_head_dim: int = 72
   in_channels: int = 4
@@ -181,6 +191,14 @@ class DiT(nnx.Module):
     config: the architecture.
     dtype: parameter and compute dtype.
     rngs: initialisers' keys (random weights; load real ones with ``load_dit``).
+
+  Example:
+    >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, num_layers=1,
+    ...                 sample_size=4, out_channels=8, num_embeds_ada_norm=3)
+    >>> model = DiT(cfg, rngs=nnx.Rngs(0))
+    >>> z = jnp.zeros((4, 4, 4), jnp.float32)
+    >>> model(z, jnp.array(10.0, jnp.float32), jnp.array(1, jnp.int32)).shape
+    (4, 4, 8)
   """
 
   def __init__(self, config: DiTConfig, *, dtype=jnp.float32, rngs: nnx.Rngs):

@@ -30,7 +30,13 @@ __all__ = ["VAEConfig", "VAEEncoder", "vae_config", "load_vae_encoder",
 
 
 class VAEConfig(NamedTuple):
-  """The encoder fields of an ``AutoencoderKL`` ``config.json``."""
+  """The encoder fields of an ``AutoencoderKL`` ``config.json``.
+
+  Example:
+    >>> cfg = VAEConfig(block_out_channels=(8, 16, 16), norm_num_groups=4)
+    >>> cfg.downsampling, cfg.latent_channels, cfg.scaling_factor
+    (4, 4, 0.18215)
+  """
   in_channels: int = 3
   latent_channels: int = 4
   block_out_channels: tuple[int, ...] = (64,)
@@ -163,7 +169,18 @@ class _Encoder(nnx.Module):
 
 
 class VAEEncoder(nnx.Module):
-  """``image[H, W, C] -> (mean, logvar)``, each ``[H / f, W / f, latent_channels]``."""
+  """``image[H, W, C] -> (mean, logvar)``, each ``[H / f, W / f, latent_channels]``.
+
+  ``f = config.downsampling``; random weights here (load real ones with
+  :func:`load_vae_encoder`, run them with :func:`encode`).
+
+  Example:
+    >>> cfg = VAEConfig(block_out_channels=(8, 8), norm_num_groups=4)
+    >>> model = VAEEncoder(cfg, rngs=nnx.Rngs(0))
+    >>> mean, logvar = model(jnp.zeros((4, 4, 3), jnp.float32))
+    >>> mean.shape, logvar.shape
+    ((2, 2, 4), (2, 2, 4))
+  """
 
   def __init__(self, config: VAEConfig, *, dtype=jnp.float32, rngs: nnx.Rngs):
     self.encoder = _Encoder(config, dtype=dtype, rngs=rngs)
