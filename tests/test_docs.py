@@ -85,7 +85,8 @@ def test_doc_block(page, index, code, line, monkeypatch):
 
 API_PACKAGES = ["jgen", "jgen.core", "jgen.parallel", "jgen.gaussian", "jgen.logistic",
                 "jgen.diffusion", "jgen.simulate", "jgen.bounds", "jgen.datasets",
-                "jgen.checkpoint", "jgen.sklearn", "jgen.io"]
+                "jgen.checkpoint", "jgen.sklearn", "jgen.io", "jgen.text",
+                "jgen.diffusion.pretrained"]
 
 
 def _public_names():
