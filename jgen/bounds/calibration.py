@@ -21,7 +21,8 @@ to 0 and the class gaining probability to 1. Both constraints hold by constructi
 Each of ``num_restarts`` random starts (a third restricted to two classes, a third
 sparse, a third dense, with score scales from 0.01 to 3) runs Adam with a cosine
 step-size decay; all ``len(t) * num_restarts`` problems run as one vmapped, jitted
-call. Every iterate is a feasible point, so the reported value (the lowest attained)
+call (with ``progress``, one call per fixed-size chunk of ``t``: every ``t`` uses the
+same starts, so the values do not depend on the chunking). Every iterate is a feasible point, so the reported value (the lowest attained)
 is an *upper* estimate of ``delta(t)``: a valid closed-form ``T`` is below it with no
 tolerance beyond rounding, while a tight one matches it to the optimiser's accuracy.
 
@@ -44,12 +45,14 @@ import optax
 from jax.typing import ArrayLike
 
 from jgen.core import checks as _checks
+from jgen.core.progress import check_progress, report
 from jgen.bounds import common as _common
 from jgen.bounds import regret as _regret
 
 __all__ = ["CalibrationResult", "calibration_function"]
 
 _EPS_W = 1e-12
+_PROGRESS_UPDATES = 20   # chunks of t when a progress bar is shown
 
 
 class CalibrationResult(NamedTuple):
@@ -207,11 +210,25 @@ def _calibrate(fns, idents, lam, k, num_steps, lr, inner_steps, z, t):
                            hs[rows].reshape(shape + (k,)), ps[rows].reshape(shape + (k,)))
 
 
+def _in_chunks(solve, flat, update) -> CalibrationResult:
+  """``solve`` over ``flat [T]`` in chunks of ``ceil(T / 20)`` values; the last chunk
+  is padded with copies of the last ``t`` (one compiled shape), then trimmed."""
+  n = flat.shape[0]
+  size = max(1, -(-n // _PROGRESS_UPDATES))
+  padded = jnp.concatenate([flat, jnp.broadcast_to(flat[-1:], (-n % size,))])
+  parts = []
+  for start in range(0, n, size):
+    part = jax.block_until_ready(solve(padded[start:start + size]))
+    parts.append(part)
+    update(min(size, n - start))
+  return jax.tree.map(lambda *a: jnp.concatenate(a, axis=1)[:, :n], *parts)
+
+
 def calibration_function(loss_fn, t: ArrayLike, *, num_classes: int, key: jax.Array,
                          tau: float | None = None, score_bound: float | None = None,
                          num_restarts: int = 24, num_steps: int = 400,
                          learning_rate: float = 0.05, inner_steps: int = 5,
-                         return_argmin: bool = False):
+                         return_argmin: bool = False, progress=False):
   """Numerical tightest transform ``delta(t)`` of a loss (see the module docstring).
 
   Assumes the loss is symmetric under permutations of the classes (all library losses
@@ -232,6 +249,10 @@ def calibration_function(loss_fn, t: ArrayLike, *, num_classes: int, key: jax.Ar
     num_restarts, num_steps, learning_rate: optimiser budget (static).
     inner_steps: inner ``C*`` steps per outer step (numerical ``C*`` only).
     return_argmin: also return the minimising ``h`` and ``p``.
+    progress: ``True`` for a tqdm bar over the ``t`` values, or a callable called
+      with the number of ``t`` values finished (:mod:`jgen.core.progress`). Solves
+      ``t`` in chunks of ``ceil(T / 20)`` (one compile, the last chunk padded) with
+      the same starts as the single call, hence the same values; needs concrete ``t``.
 
   Returns:
     ``delta`` with the shape of ``t`` (``[L, *t.shape]`` for a list of losses); or a
@@ -263,13 +284,19 @@ def calibration_function(loss_fn, t: ArrayLike, *, num_classes: int, key: jax.Ar
                     ("inner_steps", inner_steps)):
     if not isinstance(val, int) or isinstance(val, bool) or val < 1:
       raise ValueError(f"{name} must be a positive int, got {val!r}.")
+  check_progress(progress)
   t = _common.as_unit_interval(t, "t")
   flat = t.reshape(-1)
   # Drawn outside the jitted solver: the draw compiles once per (R, K), shared by
   # every loss, instead of once per solver compile.
   z = jax.random.normal(key, (num_restarts, 3 * k + 1), flat.dtype)
-  out = _calibrate(fns, idents, lam, k, num_steps, float(learning_rate), inner_steps,
-                   z, flat)
+  solve = functools.partial(_calibrate, fns, idents, lam, k, num_steps,
+                            float(learning_rate), inner_steps, z)
+  if progress is None or progress is False or flat.shape[0] == 0:
+    out = solve(flat)
+  else:
+    with report(progress, flat.shape[0], unit="t", desc="calibration_function") as update:
+      out = _in_chunks(solve, flat, update)
   ok = _checks.as_trailing((flat >= 0.0) & (flat <= 1.0), 2)
   out = out._replace(delta=_common.nan_where(ok, out.delta))
   if not many:

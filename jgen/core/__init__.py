@@ -28,6 +28,7 @@ from jgen.core import contract
 from jgen.core import inference
 from jgen.core import lbfgs
 from jgen.core import metrics
+from jgen.core import progress
 
 __all__ = (
     "Classifier",
@@ -55,4 +56,5 @@ __all__ = (
     "inference",
     "lbfgs",
     "metrics",
+    "progress",
 )

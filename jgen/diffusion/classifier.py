@@ -14,8 +14,11 @@ import functools
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
+from jgen.core.progress import check_progress, report
 from jgen.diffusion import validate
 from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
 from jgen.diffusion.schedules import linear_schedule
@@ -31,6 +34,8 @@ DEFAULTS = dict(strategy="full", schedule=None, num_t=256, timesteps="stratified
                 weighting="elbo", loss="l2", classes=None, chunk_size=None,
                 cache_bytes=CACHE_BYTES, n_samples=(50, 500), to_keep=(5, 1),
                 chunk_t=8, confidence=0.99, antithetic=False)
+# A progress bar without a batch size gets about this many updates.
+PROGRESS_UPDATES = 20
 
 
 class Prepared(NamedTuple):
@@ -70,8 +75,11 @@ def _strategy_opts(o: dict, num_c: int) -> tuple[dict, int]:
 
 
 def prepare(denoiser, params: Any, x: ArrayLike, num_classes: int, options: dict, *,
-            batched: bool) -> Prepared:
+            batched: bool, rows: int | None = None) -> Prepared:
   """Validates a classify call (every entry point, sharded or not, goes through here).
+
+  ``rows`` is the number of examples per compiled call when a batch runs in pieces
+  (default all of ``x``); the vectorisation chunk is sized for that many.
 
   Raises:
     TypeError: an unknown option, a non-Denoiser, non-int counts, integer ``x``.
@@ -96,7 +104,8 @@ def prepare(denoiser, params: Any, x: ArrayLike, num_classes: int, options: dict
     chunk = validate.check_static_int(chunk, "chunk_size")
   else:
     # Examples of a vmapped batch share each call: the budget covers all of them.
-    n = x.shape[0] if batched and o["strategy"] != "sequential" else 1
+    n = x.shape[0] if rows is None else min(rows, x.shape[0])
+    n = n if batched and o["strategy"] != "sequential" else 1
     shape = x.shape[1:] if batched else x.shape
     chunk = max(1, pairs_per_call(denoiser, params, shape, x.dtype, max(n, 1) * pairs,
                                   validate.check_static_int(o["cache_bytes"],
@@ -152,16 +161,33 @@ def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: i
 
 
 def batch_classify(key: jax.Array, denoiser, params: Any, x: ArrayLike,
-                   num_classes: int, **options) -> ClassifyResult:
+                   num_classes: int, *, batch_size: int | None = None,
+                   progress=False, **options) -> ClassifyResult:
   """:func:`classify` for a batch ``x [N, ...]`` with independent draws per example.
 
   Row ``n`` equals ``classify(jax.random.split(key, N)[n], denoiser, params, x[n],
   ...)``. ``full`` and ``adaptive`` are vmapped; ``sequential`` loops over examples
   on device (``lax.map``) so that eliminated classes are really skipped.
 
+  Args:
+    key, denoiser, params, num_classes, **options: as :func:`classify`.
+    x: examples ``[N, *data_shape]``.
+    batch_size: examples per compiled call, a positive int (default: all ``N`` in one
+      call). Every batch has this size (the last is padded with earlier rows and the
+      padding dropped), so one program serves them all; row ``n`` keeps its key, so
+      labels equal the single call's and scores agree to float rounding (the
+      vectorisation chunk is sized for one batch).
+    progress: ``True`` for a tqdm bar over examples, or a callable called with the
+      number of examples finished after each batch (:mod:`jgen.core.progress`).
+      Implies batches: without ``batch_size``, ``ceil(N / 20)`` examples each.
+
   Returns:
     :class:`~jgen.diffusion.ClassifyResult` with ``label [N]``, ``scores [N, C]``,
     ``num_evals [N]``.
+
+  Raises:
+    TypeError: ``batch_size`` is not an int, ``progress`` not a bool or callable.
+    ValueError: ``batch_size < 1``.
 
   Example:
     >>> import jax, jax.numpy as jnp
@@ -170,8 +196,48 @@ def batch_classify(key: jax.Array, denoiser, params: Any, x: ArrayLike,
     >>> diffusion.batch_classify(jax.random.key(0), den, params, jnp.eye(3), 3,
     ...                          num_t=64).label.tolist()
     [0, 1, 2]
+    >>> diffusion.batch_classify(jax.random.key(0), den, params, jnp.eye(3), 3,
+    ...                          num_t=64, batch_size=2).label.tolist()
+    [0, 1, 2]
   """
-  p = prepare(denoiser, params, x, num_classes, options, batched=True)
+  rows = _batch_rows(x, batch_size, check_progress(progress))
+  p = prepare(denoiser, params, x, num_classes, options, batched=True, rows=rows)
   keys = jax.random.split(key, p.x.shape[0])
-  return _run(keys, params, p.x, p.ids, strategy=p.strategy, cfg=p.cfg, opts=p.opts,
-              batched=True)
+  call = lambda k, xs: _run(k, params, xs, p.ids, strategy=p.strategy, cfg=p.cfg,
+                            opts=p.opts, batched=True)
+  if rows is None:
+    return call(keys, p.x)
+  with report(progress, p.x.shape[0], unit="example", desc="batch_classify") as update:
+    return _in_batches(call, keys, p.x, rows, update)
+
+
+def _batch_rows(x, batch_size, progress) -> int | None:
+  """Examples per compiled call, or ``None`` for one call over all of ``x``."""
+  if batch_size is not None:
+    return validate.check_static_int(batch_size, "batch_size")
+  if progress is None or progress is False:
+    return None
+  n = np.shape(x)[0] if np.ndim(x) else 1   # prepare names a bad x
+  return max(1, -(-n // PROGRESS_UPDATES))
+
+
+def _in_batches(call, keys, x, size, update) -> ClassifyResult:
+  """``call`` on ``size`` rows at a time. The last batch is padded with the first
+  rows (valid examples, so no NaN can appear) to keep one compiled shape."""
+  n = x.shape[0]
+  size = min(size, n)
+  outs = []
+  for start in range(0, n, size):
+    k, xs = keys[start:start + size], x[start:start + size]
+    real = xs.shape[0]
+    if real < size:
+      k = jnp.concatenate([k, keys[:size - real]])
+      xs = jnp.concatenate([xs, x[:size - real]])
+    out = call(k, xs)
+    if real < size:
+      out = jax.tree.map(lambda a: a[:real], out)
+    if update is not None:
+      jax.block_until_ready(out)   # count finished examples, not dispatched ones
+      update(real)
+    outs.append(out)
+  return jax.tree.map(lambda *a: jnp.concatenate(a), *outs)

@@ -19,6 +19,7 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from jgen.core import progress
 from jgen.parallel.checkpoint import CheckpointError
 from jgen.diffusion.nets import denoiser_config
 
@@ -105,5 +106,4 @@ def progress_bar(enabled: bool, total: int, initial: int):
   """A tqdm bar from ``initial`` to ``total`` steps, or ``None``."""
   if not enabled:
     return None
-  from tqdm.auto import tqdm  # optional dependency (experiments extra)
-  return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+  return progress.bar(total, initial=initial, unit="step")

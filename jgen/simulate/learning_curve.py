@@ -15,6 +15,7 @@ import numpy as np
 
 from jgen.core import checks as _checks
 from jgen.core.contract import Classifier
+from jgen.core.progress import check_progress, report
 from jgen import gaussian
 from jgen import logistic
 from jgen.logistic import batched
@@ -156,7 +157,7 @@ class _Sweep:
     self.prog = engine.curve_program(model, num_classes=self.k, buckets=buckets)
     self.zero = engine.zeros_init(model, self.x, self.y, self.k)
 
-  def __call__(self, sizes, init):
+  def __call__(self, sizes, init, update=None):
     sizes = np.asarray(sizes, np.int64)
     errs, params, oks = [], [], []
     for start in range(0, sizes.size, self.chunk):
@@ -170,12 +171,15 @@ class _Sweep:
         p = jax.tree.map(lambda a: a[: part.size], p)
         params.append(p)
         init = jax.tree.map(lambda a: a[-1], p)
+      if update is not None:
+        update(part.size)
     params = (jax.tree.map(lambda *a: jnp.concatenate(a), *params) if params else None)
     return np.concatenate(errs), params, np.concatenate(oks)
 
 
 def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
-                   tol=1e-4, max_iter=1000, init=None, chunk=8, mesh=None):
+                   tol=1e-4, max_iter=1000, init=None, chunk=8, mesh=None,
+                   progress=False):
   """Test errors of ``model`` trained on the first ``m`` examples of each repetition.
 
   Sizes run in order and warm-start each fit from the previous one (families whose
@@ -193,6 +197,8 @@ def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
     chunk: sizes per compiled call (static).
     mesh: optional :func:`jgen.parallel.make_mesh` mesh; the repetitions are sharded
       over its ``data`` axis (same numbers as one device).
+    progress: ``True`` for a tqdm bar over the ``G`` sizes, or a callable called with
+      the number of sizes finished per compiled call (:mod:`jgen.core.progress`).
 
   Returns:
     ``(errors [G, R], params [G, R, ...] or None, converged [G, R])``.
@@ -208,13 +214,15 @@ def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
     ((2, 2), True)
   """
   _check_num_reps(num_reps)
+  check_progress(progress)
   model = resolve_model(model, C=C, tol=tol, max_iter=max_iter)
   k, d = mixture.means.shape
   sizes = _check_sizes(sizes, k, "sizes")
   test = _check_test(test, k, d)
   sweep = _Sweep(model, train_key, mixture, test, int(sizes.max()), num_reps, chunk,
                  mesh)
-  return sweep(sizes, init)
+  with report(progress, sizes.size, unit="size", desc="evaluate_sizes") as update:
+    return sweep(sizes, init, update)
 
 
 def pad_mixture(mixture, dim: int):
@@ -268,7 +276,7 @@ def size_grid(num_classes: int, dim: int, max_size: int) -> np.ndarray:
 def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_000,
                 strategy="scan", chunk=8, growth=1.5, C=1.0, tol=1e-4, max_iter=1000,
                 pad_dim: int | None = None, mesh=None,
-                progress: Callable[[int], None] | None = None) -> CurveResult:
+                progress: bool | Callable[[int], None] | None = False) -> CurveResult:
   """Learning curve of ``model`` until its mean test error drops below ``target``.
 
   Strategies (``m*`` is always a point of ``grid``):
@@ -292,7 +300,9 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
     num_reps: repetitions ``R >= 1`` (vmapped); num_test: test points.
     pad_dim: append zero-variance features up to this dimension (:func:`pad_mixture`).
     mesh: optional mesh; repetitions sharded over its ``data`` axis.
-    progress: optional callback, called with the number of sizes evaluated per call.
+    progress: ``True`` for a tqdm bar over sizes (its total is ``len(grid)``, an upper
+      bound, shrunk to the sizes evaluated when the search stops early), or a
+      callable called with the number of sizes evaluated per compiled call.
 
   Returns:
     :class:`CurveResult`.
@@ -314,6 +324,7 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
       not 0.0 < float(target) < 1.0):
     raise ValueError(f"target must be an error rate in (0, 1), got {target!r}.")
   _check_num_reps(num_reps)
+  check_progress(progress)
   model = resolve_model(model, C=C, tol=tol, max_iter=max_iter)
   k = mixture.means.shape[0]
   grid = _check_sizes(grid, k, "grid")
@@ -332,18 +343,19 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
     nonlocal bad
     below = [i for i in fits if i < idx[0]]
     init = fits[max(below)] if below else None
-    errors, params, ok = sweep(grid[idx], init)
+    errors, params, ok = sweep(grid[idx], init, update)
     bad += int(np.sum(~ok))
     for g, i in enumerate(idx):
       done[i] = errors[g]
       if params is not None:
         fits[i] = jax.tree.map(lambda a: a[g], params)
-    if progress is not None:
-      progress(len(idx))
 
   hit = lambda i: float(np.mean(done[i])) < target
-  m_star = _scan(run, hit, grid, chunk) if strategy == "scan" else _bisect(
-      run, hit, grid, growth)
+  # Each grid index is evaluated at most once, so len(grid) bounds the bar.
+  with report(progress, grid.size, unit="size", desc="find_m_star",
+              bound=True) as update:
+    m_star = _scan(run, hit, grid, chunk) if strategy == "scan" else _bisect(
+        run, hit, grid, growth)
   if bad:
     warnings.warn(f"{bad} fit(s) reported converged=False (max_iter={max_iter});"
                   " their errors are kept and counted in not_converged.",
