@@ -4,7 +4,8 @@ Blocks of one file run in order in one shared namespace (a page is one session),
 as its own test, parametrized by (file, block index). A block is skipped only with an
 explicit ``<!-- skip: reason -->`` comment on the line(s) right before its fence, and
 marked slow with ``<!-- slow -->``. A block after a failed block of the same file is
-skipped (its names may be missing), naming the failed block.
+skipped (its names may be missing), naming the failed block. A block whose earlier
+blocks ran in another process (``pytest -n``) or were deselected runs them first.
 
 Blocks run under JAX's default numerics, as a user pasting them gets (float32, implicit
 rank promotion allowed; the suite's strict settings are restored afterwards), with the
@@ -53,6 +54,29 @@ def _params():
 
 _NAMESPACES: dict[str, dict] = {}
 _FAILED: dict[str, int] = {}
+_DONE: dict[str, int] = {}   # page -> index of the last block run in this process
+
+
+def _catch_up(page: str, index: int, ns: dict) -> None:
+  """Runs the page's earlier blocks that this process has not run.
+
+  A page is one session, but its blocks are separate tests: ``pytest -n`` may send
+  them to different workers, and ``-m`` may deselect some. Running the missing
+  earlier blocks first (in order, skipped ones excluded) keeps every block's names
+  defined whichever process runs it.
+  """
+  path = ROOT / page
+  for i, code, line, skip, _ in _blocks(path):
+    if i >= index:
+      break
+    if i <= _DONE.get(page, -1) or skip:
+      continue
+    try:
+      exec(compile(code, f"{page}:{line} (block {i})", "exec"), ns)
+    except BaseException:
+      _FAILED[page] = i
+      raise
+    _DONE[page] = i
 
 
 @pytest.fixture
@@ -74,11 +98,13 @@ def test_doc_block(page, index, code, line, monkeypatch):
     pytest.skip(f"block {_FAILED[page]} of {page} failed; later blocks depend on it")
   monkeypatch.chdir(ROOT)   # pages read repository files by relative path
   ns = _NAMESPACES.setdefault(page, {"__name__": f"docs:{page}"})
+  _catch_up(page, index, ns)
   try:
     exec(compile(code, f"{page}:{line} (block {index})", "exec"), ns)
   except BaseException:
     _FAILED[page] = index
     raise
+  _DONE[page] = index
 
 
 # --------------------------------------------------------------------- API reference
