@@ -35,6 +35,7 @@ import jgen  # noqa: E402
 from jgen import checkpoint  # noqa: E402
 from jgen import logistic  # noqa: E402
 from jgen.diffusion import nets, train as dtrain  # noqa: E402
+from experiments import report  # noqa: E402
 
 OUT = os.path.join("results", "diffusion_classifier")
 
@@ -342,7 +343,8 @@ def main(argv=None):
     with open(os.path.join(args.out, "results.json")) as f:
       records = json.load(f)
     plot(records, os.path.join(args.out, "accuracy_vs_evals.png"))
-    print(f"wrote {os.path.join(args.out, 'accuracy_vs_evals.png')}")
+    print_summary(records)
+    report.print_written([os.path.join(args.out, "accuracy_vs_evals.png")])
     return records
   cfg = dict(SMOKE if args.smoke else FULL if args.full else QUICK)
   if args.steps:
@@ -363,17 +365,21 @@ def main(argv=None):
         records += json.load(f)
       with open(os.path.join(d, "meta.json")) as f:
         metas.append(json.load(f))
-    _write(args.out, records, {"merged": metas})
+    written = _write(args.out, records, {"merged": metas})
+    print_summary(records)
+    report.print_written(written)
     return records
   key = jax.random.key(0)
-  records = []
+  records, written = [], []
   meta = {"command": " ".join(["python experiments/diffusion_classifier.py"] + argv),
           "config": cfg, "args": vars(args), "jax_backend": jax.default_backend()}
   for name in args.datasets.split(","):
     print(f"== {name}", flush=True)
     # The key depends on the dataset name only, so per-dataset runs reproduce.
     records += run_dataset(name, args, cfg, jax.random.fold_in(key, _DATASET_IDS[name]))
-    _write(args.out, records, meta)
+    written = _write(args.out, records, meta)
+  print_summary(records)
+  report.print_written(written)
   return records
 
 
@@ -381,11 +387,34 @@ _DATASET_IDS = {"digits": 0, "mnist1d": 1}
 
 
 def _write(out, records, meta):
-  with open(os.path.join(out, "results.json"), "w") as f:
+  """Writes results.json, meta.json and the figure; returns their paths."""
+  paths = [os.path.join(out, f) for f in ("results.json", "meta.json",
+                                          "accuracy_vs_evals.png")]
+  with open(paths[0], "w") as f:
     json.dump(records, f, indent=1)
-  with open(os.path.join(out, "meta.json"), "w") as f:
+  with open(paths[1], "w") as f:
     json.dump(meta, f, indent=1, default=str)
-  plot(records, os.path.join(out, "accuracy_vs_evals.png"))
+  plot(records, paths[2])
+  return paths
+
+
+def print_summary(records):
+  """Accuracy and cost of every method, then the calibration of the diffusion scores."""
+  pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+  report.print_table(
+      ["dataset", "method", "accuracy (%)", "evaluations / image", "ms / image",
+       "test ELBO (bits/dim)"],
+      [[r["dataset"], r["method"] + (f"/{r['strategy']}" if r["strategy"] else ""),
+        pct(r["accuracy"]), r["evals_per_image"], 1e3 * r["seconds_per_image"],
+        r.get("bits_per_dim")] for r in records if r["strategy"] != "calibration"])
+  report.print_table(
+      ["dataset", "grid t", "accuracy uniform / learned weights (%)", "ECE raw",
+       "ECE after temperature", "temperature", "ECE learned weights"],
+      [[r["dataset"], r["grid_t"],
+        f"{pct(r['accuracy_uniform_weights'])} / {pct(r['accuracy_learned_weights'])}",
+        r["ece_before"], r["ece_after_temperature"], r["temperature"],
+        r["ece_learned_weights"]] for r in records if r["strategy"] == "calibration"],
+      title="calibration of the diffusion scores (fit on the validation split):")
 
 
 if __name__ == "__main__":
