@@ -25,7 +25,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 if __package__ in (None, ""):  # allow `python experiments/diffusion_classifier.py`
@@ -35,6 +34,8 @@ import jgen  # noqa: E402
 from jgen import checkpoint  # noqa: E402
 from jgen import logistic  # noqa: E402
 from jgen.diffusion import nets, train as dtrain  # noqa: E402
+from experiments import report  # noqa: E402
+from experiments.diffusion_calibration import calibration  # noqa: E402
 
 OUT = os.path.join("results", "diffusion_classifier")
 
@@ -114,51 +115,6 @@ def build_model(arch, data_shape, cfg, seed=0):
     return nets.MLPDenoiser(data_shape, 10, width=cfg["width"], depth=cfg["depth"],
                             rngs=nnx.Rngs(seed))
   return nets.UNetDenoiser(data_shape, 10, channels=cfg["channels"], rngs=nnx.Rngs(seed))
-
-
-def grid_errors(key, model, x, num_t, schedule):
-  """Uniform-weighted per-timestep errors ``[N, K, num_t]`` on a fixed grid of t."""
-  keys = jax.random.split(key, x.shape[0])
-
-  @jax.jit
-  def one(k, xi):
-    return jgen.diffusion.class_errors(k, *model, xi, 10, num_t=num_t,
-                                       schedule=schedule, timesteps="grid",
-                                       weighting="uniform")
-  return np.concatenate([np.asarray(jax.vmap(one)(keys[i:i + 64], x[i:i + 64]))
-                         for i in range(0, x.shape[0], 64)])
-
-
-def _softplus_inv(w: float) -> float:
-  return float(w + np.log(-np.expm1(-w)))  # log(expm1(w)) without overflow
-
-
-def learn_weights(err_val, y_val, steps=300, lr=0.01):
-  """Per-timestep weights ``w = softplus(v)`` maximising the validation likelihood of
-  ``softmax(-sum_t w_t err[k, t])`` (Jeong et al., 2025: Adam, lr 0.01)."""
-  err = jnp.asarray(err_val, jnp.float32)
-  num_t = err.shape[-1]
-  # Start at uniform weights whose scale gives a unit spread of class scores.
-  spread = float(jnp.std(jnp.mean(err, -1) - jnp.mean(err, (-1, -2))[:, None]))
-  v0 = jnp.full((num_t,), _softplus_inv(1.0 / (num_t * max(spread, 1e-6))), jnp.float32)
-
-  opt = optax.adam(lr)
-
-  def loss(v):
-    w = jax.nn.softplus(v)
-    logits = -jnp.einsum("nkt,t->nk", err, w)
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y_val))
-
-  @jax.jit
-  def step(v, s):
-    g = jax.grad(loss)(v)
-    u, s = opt.update(g, s, v)
-    return optax.apply_updates(v, u), s
-
-  v, s = v0, opt.init(v0)
-  for _ in range(steps):
-    v, s = step(v, s)
-  return np.asarray(jax.nn.softplus(v)), np.asarray(jax.nn.softplus(v0))
 
 
 def run_dataset(name, args, cfg, key):
@@ -251,35 +207,6 @@ def classify_chunked(key, model, x, opts, chunk):
           cat(lambda o: o.scores))
 
 
-def calibration(name, k_gv, k_gt, model, x_va, y_va, x_te, y_te, schedule, grid_t,
-                full_scores, weight_steps=300):
-  """Temperature scaling and learned timestep weights, both fit on the validation set."""
-  err_va = grid_errors(k_gv, model, jnp.asarray(x_va), grid_t, schedule)
-  err_te = grid_errors(k_gt, model, jnp.asarray(x_te), grid_t, schedule)
-  s_va, s_te = -err_va.mean(-1), -err_te.mean(-1)
-  acc_uniform = float(np.mean(np.argmax(s_te, -1) == y_te))
-  ece_raw = float(jgen.expected_calibration_error(jax.nn.softmax(jnp.asarray(s_te)), y_te))
-  temp = float(jgen.fit_temperature(jnp.asarray(s_va), jnp.asarray(y_va)))
-  ece_cal = float(jgen.expected_calibration_error(
-      jnp.exp(jgen.temperature_scale(jnp.asarray(s_te), temp)), y_te))
-  w, w0 = learn_weights(err_va, jnp.asarray(y_va), steps=weight_steps)
-  s_learn = -np.einsum("nkt,t->nk", err_te, w)
-  acc_learn = float(np.mean(np.argmax(s_learn, -1) == y_te))
-  ece_learn = float(jgen.expected_calibration_error(jax.nn.softmax(jnp.asarray(s_learn)),
-                                                    y_te))
-  print(f"  {name} grid({grid_t}) uniform {100 * acc_uniform:.1f}% -> learned weights"
-        f" {100 * acc_learn:.1f}%; ECE {ece_raw:.3f} -> {ece_cal:.3f} (T={temp:.3g}),"
-        f" learned-weights ECE {ece_learn:.3f}")
-  return {"dataset": name, "method": "diffusion", "strategy": "calibration",
-          "grid_t": grid_t, "num_val": int(len(y_va)),
-          "accuracy_uniform_weights": acc_uniform,
-          "accuracy_learned_weights": acc_learn, "ece_before": ece_raw,
-          "ece_after_temperature": ece_cal, "temperature": temp,
-          "ece_learned_weights": ece_learn,
-          "learned_weights": [float(v) for v in w],
-          "grid_t_values": [float((i + 0.5) / grid_t) for i in range(grid_t)]}
-
-
 def plot(records, path):
   import matplotlib
   import matplotlib.ticker
@@ -341,9 +268,26 @@ def main(argv=None):
   if args.replot:
     with open(os.path.join(args.out, "results.json")) as f:
       records = json.load(f)
-    plot(records, os.path.join(args.out, "accuracy_vs_evals.png"))
-    print(f"wrote {os.path.join(args.out, 'accuracy_vs_evals.png')}")
-    return records
+    written = [os.path.join(args.out, "accuracy_vs_evals.png")]
+    plot(records, written[0])
+  elif args.merge:  # combine per-dataset runs (e.g. run in parallel) into --out
+    records, metas = [], []
+    for d in args.merge.split(","):
+      with open(os.path.join(d, "results.json")) as f:
+        records += json.load(f)
+      with open(os.path.join(d, "meta.json")) as f:
+        metas.append(json.load(f))
+    os.makedirs(args.out, exist_ok=True)
+    written = _write(args.out, records, {"merged": metas})
+  else:
+    records, written = run(args, sys.argv[1:] if argv is None else argv)
+  print_summary(records)
+  report.print_written(written)
+  return records
+
+
+def run(args, argv):
+  """Trains and evaluates on each dataset; ``(records, paths written)``."""
   cfg = dict(SMOKE if args.smoke else FULL if args.full else QUICK)
   if args.steps:
     cfg["steps"] = {k: args.steps for k in cfg["steps"]}
@@ -355,37 +299,49 @@ def main(argv=None):
     cfg["n_samples"] = tuple(int(v) for v in args.n_samples.split(","))
   args.tag = args.tag or ("smoke" if args.smoke else "full" if args.full else "quick")
   os.makedirs(args.out, exist_ok=True)
-  argv = sys.argv[1:] if argv is None else argv
-  if args.merge:  # combine per-dataset runs (e.g. run in parallel) into --out
-    records, metas = [], []
-    for d in args.merge.split(","):
-      with open(os.path.join(d, "results.json")) as f:
-        records += json.load(f)
-      with open(os.path.join(d, "meta.json")) as f:
-        metas.append(json.load(f))
-    _write(args.out, records, {"merged": metas})
-    return records
   key = jax.random.key(0)
-  records = []
+  records, written = [], []
   meta = {"command": " ".join(["python experiments/diffusion_classifier.py"] + argv),
           "config": cfg, "args": vars(args), "jax_backend": jax.default_backend()}
   for name in args.datasets.split(","):
     print(f"== {name}", flush=True)
     # The key depends on the dataset name only, so per-dataset runs reproduce.
     records += run_dataset(name, args, cfg, jax.random.fold_in(key, _DATASET_IDS[name]))
-    _write(args.out, records, meta)
-  return records
+    written = _write(args.out, records, meta)
+  return records, written
 
 
 _DATASET_IDS = {"digits": 0, "mnist1d": 1}
 
 
 def _write(out, records, meta):
-  with open(os.path.join(out, "results.json"), "w") as f:
+  paths = [os.path.join(out, f) for f in ("results.json", "meta.json",
+                                          "accuracy_vs_evals.png")]
+  with open(paths[0], "w") as f:
     json.dump(records, f, indent=1)
-  with open(os.path.join(out, "meta.json"), "w") as f:
+  with open(paths[1], "w") as f:
     json.dump(meta, f, indent=1, default=str)
-  plot(records, os.path.join(out, "accuracy_vs_evals.png"))
+  plot(records, paths[2])
+  return paths
+
+
+def print_summary(records):
+  """Accuracy and cost of every method, then the calibration of the diffusion scores."""
+  cal = [r for r in records if r["strategy"] == "calibration"]
+  report.print_table(
+      ["dataset", "method", "accuracy (%)", "evaluations / image", "ms / image",
+       "test ELBO (bits/dim)"],
+      [[r["dataset"], "/".join(filter(None, (r["method"], r["strategy"]))),
+        f"{100 * r['accuracy']:.1f}", r["evals_per_image"], 1e3 * r["seconds_per_image"],
+        r.get("bits_per_dim")] for r in records if r not in cal])
+  report.print_table(
+      ["dataset", "grid t", "accuracy uniform weights (%)", "accuracy learned weights (%)",
+       "ECE raw", "ECE after temperature", "temperature", "ECE learned weights"],
+      [[r["dataset"], r["grid_t"], f"{100 * r['accuracy_uniform_weights']:.1f}",
+        f"{100 * r['accuracy_learned_weights']:.1f}", r["ece_before"],
+        r["ece_after_temperature"], r["temperature"], r["ece_learned_weights"]]
+       for r in cal],
+      title="calibration of the diffusion scores (fit on the validation split):")
 
 
 if __name__ == "__main__":

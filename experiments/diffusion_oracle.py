@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +27,11 @@ import numpy as np
 from tqdm import tqdm
 
 from jgen import diffusion
+
+if __package__ in (None, ""):  # allow `python experiments/diffusion_oracle.py`
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import report  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
@@ -178,11 +184,14 @@ def main(argv=None):
     with open(os.path.join(args.out, "results.json")) as f:
       out = json.load(f)
     plot(out, args.out)
-    print(f"wrote {os.path.join(args.out, 'diffusion_oracle.png')}")
+    print_summary(out)
+    report.print_written([os.path.join(args.out, "diffusion_oracle.png")])
     return out
   out = {}
   if args.smoke:
     mixture(out, 20, 32)
+    print_summary(out)
+    report.print_written([])
     return out
   elbo_gaps(out)
   variance_ratios(out, 512 if args.full else 128)
@@ -191,8 +200,28 @@ def main(argv=None):
   with open(os.path.join(args.out, "results.json"), "w") as f:
     json.dump(out, f, indent=2)
   plot(out, args.out)
-  print(json.dumps(out["mixture"], indent=2))
+  print_summary(out)
+  report.print_written([os.path.join(args.out, "results.json"),
+                        os.path.join(args.out, "diffusion_oracle.png")])
   return out
+
+
+def print_summary(out):
+  """ELBO checks (when run) and the strategies against the exact Bayes classifier."""
+  if "elbo_minus_exact" in out:
+    report.print_table(
+        ["gamma range", "max abs(ELBO - exact log-likelihood) (nats)"],
+        [[k, max(abs(v) for v in gaps)] for k, gaps in out["elbo_minus_exact"].items()],
+        title="continuous - discrete ELBO ~ T^slope; slope over T >= 100, per test point: "
+              + ", ".join(f"{v:.3f}" for v in out["discrete"]["slope_T>=100"]), digits=2)
+  mix = out["mixture"]
+  report.print_table(
+      ["strategy", "accuracy (%)", "agreement with Bayes (%)", "evaluations / point"],
+      [["exact Bayes", f"{100 * mix['bayes_accuracy']:.1f}", "100.0", None]]
+      + [[name, f"{100 * mix[name]['accuracy']:.1f}",
+          f"{100 * mix[name]['agreement_with_bayes']:.1f}", mix[name]["mean_evals"]]
+         for name in ("full", "adaptive", "sequential")],
+      title=f"10-class mixture, D = 16, {mix['num_points']} test points, oracle denoiser:")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import jax
@@ -26,6 +27,11 @@ from flax import nnx
 import jgen
 from jgen import diffusion
 from jgen.diffusion import train as dtrain
+
+if __package__ in (None, ""):  # allow `python experiments/diffusion_strategies.py`
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import report  # noqa: E402
 
 OUT = os.path.join("results", "diffusion_strategies")
 QUICK = dict(n_test=200, n_test_1000=100, digits_steps=3000, full_t=256, k1000_full_t=32)
@@ -141,7 +147,7 @@ def main(argv=None):
   c = FULL if args.full else QUICK
   os.makedirs(args.out, exist_ok=True)
   key = jax.random.key(0)
-  results = []
+  results, written = [], []
   for name in args.datasets.split(","):
     if name == "oracle10":
       results.append(oracle_dataset(key, 10, c["n_test"], c["full_t"]))
@@ -151,18 +157,24 @@ def main(argv=None):
       results.append(digits_dataset(key, c["digits_steps"], c["n_test"], c["full_t"]))
     else:
       raise ValueError(f"unknown dataset {name!r}.")
-    path = os.path.join(args.out, f"{name}.png")
-    plot(results[-1], path)
-    print(f"  figure: {path}", flush=True)
+    written.append(os.path.join(args.out, f"{name}.png"))
+    plot(results[-1], written[-1])
   out = os.path.join(args.out, "results.json")
   with open(out, "w") as f:
     json.dump(dict(config=c, results=results), f, indent=1)
-  print("summary (accuracy %, evaluations per image):")
-  for r in results:
-    print(f"  {r['dataset']}: {r['reference_name']} {100 * r['reference']:.1f}%; " + "; ".join(
-        f"{x['strategy']} {100 * x['accuracy']:.1f}%/{x['evals']:.0f}"
-        for x in r["records"]))
-  print(f"results: {out}")
+  report.print_table(
+      ["dataset", "strategy", "accuracy (%)", "evaluations / image", "ms / image"],
+      [row for r in results for row in _summary_rows(r)])
+  report.print_written([out] + written)
+
+
+def _summary_rows(result):
+  """The reference accuracy, then every strategy's accuracy and cost."""
+  rows = [[result["dataset"], f"{result['reference_name']} (reference)",
+           f"{100 * result['reference']:.1f}", None, None]]
+  return rows + [[result["dataset"], x["strategy"], f"{100 * x['accuracy']:.1f}",
+                  f"{x['evals']:.0f}", 1e3 * x["seconds_per_image"]]
+                 for x in result["records"]]
 
 
 if __name__ == "__main__":

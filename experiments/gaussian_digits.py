@@ -28,6 +28,7 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 
 import jgen  # noqa: E402
+from experiments import report  # noqa: E402
 from jgen import datasets  # noqa: E402
 
 
@@ -108,19 +109,14 @@ def main(argv=None) -> list[dict]:
     with open(os.path.join(args.out, "results.json")) as f:
       rows = json.load(f)["rows"]
     plot(rows, os.path.join(args.out, "accuracy.png"))
-    print(f"wrote {os.path.join(args.out, 'accuracy.png')}")
+    print_summary(rows)
+    report.print_written([os.path.join(args.out, "accuracy.png")])
     return rows
   from tqdm import tqdm
   names = datasets.NAMES if args.full else ("digits",)
   rows = []
   for name in tqdm(names, desc="datasets"):
     rows += evaluate(name)
-  print("| dataset | model | jgen acc | scikit-learn acc | jgen NLL | jgen ECE |")
-  print("|---|---|---|---|---|---|")
-  for r in rows:
-    skl = f"{r['sklearn_acc']:.3f}" if "sklearn_acc" in r else "n/a"
-    print(f"| {r['dataset']} | {r['model']} | {r['jgen_acc']:.3f} | {skl} |"
-          f" {r['jgen_nll']:.3f} | {r['jgen_ece']:.3f} |")
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "results.json"), "w") as f:
     json.dump(dict(command="python experiments/gaussian_digits.py"
@@ -129,8 +125,18 @@ def main(argv=None) -> list[dict]:
   if not args.no_plot:
     plot(rows, os.path.join(args.out, "accuracy.png"))
     written.append(os.path.join(args.out, "accuracy.png"))
-  print("wrote " + ", ".join(written))
+  print_summary(rows)
+  report.print_written(written)
   return rows
+
+
+def print_summary(rows):
+  """Test accuracy of jgen and scikit-learn, jgen's NLL (nats) and ECE, per model."""
+  fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+  report.print_table(
+      ["dataset", "model", "jgen acc", "scikit-learn acc", "jgen NLL (nats)", "jgen ECE"],
+      [[r["dataset"], r["model"], fmt(r["jgen_acc"]), fmt(r.get("sklearn_acc")),
+        fmt(r["jgen_nll"]), fmt(r["jgen_ece"])] for r in rows])
 
 
 if __name__ == "__main__":

@@ -29,6 +29,11 @@ import numpy as np
 
 from jgen.simulate import gda
 
+if __package__ in (None, ""):  # allow `python experiments/gda.py`
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import report  # noqa: E402
+
 GAMMAS = (0, 1, 2, 5, 10, 20, 50, 100)
 FULL = dict(reps=1000, ms=(20, 50, 100, 200, 500), ds=(2, 10, 20, 50, 100),
             gamma_cells=((1, 40), (50, 10)))
@@ -82,12 +87,15 @@ def _ticks(ax, log_y=True):
     axis.set_minor_formatter(ticker.NullFormatter())
 
 
-def plot(results, out: Path):
+def plot(results, out: Path) -> list[Path]:
+  """Draws gap_vs_m.png, gap_vs_d.png and gap_vs_gamma.png (those with records) in
+  ``out``; returns the paths written."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   recs, gammas = results["records"], results["config"]["gammas"]
   shown = [0, 1, 5, 20, 100]
+  written = []
   for sweep, var in (("m", "m"), ("d", "d")):
     rows = [r for r in recs if r["sweep"] == sweep]
     if not rows:
@@ -110,6 +118,7 @@ def plot(results, out: Path):
     fig.tight_layout()
     fig.savefig(out / f"gap_vs_{var}.png", dpi=110)
     plt.close(fig)
+    written.append(out / f"gap_vs_{var}.png")
   rows = [r for r in recs if r["sweep"] == "gamma"]
   if rows:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -126,6 +135,8 @@ def plot(results, out: Path):
     fig.tight_layout()
     fig.savefig(out / "gap_vs_gamma.png", dpi=110)
     plt.close(fig)
+    written.append(out / "gap_vs_gamma.png")
+  return written
 
 
 def main(argv=None):
@@ -137,7 +148,10 @@ def main(argv=None):
   p.add_argument("--replot", metavar="RESULTS_JSON", help="redraw the figures of a run")
   args = p.parse_args(argv)
   if args.replot:
-    plot(json.loads(Path(args.replot).read_text()), Path(args.replot).parent)
+    results = json.loads(Path(args.replot).read_text())
+    figures = plot(results, Path(args.replot).parent)
+    print_rates(results)
+    report.print_written(figures)
     return None
   cfg = dict(FULL if args.full else QUICK)
   if args.reps is not None:
@@ -151,14 +165,19 @@ def main(argv=None):
                                                      else argv),
       seconds=time.perf_counter() - t0, load_average=list(os.getloadavg()))
   (out / "results.json").write_text(json.dumps(results, indent=1))
-  plot(results, out)
-  for r in results["rates"]:
-    if r["gamma"] in (0, 5, 100):
-      print(f"rate of {r['loss']} vs {r['sweep']} at gamma={r['gamma']}:"
-            f" {r['slope']:.3f} (R² {r['r2']:.3f})")
-  print(f"wall time {results['config']['seconds']:.0f} s; wrote {out}/results.json and"
-        " gap_vs_m.png, gap_vs_d.png, gap_vs_gamma.png")
+  figures = plot(results, out)
+  print(f"wall time {results['config']['seconds']:.0f} s")
+  print_rates(results)
+  report.print_written([out / "results.json"] + figures)
   return results
+
+
+def print_rates(results):
+  """The fitted rates (slope of log mean gap against log m or log d) at gamma 0, 5, 100."""
+  report.print_table(
+      ["loss", "sweep", "gamma", "slope of log mean gap vs log sweep", "R²"],
+      [[r["loss"], r["sweep"], r["gamma"], f"{r['slope']:.3f}", f"{r['r2']:.3f}"]
+       for r in results["rates"] if r["gamma"] in (0, 5, 100)])
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import jax
@@ -36,6 +37,11 @@ from tqdm import tqdm
 jax.config.update("jax_enable_x64", True)
 
 from jgen import bounds  # noqa: E402
+
+if __package__ in (None, ""):  # allow `python experiments/hconsistency.py`
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import report  # noqa: E402
 
 CASES = [("logistic", None), ("comp_sum", 0.0), ("comp_sum", 0.5), ("comp_sum", 1.5),
          ("comp_sum", 2.0), ("constrained_exponential", None), ("squared_hinge", None),
@@ -237,22 +243,18 @@ def main(argv=None):
               iters=[2, 10, 1000], reps=2, num_test=20_000)
   results = dict(settings=dict(full=args.full, tiny=args.tiny, calibration=cal,
                                lr=lr))
+  written = []
   if "a" in args.parts:
     res = transforms_vs_calibration(ks=ks, **cal)
     res["bounded"] = bounded_scores(**cal)
     results["transforms"] = res
-    plot_transforms(res, os.path.join(args.out, "transforms.png"))
-    print("max(T - delta) / max|delta - T| per loss and K:")
-    print(markdown_table(res["rows"]))
-    print("bounded scores:", json.dumps(res["bounded"], indent=1))
+    written.append(os.path.join(args.out, "transforms.png"))
+    plot_transforms(res, written[-1])
   if "b" in args.parts:
     res = lr_bound(**lr)
     results["lr_bound"] = res
-    plot_lr(res, os.path.join(args.out, "lr_bound.png"))
-    print(f"(b) {res['violations']} of {res['num_points']} models above the bound;"
-          f" excess/bound median {res['ratio_excess_over_bound']['median']:.3g},"
-          f" max {res['ratio_excess_over_bound']['max']:.3g}; gaps:"
-          f" {[(g['K'], g['dim'], g['gap']) for g in res['gaps']]}")
+    written.append(os.path.join(args.out, "lr_bound.png"))
+    plot_lr(res, written[-1])
   # Parts can be run separately (--parts a, then --parts b): merge into one file.
   path = os.path.join(args.out, "results.json")
   if os.path.exists(path) and args.parts != "ab":
@@ -263,7 +265,40 @@ def main(argv=None):
     results = previous
   with open(path, "w") as f:
     json.dump(results, f, indent=1)
+  print_summary(results, args.parts)
+  report.print_written([path] + written)
   return results
+
+
+def print_summary(results, parts):
+  """The tables of the parts run now (``results`` may also hold earlier parts)."""
+  if "a" in parts:
+    res = results["transforms"]
+    print("(a) max(T - delta) / max abs(delta - T) per loss and K:")
+    print(markdown_table(res["rows"]))
+    bounded = res["bounded"]
+    report.print_table(
+        ["logistic, scores in [-Lambda, Lambda]", "max(T - delta)", "max abs(delta - T)"],
+        [[f"K=2, Lambda={name.removeprefix('n2_lambda')}", v["max_T_minus_delta"],
+          v["max_abs_gap"]] for name, v in bounded.items() if name.startswith("n2_")],
+        title="(a) bounded scores, closed form vs calibration function:", digits=2)
+    n3 = bounded["n3_lambda1"]
+    report.print_table(
+        ["t", "delta (K=3, Lambda=1)", "unbounded T (K=3)"],
+        zip(n3["t"], n3["delta"], n3["T_logistic"]),
+        title="(a) bounded scores at small t:")
+  if "b" in parts:
+    res = results["lr_bound"]
+    ratio = res["ratio_excess_over_bound"]
+    report.print_table(
+        ["models", "above the bound", "excess / bound, median", "excess / bound, max"],
+        [[res["num_points"], res["violations"], ratio["median"], ratio["max"]]],
+        title="(b) logistic regression: 0-1 excess risk against Gamma(logistic excess):")
+    if res["gaps"]:
+      report.print_table(
+          ["K", "n", "minimizability gap (nats)", "Bayes risk (nats)"],
+          [[g["K"], g["dim"], g["gap"], g["bayes_risk"]] for g in res["gaps"]],
+          title="(b) linear minimizability gaps:", digits=2)
 
 
 if __name__ == "__main__":

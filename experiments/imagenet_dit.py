@@ -35,6 +35,11 @@ from PIL import Image
 
 from jgen.diffusion import pretrained as pt
 
+if __package__ in (None, ""):  # allow `python experiments/imagenet_dit.py`
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import report  # noqa: E402
+
 EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
 
 
@@ -215,15 +220,18 @@ def main(argv=None):
     rows, seconds = run(args, dit_cfg, dit_params, vae_cfg, vae_params, images)
   summary = summarise(rows, seconds)
   os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "results.json"), "w") as f:
+  path = os.path.join(args.out, "results.json")
+  with open(path, "w") as f:
     json.dump(dict(args=vars(args), devices=len(jax.devices()), summary=summary,
                    images=rows), f, indent=1)
-  print(f"{len(rows)} images, {len(jax.devices())} devices, t_interval="
-        f"{args.t_interval}, n_samples={args.n_samples}, to_keep={args.to_keep}")
-  print("| protocol | accuracy | evaluations / image |\n|---|---|---|")
-  for name in ("reference", "adaptive"):
-    s = summary[name]
-    print(f"| {name} | {s['accuracy']:.4f} | {s['evaluations_per_image']:.0f} |")
+  report.print_table(
+      ["protocol", "accuracy", "evaluations / image"],
+      [[name, f"{summary[name]['accuracy']:.4f}",
+        f"{summary[name]['evaluations_per_image']:.0f}"] for name in ("reference", "adaptive")],
+      title=f"{len(rows)} images, {len(jax.devices())} devices, t_interval="
+            f"{args.t_interval}, n_samples={args.n_samples}, to_keep={args.to_keep};"
+            f" {summary['seconds_per_image']:.2f} s / image (both protocols)")
+  report.print_written([path])
   return summary
 
 

@@ -34,6 +34,11 @@ import numpy as np
 
 from jgen import simulate
 
+if __package__ in (None, ""):  # allow `python experiments/nb_vs_lr.py`
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import report  # noqa: E402
+
 QUICK = dict(Ks=(2,), ns=(50, 100, 200), reps=5, max_factor=10)
 FULL = dict(Ks=(2, 3, 5, 7), ns=(100, 200, 400, 1000), reps=5, max_factor=10)
 
@@ -207,23 +212,18 @@ def _plot_m_star(results, out_dir, plt):
 
 
 def summary(results) -> str:
-  """Markdown table of m* per (K, n) and of the fitted slopes."""
-  rows = ["| K | n | NB scan | NB bisect | LR scan | LR bisect |", "|---|---|---|---|---|---|"]
+  """Markdown tables of m* (training examples) per (K, n) and of the fitted slopes."""
   by = {(r["K"], r["n"], r["model"], r["strategy"]): r["m_star"] for r in results["records"]}
-  for k in results["config"]["Ks"]:
-    for n in results["config"]["ns"]:
-      vals = [by.get((k, n, m, s), "-") for m, s in (("nb", "scan"), ("nb", "bisect"),
-                                                     ("lr", "scan"), ("lr", "bisect"))]
-      rows.append(f"| {k} | {n} | " + " | ".join(str(v) for v in vals) + " |")
-  rows += ["", "| model | strategy | K | slope vs n | R² | slope vs ln n | R² |",
-           "|---|---|---|---|---|---|---|"]
-  fmt = lambda v: "-" if v is None else f"{v:.3g}"
-  for f in results["fits"]:
-    if f["ns"]:
-      rows.append(f"| {f['model']} | {f['strategy']} | {f['K']} | {fmt(f['slope_vs_n'])} |"
-                  f" {fmt(f['r2_vs_n'])} | {fmt(f['slope_vs_log_n'])} |"
-                  f" {fmt(f['r2_vs_log_n'])} |")
-  return "\n".join(rows)
+  cells = (("nb", "scan"), ("nb", "bisect"), ("lr", "scan"), ("lr", "bisect"))
+  m_star = report.format_table(
+      ["K", "n", "NB scan m*", "NB bisect m*", "LR scan m*", "LR bisect m*"],
+      [[k, n] + [by.get((k, n, m, s)) for m, s in cells]
+       for k in results["config"]["Ks"] for n in results["config"]["ns"]])
+  slopes = report.format_table(
+      ["model", "strategy", "K", "slope vs n", "R²", "slope vs ln n", "R²"],
+      [[f["model"], f["strategy"], f["K"], f["slope_vs_n"], f["r2_vs_n"],
+        f["slope_vs_log_n"], f["r2_vs_log_n"]] for f in results["fits"] if f["ns"]])
+  return m_star + "\n\n" + slopes
 
 
 def main(argv=None):
@@ -270,9 +270,10 @@ def main(argv=None):
                            load_average=list(os.getloadavg()), cpu_count=os.cpu_count())
   (out / "results.json").write_text(json.dumps(results, indent=1))
   plot(results, out)
+  print(f"wall time {results['config']['seconds']:.0f} s")
   print(summary(results))
-  print(f"wall time {results['config']['seconds']:.0f} s; wrote {out / 'results.json'},"
-        f" {out / 'error_vs_m.png'}, {out / 'm_star_vs_n.png'}")
+  report.print_written([out / "results.json", out / "error_vs_m.png",
+                        out / "m_star_vs_n.png"])
   return results
 
 
@@ -287,7 +288,7 @@ def replot(path: Path):
   path.write_text(json.dumps(results, indent=1))
   plot(results, path.parent)
   print(summary(results))
-  print(f"wrote {path}, {path.parent / 'error_vs_m.png'}, {path.parent / 'm_star_vs_n.png'}")
+  report.print_written([path, path.parent / "error_vs_m.png", path.parent / "m_star_vs_n.png"])
   return results
 
 

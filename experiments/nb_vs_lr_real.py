@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,11 @@ from jgen import datasets
 from jgen import gaussian
 from jgen import logistic
 from jgen import simulate
+
+if __package__ in (None, ""):  # allow `python experiments/nb_vs_lr_real.py`
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import report  # noqa: E402
 
 NAMES = ("digits", "mnist1d", "wine", "breast_cancer", "penguins")
 _NB = gaussian.gaussian_nb(var_smoothing=1e-9, pooled=True)
@@ -160,10 +166,24 @@ def main(argv=None):
   res["config"]["seconds"] = time.perf_counter() - t0
   (out / "results.json").write_text(json.dumps(res, indent=1))
   plot(res, out)
-  for r in res["records"]:
-    print(f"{r['dataset']}: m={r['m']} nb={np.round(r['nb']['mean_error'], 3).tolist()}"
-          f" lr={np.round(r['lr']['mean_error'], 3).tolist()} -> {r['crossover']['regimes']}")
+  print(f"wall time {res['config']['seconds']:.0f} s")
+  print_summary(res)
+  report.print_written([out / "results.json", out / "real_error_vs_m.png"])
   return res
+
+
+def print_summary(res):
+  """Per dataset: mean test error of NB and LR at the smallest and largest m, and the
+  crossover (the full curves are in results.json and the figure)."""
+  def pair(r, i):
+    return f"{r['nb']['mean_error'][i]:.3f} / {r['lr']['mean_error'][i]:.3f}"
+
+  report.print_table(
+      ["dataset", "K", "d", "m (training examples)", "NB / LR test error, smallest m",
+       "NB / LR test error, largest m", "LR first better at m", "regimes"],
+      [[r["dataset"], r["num_classes"], r["dim"], f"{r['m'][0]}..{r['m'][-1]}",
+        pair(r, 0), pair(r, -1), r["crossover"]["m"], r["crossover"]["regimes"]]
+       for r in res["records"]])
 
 
 if __name__ == "__main__":

@@ -41,9 +41,23 @@ import jax  # noqa: E402
 import scipy.special  # noqa: E402
 
 import jgen  # noqa: E402
-import jgen  # noqa: E402
+from experiments import report  # noqa: E402
 from jgen import diffusion  # noqa: E402
 
+# Rows of the printed summary: the key in run()'s dict and its label (with units).
+SUMMARY = (
+    ("fit_max_rel_diff", "LDA fit vs one device, max rel. diff"),
+    ("fit_seconds", "data-parallel fit (s)"),
+    ("accuracy", "LDA test accuracy"),
+    ("labels_equal_single_device", "labels equal one device"),
+    ("log_normalizer_max_rel_diff", "log p(x) vs one device, max rel. diff"),
+    ("score_block_per_device", "score block per device (examples, classes)"),
+    ("padded_classes", "classes after padding"),
+    ("diffusion_labels_equal", "diffusion labels equal one device"),
+    ("diffusion_accuracy", "diffusion accuracy"),
+    ("diffusion_evals_per_example", "diffusion evaluations / example"),
+    ("diffusion_seconds", "diffusion classify (s)"),
+)
 
 
 def _data(k, d, per_class, n_test, seed=0):
@@ -116,12 +130,26 @@ def main(argv=None) -> dict:
   from tqdm import tqdm
   settings = [dict(k=1000, d=32)] + ([dict(k=4000, d=64)] if args.full else [])
   results = [run(**s) for s in tqdm(settings, desc="settings")]
-  for r in results:
-    print(json.dumps(r, indent=1))
   os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "results.json"), "w") as f:
+  path = os.path.join(args.out, "results.json")
+  with open(path, "w") as f:
     json.dump(results, f, indent=1)
+  print_summary(results)
+  report.print_written([path])
   return results
+
+
+def print_summary(results):
+  """One column per setting (K, D), one row per agreement check or size."""
+  report.print_table(
+      ["quantity"] + [f"K={r['K']}, D={r['D']}" for r in results],
+      [[label] + [_cell(r.get(key)) for r in results] for key, label in SUMMARY],
+      title=f"mesh {results[0]['mesh']} (diffusion: {results[0].get('diffusion_mesh')})")
+
+
+def _cell(value):
+  # A shard shape, e.g. (1000, 250), reads as "1000 x 250" (a list once saved as JSON).
+  return " x ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
 
 
 if __name__ == "__main__":

@@ -54,6 +54,11 @@ from jgen.text.train import train_causal_lm
 
 from jgen.core import metrics
 
+if __package__ in (None, ""):  # allow `python experiments/text_classification.py`
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import report  # noqa: E402
+
 QUICK = dict(sizes=(16, 64, 256, 1024), reps=3, num_steps=300, num_test=1000,
              num_reviews=400)
 FULL = dict(sizes=(16, 32, 64, 128, 256, 512, 1024, 2048, 4096), reps=5, num_steps=1500,
@@ -257,19 +262,22 @@ def plot(results: dict, path: Path) -> None:
 
 
 def summary(results: dict) -> str:
+  """Markdown tables: the review corrections (if run) and the Markov learning curves."""
   lines = []
   if "reviews" in results:
     rv = results["reviews"]
-    lines += [f"Rotten Tomatoes ({rv['num_eval']} evaluation reviews, {results['config']['model']}):",
-              "| method | accuracy | ECE |", "|---|---|---|"]
-    lines += [f"| {k} | {v['accuracy']:.3f} | {v['ece']:.3f} |" for k, v in rv["methods"].items()]
+    lines += [f"Rotten Tomatoes ({rv['num_eval']} evaluation reviews,"
+              f" {results['config']['model']}):",
+              report.format_table(["method", "accuracy", "ECE"], [
+                  [k, f"{v['accuracy']:.3f}", f"{v['ece']:.3f}"]
+                  for k, v in rv["methods"].items()]), ""]
   lc = results["markov"]
-  lines += ["", "Markov chains: test accuracy (mean ± SE)",
-            "| n | LM generative | plug-in | logistic | Bayes |", "|---|---|---|---|---|"]
   cur = lc["curves"]
-  for j, n in enumerate(lc["sizes"]):
-    cells = [f"{cur[m]['mean'][j]:.3f} ± {cur[m]['se'][j]:.3f}" for m in ("lm", "plug_in", "logistic")]
-    lines.append(f"| {n} | " + " | ".join(cells) + f" | {cur['bayes']['mean']:.3f} |")
+  lines += ["Markov chains: test accuracy (mean ± SE)", report.format_table(
+      ["n (training sequences)", "LM generative", "plug-in", "logistic", "Bayes"],
+      [[n] + [f"{cur[m]['mean'][j]:.3f} ± {cur[m]['se'][j]:.3f}"
+              for m in ("lm", "plug_in", "logistic")] + [f"{cur['bayes']['mean']:.3f}"]
+       for j, n in enumerate(lc["sizes"])])]
   return "\n".join(lines)
 
 
@@ -334,9 +342,9 @@ def main(argv=None) -> dict:
   results["config"]["seconds"] = time.perf_counter() - t0
   (out / "results.json").write_text(json.dumps(results, indent=1))
   plot(results, out / "learning_curves.png")
+  print(f"wall time {results['config']['seconds']:.0f} s")
   print(summary(results))
-  print(f"wrote {out / 'results.json'} and {out / 'learning_curves.png'}"
-        f" in {results['config']['seconds']:.0f} s")
+  report.print_written([out / "results.json", out / "learning_curves.png"])
   return results
 
 

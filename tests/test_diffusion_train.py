@@ -229,7 +229,7 @@ def test_bad_input(tmp_path):
                  config=CFG._replace(batch_size=8))
 
 
-def test_experiment_smoke(tmp_path):
+def test_experiment_smoke(tmp_path, capsys):
   """The real-data experiment's pipeline end to end with tiny settings (only the full
   strategy, to save compile time: the diffusion-core tests cover the others)."""
   sys.path.insert(0, ROOT)
@@ -252,6 +252,11 @@ def test_experiment_smoke(tmp_path):
   # full: 10 classes x 4 draws per image.
   assert [r["evals_per_image"] for r in saved if r["strategy"] == "full"] == [40.0]
   assert (tmp_path / "out" / "accuracy_vs_evals.png").stat().st_size > 0
+  # The console ends with the summary table and the files written, one per line.
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[-4:] == ["wrote:"] + [f"  {tmp_path / 'out' / f}" for f in (
+      "results.json", "meta.json", "accuracy_vs_evals.png")]
+  assert any(line.startswith("| digits | diffusion/full |") for line in lines)
   # The trained model was saved and loads in one call.
   from jgen import checkpoint
   loaded = checkpoint.load_model(tmp_path / "runs" / "digits_mlp_smoke" / "model")

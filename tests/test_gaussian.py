@@ -384,7 +384,7 @@ def test_qda_one_sample_class_under_jit_scores_minus_inf(key):
   assert np.all(ll[:, 1] == -np.inf) and np.all(np.isfinite(ll[:, [0, 2]]))
 
 
-def test_digits_experiment_quick_path(tmp_path):
+def test_digits_experiment_quick_path(tmp_path, capsys):
   # Smoke test of experiments/gaussian_digits.py (digits only, no figure): jgen and
   # scikit-learn agree on every model both define.
   import importlib.util
@@ -395,6 +395,7 @@ def test_digits_experiment_quick_path(tmp_path):
   spec.loader.exec_module(module)
   rows = module.main(["--out", str(tmp_path), "--no-plot"])
   assert (tmp_path / "results.json").exists()
+  assert capsys.readouterr().out.splitlines()[-2:] == ["wrote:", f"  {tmp_path / 'results.json'}"]
   assert len(rows) == 5
   for r in rows:
     if "sklearn_acc" in r:

@@ -16,8 +16,11 @@ import imagenet_dit  # noqa: E402
 from jgen.diffusion import pretrained as pt  # noqa: E402
 
 
-def test_smoke_run_writes_results(tmp_path):
+def test_smoke_run_writes_results(tmp_path, capsys):
   summary = imagenet_dit.main(["--smoke", "--out", str(tmp_path)])
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[-2:] == ["wrote:", f"  {tmp_path / 'results.json'}"]
+  assert lines[-3].startswith("| adaptive |")
   result = json.loads((tmp_path / "results.json").read_text())
   assert result["summary"] == summary and len(result["images"]) == 3
   # Closed form: t_interval 500 -> 2 timesteps x 3 classes; stages (1, 2) timesteps

@@ -209,7 +209,7 @@ def test_bad_input(key):
     simulate.zheng_mixture(2, 0)
 
 
-def test_experiment_quick_path_smoke(tmp_path):
+def test_experiment_quick_path_smoke(tmp_path, capsys):
   path = Path(__file__).resolve().parents[1] / "experiments" / "nb_vs_lr.py"
   spec = importlib.util.spec_from_file_location("nb_vs_lr", path)
   mod = importlib.util.module_from_spec(spec)
@@ -224,3 +224,5 @@ def test_experiment_quick_path_smoke(tmp_path):
     assert "m_star" in r
   assert {f["model"] for f in res["fits"]} == {"nb", "lr"}
   assert (tmp_path / "error_vs_m.png").exists() and (tmp_path / "m_star_vs_n.png").exists()
+  assert capsys.readouterr().out.splitlines()[-4:] == ["wrote:"] + [
+      f"  {tmp_path / f}" for f in ("results.json", "error_vs_m.png", "m_star_vs_n.png")]

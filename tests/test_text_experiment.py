@@ -15,8 +15,10 @@ from experiments import text_classification as tc
 from jgen import text
 
 
-def test_smoke_run_writes_results_and_figure(tmp_path):
+def test_smoke_run_writes_results_and_figure(tmp_path, capsys):
   res = tc.main(["--smoke", "--out", str(tmp_path), "--no-progress", "--jax-cache", ""])
+  assert capsys.readouterr().out.splitlines()[-3:] == ["wrote:"] + [
+      f"  {tmp_path / f}" for f in ("results.json", "learning_curves.png")]
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["config"]["mode"] == "smoke"
   assert (tmp_path / "learning_curves.png").stat().st_size > 10_000
