@@ -37,3 +37,27 @@ jax.config.update("jax_enable_x64", True)
 def key():
   """A fixed-seed PRNG key; split it by purpose inside each test."""
   return jax.random.key(0)
+
+
+def _slow_ids() -> set[str]:
+  path = os.path.join(os.path.dirname(__file__), "slow_tests.txt")
+  with open(path) as f:
+    return {line.strip() for line in f if line.strip() and not line.startswith("#")}
+
+
+def _doc_page(nodeid: str) -> str | None:
+  """``docs/x.md`` of a ``test_doc_block[docs/x.md[i]]`` id, else None."""
+  if "test_docs.py::test_doc_block[" not in nodeid:
+    return None
+  return nodeid.split("test_doc_block[", 1)[1].rsplit("[", 1)[0]
+
+
+def pytest_collection_modifyitems(config, items):
+  """Marks the tests listed in tests/slow_tests.txt ``slow`` (whole docs pages)."""
+  slow = _slow_ids()
+  slow_pages = {_doc_page(i) for i in slow} | {
+      _doc_page(item.nodeid) for item in items if item.get_closest_marker("slow")}
+  slow_pages.discard(None)
+  for item in items:
+    if item.nodeid in slow or _doc_page(item.nodeid) in slow_pages:
+      item.add_marker(pytest.mark.slow)

@@ -3,9 +3,11 @@
 Blocks of one file run in order in one shared namespace (a page is one session), each
 as its own test, parametrized by (file, block index). A block is skipped only with an
 explicit ``<!-- skip: reason -->`` comment on the line(s) right before its fence, and
-marked slow with ``<!-- slow -->``. A block after a failed block of the same file is
-skipped (its names may be missing), naming the failed block. A block whose earlier
-blocks ran in another process (``pytest -n``) or were deselected runs them first.
+marked slow with ``<!-- slow -->`` (a page with a slow block is slow as a whole, see
+tests/conftest.py: the default run leaves it out, ``-m slow`` runs it). A block after a
+failed block of the same file is skipped (its names may be missing), naming the failed
+block. A block whose earlier blocks ran in another process (``pytest -n``) or were
+deselected runs them first.
 
 Blocks run under JAX's default numerics, as a user pasting them gets (float32, implicit
 rank promotion allowed; the suite's strict settings are restored afterwards), with the

@@ -148,12 +148,16 @@ def test_whole_sweep_compiles_once(key):
   model = simulate.resolve_model("nb")
   prog = simulate.curve_program(model, num_classes=2, buckets=simulate.buckets_for(200))
   assert prog.buckets == (64, 256)
+  # The program is shared process-wide: another test in this worker (a float32
+  # docstring example) may have compiled it already for other dtypes. Count the
+  # programs this sweep adds: at most one for all sizes, buckets and skipped slots.
+  before = prog.run._cache_size()
   for sizes in ([4, 5, 6, 7], [9, 100, 0, 0], [200, 70, 64, 65]):
     simulate.evaluate_sizes(key, mix, test, [s for s in sizes if s], model=model,
                             num_reps=3, chunk=4)
     simulate.evaluate_sizes(key, mix, test, [s for s in sizes if s] + [200],
                             model=model, num_reps=3, chunk=4)
-  assert prog.run._cache_size() == 1
+  assert prog.run._cache_size() - before <= 1
 
 
 def test_find_m_star_scan_and_bisect(key):
