@@ -164,6 +164,38 @@ def check_labels(y: jax.Array, num_classes: int, name: str = "y") -> None:
       )
 
 
+@functools.partial(jax.jit, static_argnums=2)
+def _xy_summary(x: jax.Array, y: jax.Array, num_classes: int):
+  """:func:`_value_summary` of ``x`` and the number of labels outside the classes."""
+  bad, biggest = _value_summary(x)
+  return bad, biggest, jnp.sum((y < 0) | (y >= num_classes)), jnp.min(y), jnp.max(y)
+
+
+def check_labels_and_values(x: jax.Array, y: jax.Array, num_classes: int) -> None:
+  """:func:`check_labels` on ``y``, then :func:`check_values` on ``x``, from one
+  device reduction and one small transfer when both are concrete jax arrays (a fit's
+  checks cost about one dispatch instead of four)."""
+  if not jnp.issubdtype(y.dtype, jnp.integer):
+    raise TypeError(f"y must have an integer dtype (class labels), got {y.dtype}.")
+  if not (is_concrete(x) and is_concrete(y) and isinstance(x, jax.Array)
+          and isinstance(y, jax.Array) and x.size and y.size):
+    check_labels(y, num_classes)
+    check_values(x, "x")
+    return
+  out = _xy_summary(x, y, num_classes)
+  if isinstance(out[0], jax.core.Tracer):   # concrete arrays inside someone's trace
+    check_labels(y, num_classes)
+    check_values(x, "x")
+    return
+  bad, biggest, off, lo, hi = (v.item() for v in jax.device_get(out))
+  if off:
+    raise ValueError(f"y must lie in [0, num_classes={num_classes}), got values in"
+                     f" [{int(lo)}, {int(hi)}].")
+  if bad:
+    raise ValueError(f"x contains {int(bad)} non-finite value(s) (NaN or Inf).")
+  _check_scale_of(float(biggest), x, "x", None, True)
+
+
 def check_same_leading(x: jax.Array, y: jax.Array, x_name: str = "x",
                        y_name: str = "y") -> None:
   """``x[N, ...]`` and ``y[N]`` must agree on ``N``."""

@@ -73,13 +73,13 @@ def _raise_if_invalid(stats: GaussianStats, params, min_count: int, family: str,
   """Eager counterpart of the -inf sentinel: name the first bad class and why."""
   if not (_checks.is_concrete(stats.count) and _checks.is_concrete(params.means)):
     return
-  count = np.asarray(stats.count)
+  # One transfer for both: each device-to-host copy waits for the device.
+  count, ok = jax.device_get((stats.count, valid_classes_jit(params)))
   for k, c in enumerate(count):
     if not c >= min_count and not (min_count == 1 and c > 0):
       what = "no samples" if c == 0 else f"{int(c)} sample(s)"
       raise ValueError(f"y: class {k} has {what}; {family} needs at least {min_count}"
                        f" per class (num_classes={count.shape[0]}).")
-  ok = np.asarray(valid_classes_jit(params))
   if not ok.all():
     k = int(np.argmin(ok))
     if isinstance(params, LDAParams):

@@ -56,13 +56,12 @@ def _check_xy(x: ArrayLike, y: ArrayLike,
   x, y = as_features(x), jnp.asarray(y)
   _checks.check_ndim(x, 2, "x")
   _checks.check_ndim(y, 1, "y")
-  _checks.check_labels(y, num_classes)
   _checks.check_same_leading(x, y)
   if x.shape[0] == 0:
     raise ValueError("x must contain at least one example, got shape (0, D).")
   if x.shape[1] == 0:
     raise ValueError("x must have at least one feature, got shape (N, 0).")
-  _checks.check_values(x, "x")
+  _checks.check_labels_and_values(x, y, num_classes)
   return x, y
 
 
