@@ -164,36 +164,54 @@ def check_labels(y: jax.Array, num_classes: int, name: str = "y") -> None:
       )
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def _xy_summary(x: jax.Array, y: jax.Array, num_classes: int):
-  """:func:`_value_summary` of ``x`` and the number of labels outside the classes."""
-  bad, biggest = _value_summary(x)
-  return bad, biggest, jnp.sum((y < 0) | (y >= num_classes)), jnp.min(y), jnp.max(y)
+def xy_summary(x: jax.Array, y: jax.Array, num_classes: int):
+  """Traced value summary of training data, to compute inside a fit's own program:
+  ``(non-finite entries of x, largest finite |x|, labels outside [0, num_classes),
+  min y, max y)``; :func:`raise_for_xy_summary` turns it into the eager errors."""
+  finite = jnp.isfinite(x)
+  return (jnp.sum(~finite), jnp.max(jnp.where(finite, jnp.abs(x), 0), initial=0),
+          jnp.sum((y < 0) | (y >= num_classes)), jnp.min(y, initial=0),
+          jnp.max(y, initial=0))
 
 
-def check_labels_and_values(x: jax.Array, y: jax.Array, num_classes: int) -> None:
-  """:func:`check_labels` on ``y``, then :func:`check_values` on ``x``, from one
-  device reduction and one small transfer when both are concrete jax arrays (a fit's
-  checks cost about one dispatch instead of four)."""
-  if not jnp.issubdtype(y.dtype, jnp.integer):
-    raise TypeError(f"y must have an integer dtype (class labels), got {y.dtype}.")
-  if not (is_concrete(x) and is_concrete(y) and isinstance(x, jax.Array)
-          and isinstance(y, jax.Array) and x.size and y.size):
-    check_labels(y, num_classes)
-    check_values(x, "x")
-    return
-  out = _xy_summary(x, y, num_classes)
-  if isinstance(out[0], jax.core.Tracer):   # concrete arrays inside someone's trace
-    check_labels(y, num_classes)
-    check_values(x, "x")
-    return
-  bad, biggest, off, lo, hi = (v.item() for v in jax.device_get(out))
+_xy_summary_jit = jax.jit(xy_summary, static_argnums=2)
+
+
+def raise_for_xy_summary(summary, x: jax.Array, num_classes: int) -> None:
+  """The errors of :func:`check_labels` then :func:`check_values` from a concrete
+  :func:`xy_summary` (one small transfer)."""
+  bad, biggest, off, lo, hi = (v.item() for v in jax.device_get(summary))
   if off:
     raise ValueError(f"y must lie in [0, num_classes={num_classes}), got values in"
                      f" [{int(lo)}, {int(hi)}].")
   if bad:
     raise ValueError(f"x contains {int(bad)} non-finite value(s) (NaN or Inf).")
   _check_scale_of(float(biggest), x, "x", None, True)
+
+
+def values_checkable(x: Any, y: Any) -> bool:
+  """True when ``x`` and ``y`` are non-empty concrete jax arrays, so a value summary
+  computed on device can be read back and raised on (a caller inside someone else's
+  trace still gets tracers back, and must check with :func:`check_labels_and_values`)."""
+  return (is_concrete(x) and is_concrete(y) and isinstance(x, jax.Array)
+          and isinstance(y, jax.Array) and x.size > 0 and y.size > 0)
+
+
+def check_labels_and_values(x: jax.Array, y: jax.Array, num_classes: int) -> None:
+  """:func:`check_labels` on ``y``, then :func:`check_values` on ``x``, from one
+  device reduction and one small transfer when both are concrete jax arrays."""
+  if not jnp.issubdtype(y.dtype, jnp.integer):
+    raise TypeError(f"y must have an integer dtype (class labels), got {y.dtype}.")
+  if not values_checkable(x, y):
+    check_labels(y, num_classes)
+    check_values(x, "x")
+    return
+  summary = _xy_summary_jit(x, y, num_classes)
+  if isinstance(summary[0], jax.core.Tracer):   # concrete arrays inside a trace
+    check_labels(y, num_classes)
+    check_values(x, "x")
+    return
+  raise_for_xy_summary(summary, x, num_classes)
 
 
 def check_same_leading(x: jax.Array, y: jax.Array, x_name: str = "x",

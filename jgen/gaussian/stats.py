@@ -53,6 +53,13 @@ def as_features(x: ArrayLike) -> jax.Array:
 
 def _check_xy(x: ArrayLike, y: ArrayLike,
               num_classes: int) -> tuple[jax.Array, jax.Array]:
+  x, y = _check_xy_shapes(x, y)
+  _checks.check_labels_and_values(x, y, num_classes)
+  return x, y
+
+
+def _check_xy_shapes(x: ArrayLike, y: ArrayLike) -> tuple[jax.Array, jax.Array]:
+  """Static checks (dtypes, ranks, sizes) of training data; values not looked at."""
   x, y = as_features(x), jnp.asarray(y)
   _checks.check_ndim(x, 2, "x")
   _checks.check_ndim(y, 1, "y")
@@ -61,7 +68,6 @@ def _check_xy(x: ArrayLike, y: ArrayLike,
     raise ValueError("x must contain at least one example, got shape (0, D).")
   if x.shape[1] == 0:
     raise ValueError("x must have at least one feature, got shape (N, 0).")
-  _checks.check_labels_and_values(x, y, num_classes)
   return x, y
 
 
@@ -280,10 +286,34 @@ def _stats_class_shift(x, y, w, num_classes, full_covariance, pooled):
 _stats_class_shift_jit = jax.jit(_stats_class_shift, static_argnums=(3, 4, 5))
 
 
+def _checked_stats(x, y, w, num_classes, full_covariance, pooled):
+  """The statistics and, from the same pass over the data, the value summary that
+  decides whether they may be returned (one program, one small transfer)."""
+  return (_stats_class_shift(x, y, w, num_classes, full_covariance, pooled),
+          _checks.xy_summary(x, y, num_classes))
+
+
+_checked_stats_jit = jax.jit(_checked_stats, static_argnums=(3, 4, 5))
+
+
 def fit_stats_of(x, y, num_classes, full_covariance, pooled,
                  sample_weight=None) -> GaussianStats:
-  """Statistics about the class means (two passes, no cancellation) for ``fit``."""
+  """Statistics about the class means (two passes, no cancellation) for ``fit``.
+
+  Labels out of range, non-finite ``x`` and magnitudes whose squares overflow the
+  dtype raise ``ValueError``; for concrete arrays the check is computed in the same
+  compiled program as the statistics, which are discarded when it fails.
+  """
   num_classes = _checks.check_num_classes(num_classes)
-  x, y = _check_xy(x, y, num_classes)
+  x, y = _check_xy_shapes(x, y)
+  if not jnp.issubdtype(y.dtype, jnp.integer):
+    raise TypeError(f"y must have an integer dtype (class labels), got {y.dtype}.")
+  if _checks.values_checkable(x, y):
+    w = _checks.check_sample_weight(sample_weight, x.shape[0], x.dtype)
+    stats, summary = _checked_stats_jit(x, y, w, num_classes, full_covariance, pooled)
+    if not isinstance(summary[0], jax.core.Tracer):
+      _checks.raise_for_xy_summary(summary, x, num_classes)
+      return stats
+  _checks.check_labels_and_values(x, y, num_classes)
   w = _checks.check_sample_weight(sample_weight, x.shape[0], x.dtype)
   return _stats_class_shift_jit(x, y, w, num_classes, full_covariance, pooled)
