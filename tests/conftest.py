@@ -34,6 +34,19 @@ jax.config.update("jax_enable_x64", True)
 
 
 @pytest.fixture
+def user_jax_config():
+  """JAX's defaults while docs code runs (float32, rank promotion allowed), as a user
+  pasting it gets; the suite's strict settings afterwards."""
+  saved = {k: getattr(jax.config, k) for k in ("jax_enable_x64",
+                                              "jax_numpy_rank_promotion")}
+  jax.config.update("jax_enable_x64", False)
+  jax.config.update("jax_numpy_rank_promotion", "allow")
+  yield
+  for k, v in saved.items():
+    jax.config.update(k, v)
+
+
+@pytest.fixture
 def key():
   """A fixed-seed PRNG key; split it by purpose inside each test."""
   return jax.random.key(0)

@@ -18,7 +18,6 @@ rank promotion allowed; the suite's strict settings are restored afterwards), wi
 import pathlib
 import re
 
-import jax
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -73,24 +72,17 @@ def _catch_up(page: str, index: int, ns: dict) -> None:
       break
     if i <= _DONE.get(page, -1) or skip:
       continue
-    try:
-      exec(compile(code, f"{page}:{line} (block {i})", "exec"), ns)
-    except BaseException:
-      _FAILED[page] = i
-      raise
-    _DONE[page] = i
+    _run_block(page, i, code, line, ns)
 
 
-@pytest.fixture
-def user_jax_config():
-  """JAX's defaults while a block runs; the suite's strict settings afterwards."""
-  saved = {k: getattr(jax.config, k) for k in ("jax_enable_x64",
-                                              "jax_numpy_rank_promotion")}
-  jax.config.update("jax_enable_x64", False)
-  jax.config.update("jax_numpy_rank_promotion", "allow")
-  yield
-  for k, v in saved.items():
-    jax.config.update(k, v)
+def _run_block(page: str, index: int, code: str, line: int, ns: dict) -> None:
+  """Executes one block in the page's namespace, recording success or failure."""
+  try:
+    exec(compile(code, f"{page}:{line} (block {index})", "exec"), ns)
+  except BaseException:
+    _FAILED[page] = index
+    raise
+  _DONE[page] = index
 
 
 @pytest.mark.usefixtures("user_jax_config")
@@ -101,12 +93,7 @@ def test_doc_block(page, index, code, line, monkeypatch):
   monkeypatch.chdir(ROOT)   # pages read repository files by relative path
   ns = _NAMESPACES.setdefault(page, {"__name__": f"docs:{page}"})
   _catch_up(page, index, ns)
-  try:
-    exec(compile(code, f"{page}:{line} (block {index})", "exec"), ns)
-  except BaseException:
-    _FAILED[page] = index
-    raise
-  _DONE[page] = index
+  _run_block(page, index, code, line, ns)
 
 
 # --------------------------------------------------------------------- API reference

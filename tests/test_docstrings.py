@@ -14,7 +14,6 @@ import importlib
 import pathlib
 import pkgutil
 
-import jax
 import pytest
 
 import jgen
@@ -44,17 +43,6 @@ def _doctests():
       seen.add(ident)
       out.append(pytest.param(test, id=test.name))
   return out
-
-
-@pytest.fixture
-def user_jax_config():
-  saved = {k: getattr(jax.config, k) for k in ("jax_enable_x64",
-                                              "jax_numpy_rank_promotion")}
-  jax.config.update("jax_enable_x64", False)
-  jax.config.update("jax_numpy_rank_promotion", "allow")
-  yield
-  for k, v in saved.items():
-    jax.config.update(k, v)
 
 
 @pytest.mark.usefixtures("user_jax_config")
