@@ -24,6 +24,7 @@ from jgen.core.calibration import temperature_scale
 from jgen.core import bayes
 from jgen.core import calibration
 from jgen.core import checks
+from jgen.core import compilation
 from jgen.core import contract
 from jgen.core import inference
 from jgen.core import lbfgs
@@ -52,6 +53,7 @@ __all__ = (
     "bayes",
     "calibration",
     "checks",
+    "compilation",
     "contract",
     "inference",
     "lbfgs",

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jgen.core import compilation
 from jgen.core.progress import check_progress, report
 from jgen.diffusion import validate
 from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
@@ -116,7 +117,7 @@ def prepare(denoiser, params: Any, x: ArrayLike, num_classes: int, options: dict
   return Prepared(x, ids, o["strategy"], cfg, tuple(sorted(opts.items())))
 
 
-@functools.partial(jax.jit, static_argnames=("strategy", "cfg", "opts", "batched"))
+@functools.partial(compilation.jit, static_argnames=("strategy", "cfg", "opts", "batched"))
 def _run(key, params, x, ids, *, strategy, cfg, opts, batched):
   return run(strategy, key, params, x, ids, cfg=cfg, opts=dict(opts), batched=batched)
 

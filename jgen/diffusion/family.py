@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jgen.core import checks
+from jgen.core import compilation
 from jgen.core.contract import Classifier, check_params_type
 from jgen.diffusion import validate
 from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
@@ -52,7 +53,7 @@ class DiffusionParams(NamedTuple):
   log_prior: jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("denoiser", "schedule", "num_t",
+@functools.partial(compilation.jit, static_argnames=("denoiser", "schedule", "num_t",
                                              "timesteps", "antithetic", "chunk"))
 def _elbos(key, net, x, ids, *, denoiser, schedule, num_t, timesteps, antithetic,
            chunk):

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jgen.core import compilation
 from jgen.diffusion import validate
 from jgen.diffusion.elbo import class_errors_at
 from jgen.diffusion.parametrizations import Denoiser
@@ -83,7 +84,7 @@ def draw_importance(key: jax.Array, num_t: int, proposal: TimestepProposal,
   return t, 1.0 / (num_bins * probs[b])
 
 
-@functools.partial(jax.jit, static_argnames=("denoiser", "schedule", "num_classes",
+@functools.partial(compilation.jit, static_argnames=("denoiser", "schedule", "num_classes",
                                              "num_bins", "draws", "m", "weighting"))
 def _pilot(key, params, x, y, *, denoiser, schedule, num_classes, num_bins, draws, m,
            weighting):

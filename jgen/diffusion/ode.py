@@ -42,6 +42,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgen.core import checks
+from jgen.core import compilation
 from jgen.core.contract import Classifier, check_params_type
 from jgen.diffusion import validate
 from jgen.diffusion.family import DiffusionParams
@@ -174,7 +175,7 @@ def _vector_field(denoiser, params, ids, probes, scale, g, state):
   return dz, 0.5 * sigma * (tr - sigma * num_dims)
 
 
-@functools.partial(jax.jit, static_argnames=("denoiser", "cfg"))
+@functools.partial(compilation.jit, static_argnames=("denoiser", "cfg"))
 def _solve(key, params, z0, ids, gammas, *, denoiser: Denoiser, cfg: ODEConfig):
   probes = _probes(key, z0.shape, cfg, z0.dtype)
   scale = 1.0 if cfg.divergence == "exact" else 1.0 / cfg.num_probes
@@ -300,7 +301,7 @@ def dequantized_bits_per_dim(log_lik: ArrayLike, num_dims: int, *,
           + np.log2(num_bins / data_range))
 
 
-@functools.partial(jax.jit, static_argnames=("denoiser", "cfg"))
+@functools.partial(compilation.jit, static_argnames=("denoiser", "cfg"))
 def _batch(key, net, x, ids, gammas, *, denoiser, cfg):
   log_alpha0 = -0.5 * jax.nn.softplus(gammas[0])
 

@@ -32,6 +32,7 @@ import numpy as np
 import scipy.stats
 from jax import lax
 
+from jgen.core import compilation
 from jgen.diffusion import validate
 from jgen.diffusion.elbo import class_errors_at, elbo_from_errors
 from jgen.diffusion.losses import draw
@@ -196,7 +197,7 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
   return ClassifyResult(ids[label], scores, evals)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "num_classes", "vectorize"))
+@functools.partial(compilation.jit, static_argnames=("cfg", "num_classes", "vectorize"))
 def _batch(keys, params, x, proposal, *, cfg, num_classes, vectorize):
   fn = functools.partial(race, cfg=cfg, num_classes=num_classes)
   if vectorize:

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec as P
 
+from jgen.core import compilation
 from jgen.diffusion import validate
 from jgen.diffusion.classifier import prepare
 from jgen.diffusion.elbo import class_errors_at
@@ -34,7 +35,7 @@ def _pad_ids(ids: jax.Array, mesh: Mesh) -> jax.Array:
   return pmesh.pad_classes(ids, c_pad, axis=0, fill=-1)
 
 
-@functools.partial(jax.jit, static_argnames=("mesh", "strategy", "cfg", "opts",
+@functools.partial(compilation.jit, static_argnames=("mesh", "strategy", "cfg", "opts",
                                              "batched", "impl"))
 def _run(key_data, params, x, ids, *, mesh, strategy, cfg, opts, batched, impl):
   def block(kd, p, xs, ids_local):
@@ -113,7 +114,7 @@ def sharded_batch_classify(key: jax.Array, denoiser, params: Any, x,
   return _call(key, denoiser, params, x, num_classes, mesh, options, batched=True)
 
 
-@functools.partial(jax.jit, static_argnames=("mesh", "cfg", "num_t"))
+@functools.partial(compilation.jit, static_argnames=("mesh", "cfg", "num_t"))
 def _errors_run(key, params, x, ids, *, mesh, cfg, num_t):
   def block(ids_local):
     t, eps = draw(key, num_t, x, cfg.schedule, cfg.timesteps, cfg.antithetic)

@@ -37,6 +37,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jgen.core import checks as _checks
+from jgen.core import compilation
 from jgen.parallel import mesh as _mesh
 from jgen.diffusion import runs
 from jgen.diffusion.losses import (batch_eps_prediction, draw_timesteps, noisy,
@@ -85,7 +86,7 @@ def loss_fn(params, denoiser: Denoiser, x, y, key, *, schedule: Schedule,
   return jnp.mean(jax.vmap(term)(eps_hat, eps, weight))
 
 
-@functools.partial(jax.jit, static_argnames=("denoiser", "schedule", "config",
+@functools.partial(compilation.jit, static_argnames=("denoiser", "schedule", "config",
                                              "num_classes", "mesh"))
 def _step(state, x_all, y_all, weights, *, denoiser, schedule, config, num_classes,
           mesh):

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jgen.core import compilation
 from jgen.diffusion.parametrizations import Denoiser, eps_prediction
 from jgen.diffusion.pretrained.denoiser import DDPMSchedule
 from jgen.diffusion.schedules import grid
@@ -89,7 +90,7 @@ def reference_times(t_interval: int = 5, schedule: DDPMSchedule = DDPMSchedule()
   return jnp.asarray(steps, jnp.float32) / (schedule.num_train_timesteps - 1)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(compilation.jit, static_argnums=0)
 def class_eps_errors(apply_fn: Denoiser | Callable, params, x: ArrayLike, noise: ArrayLike,
                      gammas: ArrayLike, classes: ArrayLike) -> jax.Array:
   """Mean squared ε-errors of every class at every gamma, with shared noise.

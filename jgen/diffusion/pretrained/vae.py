@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jgen.core import compilation
 from jgen.diffusion.pretrained.loading import fill_state, random_state, read_config
 from jgen.diffusion.pretrained.loading import read_tensors
 
@@ -254,7 +255,7 @@ class _Encode:
     return mean.astype(image.dtype), logvar.astype(image.dtype)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(compilation.jit, static_argnums=0)
 def encode(config: VAEConfig, params: nnx.State, image: jax.Array
            ) -> tuple[jax.Array, jax.Array]:
   """Posterior ``(mean, logvar)`` of one image; ``image[H, W, C]`` in ``[-1, 1]``.
