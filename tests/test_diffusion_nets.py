@@ -178,3 +178,13 @@ def test_gradients_finite(key):
   leaves = jax.tree.leaves(grads)
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
   assert any(float(jnp.max(jnp.abs(g))) > 0 for g in leaves)
+
+
+def test_unet_upsampling_equals_repeat():
+  from jgen.diffusion.nets.unet import _upsample2
+  for shape in [(2, 5, 3), (2, 3, 4, 5)]:
+    h = jax.random.normal(jax.random.key(0), shape)
+    ref = h  # reference: jnp.repeat along each spatial axis (nearest neighbour)
+    for ax in range(1, len(shape) - 1):
+      ref = jnp.repeat(ref, 2, axis=ax)
+    assert bool((_upsample2(h) == ref).all())

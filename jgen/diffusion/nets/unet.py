@@ -31,6 +31,18 @@ class _ResBlock(nnx.Module):
     return h + (self.skip(x) if self.skip is not None else x)
 
 
+def _upsample2(h):
+  """Nearest-neighbour 2x upsampling of ``[B, *spatial, C]`` (``jnp.repeat`` along each
+  spatial axis) as one broadcast and reshape: its gradient is a plain sum over the
+  copies, where ``jnp.repeat``'s became a reduce-window that took a quarter of the
+  1-D U-Net's training step on the CPU."""
+  b, spatial, c = h.shape[0], h.shape[1:-1], h.shape[-1]
+  expanded = h.reshape((b,) + sum(((s, 1) for s in spatial), ()) + (c,))
+  target = (b,) + sum(((s, 2) for s in spatial), ()) + (c,)
+  return jnp.broadcast_to(expanded, target).reshape(
+      (b,) + tuple(2 * s for s in spatial) + (c,))
+
+
 def _groups(c: int) -> int:
   return math.gcd(c, 8)
 
@@ -111,7 +123,6 @@ class UNetDenoiser(DenoiserBase):
         h = self.pool[i](h)
     h = self.mid(h, c)
     for i in reversed(range(len(self.up))):
-      for ax in range(1, nd + 1):
-        h = jnp.repeat(h, 2, axis=ax)
+      h = _upsample2(h)
       h = self.up[i](jnp.concatenate([self.unpool[i](h), skips[i]], axis=-1), c)
     return self.conv_out(nnx.silu(self.out_norm(h))).reshape(z.shape)
