@@ -2,7 +2,8 @@
 baselines and logistic regression.
 
 For each dataset: hold out a stratified validation split of the training set, train a
-class-conditional denoiser (EMA weights for evaluation), classify the test set with the
+class-conditional denoiser (EMA weights for evaluation; ``--arch auto``: the MLP on
+digits, the convolutional U-Net on MNIST-1D), classify the test set with the
 ``full``, ``adaptive`` and ``sequential`` strategies, measure the test ELBO in bits/dim,
 calibrate by temperature scaling on the validation split (ECE before/after), and learn
 per-timestep weights from the validation examples (Jeong et al., 2025). The baselines
@@ -55,6 +56,13 @@ FULL = dict(steps={"digits": 3000, "mnist1d": 3000}, width=256, depth=3,
             channels=(32, 64), batch_size=128, num_t=256, seq_t=256, chunk_t=16,
             n_samples=(50, 500), to_keep=(5, 1), grid_t=64, max_test=None,
             chunk=40)
+
+
+# The denoiser per dataset under --arch auto. MNIST-1D's digits are placed, scaled and
+# sheared at random along the signal: the MLP denoiser, which has no translation
+# structure, scored 54% (QDA 55%), the convolutional U-Net 97-99%. On digits the MLP
+# scores as well (98.1% against the U-Net's 97.5%, quick settings) and trains 11x faster.
+AUTO_ARCH = {"digits": "mlp", "mnist1d": "unet"}
 
 
 def stratified_holdout(y: np.ndarray, fraction: float, seed: int = 0):
@@ -131,12 +139,13 @@ def run_dataset(name, args, cfg, key):
     x_te_s, y_te = x_te_s[:cfg["max_test"]], y_te[:cfg["max_test"]]
   schedule = jgen.diffusion.linear_schedule(args.gamma_min, args.gamma_max)
   spec = {"name": "linear", "gamma_min": args.gamma_min, "gamma_max": args.gamma_max}
-  model = build_model(args.arch, shape, cfg)
+  arch = AUTO_ARCH[name] if args.arch == "auto" else args.arch
+  model = build_model(arch, shape, cfg)
   tcfg = dtrain.TrainConfig(num_steps=cfg["steps"][name], batch_size=cfg["batch_size"],
                             learning_rate=args.lr, warmup_steps=200,
                             weighting=args.train_weighting, ema_decay=0.999,
                             checkpoint_every=1000, log_every=100, seed=0)
-  workdir = os.path.join(args.workdir, f"{name}_{args.arch}_{args.tag}")
+  workdir = os.path.join(args.workdir, f"{name}_{arch}_{args.tag}")
   t0 = time.perf_counter()
   res = dtrain.train(model, x_tr, y_tr, schedule=schedule, config=tcfg,
                      workdir=workdir, schedule_spec=spec, progress=not args.no_progress)
@@ -167,7 +176,7 @@ def run_dataset(name, args, cfg, key):
     acc = float(np.mean(label == y_te))
     recs.append(_record(name, "diffusion", strat, acc, np.mean(evals), sec,
                         bits_per_dim=bpd, train_seconds=train_s,
-                        train_steps=tcfg.num_steps, arch=args.arch,
+                        train_steps=tcfg.num_steps, arch=arch,
                         weighting=args.weighting))
     print(f"  {name} diffusion/{strat}: {100 * acc:.1f}%  evals/img"
           f" {recs[-1]['evals_per_image']:.0f}  {1e3 * sec:.1f} ms/img", flush=True)
@@ -242,7 +251,8 @@ def main(argv=None):
   p.add_argument("--full", action="store_true")
   p.add_argument("--smoke", action="store_true", help="tiny settings (a test)")
   p.add_argument("--datasets", default="digits,mnist1d")
-  p.add_argument("--arch", default="mlp", choices=("mlp", "unet"))
+  p.add_argument("--arch", default="auto", choices=("auto", "mlp", "unet"),
+                 help="denoiser; auto: " + ", ".join(f"{k} {v}" for k, v in AUTO_ARCH.items()))
   p.add_argument("--steps", type=int, default=None, help="override training steps")
   p.add_argument("--weighting", default="uniform", choices=("uniform", "elbo"),
                  help="classification score weighting")
