@@ -1,11 +1,12 @@
 """``jax.jit`` with jgen's per-backend compiler options.
 
 On the CPU, XLA hands convolutions to the YNNPACK library by default. For the small
-convolutions of jgen's U-Net (8x8 to 28x28 images, 32-64 channels) that path was 1.6-1.9x
-slower than XLA's own convolution on a 2-core Xeon, forward and backward, while matrix
-products were as fast or faster through YNNPACK (``benchmarks/unet_train.py`` measures
-both). :func:`jit` therefore compiles for the CPU with YNNPACK fusion kept for matrix
-products only (:data:`CPU_COMPILER_OPTIONS`); other backends get no extra options.
+convolutions of jgen's U-Net (8x8 to 28x28 images, 32-64 channels) that path was
+1.75-1.86x slower than XLA's own convolution on a 2-core Xeon, forward and backward,
+while matrix products were as fast or faster through YNNPACK
+(``benchmarks/unet_train.py`` measures both). :func:`jit` therefore compiles for the CPU
+with YNNPACK fusion kept for matrix products only (:data:`CPU_COMPILER_OPTIONS`); other
+backends get no extra options.
 
 The options are chosen at the first call, by ``jax.default_backend()``, never at import
 (importing jgen does not start a backend). Set ``CPU_COMPILER_OPTIONS = {}`` before the
