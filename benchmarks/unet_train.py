@@ -26,6 +26,7 @@ import argparse
 import collections
 import functools
 import glob
+import importlib.util
 import os
 import re
 import sys
@@ -220,11 +221,7 @@ def main(argv=None):
   p.add_argument("--no-torch", action="store_true")
   p.add_argument("--profile", action="store_true")
   args = p.parse_args(argv)
-  try:
-    import torch
-    torch_ok = not args.no_torch
-  except ImportError:
-    torch_ok = False
+  torch_ok = not args.no_torch and importlib.util.find_spec("torch") is not None
   roof = common.matmul_flops_per_s()
   print(f"matmul roofline: {roof / 1e9:.1f} GFLOP/s; {jax.device_count()} CPU device(s);"
         f" batch {args.batch}; U-Net channels {CHANNELS}", flush=True)

@@ -109,45 +109,39 @@ def oracle_dataset(key, k, n, full_t):
               records=recs)
 
 
-def digits_dataset(key, steps, n, full_t):
-  s = jgen.datasets.load_digits()
-  x_tr, x_te = (s.x_train * 2 - 1).astype(np.float32), (s.x_test * 2 - 1).astype(np.float32)
+def trained_dataset(name, module, split, key, steps, n, full_t):
+  """Trains ``module`` on ``split`` (EMA weights kept), then runs every strategy on the
+  first ``n`` test points, with ``full`` as the reference accuracy."""
   schedule = diffusion.linear_schedule()
-  module = diffusion.MLPDenoiser((64,), 10, width=256, depth=3, rngs=nnx.Rngs(0))
   cfg = dtrain.TrainConfig(num_steps=steps, batch_size=128, learning_rate=2e-3,
                            warmup_steps=200, ema_decay=0.999, log_every=1000, seed=0)
   t0 = time.perf_counter()
-  res = dtrain.train(module, x_tr, s.y_train, schedule=schedule, config=cfg,
+  res = dtrain.train(module, split.x_train, split.y_train, schedule=schedule, config=cfg,
                      progress=False)
-  print(f"  digits: trained {steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
+  print(f"  {name}: trained {steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
   model = diffusion.nnx_denoiser(res.ema_model)
-  n = min(n, len(s.y_test))
-  recs = run_strategies(key, model, x_te[:n], s.y_test[:n], x_tr[:64], s.y_train[:64],
-                        10, schedule, full_t)
+  n = min(n, len(split.y_test))
+  recs = run_strategies(key, model, split.x_test[:n], split.y_test[:n],
+                        split.x_train[:64], split.y_train[:64], 10, schedule, full_t)
   full = next(r for r in recs if r["strategy"] == "full")["accuracy"]
-  return dict(dataset="digits", reference=full, reference_name="full", n=n,
-              records=recs)
+  return dict(dataset=name, reference=full, reference_name="full", n=n, records=recs)
+
+
+def digits_dataset(key, steps, n, full_t):
+  """sklearn digits (pixels scaled to [-1, 1]) with a small MLP denoiser."""
+  s = jgen.datasets.load_digits()
+  split = s._replace(x_train=(s.x_train * 2 - 1).astype(np.float32),
+                     x_test=(s.x_test * 2 - 1).astype(np.float32))
+  module = diffusion.MLPDenoiser((64,), 10, width=256, depth=3, rngs=nnx.Rngs(0))
+  return trained_dataset("digits", module, split, key, steps, n, full_t)
 
 
 def mnist1d_dataset(key, steps, n, full_t):
-  """MNIST-1D (40-sample signals, 10 classes) with the convolutional U-Net trained here
-  (the MLP denoiser scores 55% on it: no translation structure)."""
-  s = jgen.datasets.load_mnist1d()
-  schedule = diffusion.linear_schedule()
+  """MNIST-1D (40-sample signals, 10 classes) with the convolutional U-Net (the MLP
+  denoiser scores 55% on it: no translation structure)."""
   module = diffusion.UNetDenoiser((40,), 10, channels=(32, 64), rngs=nnx.Rngs(0))
-  cfg = dtrain.TrainConfig(num_steps=steps, batch_size=128, learning_rate=2e-3,
-                           warmup_steps=200, ema_decay=0.999, log_every=1000, seed=0)
-  t0 = time.perf_counter()
-  res = dtrain.train(module, s.x_train, s.y_train, schedule=schedule, config=cfg,
-                     progress=False)
-  print(f"  mnist1d: trained {steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
-  model = diffusion.nnx_denoiser(res.ema_model)
-  n = min(n, len(s.y_test))
-  recs = run_strategies(key, model, s.x_test[:n], s.y_test[:n], s.x_train[:64],
-                        s.y_train[:64], 10, schedule, full_t)
-  full = next(r for r in recs if r["strategy"] == "full")["accuracy"]
-  return dict(dataset="mnist1d", reference=full, reference_name="full", n=n,
-              records=recs)
+  return trained_dataset("mnist1d", module, jgen.datasets.load_mnist1d(), key, steps, n,
+                         full_t)
 
 
 def plot(result, path):
