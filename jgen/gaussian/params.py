@@ -156,6 +156,12 @@ def covariance_ok(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
     >>> jgen.gaussian.covariance_ok(cov, jnp.zeros((2, 2)))
     Array([ True, False], dtype=bool)
   """
+  return _correlation_cholesky(cov, mean_sq)[0]
+
+
+def _correlation_cholesky(cov: jax.Array, mean_sq: jax.Array):
+  """:func:`covariance_ok`, the Cholesky factor ``L_R`` of the correlation matrix and
+  the inverse standard deviations (``L = diag(sd) L_R`` is ``cov``'s factor)."""
   d = cov.shape[-1]
   tol = REL_TOL * jnp.finfo(cov.dtype).eps
   var = jnp.diagonal(cov, axis1=-2, axis2=-1)
@@ -164,10 +170,10 @@ def covariance_ok(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
   corr = cov * inv_sd[..., :, None] * inv_sd[..., None, :]
   both = var_ok[..., :, None] & var_ok[..., None, :]
   eye = jnp.eye(d, dtype=cov.dtype)
-  corr = jnp.where(both, corr, eye)
-  pivots = jnp.diagonal(jnp.linalg.cholesky(corr), axis1=-2, axis2=-1)
+  chol = jnp.linalg.cholesky(jnp.where(both, corr, eye))
+  pivots = jnp.diagonal(chol, axis1=-2, axis2=-1)
   piv_ok = jnp.isfinite(pivots) & (pivots * pivots > d * tol)
-  return jnp.all(var_ok & piv_ok, axis=-1)
+  return jnp.all(var_ok & piv_ok, axis=-1), chol, inv_sd
 
 
 def precision_cholesky(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
@@ -176,7 +182,10 @@ def precision_cholesky(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
   Degenerate means :func:`covariance_ok` is false, a relative decision, so the result
   does not depend on how a particular LAPACK build rounds a near-zero pivot.
   """
-  chol = jnp.linalg.cholesky(cov)
+  # One factorisation serves the decision and the factor: with S = diag(var) and
+  # R = S^{-1/2} C S^{-1/2} = L_R L_R^T, C's factor is S^{1/2} L_R, so
+  # U = S^{-1/2} L_R^{-T}.
+  ok, chol, inv_sd = _correlation_cholesky(cov, mean_sq)
   eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
-  u = solve_triangular(chol, eye, lower=True).T
-  return jnp.where(covariance_ok(cov, mean_sq), u, jnp.nan)
+  u = inv_sd[..., :, None] * jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
+  return jnp.where(ok[..., None, None], u, jnp.nan)

@@ -60,7 +60,8 @@ def _check_xy(x: ArrayLike, y: ArrayLike,
 
 def _check_xy_shapes(x: ArrayLike, y: ArrayLike) -> tuple[jax.Array, jax.Array]:
   """Static checks (dtypes, ranks, sizes) of training data; values not looked at."""
-  x, y = as_features(x), jnp.asarray(y)
+  x = as_features(x)
+  y = y if isinstance(y, jax.Array) else jnp.asarray(y)
   _checks.check_ndim(x, 2, "x")
   _checks.check_ndim(y, 1, "y")
   _checks.check_same_leading(x, y)
@@ -269,16 +270,18 @@ def moments(stats: GaussianStats):
 
 
 def _stats_class_shift(x, y, w, num_classes, full_covariance, pooled):
-  ones = jnp.ones(x.shape[:1], x.dtype) if w is None else w
-  count = jnp.zeros((num_classes,), x.dtype).at[y].add(ones, mode="drop")
+  if w is None:
+    count = jnp.zeros((num_classes,), x.dtype).at[y].add(1, mode="drop")
+    weigh = lambda v: v
+  else:
+    count = jnp.zeros((num_classes,), x.dtype).at[y].add(w, mode="drop")
+    weigh = lambda v: jnp.where((w > 0)[:, None], v * w[:, None], 0)
   safe = jnp.maximum(count, jnp.finfo(x.dtype).tiny)[:, None]
-  xw = jnp.where((ones > 0)[:, None], x * ones[:, None], 0)
-  mean = jax.ops.segment_sum(xw, y, num_classes) / safe
+  mean = jax.ops.segment_sum(weigh(x), y, num_classes) / safe
   # One correction pass (the mean of the residuals): the shift is then exact to a few
   # ulps whatever the summation order, so a constant feature has deviations of at most
   # a few ulps and the degeneracy tests in jgen.gaussian see it as constant.
-  resid = x - mean[jnp.clip(y, 0, num_classes - 1)]
-  resid = jnp.where((ones > 0)[:, None], resid * ones[:, None], 0)
+  resid = weigh(x - mean[jnp.clip(y, 0, num_classes - 1)])
   mean = mean + jax.ops.segment_sum(resid, y, num_classes) / safe
   return _stats(x, y, w, mean, num_classes, full_covariance, pooled)
 
@@ -286,14 +289,33 @@ def _stats_class_shift(x, y, w, num_classes, full_covariance, pooled):
 _stats_class_shift_jit = jax.jit(_stats_class_shift, static_argnums=(3, 4, 5))
 
 
-def _checked_stats(x, y, w, num_classes, full_covariance, pooled):
+def checked_stats(x, y, w, num_classes, full_covariance, pooled):
   """The statistics and, from the same pass over the data, the value summary that
-  decides whether they may be returned (one program, one small transfer)."""
+  decides whether they may be returned (traceable: ``fit`` runs it inside one program
+  with the family's parameter map, and reads back only the summary)."""
   return (_stats_class_shift(x, y, w, num_classes, full_covariance, pooled),
           _checks.xy_summary(x, y, num_classes))
 
 
-_checked_stats_jit = jax.jit(_checked_stats, static_argnums=(3, 4, 5))
+def prepare_fit(x, y, num_classes, sample_weight=None):
+  """The static checks of ``fit``'s inputs: ``(num_classes, x, y, w, checkable)``.
+
+  When ``checkable`` is true the values of ``x`` and ``y`` are still to be checked,
+  from :func:`checked_stats`'s summary (:func:`jgen.core.checks.raise_for_xy_summary`);
+  otherwise they have been checked here (or are tracers, checked as far as possible).
+  """
+  num_classes = _checks.check_num_classes(num_classes)
+  x, y = _check_xy_shapes(x, y)
+  if not jnp.issubdtype(y.dtype, jnp.integer):
+    raise TypeError(f"y must have an integer dtype (class labels), got {y.dtype}.")
+  checkable = _checks.values_checkable(x, y)
+  if not checkable:
+    _checks.check_labels_and_values(x, y, num_classes)
+  w = _checks.check_sample_weight(sample_weight, x.shape[0], x.dtype)
+  return num_classes, x, y, w, checkable
+
+
+_checked_stats_jit = jax.jit(checked_stats, static_argnums=(3, 4, 5))
 
 
 def fit_stats_of(x, y, num_classes, full_covariance, pooled,
@@ -304,16 +326,11 @@ def fit_stats_of(x, y, num_classes, full_covariance, pooled,
   dtype raise ``ValueError``; for concrete arrays the check is computed in the same
   compiled program as the statistics, which are discarded when it fails.
   """
-  num_classes = _checks.check_num_classes(num_classes)
-  x, y = _check_xy_shapes(x, y)
-  if not jnp.issubdtype(y.dtype, jnp.integer):
-    raise TypeError(f"y must have an integer dtype (class labels), got {y.dtype}.")
-  if _checks.values_checkable(x, y):
-    w = _checks.check_sample_weight(sample_weight, x.shape[0], x.dtype)
+  num_classes, x, y, w, checkable = prepare_fit(x, y, num_classes, sample_weight)
+  if checkable:
     stats, summary = _checked_stats_jit(x, y, w, num_classes, full_covariance, pooled)
-    if not isinstance(summary[0], jax.core.Tracer):
-      _checks.raise_for_xy_summary(summary, x, num_classes)
+    if not isinstance(summary, jax.core.Tracer):
+      _checks.raise_for_xy_summary(summary, x, y, num_classes)
       return stats
-  _checks.check_labels_and_values(x, y, num_classes)
-  w = _checks.check_sample_weight(sample_weight, x.shape[0], x.dtype)
+    _checks.check_labels_and_values(x, y, num_classes)  # concrete inside a trace
   return _stats_class_shift_jit(x, y, w, num_classes, full_covariance, pooled)

@@ -1,0 +1,244 @@
+"""Maps from sufficient statistics to each Gaussian family's params, and the eager fit.
+
+A family is described by a :class:`Family`: its parameter map ``core(stats, log_prior,
+reg)`` (a traced hyperparameter ``reg``, so one compilation serves every setting), the
+statistics it needs, and the words of its errors. :func:`fit` runs the statistics, the
+value checks of the data and the map as one compiled program and reads back one small
+vector, from which it raises the eager errors (one dispatch and one transfer per fit:
+the fixed cost that dominates a 5000 x 32 fit).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgen.core import bayes
+from jgen.core import checks as _checks
+from jgen.core.contract import Classifier
+from jgen.gaussian.params import GaussianNBParams
+from jgen.gaussian.params import LDAParams
+from jgen.gaussian.params import QDAParams
+from jgen.gaussian.params import precision_cholesky
+from jgen.gaussian.params import valid_classes
+from jgen.gaussian.params import valid_classes_jit
+from jgen.gaussian.stats import GaussianStats
+from jgen.gaussian.stats import check_stats
+from jgen.gaussian.stats import checked_stats
+from jgen.gaussian.stats import fit_stats_of
+from jgen.gaussian.stats import moments
+from jgen.gaussian.stats import prepare_fit
+
+__all__ = ["Family", "nb_family", "lda_family", "qda_family", "family_of", "fit",
+           "from_stats"]
+
+
+def _log_prior(stats: GaussianStats, priors, num_classes: int) -> jax.Array:
+  if priors is None:
+    return _empirical_log_prior(stats.count)
+  return _user_log_prior(priors, num_classes, stats.count.dtype)
+
+
+def _user_log_prior(priors, num_classes: int, dtype) -> jax.Array:
+  priors = jnp.asarray(priors)
+  _checks.check_float(priors, "priors")
+  if _checks.is_concrete(priors) and np.any(np.asarray(priors) < 0):
+    raise ValueError(f"priors must be non-negative probabilities, got {priors}.")
+  return bayes.validate_log_prior(jnp.log(priors.astype(dtype)), num_classes)
+
+
+@jax.jit
+def _empirical_log_prior(count: jax.Array) -> jax.Array:
+  return jnp.log(count) - jnp.log(jnp.sum(count))
+
+
+def _mask_invalid(means: jax.Array, valid: jax.Array) -> jax.Array:
+  return jnp.where(valid[:, None], means, jnp.nan)
+
+
+def _raise_if_invalid(stats: GaussianStats, params, min_count: int, family: str,
+                      remedy: str) -> None:
+  """Eager counterpart of the -inf sentinel: name the first bad class and why."""
+  if not (_checks.is_concrete(stats.count) and _checks.is_concrete(params.means)):
+    return
+  # One transfer for both: each device-to-host copy waits for the device.
+  count, ok = jax.device_get((stats.count, valid_classes_jit(params)))
+  _raise_for_classes(count, np.asarray(ok), params, min_count, family, remedy)
+
+
+def _raise_for_classes(count: np.ndarray, ok: np.ndarray, params, min_count: int,
+                       family: str, remedy: str) -> None:
+  for k, c in enumerate(count):
+    if not c >= min_count and not (min_count == 1 and c > 0):
+      what = "no samples" if c == 0 else f"{int(c)} sample(s)"
+      raise ValueError(f"y: class {k} has {what}; {family} needs at least {min_count}"
+                       f" per class (num_classes={count.shape[0]}).")
+  if not ok.all():
+    k = int(np.argmin(ok))
+    if isinstance(params, LDAParams):
+      what = "the pooled within-class covariance is not positive definite"
+    elif isinstance(params, GaussianNBParams):
+      what = f"class {k} has a zero (or non-finite) variance"
+    else:
+      what = f"the covariance of class {k} is not positive definite"
+    raise ValueError(f"{family}: {what} (constant or collinear features in x, or"
+                     f" non-finite statistics); {remedy}.")
+
+
+def _nb_core(stats: GaussianStats, log_prior: jax.Array, var_smoothing: float,
+             pooled: bool) -> GaussianNBParams:
+  means, scatter = moments(stats)
+  if scatter.ndim == 3:
+    scatter = jnp.diagonal(scatter, axis1=-2, axis2=-1)
+  n = stats.count
+  total = jnp.sum(n)
+  within = jnp.sum(scatter, axis=0)                                   # [D]
+  if pooled:
+    # Zheng et al. (2023): one diagonal variance for all classes, the pooled
+    # within-class MLE sum_k pi_k var_k (ddof 0), plus an absolute epsilon.
+    var = jnp.broadcast_to((within / total + var_smoothing)[None, :], means.shape)
+  else:
+    # scikit-learn GaussianNB: per-class MLE variances plus var_smoothing times the
+    # largest per-feature variance of all of x (ddof 0) = (within + between) / N.
+    # Classes with non-finite statistics (NaN data under jit) are left out here so
+    # that only they, not every class, become invalid.
+    ok = jnp.all(jnp.isfinite(means) & jnp.isfinite(scatter), axis=1)
+    w = jnp.where(ok, n, 0)
+    means_ok = jnp.where(ok[:, None], means, 0)
+    total_ok = jnp.sum(w)
+    grand = jnp.sum(w[:, None] * means_ok, axis=0) / total_ok
+    between = jnp.sum(w[:, None] * (means_ok - grand[None, :]) ** 2, axis=0)
+    within_ok = jnp.sum(jnp.where(ok[:, None], scatter, 0), axis=0)
+    eps = var_smoothing * jnp.max((within_ok + between) / total_ok)
+    # Rounding can leave -1e-17 where a feature is constant within a class.
+    var = jnp.maximum(scatter / jnp.where(n > 0, n, 1)[:, None], 0) + eps
+  return GaussianNBParams(_mask_invalid(means, n > 0), var, log_prior)
+
+
+def _lda_core(stats: GaussianStats, log_prior: jax.Array,
+              shrinkage: float) -> LDAParams:
+  means, scatter = moments(stats)
+  d = means.shape[-1]
+  cov = jnp.sum(scatter, axis=0) / jnp.sum(stats.count)
+  # scikit-learn's shrunk_covariance: (1 - s) C + s tr(C)/D I (linear, so shrinking
+  # each class covariance and pooling, as scikit-learn does, gives the same matrix).
+  mu = jnp.trace(cov) / d
+  cov = (1.0 - shrinkage) * cov + shrinkage * mu * jnp.eye(d, dtype=cov.dtype)
+  # Scale of each feature: the count-weighted mean square of the class means.
+  w = stats.count / jnp.sum(stats.count)
+  mean_sq = jnp.sum(w[:, None] * jnp.where(stats.count[:, None] > 0, means, 0) ** 2,
+                    axis=0)
+  return LDAParams(_mask_invalid(means, stats.count > 0), precision_cholesky(cov, mean_sq),
+                   log_prior)
+
+
+def _qda_core(stats: GaussianStats, log_prior: jax.Array, reg_param: float) -> QDAParams:
+  means, scatter = moments(stats)
+  n = stats.count
+  d = means.shape[-1]
+  cov = scatter / jnp.where(n > 0, n, 1)[:, None, None]
+  # scikit-learn QuadraticDiscriminantAnalysis: (1 - r) S^2 / n_k + r on the singular
+  # values of the centred class data, i.e. (1 - r) C_k + r I with C_k the MLE (ddof 0).
+  cov = (1.0 - reg_param) * cov + reg_param * jnp.eye(d, dtype=cov.dtype)[None]
+  return QDAParams(_mask_invalid(means, n >= 2),
+                   jax.vmap(precision_cholesky)(cov, means * means), log_prior)
+
+
+def _nb_core_per_class(stats: GaussianStats, log_prior: jax.Array,
+                       var_smoothing) -> GaussianNBParams:
+  return _nb_core(stats, log_prior, var_smoothing, False)
+
+
+def _nb_core_pooled(stats: GaussianStats, log_prior: jax.Array,
+                    var_smoothing) -> GaussianNBParams:
+  return _nb_core(stats, log_prior, var_smoothing, True)
+
+
+class Family(NamedTuple):
+  """What turns statistics into one family's params: the parameter map ``core(stats,
+  log_prior, reg)`` and what the statistics and the eager errors need."""
+  core: Callable
+  reg: float
+  full_covariance: bool
+  pooled: bool
+  min_count: int
+  family: str
+  remedy: str
+
+
+# Hyperparameters are traced scalars: one compilation serves every setting.
+_core_jit = jax.jit(lambda core, stats, log_prior, reg: core(stats, log_prior, reg),
+                    static_argnums=0)
+
+
+def _fit_program(x, y, w, log_prior, reg, core, num_classes, full_covariance, pooled):
+  """The whole eager fit as one program: the params and, packed into one small vector
+  so that one transfer reads them, the value summary of the data and what the class
+  errors need: ``[max |x|, labels out of range, count[K], valid[K]]``."""
+  stats, summary = checked_stats(x, y, w, num_classes, full_covariance, pooled)
+  if log_prior is None:
+    log_prior = _empirical_log_prior(stats.count)
+  params = core(stats, log_prior, reg)
+  ok = jnp.broadcast_to(valid_classes(params), stats.count.shape)
+  return params, jnp.concatenate([summary, stats.count, ok.astype(x.dtype)])
+
+
+_fit_program_jit = jax.jit(_fit_program, static_argnums=(5, 6, 7, 8))
+
+
+def from_stats(spec: Family, stats: GaussianStats, priors):
+  k, _ = check_stats(stats, need_full=spec.full_covariance,
+                     need_per_class=not spec.pooled, family=spec.family)
+  params = _core_jit(spec.core, stats, _log_prior(stats, priors, k), spec.reg)
+  _raise_if_invalid(stats, params, spec.min_count, spec.family, spec.remedy)
+  return params
+
+
+def fit(spec: Family, x, y, num_classes, sample_weight, priors):
+  num_classes, x, y, w, checkable = prepare_fit(x, y, num_classes, sample_weight)
+  if checkable:
+    log_prior = None if priors is None else _user_log_prior(priors, num_classes, x.dtype)
+    params, packed = _fit_program_jit(x, y, w, log_prior, spec.reg, spec.core,
+                                      num_classes, spec.full_covariance, spec.pooled)
+    if not isinstance(packed, jax.core.Tracer):
+      packed = np.asarray(packed)
+      _checks.raise_for_xy_summary(packed[:2], x, y, num_classes)
+      _raise_for_classes(packed[2:2 + num_classes], packed[2 + num_classes:] > 0,
+                         params, spec.min_count, spec.family, spec.remedy)
+      return params
+    _checks.check_labels_and_values(x, y, num_classes)  # concrete inside a trace
+  stats = fit_stats_of(x, y, num_classes, spec.full_covariance, spec.pooled,
+                       sample_weight)
+  return from_stats(spec, stats, priors)
+
+
+def nb_family(var_smoothing: float, pooled: bool) -> Family:
+  return Family(_nb_core_pooled if pooled else _nb_core_per_class, var_smoothing,
+                 False, pooled, 1, f"gaussian_nb(pooled={pooled})", "use var_smoothing > 0")
+
+
+def lda_family(shrinkage: float) -> Family:
+  return Family(_lda_core, shrinkage, True, True, 1, f"lda(shrinkage={shrinkage})",
+                 "use shrinkage > 0")
+
+
+def qda_family(reg_param: float) -> Family:
+  return Family(_qda_core, reg_param, True, False, 2, f"qda(reg_param={reg_param})",
+                 "use reg_param > 0")
+
+
+def family_of(model: Classifier) -> Family:
+  """The statistics-to-params map of a Gaussian family, rebuilt from its name and
+  hyperparameters (so it works for a model loaded from disk as well)."""
+  h = dict(model.hyperparams)
+  if model.name == "gaussian_nb":
+    return nb_family(float(h["var_smoothing"]), bool(h["pooled"]))
+  if model.name == "lda":
+    return lda_family(float(h["shrinkage"]))
+  if model.name == "qda":
+    return qda_family(float(h["reg_param"]))
+  raise TypeError(f"model must be a Gaussian family (gaussian_nb, lda or qda), got"
+                  f" {model.name!r}.")
