@@ -123,6 +123,12 @@ def _check_num_reps(num_reps):
     raise ValueError(f"num_reps must be an int >= 1, got {num_reps!r}.")
 
 
+def _check_bucket_ratio(bucket_ratio):
+  if isinstance(bucket_ratio, bool) or not isinstance(bucket_ratio, (int, np.integer)) or (
+      bucket_ratio < 2):
+    raise ValueError(f"bucket_ratio must be an integer >= 2, got {bucket_ratio!r}.")
+
+
 def _check_sizes(sizes, k, name):
   sizes = np.asarray(sizes, np.int64)
   if sizes.ndim != 1 or sizes.size == 0:
@@ -146,11 +152,11 @@ class _Sweep:
   """Streams, test set and compiled program of one (model, mixture) search."""
 
   def __init__(self, model, train_key, mixture, test, max_size, num_reps, chunk,
-               mesh=None):
+               mesh=None, bucket_ratio=4):
     self.k = mixture.means.shape[0]
     self.model, self.chunk = model, chunk
     self.test = test
-    buckets = engine.buckets_for(max_size)
+    buckets = engine.buckets_for(max_size, ratio=bucket_ratio)
     self.x, self.y = engine.sample_streams(train_key, mixture, num_reps, buckets[-1])
     if mesh is not None:
       self.x, self.y = engine.shard_streams(mesh, self.x, self.y)
@@ -179,7 +185,7 @@ class _Sweep:
 
 def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
                    tol=1e-4, max_iter=1000, init=None, chunk=8, mesh=None,
-                   progress=False):
+                   bucket_ratio=4, progress=False):
   """Test errors of ``model`` trained on the first ``m`` examples of each repetition.
 
   Sizes run in order and warm-start each fit from the previous one (families whose
@@ -197,6 +203,9 @@ def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
     chunk: sizes per compiled call (static).
     mesh: optional :func:`jgen.parallel.make_mesh` mesh; the repetitions are sharded
       over its ``data`` axis (same numbers as one device).
+    bucket_ratio: integer ``>= 2``, the growth between padded sizes
+      (:func:`buckets_for`): smaller pads less (each fit costs in proportion to its
+      bucket) at the price of one more compiled branch per halving.
     progress: ``True`` for a tqdm bar over the ``G`` sizes, or a callable called with
       the number of sizes finished per compiled call (:mod:`jgen.core.progress`).
 
@@ -219,8 +228,9 @@ def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
   k, d = mixture.means.shape
   sizes = _check_sizes(sizes, k, "sizes")
   test = _check_test(test, k, d)
+  _check_bucket_ratio(bucket_ratio)
   sweep = _Sweep(model, train_key, mixture, test, int(sizes.max()), num_reps, chunk,
-                 mesh)
+                 mesh, bucket_ratio)
   with report(progress, sizes.size, unit="size", desc="evaluate_sizes") as update:
     return sweep(sizes, init, update)
 
@@ -275,7 +285,7 @@ def size_grid(num_classes: int, dim: int, max_size: int) -> np.ndarray:
 
 def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_000,
                 strategy="scan", chunk=8, growth=1.5, C=1.0, tol=1e-4, max_iter=1000,
-                pad_dim: int | None = None, mesh=None,
+                pad_dim: int | None = None, mesh=None, bucket_ratio: int = 4,
                 progress: bool | Callable[[int], None] | None = False) -> CurveResult:
   """Learning curve of ``model`` until its mean test error drops below ``target``.
 
@@ -300,6 +310,8 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
     num_reps: repetitions ``R >= 1`` (vmapped); num_test: test points.
     pad_dim: append zero-variance features up to this dimension (:func:`pad_mixture`).
     mesh: optional mesh; repetitions sharded over its ``data`` axis.
+    bucket_ratio: integer ``>= 2``, growth between padded sizes (as in
+      :func:`evaluate_sizes`).
     progress: ``True`` for a tqdm bar over sizes (its total is ``len(grid)``, an upper
       bound, shrunk to the sizes evaluated when the search stops early), or a
       callable called with the number of sizes evaluated per compiled call.
@@ -324,6 +336,7 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
       not 0.0 < float(target) < 1.0):
     raise ValueError(f"target must be an error rate in (0, 1), got {target!r}.")
   _check_num_reps(num_reps)
+  _check_bucket_ratio(bucket_ratio)
   check_progress(progress)
   model = resolve_model(model, C=C, tol=tol, max_iter=max_iter)
   k = mixture.means.shape[0]
@@ -334,7 +347,8 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
     mixture = pad_mixture(mixture, pad_dim)
   test_key, train_key = jax.random.split(key)
   test = simulate.sample(test_key, mixture, num_test)
-  sweep = _Sweep(model, train_key, mixture, test, int(grid[-1]), num_reps, chunk, mesh)
+  sweep = _Sweep(model, train_key, mixture, test, int(grid[-1]), num_reps, chunk, mesh,
+                 bucket_ratio)
   done: dict[int, np.ndarray] = {}
   fits: dict[int, object] = {}
   bad = 0
