@@ -183,6 +183,21 @@ def test_find_m_star_scan_and_bisect(key):
   assert nb.m_star is not None and nb.m_star <= scan.m_star
 
 
+@pytest.mark.parametrize("model", ["nb", "lr"])
+def test_bucket_ratio_changes_padding_not_results(key, model):
+  # The padded rows carry weight 0, so finer buckets (less padding, more compiled
+  # branches) fit the same training sets: equal test errors up to one test point of
+  # rounding (sums over a different number of zero rows).
+  mix = simulate.zheng_mixture(3, 6)
+  test = _test_set(key, mix, 1000)
+  sizes = [6, 40, 70, 130, 300]
+  a, _, _ = simulate.evaluate_sizes(key, mix, test, sizes, model=model, num_reps=2)
+  b, _, _ = simulate.evaluate_sizes(key, mix, test, sizes, model=model, num_reps=2,
+                                    bucket_ratio=2)
+  assert simulate.buckets_for(300, ratio=2) != simulate.buckets_for(300)
+  np.testing.assert_allclose(b, a, atol=1.5 / 1000)
+
+
 def test_bad_input(key):
   mix = simulate.zheng_mixture(3, 4)
   test = _test_set(key, mix, 300)
@@ -207,6 +222,12 @@ def test_bad_input(key):
       simulate.find_m_star(key, mix, model="nb", target=target, grid=[6, 9])
   with pytest.raises(ValueError, match="num_reps"):
     simulate.find_m_star(key, mix, model="nb", target=0.1, grid=[6, 9], num_reps=0)
+  for ratio in (1, 2.5, True):
+    with pytest.raises(ValueError, match="bucket_ratio"):
+      simulate.find_m_star(key, mix, model="nb", target=0.1, grid=[6, 9],
+                           bucket_ratio=ratio)
+    with pytest.raises(ValueError, match="bucket_ratio"):
+      simulate.evaluate_sizes(key, mix, test, [6], model="nb", bucket_ratio=ratio)
   with pytest.raises(ValueError, match="num_classes"):
     simulate.zheng_mixture(1, 4)
   with pytest.raises(ValueError, match="dim"):

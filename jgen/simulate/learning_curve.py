@@ -22,15 +22,8 @@ from jgen.logistic import batched
 from jgen.simulate import engine
 from jgen.simulate import mixtures as simulate
 
-__all__ = [
-    "MODELS",
-    "CurveResult",
-    "bucket_size",
-    "evaluate_sizes",
-    "find_m_star",
-    "size_grid",
-    "pad_mixture",
-]
+__all__ = ["MODELS", "CurveResult", "bucket_size", "evaluate_sizes", "find_m_star",
+           "size_grid", "pad_mixture"]
 
 MODELS = ("nb", "lr")
 
@@ -123,10 +116,9 @@ def _check_num_reps(num_reps):
     raise ValueError(f"num_reps must be an int >= 1, got {num_reps!r}.")
 
 
-def _check_bucket_ratio(bucket_ratio):
-  if isinstance(bucket_ratio, bool) or not isinstance(bucket_ratio, (int, np.integer)) or (
-      bucket_ratio < 2):
-    raise ValueError(f"bucket_ratio must be an integer >= 2, got {bucket_ratio!r}.")
+def _check_bucket_ratio(r):
+  if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 2:
+    raise ValueError(f"bucket_ratio must be an integer >= 2, got {r!r}.")
 
 
 def _check_sizes(sizes, k, name):
@@ -203,9 +195,8 @@ def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
     chunk: sizes per compiled call (static).
     mesh: optional :func:`jgen.parallel.make_mesh` mesh; the repetitions are sharded
       over its ``data`` axis (same numbers as one device).
-    bucket_ratio: integer ``>= 2``, the growth between padded sizes
-      (:func:`buckets_for`): smaller pads less (each fit costs in proportion to its
-      bucket) at the price of one more compiled branch per halving.
+    bucket_ratio: integer ``>= 2``, growth between padded sizes (:func:`buckets_for`);
+      smaller pads less (a fit costs in proportion to its bucket), compiles more branches.
     progress: ``True`` for a tqdm bar over the ``G`` sizes, or a callable called with
       the number of sizes finished per compiled call (:mod:`jgen.core.progress`).
 
@@ -310,8 +301,7 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
     num_reps: repetitions ``R >= 1`` (vmapped); num_test: test points.
     pad_dim: append zero-variance features up to this dimension (:func:`pad_mixture`).
     mesh: optional mesh; repetitions sharded over its ``data`` axis.
-    bucket_ratio: integer ``>= 2``, growth between padded sizes (as in
-      :func:`evaluate_sizes`).
+    bucket_ratio: growth between padded sizes, as in :func:`evaluate_sizes`.
     progress: ``True`` for a tqdm bar over sizes (its total is ``len(grid)``, an upper
       bound, shrunk to the sizes evaluated when the search stops early), or a
       callable called with the number of sizes evaluated per compiled call.
