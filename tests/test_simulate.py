@@ -184,7 +184,7 @@ def test_find_m_star_scan_and_bisect(key):
 
 
 @pytest.mark.parametrize("model", ["nb", "lr"])
-def test_bucket_ratio_changes_padding_not_results(key, model):
+def test_bucket_ratio_changes_padding_not_results(key, model, monkeypatch):
   # The padded rows carry weight 0, so finer buckets (less padding, more compiled
   # branches) fit the same training sets: equal test errors up to one test point of
   # rounding (sums over a different number of zero rows).
@@ -192,8 +192,13 @@ def test_bucket_ratio_changes_padding_not_results(key, model):
   test = _test_set(key, mix, 1000)
   sizes = [6, 40, 70, 130, 300]
   a, _, _ = simulate.evaluate_sizes(key, mix, test, sizes, model=model, num_reps=2)
+  used = []
+  buckets_for = simulate.engine.buckets_for
+  monkeypatch.setattr(simulate.engine, "buckets_for",
+                      lambda m, **kw: used.append(kw) or buckets_for(m, **kw))
   b, _, _ = simulate.evaluate_sizes(key, mix, test, sizes, model=model, num_reps=2,
                                     bucket_ratio=2)
+  assert used == [dict(ratio=2)]  # the sweep padded with the ratio it was given
   assert simulate.buckets_for(300, ratio=2) != simulate.buckets_for(300)
   np.testing.assert_allclose(b, a, atol=1.5 / 1000)
 

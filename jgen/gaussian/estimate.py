@@ -28,7 +28,7 @@ from jgen.gaussian.params import valid_classes_jit
 from jgen.gaussian.stats import GaussianStats
 from jgen.gaussian.stats import check_stats
 from jgen.gaussian.stats import checked_stats
-from jgen.gaussian.stats import fit_stats_of
+from jgen.gaussian.stats import class_mean_stats
 from jgen.gaussian.stats import moments
 from jgen.gaussian.stats import prepare_fit
 
@@ -210,8 +210,7 @@ def fit(spec: Family, x, y, num_classes, sample_weight, priors):
                          params, spec.min_count, spec.family, spec.remedy)
       return params
     _checks.check_labels_and_values(x, y, num_classes)  # concrete inside a trace
-  stats = fit_stats_of(x, y, num_classes, spec.full_covariance, spec.pooled,
-                       sample_weight)
+  stats = class_mean_stats(x, y, w, num_classes, spec.full_covariance, spec.pooled)
   return from_stats(spec, stats, priors)
 
 

@@ -315,22 +315,7 @@ def prepare_fit(x, y, num_classes, sample_weight=None):
   return num_classes, x, y, w, checkable
 
 
-_checked_stats_jit = jax.jit(checked_stats, static_argnums=(3, 4, 5))
-
-
-def fit_stats_of(x, y, num_classes, full_covariance, pooled,
-                 sample_weight=None) -> GaussianStats:
-  """Statistics about the class means (two passes, no cancellation) for ``fit``.
-
-  Labels out of range, non-finite ``x`` and magnitudes whose squares overflow the
-  dtype raise ``ValueError``; for concrete arrays the check is computed in the same
-  compiled program as the statistics, which are discarded when it fails.
-  """
-  num_classes, x, y, w, checkable = prepare_fit(x, y, num_classes, sample_weight)
-  if checkable:
-    stats, summary = _checked_stats_jit(x, y, w, num_classes, full_covariance, pooled)
-    if not isinstance(summary, jax.core.Tracer):
-      _checks.raise_for_xy_summary(summary, x, y, num_classes)
-      return stats
-    _checks.check_labels_and_values(x, y, num_classes)  # concrete inside a trace
+def class_mean_stats(x, y, w, num_classes, full_covariance, pooled) -> GaussianStats:
+  """Statistics about the class means (two passes, no cancellation) of inputs that
+  :func:`prepare_fit` has checked; the value checks are the caller's."""
   return _stats_class_shift_jit(x, y, w, num_classes, full_covariance, pooled)
