@@ -1,5 +1,5 @@
 """Checkpoints: generic pytree save/restore (orbax) and trained denoisers with their
-config. A face over :mod:`jgen.parallel.checkpoint` and :mod:`jgen.diffusion.checkpoint`.
+config. A face over ``jgen.parallel.checkpoint`` and ``jgen.diffusion.checkpoint``.
 """
 
 from jgen.parallel.checkpoint import CheckpointError

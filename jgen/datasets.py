@@ -1,11 +1,11 @@
 """Offline real datasets with deterministic train/test splits.
 
-Every loader returns a :class:`Split` ``(x_train, y_train, x_test, y_test)`` of NumPy
-arrays: features ``[N, D]`` in ``dtype`` (float32 by default), labels ``[N]`` int32 in
-``[0, K)``. Nothing is downloaded: scikit-learn's bundled copies (digits, iris, wine,
-breast_cancer), the CSV bundled with ``palmerpenguins``, and MNIST-1D generated locally
-with ``mnist1d.data.make_dataset``. These packages are optional and imported only
-inside the loaders.
+Every loader returns a [`Split`][jgen.datasets.Split]
+``(x_train, y_train, x_test, y_test)`` of NumPy arrays: features ``[N, D]`` in ``dtype``
+(float32 by default), labels ``[N]`` int32 in ``[0, K)``. Nothing is downloaded:
+scikit-learn's bundled copies (digits, iris, wine, breast_cancer), the CSV bundled with
+``palmerpenguins``, and MNIST-1D generated locally with ``mnist1d.data.make_dataset``.
+These packages are optional and imported only inside the loaders.
 
 Split protocol (all but MNIST-1D): 80/20 stratified, seed 0, i.e. scikit-learn's
 ``train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)``.
@@ -35,7 +35,7 @@ __all__ = [
 class Split(NamedTuple):
   """A train/test split: ``x_* [N, D]`` features, ``y_* [N]`` int32 labels.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> x_train, y_train, x_test, y_test = jgen.datasets.load("wine")
     >>> x_train.shape, x_test.shape, y_train.dtype
@@ -95,10 +95,10 @@ def load_digits(dtype=np.float32) -> Split:
     dtype: floating NumPy dtype of the features.
 
   Returns:
-    :class:`Split` ``(x_train [1437, 64], y_train [1437],
+    [`Split`][jgen.datasets.Split] ``(x_train [1437, 64], y_train [1437],
     x_test [360, 64], y_test [360])``.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> split = jgen.datasets.load_digits()
     >>> split.x_train.shape, split.x_test.shape, float(split.x_train.max())
@@ -114,10 +114,10 @@ def load_iris(dtype=np.float32) -> Split:
     dtype: floating NumPy dtype of the features.
 
   Returns:
-    :class:`Split` ``(x_train [120, 4], y_train [120],
+    [`Split`][jgen.datasets.Split] ``(x_train [120, 4], y_train [120],
     x_test [30, 4], y_test [30])``.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> x_train, y_train, x_test, y_test = jgen.datasets.load_iris()
     >>> model = jgen.lda(); params = model.fit(x_train, y_train, num_classes=3)
@@ -134,10 +134,10 @@ def load_wine(dtype=np.float32) -> Split:
     dtype: floating NumPy dtype of the features.
 
   Returns:
-    :class:`Split` ``(x_train [142, 13], y_train [142],
+    [`Split`][jgen.datasets.Split] ``(x_train [142, 13], y_train [142],
     x_test [36, 13], y_test [36])``.
 
-  Example:
+  Examples:
     >>> import numpy as np, jgen
     >>> split = jgen.datasets.load_wine()
     >>> tuple(np.bincount(split.y_train).tolist())  # class sizes, stratified
@@ -153,10 +153,10 @@ def load_breast_cancer(dtype=np.float32) -> Split:
     dtype: floating NumPy dtype of the features.
 
   Returns:
-    :class:`Split` ``(x_train [455, 30], y_train [455],
+    [`Split`][jgen.datasets.Split] ``(x_train [455, 30], y_train [455],
     x_test [114, 30], y_test [114])``.
 
-  Example:
+  Examples:
     >>> import numpy as np, jgen
     >>> split = jgen.datasets.load_breast_cancer()
     >>> split.x_train.shape, tuple(np.bincount(split.y_train).tolist())
@@ -181,10 +181,10 @@ def load_penguins(dtype=np.float32) -> Split:
     dtype: floating NumPy dtype of the features.
 
   Returns:
-    :class:`Split` ``(x_train [273, 4], y_train [273],
+    [`Split`][jgen.datasets.Split] ``(x_train [273, 4], y_train [273],
     x_test [69, 4], y_test [69])``.
 
-  Example:
+  Examples:
     >>> import numpy as np, jgen
     >>> split = jgen.datasets.load_penguins()
     >>> split.x_train.shape, tuple(np.bincount(split.y_train).tolist())
@@ -227,10 +227,10 @@ def load_mnist1d(dtype=np.float32) -> Split:
     dtype: floating NumPy dtype of the features.
 
   Returns:
-    :class:`Split` ``(x_train [4000, 40], y_train [4000],
+    [`Split`][jgen.datasets.Split] ``(x_train [4000, 40], y_train [4000],
     x_test [1000, 40], y_test [1000])``.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> split = jgen.datasets.load_mnist1d()
     >>> split.x_train.shape, split.x_test.shape, int(split.y_train.max()) + 1
@@ -254,7 +254,7 @@ NAMES = tuple(_LOADERS)
 
 
 def load(name: str, dtype=np.float32) -> Split:
-  """Loads a dataset by name, one of :data:`NAMES`.
+  """Loads a dataset by name, one of [`NAMES`][jgen.datasets.NAMES].
 
   Args:
     name: ``"digits"``, ``"iris"``, ``"wine"``, ``"breast_cancer"``, ``"penguins"`` or
@@ -262,10 +262,10 @@ def load(name: str, dtype=np.float32) -> Split:
     dtype: floating dtype of the features.
 
   Returns:
-    :class:`Split` ``(x_train [N, D], y_train [N],
+    [`Split`][jgen.datasets.Split] ``(x_train [N, D], y_train [N],
     x_test [M, D], y_test [M])``.
 
-  Example:
+  Examples:
     >>> import numpy as np, jgen
     >>> split = jgen.datasets.load("iris", dtype=np.float64)
     >>> split.x_train.shape, split.x_train.dtype

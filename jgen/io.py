@@ -1,6 +1,8 @@
 """Save and load any fitted jgen model: ``save(path, model, params)`` / ``load(path)``.
 
-One orbax checkpoint (:func:`jgen.parallel.checkpoint.save_pytree`) holds everything:
+One orbax checkpoint
+([`jgen.parallel.checkpoint.save_pytree`][jgen.checkpoint.save_pytree]) holds
+everything:
 
 * ``params``: the fitted parameters as a tree of arrays (NamedTuples become dicts);
 * ``meta``: a JSON document stored as a ``uint8`` array: the format name and version,
@@ -11,13 +13,14 @@ One orbax checkpoint (:func:`jgen.parallel.checkpoint.save_pytree`) holds everyt
 and the params with their original types and dtypes, so ``log_likelihood`` is bitwise
 identical after a round trip. Families: ``gaussian_nb``, ``lda``, ``qda``,
 ``logistic_regression`` and ``diffusion_classifier`` (a jgen NNX denoiser: its
-architecture is stored with :func:`jgen.diffusion.nets.denoiser_config`, and a schedule
-as a ``{"name": ..., **kwargs}`` spec, as :func:`jgen.diffusion.save_model` does).
+architecture is stored with ``jgen.diffusion.nets.denoiser_config``, and a schedule
+as a ``{"name": ..., **kwargs}`` spec, as
+[`jgen.diffusion.save_model`][jgen.diffusion.save_model] does).
 
-Errors (:class:`jgen.parallel.checkpoint.CheckpointError`, a ``ValueError``) name the
-problem: a missing folder, a folder that is not a jgen model (foreign), a format
-version newer than this jgen reads, or damaged contents (unreadable arrays, or arrays
-whose digest differs from the one saved).
+Errors ([`jgen.parallel.checkpoint.CheckpointError`][jgen.io.CheckpointError], a
+``ValueError``) name the problem: a missing folder, a folder that is not a jgen model
+(foreign), a format version newer than this jgen reads, or damaged contents (unreadable
+arrays, or arrays whose digest differs from the one saved).
 """
 
 from __future__ import annotations
@@ -128,7 +131,7 @@ def save(path: str | os.PathLike, model, params: Any) -> None:
 
   Args:
     path: target directory (an existing checkpoint there is replaced).
-    model: the :class:`jgen.Classifier` that produced ``params``.
+    model: the [`jgen.Classifier`][jgen.Classifier] that produced ``params``.
     params: what ``model.fit`` returned (or params of the same type).
 
   Raises:
@@ -136,7 +139,7 @@ def save(path: str | os.PathLike, model, params: Any) -> None:
     ValueError: a family, denoiser or schedule that cannot be rebuilt from a
       description.
 
-  Example:
+  Examples:
     >>> import tempfile, jax.numpy as jnp, jgen
     >>> from jgen.io import save, load
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
@@ -221,10 +224,10 @@ def _decode(path: str, meta: dict, saved: dict):
 
 
 def load(path: str | os.PathLike) -> tuple[Any, Any]:
-  """Loads ``(model, params)`` written by :func:`save`.
+  """Loads ``(model, params)`` written by [`save`][jgen.save].
 
   Args:
-    path: a folder written by :func:`save`.
+    path: a folder written by [`save`][jgen.save].
 
   Returns:
     ``(model, params)``: the family rebuilt from its name and hyperparameters and the
@@ -235,7 +238,7 @@ def load(path: str | os.PathLike) -> tuple[Any, Any]:
       format version newer than this jgen reads; damaged contents (unreadable arrays
       or a digest mismatch). Each message names the folder and the problem.
 
-  Example:
+  Examples:
     >>> import tempfile, jax.numpy as jnp, jgen
     >>> from jgen.io import save, load
     >>> x = jnp.array([[0.0], [1.0], [2.0], [3.0]]); y = jnp.array([0, 0, 1, 1])

@@ -5,15 +5,16 @@ r"""Numerical calibration function: the tightest transform for any loss.
 
 over distributions ``p`` on the simplex and scores ``h`` (all of ``R^K``, or the box
 ``|h_y| <= Lambda``). Every closed-form transform ``T`` of
-:mod:`jgen.bounds.transforms` must satisfy ``T <= delta``.
+``jgen.bounds.transforms`` must satisfy ``T <= delta``.
 
 Method. By symmetry of the losses under class permutations, fix the predicted class
 to 0 and the class gaining probability to 1. Both constraints hold by construction:
 
 * scores ``h = (max(u) + a^2, u_1, ..., u_{K-1})``, so class 0 is an argmax (ties go
-  to class 0, the first maximal class, as in :func:`jgen.bounds.zero_one_regret`);
-  with a score bound, that vector clipped to ``[-Lambda, Lambda]`` (and ``u``
-  projected into the box after each step), which keeps ties at the bound reachable;
+  to class 0, the first maximal class, as in
+  [`jgen.bounds.zero_one_regret`][jgen.bounds.zero_one_regret]); with a score bound,
+  that vector clipped to ``[-Lambda, Lambda]`` (and ``u`` projected into the box after
+  each step), which keeps ties at the bound reachable;
 * ``p = t e_1 + (1 - t) q`` with ``q = w / sum(w)``, ``w = v^2 + 1e-12`` and
   ``q_0 <= q_1`` (the two entries sorted). This maps onto every ``p`` with
   ``p_1 - p_0 >= t``, hence ``Delta C_01 >= t``; squares reach the simplex faces.
@@ -26,12 +27,13 @@ same starts, so the values do not depend on the chunking). Every iterate is a fe
 is an *upper* estimate of ``delta(t)``: a valid closed-form ``T`` is below it with no
 tolerance beyond rounding, while a tight one matches it to the optimiser's accuracy.
 
-``C*(p)`` uses the closed forms of :func:`jgen.bounds.best_conditional_risk` for the
+``C*(p)`` uses the closed forms of
+[`jgen.bounds.best_conditional_risk`][jgen.bounds.best_conditional_risk] for the
 library's losses (complete set). For other losses, and for bounded scores, ``C*`` is
-tracked by an inner (projected, for bounded scores) Adam loop warm-started across
-outer steps and re-solved from the warm start at the end; the value is then an upper
-estimate only up to the accuracy of that inner solve (an unconverged inner solve
-overestimates ``C*`` and so underestimates ``delta``).
+tracked by an inner (projected, for bounded scores) Adam loop warm-started across outer
+steps and re-solved from the warm start at the end; the value is then an upper estimate
+only up to the accuracy of that inner solve (an unconverged inner solve overestimates
+``C*`` and so underestimates ``delta``).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class CalibrationResult(NamedTuple):
     h: ``[T, K]`` scores attaining ``delta`` (class 0 predicted).
     p: ``[T, K]`` distributions attaining ``delta``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> t = jnp.array([0.25, 0.5])
     >>> kw = dict(num_classes=2, key=jax.random.key(0), num_restarts=2, num_steps=50)
@@ -250,16 +252,16 @@ def calibration_function(loss_fn, t: ArrayLike, *, num_classes: int, key: jax.Ar
     inner_steps: inner ``C*`` steps per outer step (numerical ``C*`` only).
     return_argmin: also return the minimising ``h`` and ``p``.
     progress: ``True`` for a tqdm bar over the ``t`` values, or a callable called
-      with the number of ``t`` values finished (:mod:`jgen.core.progress`). Solves
+      with the number of ``t`` values finished (``jgen.core.progress``). Solves
       ``t`` in chunks of ``ceil(T / 20)`` (one compile, the last chunk padded) with
       the same starts as the single call, hence the same values; needs concrete ``t``.
 
   Returns:
     ``delta`` with the shape of ``t`` (``[L, *t.shape]`` for a list of losses); or a
-    :class:`CalibrationResult` with leading shape ``[T]`` (``[L, T]``) when
-    ``return_argmin``.
+    [`CalibrationResult`][jgen.bounds.CalibrationResult] with leading shape ``[T]``
+    (``[L, T]``) when ``return_argmin``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> t = jnp.array([0.25, 0.5])
     >>> kw = dict(num_classes=2, key=jax.random.key(0), num_restarts=2, num_steps=50)

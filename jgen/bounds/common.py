@@ -4,7 +4,7 @@ Generic checks (rank, dtype, ``num_classes``, labels) live in ``jgen._checks``; 
 module adds the checks the bounds need: probability vectors on the simplex, values in
 ``[0, 1]``, the comp-sum parameter ``tau`` and the score bound ``Lambda``. Value checks
 run on concrete arrays (eagerly); under ``jit`` the public functions return ``NaN`` as
-a documented sentinel instead (see :func:`simplex_ok`).
+a documented sentinel instead (see ``simplex_ok``).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def as_simplex(p: ArrayLike, name: str = "p", *, like: jax.Array | None = None
   """Probability vectors ``[..., K]``; concrete ones must lie on the simplex.
 
   Entries must be ``>= -atol`` and each row must sum to one within ``atol``
-  (:func:`simplex_atol`). Traced values are not checked here; callers mask their
-  results with :func:`simplex_ok`.
+  (``simplex_atol``). Traced values are not checked here; callers mask their
+  results with ``simplex_ok``.
   """
   p = as_scores(p, name)
   if like is not None and p.shape != like.shape:
@@ -74,7 +74,7 @@ def as_simplex(p: ArrayLike, name: str = "p", *, like: jax.Array | None = None
 
 
 def simplex_ok(p: jax.Array) -> jax.Array:
-  """Traced test ``[...]`` bool: ``p`` is on the simplex within :func:`simplex_atol`."""
+  """Traced test ``[...]`` bool: ``p`` is on the simplex within ``simplex_atol``."""
   atol = simplex_atol(p.dtype)
   return (jnp.all(p >= -atol, axis=-1)
           & (jnp.abs(jnp.sum(p, axis=-1) - 1.0) <= atol))

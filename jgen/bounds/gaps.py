@@ -7,20 +7,21 @@ The minimizability gap of a loss ``l`` and hypothesis set ``H`` is
 
 For the complete hypothesis set (all measurable score functions) ``C*(H, x)`` is the
 unconstrained infimum at every ``x`` and the gap is zero; that is the default of
-:func:`jgen.bounds.zero_one_bound`. For linear scores ``h(x) = x W + b`` the gap is
-positive unless the loss's pointwise minimiser is itself linear in ``x``.
+[`jgen.bounds.zero_one_bound`][jgen.bounds.zero_one_bound]. For linear scores
+``h(x) = x W + b`` the gap is positive unless the loss's pointwise minimiser is itself
+linear in ``x``.
 
 When the true posterior ``p(y | x)`` is known (simulations), everything is a plain
 average over a sample of ``x``:
 
-* :func:`expected_excess_risks`: ``E_x[Delta C_l(h(x), p(x))]`` and
-  ``E_x[Delta C_01(h(x), p(x))]``, the excess risks relative to the Bayes (complete
-  set) risks, exact given the sample (no label noise);
-* :func:`linear_minimizability_gap`: ``min_{W, b} E_x[C_l(x W + b, p(x))] -
-  E_x[C*_l(p(x))]``, the best linear conditional risk found by L-BFGS minus the Bayes
-  conditional risk. The minimiser is attained by the optimiser, so the estimate is an
-  upper estimate of the gap on the sample, which keeps the bound
-  ``Gamma(excess + M)`` valid.
+* [`expected_excess_risks`][jgen.bounds.expected_excess_risks]:
+  ``E_x[Delta C_l(h(x), p(x))]`` and ``E_x[Delta C_01(h(x), p(x))]``, the excess risks
+  relative to the Bayes (complete set) risks, exact given the sample (no label noise);
+* [`linear_minimizability_gap`][jgen.bounds.linear_minimizability_gap]:
+  ``min_{W, b} E_x[C_l(x W + b, p(x))] - E_x[C*_l(p(x))]``, the best linear conditional
+  risk found by L-BFGS minus the Bayes conditional risk. The minimiser is attained by
+  the optimiser, so the estimate is an upper estimate of the gap on the sample, which
+  keeps the bound ``Gamma(excess + M)`` valid.
 
 Note that ``R_l(h) - R*_l(H) + M_l(H) = R_l(h) - E_x[C*_l(x)]``: given the true
 posterior the surrogate excess relative to the complete set already includes the gap,
@@ -55,7 +56,7 @@ class ExcessRisks(NamedTuple):
     surrogate: ``E_x[C_l(h(x), p(x)) - C*_l(p(x))]``.
     zero_one: ``E_x[max_y p(y|x) - p(argmax h(x) | x)]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> scores = jnp.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     >>> posterior = jnp.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])
@@ -78,7 +79,7 @@ class GapEstimate(NamedTuple):
     weights: ``[D, K]`` fitted weights.
     bias: ``[K]`` fitted bias.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[-1.0], [0.0], [1.0]])
     >>> posterior = jnp.array([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1]])  # not monotone in x
@@ -113,9 +114,9 @@ def expected_excess_risks(loss_fn, scores: ArrayLike, posterior: ArrayLike, *,
     tau: comp-sum parameter when ``loss_fn == "comp_sum"``.
 
   Returns:
-    :class:`ExcessRisks` of scalars.
+    [`ExcessRisks`][jgen.bounds.ExcessRisks] of scalars.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> scores = jnp.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     >>> posterior = jnp.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])
@@ -153,9 +154,9 @@ def linear_minimizability_gap(loss_fn, x: ArrayLike, posterior: ArrayLike, *,
     num_steps: static number of L-BFGS steps.
 
   Returns:
-    :class:`GapEstimate`.
+    [`GapEstimate`][jgen.bounds.GapEstimate].
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[-1.0], [0.0], [1.0]])
     >>> posterior = jnp.array([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1]])  # not monotone in x

@@ -87,7 +87,7 @@ def logistic_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
   Returns:
     Losses ``[...]``, ``>= 0``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
     >>> tuple(round(float(v), 3) for v in jgen.bounds.logistic_loss(h, y))
@@ -112,7 +112,7 @@ def comp_sum_loss(h: ArrayLike, y: ArrayLike, tau: float) -> jax.Array:
   Returns:
     Losses ``[...]``, ``>= 0`` (``inf`` where ``tau < 1`` and ``s_y`` underflows).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
     >>> tuple(round(float(v), 3) for v in jgen.bounds.comp_sum_loss(h, y, tau=0.0))
@@ -147,7 +147,7 @@ def constrained_exponential_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
   Returns:
     Losses ``[...]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
     >>> tuple(round(float(v), 3) for v in jgen.bounds.constrained_exponential_loss(h, y))
@@ -166,7 +166,7 @@ def squared_hinge_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
   Returns:
     Losses ``[...]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
     >>> tuple(round(float(v), 3) for v in jgen.bounds.squared_hinge_loss(h, y))
@@ -185,7 +185,7 @@ def hinge_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
   Returns:
     Losses ``[...]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
     >>> tuple(round(float(v), 3) for v in jgen.bounds.hinge_loss(h, y))
@@ -204,7 +204,7 @@ def crammer_singer_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
   Returns:
     Losses ``[...]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
     >>> jgen.bounds.crammer_singer_loss(h, y)
@@ -220,7 +220,8 @@ def zero_one_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
   """0-1 loss ``1[argmax h != y]``.
 
   Tie rule: ``argmax`` returns the first (lowest-index) maximal class, as
-  ``jnp.argmax`` does; :func:`jgen.bounds.zero_one_regret` uses the same rule.
+  ``jnp.argmax`` does; [`jgen.bounds.zero_one_regret`][jgen.bounds.zero_one_regret] uses
+  the same rule.
 
   Args:
     h: scores ``[..., K]``.
@@ -229,7 +230,7 @@ def zero_one_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
   Returns:
     ``[...]`` zeros and ones in the dtype of ``h``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> h = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]); y = jnp.array([0, 2])
     >>> jgen.bounds.zero_one_loss(h, y)
@@ -270,17 +271,18 @@ def check_loss_name(loss_name: str, tau: float | None) -> float | None:
 
 def get_loss(loss_name: str, *, tau: float | None = None
              ) -> Callable[[ArrayLike, ArrayLike], jax.Array]:
-  """The loss function ``loss_fn(h, y)`` for a name in :data:`LOSS_NAMES` (or "zero_one").
+  """The loss function ``loss_fn(h, y)`` for a name in
+  [`LOSS_NAMES`][jgen.bounds.LOSS_NAMES] (or "zero_one").
 
   Args:
-    loss_name: one of :data:`LOSS_NAMES` or ``"zero_one"``.
+    loss_name: one of [`LOSS_NAMES`][jgen.bounds.LOSS_NAMES] or ``"zero_one"``.
     tau: the comp-sum parameter in ``[0, 2]`` (``loss_name="comp_sum"`` only).
 
   Returns:
     A callable ``(h [..., K], y [...]) -> [...]``; the same object for the same
     arguments, so ``jit`` caches on it.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> loss_fn = jgen.bounds.get_loss("comp_sum", tau=0.5)
     >>> loss_fn is jgen.bounds.get_loss("comp_sum", tau=0.5)

@@ -13,7 +13,8 @@ loss, :math:`\Delta C_{01}(h, p) = \max_y p_y - p_{\operatorname{argmax} h}`.
 Every function accepts any leading batch shape ``[..., K]`` (``h`` and ``p`` of equal
 shape) and composes with ``jit``/``vmap``. ``loss_fn`` is either a callable
 ``loss_fn(h [..., K], y [...]) -> [...]`` or a loss name (see
-:data:`jgen.bounds.LOSS_NAMES`, plus ``"zero_one"``), with ``tau`` for ``"comp_sum"``.
+[`jgen.bounds.LOSS_NAMES`][jgen.bounds.LOSS_NAMES], plus ``"zero_one"``), with ``tau``
+for ``"comp_sum"``.
 
 Bad ``p``: concrete ``p`` off the simplex (an entry below ``-atol`` or a row sum off 1
 by more than ``atol``; ``atol`` = 1e-6 in float64, 1e-4 in float32) raises
@@ -78,7 +79,7 @@ def conditional_risk(loss_fn: LossSpec, h: ArrayLike, p: ArrayLike, *,
   Returns:
     ``[...]`` conditional risks.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> h = jnp.array([0.0, 1.0, 0.0]); p = jnp.array([0.7, 0.2, 0.1])
     >>> round(float(jgen.bounds.conditional_risk("logistic", h, p)), 3)
@@ -201,7 +202,7 @@ def best_conditional_risk(loss_fn: LossSpec, p: ArrayLike, *, tau: float | None 
   Returns:
     ``[...]`` best conditional risks.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> p = jnp.array([[0.7, 0.2, 0.1], [1/3, 1/3, 1/3]])
     >>> tuple(round(float(v), 3) for v in jgen.bounds.best_conditional_risk("logistic", p))
@@ -225,12 +226,12 @@ def conditional_regret(loss_fn: LossSpec, h: ArrayLike, p: ArrayLike, *,
     p: conditional label distributions ``[..., K]`` (same shape as ``h``).
     tau: comp-sum parameter when ``loss_fn == "comp_sum"``.
     num_steps, learning_rate: numerical ``C*`` for losses without a closed form
-      (see :func:`best_conditional_risk`).
+      (see [`best_conditional_risk`][jgen.bounds.best_conditional_risk]).
 
   Returns:
     ``[...]`` regrets (``>= 0`` up to rounding).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> h = jnp.array([0.0, 1.0, 0.0]); p = jnp.array([0.7, 0.2, 0.1])
     >>> round(float(jgen.bounds.conditional_regret("logistic", h, p)), 3)
@@ -254,7 +255,7 @@ def zero_one_regret(h: ArrayLike, p: ArrayLike) -> jax.Array:
   Returns:
     ``[...]`` regrets in ``[0, 1]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> h = jnp.array([0.0, 1.0, 0.0]); p = jnp.array([0.7, 0.2, 0.1])
     >>> round(float(jgen.bounds.zero_one_regret(h, p)), 3)

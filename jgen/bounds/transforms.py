@@ -17,8 +17,9 @@ The same inequality holds pointwise for conditional regrets,
 
 Transforms for the complete hypothesis set, ``n = num_classes`` (sources and status;
 theorem numbers are not given because they could not be re-read here — every formula
-below is checked numerically against :func:`jgen.bounds.calibration_function` in the
-tests and in ``experiments/hconsistency.py``):
+below is checked numerically against
+[`jgen.bounds.calibration_function`][jgen.bounds.calibration_function] in the tests and
+in ``experiments/hconsistency.py``):
 
 * ``logistic`` (comp-sum ``tau = 1``): ``T(t) = (1+t)/2 log(1+t) + (1-t)/2 log(1-t)``
   (Mao, Mohri and Zhong, ICML 2023, as recalled; theorem number unconfirmed). Verified
@@ -162,7 +163,7 @@ def psi(loss_name: str, t: ArrayLike, *, num_classes: int, tau: float | None = N
   """The H-consistency transform ``T(t)`` for a named loss (see the module docstring).
 
   Args:
-    loss_name: one of :data:`jgen.bounds.LOSS_NAMES`.
+    loss_name: one of [`jgen.bounds.LOSS_NAMES`][jgen.bounds.LOSS_NAMES].
     t: 0-1 excess risks ``[...]`` in ``[0, 1]``. Under ``jit`` values outside give NaN.
     num_classes: static number of classes ``n >= 2``.
     tau: comp-sum parameter in ``[0, 2]`` (``loss_name="comp_sum"`` only).
@@ -172,7 +173,7 @@ def psi(loss_name: str, t: ArrayLike, *, num_classes: int, tau: float | None = N
   Returns:
     ``T(t)`` ``[...]``, same dtype as ``t``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> t = jnp.array([0.0, 0.5, 1.0])
     >>> tuple(round(float(v), 3) for v in jgen.bounds.psi("logistic", t, num_classes=3))
@@ -203,14 +204,14 @@ def inverse_psi(loss_name: str, u: ArrayLike, *, num_classes: int,
   float64).
 
   Args:
-    loss_name, num_classes, tau, score_bound: as in :func:`psi`.
+    loss_name, num_classes, tau, score_bound: as in [`psi`][jgen.bounds.psi].
     u: surrogate excess risks ``[...]``, ``>= 0``. Under ``jit`` negative values
       give NaN.
 
   Returns:
     ``Gamma(u)`` ``[...]`` in ``[0, 1]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> round(float(jgen.bounds.inverse_psi("squared_hinge", 0.125, num_classes=3)), 3)
     0.5
@@ -251,11 +252,12 @@ def zero_one_bound(loss_name: str, surrogate_excess: ArrayLike, *, num_classes: 
   """Bound on the 0-1 excess risk: ``min(1, Gamma(excess + M_l) - M_01)``.
 
   For the complete hypothesis set both minimizability gaps vanish (the defaults);
-  for other sets pass estimates (e.g. :func:`jgen.bounds.linear_minimizability_gap`).
+  for other sets pass estimates (e.g.
+  [`jgen.bounds.linear_minimizability_gap`][jgen.bounds.linear_minimizability_gap]).
   Applied to a conditional regret it bounds the conditional 0-1 regret.
 
   Args:
-    loss_name, num_classes, tau, score_bound: as in :func:`psi`.
+    loss_name, num_classes, tau, score_bound: as in [`psi`][jgen.bounds.psi].
     surrogate_excess: ``R_l(h) - R*_l(H)`` ``[...]``, ``>= 0``.
     surrogate_gap: the surrogate minimizability gap ``M_l(H) >= 0``.
     zero_one_gap: the 0-1 minimizability gap ``M_01(H) >= 0``.
@@ -263,7 +265,7 @@ def zero_one_bound(loss_name: str, surrogate_excess: ArrayLike, *, num_classes: 
   Returns:
     ``[...]`` upper bounds on ``R_01(h) - R*_01(H)``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> round(float(jgen.bounds.zero_one_bound("logistic", 0.05, num_classes=3)), 3)
     0.314

@@ -56,7 +56,7 @@ def log_posterior(log_lik: ArrayLike, log_prior: ArrayLike | None = None) -> jax
   Returns:
     Log-posteriors ``[..., K]`` (each row log-sums to zero).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> jnp.exp(jgen.log_posterior(jnp.log(jnp.array([0.2, 0.6])))).round(2)
     Array([0.25, 0.75], dtype=float32)
@@ -88,7 +88,7 @@ def empirical_log_prior(y: ArrayLike, num_classes: int) -> jax.Array:
     ``[K]`` log-frequencies; a class absent from ``y`` gets ``-inf`` (prior zero).
     Under ``jit``, labels outside ``[0, num_classes)`` make every entry ``-inf``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> jnp.exp(jgen.empirical_log_prior(jnp.array([0, 1, 1, 1]), 2)).tolist()
     [0.25, 0.75]
@@ -120,7 +120,7 @@ def validate_log_prior(log_prior: ArrayLike, num_classes: int, *,
   Returns:
     ``log_prior`` as a floating array ``[K]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> jgen.validate_log_prior(jnp.log(jnp.array([0.25, 0.75])), 2).shape
     (2,)

@@ -34,7 +34,7 @@ def temperature_scale(log_lik: ArrayLike, temperature: ArrayLike,
   Returns:
     Log-posteriors ``[..., K]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> probs = jnp.exp(jgen.temperature_scale(jnp.array([0.0, 2.0]), 2.0))
     >>> tuple(round(float(p), 3) for p in probs)
@@ -70,10 +70,11 @@ def fit_temperature(log_lik: ArrayLike, y: ArrayLike,
     num_steps: static number of L-BFGS iterations.
 
   Returns:
-    Scalar temperature ``T > 0``; use with :func:`temperature_scale`. Scores that are
-    equal across classes (no information about ``T``) give ``T = 1``.
+    Scalar temperature ``T > 0``; use with
+    [`temperature_scale`][jgen.temperature_scale]. Scores that are equal across classes
+    (no information about ``T``) give ``T = 1``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> logits = 3.0 * jax.random.normal(jax.random.key(0), (4000, 4))
     >>> y = jax.random.categorical(jax.random.key(1), logits / 3.0)   # true T = 3

@@ -24,7 +24,7 @@ _STAGE_CHECKS = contextvars.ContextVar("jgen_stage_checks", default=False)
 
 
 def staged_check(ok: jax.Array, message: str) -> None:
-  """Under :func:`checked`, a run-time check of the traced predicate ``ok``."""
+  """Under [`checked`][jgen.checked], a run-time check of the traced predicate ``ok``."""
   if _STAGE_CHECKS.get():
     checkify.check(jnp.all(ok), message)
 
@@ -45,7 +45,7 @@ def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
   Returns:
     A jitted function with ``fn``'s signature that raises ``ValueError`` on bad values.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> fit = jgen.checked(lambda x, y: jgen.qda(0.1).fit(x, y, num_classes=2))
     >>> x = jnp.array([[0.0], [0.5], [2.0], [2.5]])
@@ -121,7 +121,7 @@ def check_float(x: jax.Array, name: str) -> None:
 def _max_abs(x: jax.Array) -> jax.Array:
   """``max |x|``: NaN or inf exactly when ``x`` has a non-finite entry. One reduction,
   about ten times cheaper on the CPU than counting the non-finite entries as well, so the
-  count is computed only when there are some (:func:`_value_summary`)."""
+  count is computed only when there are some (``_value_summary``)."""
   return jnp.max(jnp.abs(x))
 
 
@@ -181,7 +181,7 @@ def check_labels(y: jax.Array, num_classes: int, name: str = "y") -> None:
 def xy_summary(x: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
   """Traced value summary of training data, to compute inside a fit's own program:
   ``[max |x|, number of labels outside [0, num_classes)]`` in ``x``'s dtype (``max |x|``
-  is NaN or inf when ``x`` has a non-finite entry). :func:`raise_for_xy_summary` turns
+  is NaN or inf when ``x`` has a non-finite entry). ``raise_for_xy_summary`` turns
   it into the eager errors, recomputing the details it names only when there is one."""
   off = jnp.sum((y < 0) | (y >= num_classes))
   return jnp.stack([jnp.max(jnp.abs(x)), off.astype(x.dtype)])
@@ -191,8 +191,8 @@ _xy_summary_jit = jax.jit(xy_summary, static_argnums=2)
 
 
 def raise_for_xy_summary(summary, x: jax.Array, y: jax.Array, num_classes: int) -> None:
-  """The errors of :func:`check_labels` then :func:`check_values` from a concrete
-  :func:`xy_summary` (device or host values: one small transfer)."""
+  """The errors of ``check_labels`` then ``check_values`` from a concrete
+  ``xy_summary`` (device or host values: one small transfer)."""
   biggest, off = (float(v) for v in np.asarray(summary))
   if off:
     check_labels(y, num_classes)
@@ -205,13 +205,13 @@ def raise_for_xy_summary(summary, x: jax.Array, y: jax.Array, num_classes: int) 
 def values_checkable(x: Any, y: Any) -> bool:
   """True when ``x`` and ``y`` are non-empty concrete jax arrays, so a value summary
   computed on device can be read back and raised on (a caller inside someone else's
-  trace still gets tracers back, and must check with :func:`check_labels_and_values`)."""
+  trace still gets tracers back, and must check with ``check_labels_and_values``)."""
   return (is_concrete(x) and is_concrete(y) and isinstance(x, jax.Array)
           and isinstance(y, jax.Array) and x.size > 0 and y.size > 0)
 
 
 def check_labels_and_values(x: jax.Array, y: jax.Array, num_classes: int) -> None:
-  """:func:`check_labels` on ``y``, then :func:`check_values` on ``x``, from one
+  """``check_labels`` on ``y``, then ``check_values`` on ``x``, from one
   device reduction and one small transfer when both are concrete jax arrays."""
   if not jnp.issubdtype(y.dtype, jnp.integer):
     raise TypeError(f"y must have an integer dtype (class labels), got {y.dtype}.")
@@ -337,7 +337,7 @@ def check_scale(x: jax.Array, name: str = "x", count: int | None = None, *,
 
 def check_values(x: jax.Array, name: str = "x", count: int | None = None, *,
                  underflow: bool = True) -> None:
-  """:func:`check_finite` and :func:`check_scale` from one pass over a concrete
+  """``check_finite`` and ``check_scale`` from one pass over a concrete
   ``x`` (one device reduction and one small transfer instead of two host copies)."""
   if not is_concrete(x):
     check_finite(x, name)
@@ -351,7 +351,7 @@ def check_values(x: jax.Array, name: str = "x", count: int | None = None, *,
 
 
 def _check_scale_of(a: float, x, name: str, count, underflow: bool) -> None:
-  """:func:`check_scale`'s decision given ``a``, the largest finite ``|x|``."""
+  """``check_scale``'s decision given ``a``, the largest finite ``|x|``."""
   if a == 0.0:
     return
   info = np.finfo(np.dtype(x.dtype))

@@ -4,14 +4,16 @@ On the CPU, XLA hands convolutions to the YNNPACK library by default. For the sm
 convolutions of jgen's U-Net (8x8 to 28x28 images, 32-64 channels) that path was
 1.75-1.86x slower than XLA's own convolution on a 2-core Xeon, forward and backward,
 while matrix products were as fast or faster through YNNPACK
-(``benchmarks/unet_train.py`` measures both). :func:`jit` therefore compiles for the CPU
-with YNNPACK fusion kept for matrix products only (:data:`CPU_COMPILER_OPTIONS`); other
-backends get no extra options.
+(``benchmarks/unet_train.py`` measures both). [`jit`][jgen.core.compilation.jit]
+therefore compiles for the CPU with YNNPACK fusion kept for matrix products only
+([`CPU_COMPILER_OPTIONS`][jgen.core.compilation.CPU_COMPILER_OPTIONS]); other backends
+get no extra options.
 
 The options are chosen at the first call, by ``jax.default_backend()``, never at import
 (importing jgen does not start a backend). Set ``CPU_COMPILER_OPTIONS = {}`` before the
-first call to compile with XLA's defaults, or call :func:`jit` with your own
-``compiler_options``. Results differ from the defaults only by floating-point rounding.
+first call to compile with XLA's defaults, or call [`jit`][jgen.core.compilation.jit]
+with your own ``compiler_options``. Results differ from the defaults only by
+floating-point rounding.
 """
 
 from __future__ import annotations
@@ -27,19 +29,21 @@ __all__ = ["CPU_COMPILER_OPTIONS", "jit", "backend_compiler_options"]
 CPU_COMPILER_OPTIONS: dict[str, Any] = {
     "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
 }
-"""XLA options of :func:`jit`'s CPU compilations: YNNPACK fusion for matrix products
+"""XLA options of [`jit`][jgen.core.compilation.jit]'s CPU compilations: YNNPACK fusion
+for matrix products
 only (convolutions through XLA's own emitter). ``{}`` restores XLA's defaults."""
 
 _CHECKED: dict[str, dict[str, Any]] = {}
 
 
 def backend_compiler_options(backend: str | None = None) -> dict[str, Any]:
-  """The compiler options :func:`jit` uses on ``backend`` (default: JAX's default).
+  """The compiler options [`jit`][jgen.core.compilation.jit] uses on ``backend``
+  (default: JAX's default).
 
   On the CPU the options are tried once on a trivial program; if this jaxlib rejects
   them (a renamed option), a warning says so and the defaults are used.
 
-  Example:
+  Examples:
     >>> from jgen.core import compilation
     >>> sorted(compilation.backend_compiler_options("cpu"))
     ['xla_cpu_experimental_ynn_fusion_type']
@@ -113,12 +117,13 @@ def _tracing() -> bool:
 
 
 def jit(fun: Callable | None = None, **kwargs) -> Callable:
-  """``jax.jit(fun, **kwargs)`` with :func:`backend_compiler_options` added.
+  """``jax.jit(fun, **kwargs)`` with
+  [`backend_compiler_options`][jgen.core.compilation.backend_compiler_options] added.
 
   Usable as ``@jit``, ``@functools.partial(jit, static_argnames=...)`` or
   ``jit(f, ...)``. An explicit ``compiler_options`` argument is used as given.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.core.compilation import jit
     >>> f = jit(lambda x: jnp.sum(x ** 2))

@@ -2,7 +2,7 @@ r"""The classifier contract: one NamedTuple of pure functions for every family.
 
 Every model family in jgen (Gaussian naive Bayes, LDA, QDA, logistic regression, the
 diffusion classifier, language-model label scorers, a user's density) is returned by a
-small factory as a :class:`Classifier`, in the style of optax's
+small factory as a [`Classifier`][jgen.Classifier], in the style of optax's
 ``GradientTransformation`` and blackjax's ``SamplingAlgorithm``:
 
 .. code-block:: python
@@ -14,10 +14,11 @@ small factory as a :class:`Classifier`, in the style of optax's
 ``params`` is a pytree passed as **data**: jitted paths take it as a traced argument,
 so many parameter sets of one architecture (EMA weights, checkpoints, seeds, a vmap
 over fits) share one compiled program. The family states, per ``params`` leaf, which
-axis (if any) indexes the classes (:attr:`Classifier.class_axes`). From that alone the
+axis (if any) indexes the classes (``Classifier.class_axes``). From that alone the
 generic tools work for every family: posteriors and predictions
-(:mod:`jgen.core.inference`), class-sharded scoring and data-parallel fitting
-(:mod:`jgen.parallel`), learning curves (:mod:`jgen.simulate`), save/load.
+(``jgen.core.inference``), class-sharded scoring and data-parallel fitting
+([`jgen.parallel`][jgen.parallel]), learning curves ([`jgen.simulate`][jgen.simulate]),
+save/load.
 
 Discriminative models fill the same slot with logits and set ``conditional=True``: their
 scores are already ``log p(y | x)`` up to a per-example constant, so the generic tools
@@ -47,7 +48,7 @@ class FitFn(Protocol):
   ``sample_weight[N]`` (non-negative) weights each example; an example with weight
   zero has no effect on the fit (so padding to a bucket size is a weight of zero).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4], [9.0]]); y = jnp.array([0, 0, 1, 1, 1])
     >>> w = jnp.array([1.0, 1.0, 1.0, 1.0, 0.0])  # the last row is padding
@@ -68,7 +69,7 @@ class LogLikelihoodFn(Protocol):
   ones, which need ``key``), logits for ``conditional`` families. Deterministic
   families accept and ignore ``key``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
     >>> model = jgen.lda(); params = model.fit(x, y, num_classes=2)
@@ -84,7 +85,7 @@ class LogLikelihoodFn(Protocol):
 class LogPriorFn(Protocol):
   """``log_prior(params) -> [K]`` log class priors, or ``None`` (conditional scores).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 1, 1, 1])
     >>> model = jgen.gaussian_nb(); params = model.fit(x, y, num_classes=2)
@@ -105,7 +106,7 @@ class ClassAxesFn(Protocol):
   ``means [K, D]``, ``1`` for logistic ``weights [D, K]``), or ``None`` for a leaf
   shared by all classes (LDA's ``prec_chol``, a denoiser's weights).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
     >>> model = jgen.lda(); params = model.fit(x, y, num_classes=2)
@@ -121,10 +122,10 @@ class Classifier(NamedTuple):
   """A classifier family: pure functions plus what generic tools need to know.
 
   Attributes:
-    fit: :class:`FitFn`.
-    log_likelihood: :class:`LogLikelihoodFn`.
-    log_prior: :class:`LogPriorFn`.
-    class_axes: :class:`ClassAxesFn`.
+    fit: [`FitFn`][jgen.core.FitFn].
+    log_likelihood: [`LogLikelihoodFn`][jgen.core.LogLikelihoodFn].
+    log_prior: [`LogPriorFn`][jgen.core.LogPriorFn].
+    class_axes: [`ClassAxesFn`][jgen.core.ClassAxesFn].
     name: family name, e.g. ``"qda"``.
     hyperparams: the factory's keyword arguments, e.g. ``{"reg_param": 0.1}``;
       ``factory(**hyperparams)`` rebuilds the family (used by save/load).
@@ -132,7 +133,7 @@ class Classifier(NamedTuple):
     conditional: scores are logits, ``log p(y | x)`` up to a constant; no prior.
     stochastic: ``log_likelihood`` needs ``key`` (Monte Carlo estimates).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> def fit(x, y, *, num_classes, sample_weight=None):  # class means, unit variance
     ...   w = jnp.ones(y.shape) if sample_weight is None else sample_weight
@@ -171,7 +172,7 @@ def check_params_type(params: Any, params_type: type, family: str) -> None:
   Raises:
     TypeError: ``params`` is not an instance of ``params_type``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
     >>> params = jgen.gaussian_nb().fit(x, y, num_classes=2)

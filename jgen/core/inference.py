@@ -6,9 +6,9 @@ family (``model.conditional``, e.g. logistic regression) already scores
 ``log p(y=k | x)`` up to a constant and gets no prior. No function here branches on the
 family.
 
-:func:`predict` and :func:`log_posterior` also keep their array form,
-``predict(log_lik, log_prior=None)``, so a score matrix computed elsewhere (a sharded
-scorer, a language model, a user's density) goes through the same rule.
+[`predict`][jgen.predict] and [`log_posterior`][jgen.log_posterior] also keep their
+array form, ``predict(log_lik, log_prior=None)``, so a score matrix computed elsewhere
+(a sharded scorer, a language model, a user's density) goes through the same rule.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def log_joint(model: Classifier, params: Any, x: ArrayLike, *,
   """``log p(x | y=k) + log p(y=k)`` ``[..., K]`` (logits for conditional families).
 
   Args:
-    model: any :class:`jgen.Classifier`.
+    model: any [`jgen.Classifier`][jgen.Classifier].
     params: what ``model.fit`` returned (or a loaded/handmade params pytree).
     x: inputs ``[..., *feature_shape]``.
     key: PRNG key, needed by stochastic families (Monte Carlo likelihoods).
@@ -39,7 +39,7 @@ def log_joint(model: Classifier, params: Any, x: ArrayLike, *,
   Returns:
     ``[..., K]`` unnormalised class log-posteriors.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
     >>> model = jgen.gaussian_nb(); params = model.fit(x, y, num_classes=2)
@@ -64,7 +64,7 @@ def log_posterior(model_or_log_lik: Any, *args: Any, **kwargs: Any) -> jax.Array
 
   * ``log_posterior(model, params, x, *, key=None)``: from a fitted model;
   * ``log_posterior(log_lik, log_prior=None)``: from a score matrix ``[..., K]`` and
-    class log-priors ``[K]`` (``None`` = uniform), :func:`jgen.core.bayes.log_posterior`.
+    class log-priors ``[K]`` (``None`` = uniform), ``jgen.core.bayes.log_posterior``.
 
   .. math::
      \log p(y=k \mid x) = s_k(x) - \operatorname{logsumexp}_j s_j(x),\quad
@@ -73,7 +73,7 @@ def log_posterior(model_or_log_lik: Any, *args: Any, **kwargs: Any) -> jax.Array
   Returns:
     ``[..., K]`` log-posteriors (each row log-sums to zero).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
     >>> model = jgen.gaussian_nb(); params = model.fit(x, y, num_classes=2)
@@ -89,10 +89,10 @@ def log_posterior(model_or_log_lik: Any, *args: Any, **kwargs: Any) -> jax.Array
 def predict(model_or_log_lik: Any, *args: Any, **kwargs: Any) -> jax.Array:
   """Bayes-rule labels ``argmax_k`` of the log-joint, ``int32 [...]``.
 
-  Two forms, as :func:`log_posterior`: ``predict(model, params, x, *, key=None)`` or
-  ``predict(log_lik, log_prior=None)``.
+  Two forms, as [`log_posterior`][jgen.log_posterior]:
+  ``predict(model, params, x, *, key=None)`` or ``predict(log_lik, log_prior=None)``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
     >>> model = jgen.qda(reg_param=0.1); params = model.fit(x, y, num_classes=2)
@@ -108,7 +108,7 @@ def predict_proba(model: Classifier, params: Any, x: ArrayLike, *,
                   key: jax.Array | None = None) -> jax.Array:
   """Class probabilities ``p(y=k | x)`` ``[..., K]`` from a fitted model.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [1.0], [2.0], [3.0]]); y = jnp.array([0, 0, 1, 1])
     >>> lr = jgen.logistic_regression(C=10.0); params = lr.fit(x, y, num_classes=2)

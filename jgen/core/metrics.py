@@ -2,8 +2,9 @@
 calibration error, and the log loss.
 
 Each raises ``ValueError`` naming the argument for empty inputs, mismatched shapes,
-out-of-range labels (eagerly) and, for :func:`expected_calibration_error`, scores that
-are not probabilities.
+out-of-range labels (eagerly) and, for
+[`expected_calibration_error`][jgen.expected_calibration_error], scores that are not
+probabilities.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def accuracy(scores: ArrayLike, y: ArrayLike) -> jax.Array:
   Returns:
     Scalar accuracy in ``[0, 1]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> float(jgen.accuracy(jnp.array([[0.1, 0.9], [0.8, 0.2]]), jnp.array([1, 1])))
     0.5
@@ -80,7 +81,7 @@ def expected_calibration_error(probs: ArrayLike, y: ArrayLike,
   Returns:
     Scalar ECE in ``[0, 1]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> probs = jnp.array([[0.9, 0.1], [0.8, 0.2]]); y = jnp.array([0, 1])
     >>> round(float(jgen.expected_calibration_error(probs, y)), 3)   # (0.1 + 0.8) / 2
@@ -123,7 +124,7 @@ def negative_log_likelihood(log_lik: ArrayLike, y: ArrayLike,
   Returns:
     Scalar mean NLL.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> ll = jnp.log(jnp.array([[0.5, 0.5]]))
     >>> round(float(jgen.negative_log_likelihood(ll, jnp.array([0]))), 4)   # log 2

@@ -24,7 +24,7 @@ def check_progress(progress, name: str = "progress"):
   Raises:
     TypeError: anything else (naming ``name``).
 
-  Example:
+  Examples:
     >>> from jgen.core.progress import check_progress
     >>> check_progress(True), check_progress(None)
     (True, None)
@@ -48,7 +48,7 @@ def bar(total: int, *, initial: int = 0, unit: str = "it", desc: str | None = No
   Returns:
     The ``tqdm`` object; the caller closes it.
 
-  Example:
+  Examples:
     >>> from jgen.core.progress import bar
     >>> b = bar(3, unit="size", desc="demo")
     >>> b.total
@@ -65,7 +65,7 @@ def report(progress, total: int, *, unit: str = "it", desc: str | None = None,
   """The ``update(n)`` callable of a ``progress`` option, for a ``with`` block.
 
   Args:
-    progress: ``False``/``None`` (yields ``None``), ``True`` (a :func:`bar`, closed
+    progress: ``False``/``None`` (yields ``None``), ``True`` (a ``bar``, closed
       when the block ends) or a callable (yielded as is).
     total: the number of items, or an upper bound on it when ``bound``.
     unit, desc: the bar's unit and description.
@@ -78,7 +78,7 @@ def report(progress, total: int, *, unit: str = "it", desc: str | None = None,
   Raises:
     TypeError: ``progress`` is not a bool, ``None`` or a callable.
 
-  Example:
+  Examples:
     >>> from jgen.core.progress import report
     >>> seen = []
     >>> with report(seen.append, 4) as update:

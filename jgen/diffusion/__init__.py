@@ -2,8 +2,9 @@
 
 Conventions (VDM parameterisation): ``gamma(t) = -log SNR(t)``, ``z_t = alpha_t x +
 sigma_t eps`` with ``alpha^2 = sigmoid(-gamma)``, ``sigma^2 = sigmoid(gamma)``; a denoiser
-is a :class:`Denoiser`, ``apply(params, z, gamma, y) -> prediction`` for ONE example
-with a declared parametrization, and ``params`` is traced data everywhere.
+is a [`Denoiser`][jgen.diffusion.Denoiser], ``apply(params, z, gamma, y) -> prediction``
+for ONE example with a declared parametrization, and ``params`` is traced data
+everywhere.
 """
 
 # --- denoisers ---

@@ -1,9 +1,10 @@
 """Save and load trained denoisers with their architecture, classes and schedule.
 
-:func:`save_model` / :func:`load_model`: a jgen denoiser with its architecture,
-classes, data shape and diffusion schedule in one directory; ``load_model`` rebuilds
-the module without running its initialisers. A checkpoint from a different
-architecture or config raises ``CheckpointError`` naming every mismatch.
+[`save_model`][jgen.diffusion.save_model] / [`load_model`][jgen.diffusion.load_model]: a
+jgen denoiser with its architecture, classes, data shape and diffusion schedule in one
+directory; ``load_model`` rebuilds the module without running its initialisers. A
+checkpoint from a different architecture or config raises ``CheckpointError`` naming
+every mismatch.
 
 Layout of a model directory: ``params/`` (orbax) and ``config.json``.
 """
@@ -41,14 +42,14 @@ def _abs(path: str | os.PathLike) -> str:
 
 
 class LoadedModel(NamedTuple):
-  """What :func:`load_model` returns.
+  """What [`load_model`][jgen.diffusion.load_model] returns.
 
   Attributes:
     module: the denoiser with restored parameters.
     config: the saved ``config.json`` (``denoiser``, ``schedule``, ``extra``).
     schedule: the diffusion schedule rebuilt from its spec, or ``None``.
 
-  Example:
+  Examples:
     >>> import tempfile, jgen
     >>> from flax import nnx
     >>> net = jgen.diffusion.MLPDenoiser((2,), 2, width=8, depth=1, rngs=nnx.Rngs(0))
@@ -72,12 +73,12 @@ def schedule_from_spec(spec: dict | None):
       and its keyword arguments, or ``None``.
 
   Returns:
-    The :class:`~jgen.diffusion.Schedule`, or ``None`` for ``spec=None``.
+    The [`Schedule`][jgen.diffusion.Schedule], or ``None`` for ``spec=None``.
 
   Raises:
     CheckpointError: no schedule function of that name.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> spec = {"name": "cosine", "gamma_min": -10.0, "gamma_max": 10.0}
     >>> jgen.checkpoint.schedule_from_spec(spec).name
@@ -107,7 +108,7 @@ def save_model(path: str | os.PathLike, module: nnx.Module, *,
 
   Args:
     path: target directory (created; an existing model there is overwritten).
-    module: an :class:`~jgen.diffusion.nets.MLPDenoiser` or ``UNetDenoiser`` (its
+    module: an [`MLPDenoiser`][jgen.diffusion.MLPDenoiser] or ``UNetDenoiser`` (its
       architecture and constructor arguments are recorded).
     schedule: schedule spec, e.g. ``{"name": "linear", "gamma_min": -13.3,
       "gamma_max": 5.0}`` (rebuilt by ``load_model`` through
@@ -116,11 +117,12 @@ def save_model(path: str | os.PathLike, module: nnx.Module, *,
     params: parameters to save instead of the module's own (e.g. the EMA copy).
 
   Raises:
-    ValueError: ``schedule`` cannot be rebuilt by :func:`load_model`, or ``params``
-      differ from the module's parameters in structure, shape or dtype.
+    ValueError: ``schedule`` cannot be rebuilt by
+      [`load_model`][jgen.diffusion.load_model], or ``params`` differ from the module's
+      parameters in structure, shape or dtype.
     TypeError: ``module`` is not a jgen denoiser, or ``extra`` is not JSON-serialisable.
 
-  Example:
+  Examples:
     >>> import os, tempfile, jgen
     >>> from flax import nnx
     >>> net = jgen.diffusion.MLPDenoiser((2,), 2, width=8, depth=1, rngs=nnx.Rngs(0))
@@ -196,18 +198,18 @@ def load_model(path: str | os.PathLike, *, expect: dict | None = None) -> Loaded
   """Rebuilds a saved denoiser, its parameters, config and schedule in one call.
 
   Args:
-    path: a directory written by :func:`save_model`.
+    path: a directory written by [`save_model`][jgen.diffusion.save_model].
     expect: optional constructor values the caller relies on, e.g.
       ``{"num_classes": 10, "data_shape": [8, 8]}``; any difference raises.
 
   Returns:
-    :class:`LoadedModel` ``(module, config, schedule)``.
+    [`LoadedModel`][jgen.checkpoint.LoadedModel] ``(module, config, schedule)``.
 
   Raises:
     CheckpointError: not a model directory, unknown architecture, an ``expect``
       mismatch (each differing key is named), or corrupted parameters.
 
-  Example:
+  Examples:
     >>> import tempfile, jax.numpy as jnp, jgen
     >>> from flax import nnx
     >>> net = jgen.diffusion.MLPDenoiser((2,), 2, width=8, depth=1, rngs=nnx.Rngs(0))
@@ -243,7 +245,7 @@ def restore_params(path: str | os.PathLike, module: nnx.Module) -> nnx.Module:
   """Loads saved parameters into an existing denoiser with the same config.
 
   Args:
-    path: a directory written by :func:`save_model`.
+    path: a directory written by [`save_model`][jgen.diffusion.save_model].
     module: a denoiser built with the saved constructor arguments (any initial
       parameters).
 
@@ -254,7 +256,7 @@ def restore_params(path: str | os.PathLike, module: nnx.Module) -> nnx.Module:
     CheckpointError: the saved architecture/config differs from ``module``'s (every
       differing constructor argument is named), or parameter shapes differ.
 
-  Example:
+  Examples:
     >>> import tempfile, jax.numpy as jnp, jgen
     >>> from flax import nnx
     >>> mlp = lambda seed: jgen.diffusion.MLPDenoiser((2,), 2, width=8, depth=1,

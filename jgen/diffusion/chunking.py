@@ -2,7 +2,7 @@
 
 Evaluating every pair in one ``vmap`` keeps the denoiser's activations for all of them
 alive at once; past the cache this is slower than a loop of smaller calls (measured in
-``benchmarks/diffusion.py``). :func:`pairs_per_call` sizes the calls so the largest
+``benchmarks/diffusion.py``). ``pairs_per_call`` sizes the calls so the largest
 activation of one call fits a stated cache budget, from the shapes alone.
 """
 

@@ -1,11 +1,13 @@
 r"""The Diffusion Classifier (Li et al., ICCV 2023): entry points and the model family.
 
-:func:`classify` / :func:`batch_classify` validate once, pick the vectorisation and
-run a strategy of :mod:`jgen.diffusion.strategies` under one ``jit`` keyed on the
-denoiser's ``apply`` (never on its parameters: ``params`` are traced, so every
-parameter set of one architecture shares one compiled program).
-:func:`diffusion_classifier` returns the :class:`jgen.core.contract.Classifier` of a
-denoiser: ``log_likelihood`` is the shared-noise Monte Carlo ELBO.
+[`classify`][jgen.diffusion.classify] /
+[`batch_classify`][jgen.diffusion.batch_classify] validate once, pick the vectorisation
+and run a strategy of ``jgen.diffusion.strategies`` under one ``jit`` keyed on the
+denoiser's ``apply`` (never on its parameters: ``params`` are traced, so every parameter
+set of one architecture shares one compiled program).
+[`diffusion_classifier`][jgen.diffusion.diffusion_classifier] returns the
+[`jgen.core.contract.Classifier`][jgen.Classifier] of a denoiser: ``log_likelihood`` is
+the shared-noise Monte Carlo ELBO.
 """
 
 from __future__ import annotations
@@ -128,26 +130,28 @@ def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: i
 
   Args:
     key: PRNG key.
-    denoiser: a :class:`~jgen.diffusion.Denoiser` (compiled programs are keyed on it:
-      build it once; :func:`~jgen.diffusion.nnx_denoiser` does so per architecture).
+    denoiser: a [`Denoiser`][jgen.diffusion.Denoiser] (compiled programs are keyed on it:
+      build it once; [`nnx_denoiser`][jgen.diffusion.nnx_denoiser] does so per
+      architecture).
     params: its parameters, a traced pytree (new values never recompile).
     x: one example ``[*data_shape]``.
     num_classes: static ``K`` (at most the denoiser's ``num_classes``).
-    **options: any of :data:`DEFAULTS`: ``strategy`` (``"full"``, ``"adaptive"``,
-      ``"sequential"``; :mod:`jgen.diffusion.strategies`), ``schedule`` (default VDM
-      linear), ``num_t`` (draws per class, or the per-class budget of
+    **options: any of [`DEFAULTS`][jgen.diffusion.DEFAULTS]: ``strategy`` (``"full"``,
+      ``"adaptive"``, ``"sequential"``; ``jgen.diffusion.strategies``), ``schedule``
+      (default VDM linear), ``num_t`` (draws per class, or the per-class budget of
       ``sequential``), ``timesteps`` (``"stratified"``, ``"grid"``, ``"iid"``),
-      ``weighting`` (``"elbo"``, ``"uniform"``, callable), ``loss`` (``"l2"``,
-      ``"l1"``, ``"huber"``), ``classes`` (a keep-list ``[C]`` of ids: scores follow
-      it), ``chunk_size`` ((class, draw) pairs per vectorised denoiser call; default
-      from the shapes and ``cache_bytes``), ``n_samples``/``to_keep`` (adaptive
-      stages), ``chunk_t``/``confidence`` (sequential rounds and guarantee),
-      ``antithetic`` (pair ``(t, eps)`` with ``(t, -eps)``).
+      ``weighting`` (``"elbo"``, ``"uniform"``, callable), ``loss`` (``"l2"``, ``"l1"``,
+      ``"huber"``), ``classes`` (a keep-list ``[C]`` of ids: scores follow it),
+      ``chunk_size`` ((class, draw) pairs per vectorised denoiser call; default from the
+      shapes and ``cache_bytes``), ``n_samples``/``to_keep`` (adaptive stages),
+      ``chunk_t``/``confidence`` (sequential rounds and guarantee), ``antithetic`` (pair
+      ``(t, eps)`` with ``(t, -eps)``).
 
   Returns:
-    :class:`~jgen.diffusion.ClassifyResult` ``(label [], scores [C], num_evals [])``.
+    [`ClassifyResult`][jgen.diffusion.ClassifyResult]
+    ``(label [], scores [C], num_evals [])``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, params = diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))
@@ -164,14 +168,16 @@ def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: i
 def batch_classify(key: jax.Array, denoiser, params: Any, x: ArrayLike,
                    num_classes: int, *, batch_size: int | None = None,
                    progress=False, **options) -> ClassifyResult:
-  """:func:`classify` for a batch ``x [N, ...]`` with independent draws per example.
+  """[`classify`][jgen.diffusion.classify] for a batch ``x [N, ...]`` with independent
+  draws per example.
 
   Row ``n`` equals ``classify(jax.random.split(key, N)[n], denoiser, params, x[n],
   ...)``. ``full`` and ``adaptive`` are vmapped; ``sequential`` loops over examples
   on device (``lax.map``) so that eliminated classes are really skipped.
 
   Args:
-    key, denoiser, params, num_classes, **options: as :func:`classify`.
+    key, denoiser, params, num_classes, **options: as
+      [`classify`][jgen.diffusion.classify].
     x: examples ``[N, *data_shape]``.
     batch_size: examples per compiled call, a positive int (default: all ``N`` in one
       call). Every batch has this size (the last is padded with earlier rows and the
@@ -179,18 +185,18 @@ def batch_classify(key: jax.Array, denoiser, params: Any, x: ArrayLike,
       labels equal the single call's and scores agree to float rounding (the
       vectorisation chunk is sized for one batch).
     progress: ``True`` for a tqdm bar over examples, or a callable called with the
-      number of examples finished after each batch (:mod:`jgen.core.progress`).
+      number of examples finished after each batch (``jgen.core.progress``).
       Implies batches: without ``batch_size``, ``ceil(N / 20)`` examples each.
 
   Returns:
-    :class:`~jgen.diffusion.ClassifyResult` with ``label [N]``, ``scores [N, C]``,
-    ``num_evals [N]``.
+    [`ClassifyResult`][jgen.diffusion.ClassifyResult] with ``label [N]``,
+    ``scores [N, C]``, ``num_evals [N]``.
 
   Raises:
     TypeError: ``batch_size`` is not an int, ``progress`` not a bool or callable.
     ValueError: ``batch_size < 1``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, params = diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))

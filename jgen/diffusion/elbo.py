@@ -13,7 +13,7 @@ with the Gaussian decoder ``p(x | z_0) = N(x; z_0 / alpha_0, sigma_0^2 / alpha_0
 ``T`` steps uses ``t = i / T``, ``i ~ U{1..T}`` and the weight ``T expm1(gamma_t -
 gamma_{t - 1/T})`` instead of ``gamma'(t)``.
 
-A denoiser is a :class:`~jgen.diffusion.Denoiser` with traced ``params``.
+A denoiser is a [`Denoiser`][jgen.diffusion.Denoiser] with traced ``params``.
 
 The Diffusion Classifier (Li et al., ICCV 2023) scores every class with the SAME
 ``(t, eps)`` draws, so class differences are paired and their variance is small.
@@ -56,10 +56,10 @@ def class_errors_at(denoiser: Denoiser, params: Any, x: jax.Array, t: jax.Array,
   The class-independent work (``z_t``, ``gamma_t``, weights) is done once per draw;
   the denoiser then runs on the ``C * num_t`` (class, draw) pairs, ``chunk_size`` pairs
   per call (``lax.map`` over chunks; each chunk one batched call,
-  :func:`~jgen.diffusion.losses.batch_eps_prediction`). ``chunk_size=None`` picks it from the shapes so
-  one call's largest activation fits ``cache_bytes`` (:mod:`jgen.diffusion.chunking`).
+  ``batch_eps_prediction``). ``chunk_size=None`` picks it from the shapes so
+  one call's largest activation fits ``cache_bytes`` (``jgen.diffusion.chunking``).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, p = diffusion.gaussian_oracle(jnp.zeros((2, 3)), jnp.ones((2, 3)))
@@ -102,24 +102,27 @@ def class_errors(key: jax.Array, denoiser: Denoiser, params: Any, x: ArrayLike,
 
   Args:
     key: PRNG key (split into a time key and a noise key).
-    denoiser: a :class:`~jgen.diffusion.Denoiser`.
+    denoiser: a [`Denoiser`][jgen.diffusion.Denoiser].
     params: its parameters (a traced pytree).
     x: one example ``[*data_shape]``.
     num_classes: static ``K``.
     num_t: number of ``(t, eps)`` draws.
     schedule: noise schedule.
-    timesteps: ``"stratified"``, ``"grid"`` or ``"iid"`` (see :func:`draw_timesteps`).
-    weighting: ``"elbo"``, ``"uniform"`` or callable (see :func:`diffusion_term`).
+    timesteps: ``"stratified"``, ``"grid"`` or ``"iid"`` (see
+      [`draw_timesteps`][jgen.diffusion.draw_timesteps]).
+    weighting: ``"elbo"``, ``"uniform"`` or callable (see
+      [`diffusion_term`][jgen.diffusion.diffusion_term]).
     loss: ``"l2"``, ``"l1"`` or ``"huber"``.
     classes: optional keep-list of class ids ``[C]``; default all ``K``.
     chunk_size: (class, draw) pairs per vectorised call; ``None``: from the shapes.
-    antithetic: pair each draw ``(t, eps)`` with ``(t, -eps)`` (see :func:`draw`).
+    antithetic: pair each draw ``(t, eps)`` with ``(t, -eps)`` (see
+      [`draw`][jgen.diffusion.draw]).
 
   Returns:
     ``[C, num_t]`` losses (``C = K`` without ``classes``); row ``c`` is class
     ``classes[c]``; column ``j`` uses the same ``(t_j, eps_j)`` for every class.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, p = diffusion.gaussian_oracle(jnp.zeros((3, 2)), jnp.ones((3, 2)))
@@ -144,7 +147,7 @@ def class_errors(key: jax.Array, denoiser: Denoiser, params: Any, x: ArrayLike,
 def prior_kl(x: ArrayLike, schedule: Schedule) -> jax.Array:
   """``KL(q(z_1 | x) || N(0, I))`` in nats, scalar, for one example of any shape.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import diffusion
     >>> bool(diffusion.prior_kl(jnp.zeros(3), diffusion.linear_schedule()) > 0)
@@ -159,7 +162,7 @@ def prior_kl(x: ArrayLike, schedule: Schedule) -> jax.Array:
 def reconstruction(x: ArrayLike, schedule: Schedule) -> jax.Array:
   """``E[-log N(x; z_0 / alpha_0, sigma_0^2 / alpha_0^2)]`` in nats (exact), scalar.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import diffusion
     >>> round(float(diffusion.reconstruction(jnp.zeros(1),
@@ -175,7 +178,7 @@ def elbo_from_errors(errors: ArrayLike, x: ArrayLike, schedule: Schedule) -> jax
   """ELBO estimates ``[...]`` from ``weighting="elbo", loss="l2"`` errors
   ``[..., num_t]`` of one example ``x``: ``-(KL + recon + mean_t errors)``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import diffusion
     >>> diffusion.elbo_from_errors(jnp.zeros((3, 4)), jnp.zeros(2),
@@ -196,12 +199,12 @@ def class_log_likelihoods(key: jax.Array, denoiser: Denoiser, params: Any,
   """Monte Carlo ELBO, an estimate of a lower bound on ``log p(x | y=k)``, in nats.
 
   Unbiased for the ELBO (``stratified``/``iid`` timesteps); every class uses the same
-  ``(t, eps)``. Feed the result to :func:`jgen.log_posterior`.
+  ``(t, eps)``. Feed the result to [`jgen.log_posterior`][jgen.log_posterior].
 
   Returns:
     ``[C]`` ELBOs (``C = num_classes`` unless ``classes`` is given).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, p = diffusion.gaussian_oracle(jnp.zeros((3, 2)), jnp.ones((3, 2)))
@@ -223,11 +226,12 @@ def batch_class_log_likelihoods(key: jax.Array, denoiser: Denoiser, params: Any,
                                 classes: ArrayLike | None = None,
                                 chunk_size: int | None = None,
                                 antithetic: bool = False) -> jax.Array:
-  """:func:`class_log_likelihoods` for a batch ``x [N, ...]`` -> ``[N, C]``
+  """[`class_log_likelihoods`][jgen.diffusion.class_log_likelihoods] for a batch
+  ``x [N, ...]`` -> ``[N, C]``
   (independent draws per example, one vmapped call; row ``n`` uses
   ``jax.random.split(key, N)[n]``).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, p = diffusion.gaussian_oracle(jnp.zeros((3, 2)), jnp.ones((3, 2)))
@@ -259,7 +263,7 @@ def batch_class_log_likelihoods(key: jax.Array, denoiser: Denoiser, params: Any,
 def bits_per_dim(log_lik: ArrayLike, num_dims: int) -> jax.Array:
   """Converts log-likelihoods in nats to bits per dimension: ``-log_lik / (D ln 2)``.
 
-  Example:
+  Examples:
     >>> from jgen import diffusion
     >>> round(float(diffusion.bits_per_dim(-10.0, 5)), 4)
     2.8854

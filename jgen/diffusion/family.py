@@ -1,4 +1,5 @@
-"""The diffusion classifier as a :class:`jgen.core.contract.Classifier` family.
+"""The diffusion classifier as a [`jgen.core.contract.Classifier`][jgen.Classifier]
+family.
 
 ``params = DiffusionParams(net, class_ids, log_prior)``: the denoiser's parameters
 (shared by all classes), the class ids ``[K]`` it scores and the log prior ``[K]``.
@@ -32,14 +33,14 @@ _FAMILY = "diffusion_classifier"
 
 
 class DiffusionParams(NamedTuple):
-  """Parameters of :func:`diffusion_classifier`.
+  """Parameters of [`diffusion_classifier`][jgen.diffusion.diffusion_classifier].
 
   Attributes:
     net: the denoiser's parameter pytree (no class axis).
     class_ids: ``int32 [K]`` labels passed to the denoiser.
     log_prior: ``[K]`` log class priors.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> den, net = jgen.diffusion.gaussian_oracle(jnp.eye(2), jnp.ones((2, 2)))
     >>> params = jgen.diffusion.DiffusionParams(
@@ -73,18 +74,18 @@ def diffusion_classifier(denoiser: Denoiser, *, schedule: Schedule | None = None
                          cache_bytes: int = CACHE_BYTES,
                          train_config: TrainConfig | None = None,
                          init_params: Any = None) -> Classifier:
-  """A denoiser as a :class:`~jgen.core.contract.Classifier` (shared-noise MC ELBO).
+  """A denoiser as a [`Classifier`][jgen.Classifier] (shared-noise MC ELBO).
 
   Args:
-    denoiser: a :class:`~jgen.diffusion.Denoiser` declaring ``data_shape``.
+    denoiser: a [`Denoiser`][jgen.diffusion.Denoiser] declaring ``data_shape``.
     schedule: noise schedule (default VDM linear).
     num_t: ``(t, eps)`` draws per example, shared by all classes.
     timesteps: ``"stratified"``, ``"grid"`` or ``"iid"``.
     antithetic: pair draws ``(t, eps)``, ``(t, -eps)``.
     chunk_size: (class, draw) pairs per vectorised call; default from the shapes.
     cache_bytes: the budget that default uses.
-    train_config: :class:`~jgen.diffusion.TrainConfig` used by ``fit``.
-    init_params: initial parameters of an :func:`~jgen.diffusion.nnx_denoiser`
+    train_config: [`TrainConfig`][jgen.diffusion.TrainConfig] used by ``fit``.
+    init_params: initial parameters of an [`nnx_denoiser`][jgen.diffusion.nnx_denoiser]
       (needed by ``fit``).
 
   Returns:
@@ -93,7 +94,7 @@ def diffusion_classifier(denoiser: Denoiser, *, schedule: Schedule | None = None
     sample_weight=None)`` training the denoiser (``sample_weight`` makes the
     minibatch draw proportional to it) and the weighted empirical log prior.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, net = diffusion.gaussian_oracle(jnp.eye(2), jnp.ones((2, 2)))

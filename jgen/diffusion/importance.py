@@ -6,10 +6,10 @@ class ``y`` on the same ``(t, eps)``. Drawing ``t ~ q`` and weighting each error
 ``1 / q(t)`` keeps every class's estimate unbiased for ``int_0^1 e_k(t) dt``, and the
 variance of the difference is smallest for ``q(t) propto sqrt(E[d(t)^2])`` (the
 optimal importance density for a mean, e.g. Owen, *Monte Carlo theory, methods and
-examples*, 2013, section 9.1). :func:`fit_proposal` estimates that on pilot examples, on
-``num_bins`` equal bins of ``t``, for the ``num_competitors`` closest competitors, and
-mixes in a ``floor`` of the uniform density (defensive importance sampling, Hesterberg
-1995) so no weight exceeds ``1 / (floor)``.
+examples*, 2013, section 9.1). [`fit_proposal`][jgen.diffusion.fit_proposal] estimates
+that on pilot examples, on ``num_bins`` equal bins of ``t``, for the ``num_competitors``
+closest competitors, and mixes in a ``floor`` of the uniform density (defensive
+importance sampling, Hesterberg 1995) so no weight exceeds ``1 / (floor)``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class TimestepProposal(NamedTuple):
   Attributes:
     probs: ``[B]`` probability of each bin ``[b / B, (b + 1) / B)``, summing to 1.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> q = jgen.diffusion.TimestepProposal(jnp.array([0.1, 0.2, 0.3, 0.4]))
     >>> t, w = jgen.diffusion.importance.draw_importance(jax.random.key(0), 8, q)
@@ -49,7 +49,7 @@ class TimestepProposal(NamedTuple):
 def uniform_proposal(num_bins: int = 16, dtype=jnp.float32) -> TimestepProposal:
   """The uniform density (weights all 1): the plain estimator.
 
-  Example:
+  Examples:
     >>> from jgen.diffusion import importance
     >>> importance.uniform_proposal(4).probs.tolist()
     [0.25, 0.25, 0.25, 0.25]
@@ -63,7 +63,7 @@ def draw_importance(key: jax.Array, num_t: int, proposal: TimestepProposal,
   """Stratified ``t ~ q`` (inverse CDF of ``u = mod(u0 + i / n, 1)``) and the weights
   ``1 / q(t)``: ``(t [num_t], w [num_t])``; ``mean(w e(t))`` is unbiased for ``int e``.
 
-  Example:
+  Examples:
     >>> import jax
     >>> from jgen.diffusion import importance
     >>> t, w = importance.draw_importance(jax.random.key(0), 8,
@@ -127,9 +127,9 @@ def fit_proposal(key: jax.Array, denoiser: Denoiser, params: Any, x: ArrayLike,
     weighting: as the classifier's (``"elbo"`` or ``"uniform"``).
 
   Returns:
-    :class:`TimestepProposal`.
+    [`TimestepProposal`][jgen.diffusion.TimestepProposal].
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jgen import diffusion
     >>> from jgen.diffusion import importance

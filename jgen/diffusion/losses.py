@@ -2,9 +2,9 @@
 
 One example ``x``, one time ``t`` and one noise ``eps`` give ``z_t = alpha_t x +
 sigma_t eps`` (VDM, Kingma et al. 2021) and the weighted prediction error of a
-:class:`~jgen.diffusion.Denoiser`. Training (:mod:`jgen.diffusion.train`) averages it
+[`Denoiser`][jgen.diffusion.Denoiser]. Training (``jgen.diffusion.train``) averages it
 over a minibatch; the Monte Carlo ELBO and the Diffusion Classifier
-(:mod:`jgen.diffusion.elbo`) evaluate it for every class on shared draws.
+(``jgen.diffusion.elbo``) evaluate it for every class on shared draws.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ __all__ = [
 def elementwise_loss(r: jax.Array, loss: str) -> jax.Array:
   """``loss(r)`` elementwise: ``"l2"`` ``r^2``, ``"l1"`` ``|r|``, ``"huber"`` (delta 1).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.diffusion import losses
     >>> losses.elementwise_loss(jnp.array([0.5, 2.0]), "huber").tolist()
@@ -70,7 +70,7 @@ def noisy(x: jax.Array, t: jax.Array, eps: jax.Array, schedule: Schedule,
     ``(z_t [*data_shape], gamma_t [], weight [])`` with ``z_t = alpha_t x + sigma_t
     eps``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> s = jgen.diffusion.linear_schedule(gamma_min=-10.0, gamma_max=10.0)
     >>> z, gamma, weight = jgen.diffusion.noisy(jnp.ones(2), 0.5, jnp.zeros(2), s)
@@ -98,7 +98,7 @@ def weighted_loss(eps_hat: jax.Array, eps: jax.Array, weight: jax.Array,
                   loss: str) -> jax.Array:
   """``weight * sum(loss(eps - eps_hat))``, scalar (one draw, one class).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.diffusion import losses
     >>> float(losses.weighted_loss(jnp.zeros(2), jnp.ones(2), 0.5, "l2"))
@@ -119,7 +119,7 @@ def diffusion_term(denoiser: Denoiser, params: Any, x: ArrayLike, y: ArrayLike,
   score). A callable ``w(t)``: ``w(t) * mean(loss(...))``.
 
   Args:
-    denoiser: a :class:`~jgen.diffusion.Denoiser`.
+    denoiser: a [`Denoiser`][jgen.diffusion.Denoiser].
     params: its parameters (traced).
     x: one example ``[*data_shape]``.
     y: integer class label, scalar.
@@ -133,7 +133,7 @@ def diffusion_term(denoiser: Denoiser, params: Any, x: ArrayLike, y: ArrayLike,
   Returns:
     Scalar loss, differentiable w.r.t. ``params``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, params = diffusion.from_eps_fn(lambda z, g, y: jnp.zeros_like(z))
@@ -156,7 +156,7 @@ def draw_timesteps(key: jax.Array, num_t: int, schedule: Schedule,
   (the paper's strided grid) or ``iid`` uniform. Discrete schedules round up onto
   ``{1/T, ..., 1}``.
 
-  Example:
+  Examples:
     >>> import jax
     >>> from jgen import diffusion
     >>> diffusion.draw_timesteps(jax.random.key(0), 4, diffusion.linear_schedule(),
@@ -181,14 +181,15 @@ def draw_timesteps(key: jax.Array, num_t: int, schedule: Schedule,
 
 def draw(key: jax.Array, num_t: int, x: jax.Array, schedule: Schedule,
          timesteps: str = "stratified", antithetic: bool = False):
-  """The ``(t [num_t], eps [num_t, *x.shape])`` draws used by :func:`class_errors`.
+  """The ``(t [num_t], eps [num_t, *x.shape])`` draws used by
+  [`class_errors`][jgen.diffusion.class_errors].
 
   With ``antithetic=True`` (``num_t`` even) the second half repeats the first half's
   times with negated noise, ``(t, -eps)``: unbiased, and it cancels the part of the
   error that is odd in ``eps`` (for a linear denoiser, all noise in class
   differences except the time variation).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jgen import diffusion
     >>> t, eps = diffusion.draw(jax.random.key(0), 4, jnp.zeros(3),
@@ -209,14 +210,14 @@ def batch_eps_prediction(denoiser: Denoiser, params: Any, z: jax.Array,
                          gamma: jax.Array, y: jax.Array) -> jax.Array:
   """``eps_hat [B, *data_shape]`` of a minibatch ``z [B, ...]``, ``gamma [B]``, ``y [B]``.
 
-  A jgen network (:class:`~jgen.diffusion.nets.DenoiserBase`, split by
-  :func:`~jgen.diffusion.nnx_denoiser`) accepts leading axes and is called once on
-  the whole minibatch; any other denoiser is vmapped per example. The values are the
+  A jgen network (``DenoiserBase``, split by
+  [`nnx_denoiser`][jgen.diffusion.nnx_denoiser]) accepts leading axes and is called once
+  on the whole minibatch; any other denoiser is vmapped per example. The values are the
   same; the batched call avoids the layout copies XLA inserts around the size-1 batch
   axis of a vmapped single-example call (about a third of an MLP train step on CPU,
   ``benchmarks/diffusion_train.py``).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jgen import diffusion

@@ -26,8 +26,9 @@ Cost against the ELBO: one solve takes ``6 * num_steps + 1`` vector-field calls,
 ``benchmarks/diffusion_ode.py``), against ``num_t`` plain evaluations for the MC ELBO.
 
 A solve that stops at ``max_steps`` is never returned as a number:
-:func:`pf_log_likelihoods` raises :class:`ODESolveError` when called eagerly; jitted
-callers get ``success=False`` and NaN log-likelihoods.
+[`pf_log_likelihoods`][jgen.diffusion.pf_log_likelihoods] raises
+[`ODESolveError`][jgen.diffusion.ODESolveError] when called eagerly; jitted callers get
+``success=False`` and NaN log-likelihoods.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ PROBES = ("rademacher", "gaussian")
 class ODESolveError(RuntimeError):
   """The probability-flow solve hit ``max_steps`` (or failed otherwise).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> den, p = jgen.diffusion.gaussian_oracle(jnp.zeros((2, 3)), jnp.ones((2, 3)))
     >>> try:
@@ -74,7 +75,7 @@ class ODESolveError(RuntimeError):
 
 class ODEConfig(NamedTuple):
   """Static solver settings (hashable: part of the compile key); build with
-  :func:`ode_config`.
+  [`ode_config`][jgen.diffusion.ode_config].
 
   Attributes:
     rtol: relative tolerance of the adaptive step (Tsit5, PID controller).
@@ -84,7 +85,7 @@ class ODEConfig(NamedTuple):
     num_probes: Hutchinson probes, shared by all classes.
     probe: ``"rademacher"`` or ``"gaussian"`` probes.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> cfg = jgen.diffusion.ode_config(rtol=1e-3, atol=1e-3, divergence="hutchinson")
     >>> isinstance(cfg, jgen.diffusion.ODEConfig), cfg.probe, hash(cfg) == hash(cfg)
@@ -107,7 +108,7 @@ class ODEResult(NamedTuple):
     num_evals: denoiser evaluations (Jacobian-vector products) per class, ``int32 []``.
     success: ``bool []``, False if the solver stopped early (e.g. ``max_steps``).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> den, p = jgen.diffusion.gaussian_oracle(jnp.zeros((2, 3)), jnp.ones((2, 3)))
     >>> res = jgen.diffusion.pf_log_likelihoods(None, den, p, jnp.zeros(3), 2)
@@ -123,13 +124,14 @@ class ODEResult(NamedTuple):
 def ode_config(*, rtol: float = 1e-5, atol: float = 1e-5, max_steps: int = 4096,
                divergence: str = "exact", num_probes: int = 1,
                probe: str = "rademacher") -> ODEConfig:
-  """Checked :class:`ODEConfig` (defaults: score_sde's ``rtol = atol = 1e-5``).
+  """Checked [`ODEConfig`][jgen.diffusion.ODEConfig] (defaults: score_sde's
+  ``rtol = atol = 1e-5``).
 
   Raises:
     ValueError: tolerances ``<= 0`` or non-finite, ``num_probes < 1``, unknown
       ``divergence`` / ``probe``, ``max_steps < 1``.
 
-  Example:
+  Examples:
     >>> from jgen.diffusion import ode_config
     >>> ode_config(divergence="hutchinson", num_probes=4).num_probes
     4
@@ -214,21 +216,22 @@ def log_likelihoods_at(key: jax.Array | None, denoiser: Denoiser, params: Any,
   Args:
     key: PRNG key for Hutchinson probes (shared by all classes); ``None`` is allowed
       with the exact trace.
-    denoiser: a :class:`~jgen.diffusion.Denoiser` of any parametrization.
+    denoiser: a [`Denoiser`][jgen.diffusion.Denoiser] of any parametrization.
     params: its parameters (traced).
     z: one latent ``[*data_shape]`` at ``gamma_0 = schedule.gamma(0)``.
     num_classes: static ``K``.
     schedule: supplies ``gamma_0`` and ``gamma_1`` (default VDM linear).
-    config: :func:`ode_config` (default exact trace, ``rtol = atol = 1e-5``).
+    config: [`ode_config`][jgen.diffusion.ode_config] (default exact trace,
+      ``rtol = atol = 1e-5``).
     classes: optional keep-list ``[C]``.
 
   Returns:
-    :class:`ODEResult` with ``log_likelihood [C]``.
+    [`ODEResult`][jgen.diffusion.ODEResult] with ``log_likelihood [C]``.
 
   Raises:
     ODESolveError: eagerly, if the solve stopped at ``max_steps``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, p = diffusion.gaussian_oracle(jnp.zeros((2, 3)), jnp.ones((2, 3)))
@@ -261,9 +264,9 @@ def pf_log_likelihoods(key: jax.Array | None, denoiser: Denoiser, params: Any,
 
   ``z_0 = alpha_0 x`` and ``log p(x) = log p_0(alpha_0 x) + D log alpha_0`` (the
   density of ``z_0 / alpha_0``; exact as ``sigma_0 -> 0``, as in score_sde's
-  likelihood at ``t = eps``). Arguments as :func:`log_likelihoods_at`.
+  likelihood at ``t = eps``). Arguments as ``log_likelihoods_at``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, p = diffusion.gaussian_oracle(jnp.zeros((2, 3)), jnp.ones((2, 3)))
@@ -288,7 +291,7 @@ def dequantized_bits_per_dim(log_lik: ArrayLike, num_dims: int, *,
   data_range)``; ``+7`` for 8-bit data in ``[-1, 1]``, ``+8`` in ``[0, 1]`` (score_sde's
   offset).
 
-  Example:
+  Examples:
     >>> from jgen.diffusion import dequantized_bits_per_dim
     >>> float(dequantized_bits_per_dim(0.0, 4))
     7.0
@@ -316,15 +319,17 @@ def _batch(key, net, x, ids, gammas, *, denoiser, cfg):
 def ode_classifier(denoiser: Denoiser, *, schedule: Schedule | None = None,
                    config: ODEConfig | None = None):
   """A denoiser scored by its probability-flow likelihood, as a
-  :class:`~jgen.core.contract.Classifier` (parameters
-  :class:`~jgen.diffusion.DiffusionParams`; ``fit`` is not provided: train with
-  :func:`~jgen.diffusion.diffusion_classifier`'s ``fit`` and reuse its params).
+  [`Classifier`][jgen.Classifier] (parameters
+  [`DiffusionParams`][jgen.diffusion.DiffusionParams]; ``fit`` is not provided: train with
+  [`diffusion_classifier`][jgen.diffusion.diffusion_classifier]'s ``fit`` and reuse its
+  params).
 
   ``log_likelihood(params, x[..., *data_shape], *, key=None) -> [..., K]`` raises
-  :class:`ODESolveError` if a solve hit ``max_steps``; ``stochastic`` is True with
-  Hutchinson probes (one probe set per call, shared by classes and examples).
+  [`ODESolveError`][jgen.diffusion.ODESolveError] if a solve hit ``max_steps``;
+  ``stochastic`` is True with Hutchinson probes (one probe set per call, shared by
+  classes and examples).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, net = diffusion.gaussian_oracle(jnp.eye(2), jnp.ones((2, 2)))

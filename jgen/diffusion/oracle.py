@@ -29,13 +29,14 @@ __all__ = ["OracleParams", "gaussian_oracle", "gaussian_log_likelihoods"]
 
 
 class OracleParams(NamedTuple):
-  """Parameters of :func:`gaussian_oracle`: ``means``, ``variances`` ``[K, ...]``.
+  """Parameters of [`gaussian_oracle`][jgen.diffusion.gaussian_oracle]: ``means``,
+  ``variances`` ``[K, ...]``.
 
   Attributes:
     means: ``[K, ...]`` class means.
     variances: ``[K, ...]`` per-coordinate variances, > 0.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> den, _ = jgen.diffusion.gaussian_oracle(jnp.zeros((2, 3)), jnp.ones((2, 3)))
     >>> params = jgen.diffusion.OracleParams(means=jnp.ones((2, 3)),
@@ -81,11 +82,11 @@ def gaussian_oracle(means: ArrayLike, variances: ArrayLike
     variances: ``[K, ...]`` per-coordinate variances, > 0.
 
   Returns:
-    ``(denoiser, params)``: an ``eps`` :class:`~jgen.diffusion.Denoiser` (one shared
+    ``(denoiser, params)``: an ``eps`` [`Denoiser`][jgen.diffusion.Denoiser] (one shared
     ``apply`` for every oracle, so new means never recompile) and
-    :class:`OracleParams`, differentiable if traced.
+    [`OracleParams`][jgen.diffusion.OracleParams], differentiable if traced.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, params = diffusion.gaussian_oracle(jnp.zeros((2, 3)), jnp.ones((2, 3)))
@@ -109,7 +110,7 @@ def gaussian_log_likelihoods(means: ArrayLike, variances: ArrayLike,
   Returns:
     ``[..., K]`` log-likelihoods.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import diffusion
     >>> diffusion.gaussian_log_likelihoods(jnp.zeros((2, 3)), jnp.ones((2, 3)),

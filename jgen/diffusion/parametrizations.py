@@ -1,12 +1,13 @@
 r"""Denoisers as ``(apply, params)`` pairs, and exact conversions between parametrizations.
 
-A :class:`Denoiser` is ``apply(params, z, gamma, y) -> prediction`` for ONE example
-(``z`` of the data shape, scalar ``gamma = -log SNR``, scalar integer label ``y``) with a
-declared parametrization. ``params`` is a pytree passed as **data**: every jitted path in
-:mod:`jgen.diffusion` takes it as a traced argument, so many parameter sets of one
-architecture (EMA weights, checkpoints, seeds) share one compiled program. ``apply`` is
-part of the compilation key: build it once (:func:`nnx_denoiser` makes it equal for
-every module of one graph definition).
+A [`Denoiser`][jgen.diffusion.Denoiser] is ``apply(params, z, gamma, y) -> prediction``
+for ONE example (``z`` of the data shape, scalar ``gamma = -log SNR``, scalar integer
+label ``y``) with a declared parametrization. ``params`` is a pytree passed as **data**:
+every jitted path in [`jgen.diffusion`][jgen.diffusion] takes it as a traced argument,
+so many parameter sets of one architecture (EMA weights, checkpoints, seeds) share one
+compiled program. ``apply`` is part of the compilation key: build it once
+([`nnx_denoiser`][jgen.diffusion.nnx_denoiser] makes it equal for every module of one
+graph definition).
 
 With ``z = alpha x + sigma eps`` and ``alpha^2 + sigma^2 = 1`` (VDM), the predictions
 convert exactly (Salimans & Ho 2022 for ``v``):
@@ -21,7 +22,7 @@ Flow matching / rectified flow (Lipman et al. 2023; Liu et al. 2023; SD 3, Esser
 VP state rescaled: ``x_s = z / (alpha + sigma)`` at ``s = sigma / (alpha + sigma) =
 sigmoid(gamma / 2)`` (since ``1 / (alpha + sigma) = sqrt((1 - s)^2 + s^2)``).
 A ``"flow"`` denoiser receives the VP ``z`` and ``gamma`` like every other;
-:func:`from_flow_fn` wraps a model written for ``(x_s, s)``.
+[`from_flow_fn`][jgen.diffusion.from_flow_fn] wraps a model written for ``(x_s, s)``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ PARAMETRIZATIONS = ("eps", "x", "v", "flow")
 
 
 def check_parametrization(parametrization) -> str:
-  """``parametrization`` must be one of :data:`PARAMETRIZATIONS` (else ValueError)."""
+  """``parametrization`` must be one of
+  [`PARAMETRIZATIONS`][jgen.diffusion.PARAMETRIZATIONS] (else ValueError)."""
   if not isinstance(parametrization, str) or parametrization not in PARAMETRIZATIONS:
     raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got"
                      f" {parametrization!r}.")
@@ -66,7 +68,7 @@ class Denoiser(NamedTuple):
     data_shape: shape of one example, or ``None`` if not declared.
     num_classes: number of class labels it was built for, or ``None``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> def apply(params, z, gamma, y):  # predicts the clean data: the class mean
     ...   return params[y]
@@ -91,7 +93,7 @@ def to_eps(prediction: jax.Array, z: jax.Array, gamma: jax.Array,
     prediction: ``[*data_shape]`` output of a denoiser.
     z: ``[*data_shape]`` the noisy VP input.
     gamma: scalar ``-log SNR``.
-    parametrization: one of :data:`PARAMETRIZATIONS`.
+    parametrization: one of [`PARAMETRIZATIONS`][jgen.diffusion.PARAMETRIZATIONS].
 
   Returns:
     ``[*data_shape]`` noise prediction.
@@ -99,7 +101,7 @@ def to_eps(prediction: jax.Array, z: jax.Array, gamma: jax.Array,
   Raises:
     ValueError: unknown ``parametrization``, or ``prediction``'s shape is not ``z``'s.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.diffusion import to_eps
     >>> to_eps(jnp.zeros(2), jnp.ones(2), jnp.asarray(0.0), "x")  # sigma = sqrt(1/2)
@@ -119,12 +121,13 @@ def to_eps(prediction: jax.Array, z: jax.Array, gamma: jax.Array,
 
 def from_eps(eps_hat: jax.Array, z: jax.Array, gamma: jax.Array,
              parametrization: str) -> jax.Array:
-  """The inverse of :func:`to_eps`: ``eps_hat`` expressed in ``parametrization``.
+  """The inverse of [`to_eps`][jgen.diffusion.to_eps]: ``eps_hat`` expressed in
+  ``parametrization``.
 
   ``x_hat = (z - sigma eps) / alpha``, ``v = alpha eps - sigma x_hat``, ``u = eps -
   x_hat``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.diffusion import from_eps, to_eps
     >>> z, g = jnp.asarray([0.3, -1.0]), jnp.asarray(0.5)
@@ -149,7 +152,7 @@ def convert(prediction: jax.Array, z: jax.Array, gamma: jax.Array, source: str,
             target: str) -> jax.Array:
   """A ``source`` prediction re-expressed as a ``target`` one (through ``eps``).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.diffusion import convert
     >>> convert(jnp.ones(2), jnp.zeros(2), jnp.asarray(0.0), "v", "v").tolist()
@@ -164,7 +167,7 @@ def convert(prediction: jax.Array, z: jax.Array, gamma: jax.Array, source: str,
 def flow_time(gamma: jax.Array) -> jax.Array:
   """Rectified-flow time ``s = sigma / (alpha + sigma) = sigmoid(gamma / 2)``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.diffusion import flow_time
     >>> float(flow_time(jnp.asarray(0.0)))
@@ -178,16 +181,17 @@ def eps_prediction(denoiser: Denoiser, params: Any, z: jax.Array, gamma: jax.Arr
   """``eps_hat(z, gamma, y)`` of one example, whatever the denoiser predicts.
 
   Args:
-    denoiser: a :class:`Denoiser` of any parametrization.
+    denoiser: a [`Denoiser`][jgen.diffusion.Denoiser] of any parametrization.
     params: its parameters.
     z: ``[*data_shape]`` the noisy VP input.
     gamma: scalar ``-log SNR``.
     y: scalar integer label.
 
   Returns:
-    ``[*data_shape]`` noise prediction (:func:`to_eps` of the denoiser's output).
+    ``[*data_shape]`` noise prediction ([`to_eps`][jgen.diffusion.to_eps] of the
+    denoiser's output).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> den = jgen.diffusion.Denoiser(lambda p, z, g, y: jnp.zeros_like(z), "x")
     >>> eps = jgen.diffusion.eps_prediction(den, (), jnp.ones(2), jnp.asarray(0.0), 0)
@@ -218,13 +222,13 @@ class _FlowApply:
 def from_flow_fn(flow_fn: Callable, *, data_shape=None,
                  num_classes: int | None = None) -> Denoiser:
   """A flow-matching model ``flow_fn(params, x_s, s, y) -> u_hat`` as a ``"flow"``
-  :class:`Denoiser`.
+  [`Denoiser`][jgen.diffusion.Denoiser].
 
   ``x_s = (1 - s) x + s eps`` and ``u = eps - x`` (rectified flow); jgen feeds it the
   VP state rescaled, ``x_s = z / (alpha + sigma)`` at ``s = sigmoid(gamma / 2)``, so the
   ELBO, the classifier and the ODE likelihood see the same model exactly.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.diffusion import from_flow_fn
     >>> den = from_flow_fn(lambda p, xs, s, y: xs * 0.0)
@@ -260,12 +264,12 @@ def from_eps_fn(eps_fn: Callable, *, parametrization: str = "eps",
   """Wraps a plain per-example ``eps_fn(z, gamma, y)`` (parameters closed over).
 
   Whatever ``eps_fn`` closes over is a compile-time constant: prefer a
-  :class:`Denoiser` with traced ``params`` for trained networks.
+  [`Denoiser`][jgen.diffusion.Denoiser] with traced ``params`` for trained networks.
 
   Returns:
     ``(denoiser, params)`` with ``params = ()``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, params = diffusion.from_eps_fn(lambda z, g, y: 0.5 * z)
@@ -309,15 +313,15 @@ def nnx_denoiser(module: nnx.Module, *, parametrization: str = "eps"
 
   Args:
     module: an NNX module called as ``module(z, gamma, y)``; jgen's nets
-      (:class:`~jgen.diffusion.nets.MLPDenoiser`, ...) also declare ``data_shape`` and
+      ([`MLPDenoiser`][jgen.diffusion.MLPDenoiser], ...) also declare ``data_shape`` and
       ``num_classes``.
     parametrization: what the module predicts.
 
   Returns:
     ``(denoiser, params)``: ``params`` is the pure-dict state (the form
-    :class:`~jgen.diffusion.train.TrainState` holds).
+    [`TrainState`][jgen.diffusion.TrainState] holds).
 
-  Example:
+  Examples:
     >>> from flax import nnx
     >>> from jgen.diffusion import nets, nnx_denoiser
     >>> den, params = nnx_denoiser(nets.MLPDenoiser((4,), 3, width=16, depth=1,

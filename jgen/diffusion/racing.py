@@ -17,7 +17,7 @@ left or after ``max_rounds`` sifting rounds. Survivors are evaluated in power-of
 buckets (``lax.switch``), padded evaluations counted in ``num_evals``.
 
 Variance reduction: ``antithetic`` draws ``(t, eps), (t, -eps)``, and an importance
-proposal ``q`` (:mod:`jgen.diffusion.importance`) for the times with weights
+proposal ``q`` (``jgen.diffusion.importance``) for the times with weights
 ``1 / q(t)``: both keep every class's mean unbiased.
 """
 
@@ -45,12 +45,13 @@ __all__ = ["RaceConfig", "race_config", "race", "batch_race"]
 
 
 class RaceConfig(NamedTuple):
-  """Static racing settings (hashable); build with :func:`race_config`.
+  """Static racing settings (hashable); build with
+  [`race_config`][jgen.diffusion.race_config].
 
-  The fields are :func:`race_config`'s arguments; the module docstring gives their
-  meaning.
+  The fields are [`race_config`][jgen.diffusion.race_config]'s arguments; the module
+  docstring gives their meaning.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> den, p = jgen.diffusion.gaussian_oracle(3 * jnp.eye(3), jnp.ones((3, 3)))
     >>> cfg = jgen.diffusion.race_config(den, rule="margin", margin=0.5)
@@ -78,9 +79,10 @@ def race_config(denoiser: Denoiser, *, schedule: Schedule | None = None,
                 refine_rounds: int = 0, rule: str = "test", margin: float = 1.0,
                 confidence: float = 0.99, min_rounds: int = 2,
                 antithetic: bool = False, weighting: str = "elbo") -> RaceConfig:
-  """Checked :class:`RaceConfig` (module docstring for the meaning of each field).
+  """Checked [`RaceConfig`][jgen.diffusion.RaceConfig] (module docstring for the meaning
+  of each field).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, _ = diffusion.gaussian_oracle(jnp.eye(2), jnp.ones((2, 2)))
@@ -133,7 +135,7 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
   """Races the ``num_classes`` classes for ONE example (module docstring); jittable.
 
   Returns:
-    :class:`~jgen.diffusion.ClassifyResult`: ``scores [K]`` are ELBO estimates
+    [`ClassifyResult`][jgen.diffusion.ClassifyResult]: ``scores [K]`` are ELBO estimates
     (``weighting="elbo"``) or minus mean errors, from each class's own draws.
   """
   k, rounds = num_classes, cfg.max_rounds + cfg.refine_rounds
@@ -208,14 +210,14 @@ def _batch(keys, params, x, proposal, *, cfg, num_classes, vectorize):
 def batch_race(key: jax.Array, params: Any, x, num_classes: int, *, cfg: RaceConfig,
                proposal: TimestepProposal | None = None,
                vectorize: bool = False) -> ClassifyResult:
-  """:func:`race` for ``x [N, *data_shape]`` (keys ``split(key, N)``), one compile per
+  """``race`` for ``x [N, *data_shape]`` (keys ``split(key, N)``), one compile per
   architecture (``params`` and ``proposal`` traced).
 
   ``vectorize=False`` loops over examples (``lax.map``), so the bucket switch skips
   eliminated classes; ``vectorize=True`` vmaps, which runs every branch and every
   lane to the slowest (``benchmarks/diffusion_ode.py`` measures both).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jgen import diffusion
     >>> den, p = diffusion.gaussian_oracle(3 * jnp.eye(3), jnp.ones((3, 3)))

@@ -1,7 +1,7 @@
 """Resumable training runs on disk: the run record, orbax checkpoints, progress.
 
 A run directory holds ``run.json`` (the model and training configuration; resuming
-with different settings raises :class:`~jgen.parallel.checkpoint.CheckpointError`
+with different settings raises [`CheckpointError`][jgen.io.CheckpointError]
 naming each mismatch), ``checkpoints/`` (an orbax ``CheckpointManager`` of the whole
 train state) and ``metrics.jsonl``. Unreadable checkpoints are moved to ``corrupt/``
 with a warning and the previous good step is used.
@@ -29,7 +29,7 @@ __all__ = ["run_record", "check_run", "open_run", "restore_latest", "save",
 
 def run_record(model: nnx.Module, config, schedule_spec) -> dict:
   """What must match between a run and its resumption: the denoiser's constructor
-  arguments, the :class:`~jgen.diffusion.train.TrainConfig` (less ``num_steps`` and
+  arguments, the [`TrainConfig`][jgen.diffusion.TrainConfig] (less ``num_steps`` and
   ``log_every``) and the schedule's JSON description."""
   cfg = config._asdict()
   for k in ("num_steps", "log_every"):  # may change between resumes

@@ -20,7 +20,8 @@ the ``N`` cumulative products ``abar_j`` of the model's betas (DDPM timestep ind
 (``Schedule.num_steps == N - 1``), which makes its discrete-time ELBO exactly the
 DDPM's (DDPM index 0 is ``z_0``, index ``N - 1`` is ``z_1``). Since
 ``alpha_t^2 = abar_j``, ``z_t`` is the DDPM's ``x_j`` unchanged; only the timestep must
-be translated, which :func:`ddpm_eps_fn` does (gamma -> nearest index).
+be translated, which [`ddpm_eps_fn`][jgen.diffusion.ddpm_eps_fn] does (gamma -> nearest
+index).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Schedule(NamedTuple):
       ``t_i = i / T`` (``T + 1`` latents ``z_0 ... z_T``).
     name: a label for tables and error messages.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> s = jgen.diffusion.Schedule(gamma=lambda t: 10.0 * jnp.asarray(t) - 5.0,
     ...                             name="my-linear")
@@ -87,9 +88,9 @@ def linear_schedule(gamma_min: float = -13.3, gamma_max: float = 5.0) -> Schedul
     gamma_max: ``gamma(1)``, the most noise (VDM default ``5.0``).
 
   Returns:
-    A continuous :class:`Schedule`.
+    A continuous [`Schedule`][jgen.diffusion.Schedule].
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> s = jgen.diffusion.linear_schedule(gamma_min=-10.0, gamma_max=10.0)
     >>> s.name, s.gamma(jnp.array([0.0, 0.5, 1.0])).tolist()
@@ -118,9 +119,9 @@ def cosine_schedule(gamma_min: float = -13.3, gamma_max: float = 5.0) -> Schedul
     gamma_max: ``gamma(1)``.
 
   Returns:
-    A continuous :class:`Schedule`.
+    A continuous [`Schedule`][jgen.diffusion.Schedule].
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> s = jgen.diffusion.cosine_schedule(gamma_min=-10.0, gamma_max=10.0)
     >>> tuple(round(float(g), 2) for g in s.gamma(jnp.array([0.0, 1.0])))
@@ -154,9 +155,9 @@ def rectified_flow_schedule(s_min: float = 1e-3, s_max: float = 0.999,
     shift: SD 3's timestep shift, > 0 (``1``: none; SD 3 uses ``3``).
 
   Returns:
-    A continuous :class:`Schedule`.
+    A continuous [`Schedule`][jgen.diffusion.Schedule].
 
-  Example:
+  Examples:
     >>> from jgen.diffusion import rectified_flow_schedule
     >>> float(rectified_flow_schedule(0.25, 0.75).gamma(0.5))  # s = 1/2: SNR = 1
     0.0
@@ -203,10 +204,10 @@ def ddpm_schedule(num_steps: int = 1000, beta_start: float = 1e-4,
     kind: ``"linear"`` or ``"scaled_linear"``.
 
   Returns:
-    A discrete :class:`Schedule` with ``num_steps = N - 1`` intervals (module
-    docstring); grid index ``j`` is DDPM timestep ``j``.
+    A discrete [`Schedule`][jgen.diffusion.Schedule] with ``num_steps = N - 1``
+    intervals (module docstring); grid index ``j`` is DDPM timestep ``j``.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> s = jgen.diffusion.ddpm_schedule(num_steps=1000)  # DDPM's linear betas
     >>> s.num_steps, round(float(s.gamma(0.0)), 2), round(float(s.gamma(1.0)), 2)
@@ -236,13 +237,13 @@ def discretize(schedule: Schedule, num_steps: int) -> Schedule:
   """The same ``gamma`` used in discrete time with ``num_steps`` intervals.
 
   Args:
-    schedule: any :class:`Schedule`, continuous or discrete.
+    schedule: any [`Schedule`][jgen.diffusion.Schedule], continuous or discrete.
     num_steps: the number of intervals ``T >= 1`` (a Python int).
 
   Returns:
-    A :class:`Schedule` with the same ``gamma`` and ``num_steps = T``.
+    A [`Schedule`][jgen.diffusion.Schedule] with the same ``gamma`` and ``num_steps = T``.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> s = jgen.diffusion.discretize(jgen.diffusion.linear_schedule(), 4)
     >>> s.num_steps, s.name
@@ -265,7 +266,7 @@ def alpha_sigma(gamma: ArrayLike) -> tuple[jax.Array, jax.Array]:
   Returns:
     ``alpha`` and ``sigma``, each of ``gamma``'s shape.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> alpha, sigma = jgen.diffusion.alpha_sigma(jnp.array([-5.0, 0.0, 5.0]))
     >>> [round(float(a), 3) for a in alpha], round(float(sigma[1]), 3)
@@ -279,13 +280,13 @@ def gamma_prime(schedule: Schedule, t: ArrayLike) -> jax.Array:
   """``d gamma / d t`` at ``t`` (elementwise), by forward-mode ``jax.jvp``.
 
   Args:
-    schedule: a :class:`Schedule`.
+    schedule: a [`Schedule`][jgen.diffusion.Schedule].
     t: times in ``[0, 1]``, any shape (integers are cast to ``float32``).
 
   Returns:
     ``gamma'(t)``, ``t``'s shape.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> s = jgen.diffusion.linear_schedule(gamma_min=-10.0, gamma_max=10.0)
     >>> jgen.diffusion.gamma_prime(s, jnp.array([0.0, 0.5])).tolist()
@@ -302,13 +303,14 @@ def grid(schedule: Schedule, dtype=jnp.float32) -> jax.Array:
   """``gamma`` on a discrete schedule's grid ``t_i = i / T``.
 
   Args:
-    schedule: a discrete :class:`Schedule` (``num_steps = T``, not ``None``).
+    schedule: a discrete [`Schedule`][jgen.diffusion.Schedule] (``num_steps = T``, not
+      ``None``).
     dtype: floating dtype of the grid.
 
   Returns:
     ``[T + 1]`` values ``gamma(i / T)``, ``i = 0, ..., T``.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> s = jgen.diffusion.linear_schedule(gamma_min=-10.0, gamma_max=10.0)
     >>> jgen.diffusion.grid(jgen.diffusion.discretize(s, 4)).tolist()
@@ -325,13 +327,14 @@ def ddpm_timestep(schedule: Schedule, gamma: ArrayLike) -> jax.Array:
   """The integer grid index (DDPM timestep) whose ``gamma`` is nearest to ``gamma``.
 
   Args:
-    schedule: a discrete schedule, e.g. from :func:`ddpm_schedule`.
+    schedule: a discrete schedule, e.g. from
+      [`ddpm_schedule`][jgen.diffusion.ddpm_schedule].
     gamma: any shape.
 
   Returns:
     ``int32`` indices in ``[0, num_steps]``, ``gamma``'s shape.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> s = jgen.diffusion.ddpm_schedule(num_steps=10)
     >>> jgen.diffusion.ddpm_timestep(s, jgen.diffusion.grid(s)[jnp.array([0, 3, 9])])
@@ -352,12 +355,12 @@ def ddpm_eps_fn(model_fn: Callable, schedule: Schedule) -> Callable:
     model_fn: ``model_fn(x_t, timestep, y) -> eps_hat`` for one example, with
       ``timestep`` an ``int32`` scalar DDPM index (``x_t = sqrt(abar) x + sqrt(1 -
       abar) eps``, which equals jgen's ``z_t``).
-    schedule: the model's :func:`ddpm_schedule`.
+    schedule: the model's [`ddpm_schedule`][jgen.diffusion.ddpm_schedule].
 
   Returns:
     ``eps_fn(z, gamma, y) -> eps_hat``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> s = jgen.diffusion.ddpm_schedule(num_steps=10)
     >>> model_fn = lambda x, timestep, y: jnp.full_like(x, timestep)  # echoes the index

@@ -1,12 +1,12 @@
 """The Diffusion Classifier with the class axis split over the ``classes`` mesh axis.
 
 A ``shard_map`` shell, nothing more: it validates through
-:func:`jgen.diffusion.classifier.prepare`, pads the class ids to the mesh with ``-1``
+``jgen.diffusion.classifier.prepare``, pads the class ids to the mesh with ``-1``
 (dummy classes, scored ``-inf``), picks the shardings and runs the SAME strategy code
-as :func:`jgen.diffusion.classify` with ``axis_name="classes"``. The ``(t, eps)`` draws
-depend only on the key, so for the same key, errors, scores and labels equal the
-single-device ones. ``num_evals`` counts the evaluations on all devices, padded dummy
-classes and each device's ``sequential`` bucket included.
+as [`jgen.diffusion.classify`][jgen.diffusion.classify] with ``axis_name="classes"``.
+The ``(t, eps)`` draws depend only on the key, so for the same key, errors, scores and
+labels equal the single-device ones. ``num_evals`` counts the evaluations on all
+devices, padded dummy classes and each device's ``sequential`` bucket included.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def _call(key, denoiser, params, x, num_classes, mesh, options, batched):
 
 def sharded_classify(key: jax.Array, denoiser, params: Any, x, num_classes: int,
                      mesh: Mesh, **options) -> ClassifyResult:
-  """:func:`jgen.diffusion.classify` with the classes split over ``mesh``'s
+  """[`jgen.diffusion.classify`][jgen.diffusion.classify] with the classes split over
+  ``mesh``'s
   ``classes`` axis (the ``data`` axis computes redundantly: use ``data=1``).
 
   Returns:
@@ -81,7 +82,7 @@ def sharded_classify(key: jax.Array, denoiser, params: Any, x, num_classes: int,
     ``scores[:C]`` equal the single-device result for the same key; ``scores`` stay
     sharded over ``classes`` and the padded entries are ``-inf``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> from jgen import diffusion
     >>> den, params = diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))
@@ -95,14 +96,15 @@ def sharded_classify(key: jax.Array, denoiser, params: Any, x, num_classes: int,
 
 def sharded_batch_classify(key: jax.Array, denoiser, params: Any, x,
                            num_classes: int, mesh: Mesh, **options) -> ClassifyResult:
-  """:func:`jgen.diffusion.batch_classify` on a mesh: examples ``x [N, ...]`` split
+  """[`jgen.diffusion.batch_classify`][jgen.diffusion.batch_classify] on a mesh:
+  examples ``x [N, ...]`` split
   over ``data``, classes over ``classes``. Row ``n`` uses
   ``jax.random.split(key, N)[n]``, as the single-device function does.
 
   Returns:
     ``ClassifyResult(label [N], scores [N, C_pad], num_evals [N])``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> from jgen import diffusion
     >>> den, params = diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))
@@ -131,14 +133,15 @@ def sharded_class_errors(key: jax.Array, denoiser, params: Any, x, num_classes: 
                          mesh: Mesh, *, num_t: int, schedule, timesteps="stratified",
                          weighting="elbo", loss="l2", classes=None, chunk_size=None,
                          antithetic: bool = False) -> jax.Array:
-  """:func:`jgen.diffusion.class_errors` with the class axis split over devices.
+  """[`jgen.diffusion.class_errors`][jgen.diffusion.class_errors] with the class axis
+  split over devices.
 
   Returns:
     ``[C_pad, num_t]`` errors sharded over ``classes``: rows ``[:C]`` equal
     ``class_errors(key, ...)`` (same ``(t, eps)`` for every class); padded rows are
     ``+inf`` (lower is better, so a dummy class never wins).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> from jgen import diffusion
     >>> den, params = diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))

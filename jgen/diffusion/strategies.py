@@ -1,8 +1,9 @@
 r"""The Diffusion Classifier (Li et al., ICCV 2023): ``argmax_k`` of a shared-noise score.
 
 Scores are ELBO estimates of ``log p(x | y=k)`` with ``weighting="elbo", loss="l2"``
-(feed them to :func:`jgen.log_posterior`), otherwise minus the mean weighted error.
-Three strategies, all reporting denoiser evaluations (``(class, t)`` pairs):
+(feed them to [`jgen.log_posterior`][jgen.log_posterior]), otherwise minus the mean
+weighted error. Three strategies, all reporting denoiser evaluations (``(class, t)``
+pairs):
 
 * ``full``: every class on the same ``num_t`` draws; ``K * num_t`` evaluations.
 * ``adaptive``: the paper's stages. Stage ``k`` evaluates the surviving classes on the
@@ -52,7 +53,7 @@ __all__ = ["ClassifyResult", "StrategyConfig", "STRATEGIES", "adaptive_plan", "f
 
 
 class ClassifyResult(NamedTuple):
-  """Result of :func:`~jgen.diffusion.classify` (leading ``[N]`` when batched).
+  """Result of [`classify`][jgen.diffusion.classify] (leading ``[N]`` when batched).
 
   Attributes:
     label: predicted class id, ``int32 []``.
@@ -60,7 +61,7 @@ class ClassifyResult(NamedTuple):
       eliminated early are scored from fewer draws; NaN scores are ``-inf``.
     num_evals: denoiser evaluations used, ``int32 []``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> den, params = jgen.diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))
     >>> res = jgen.diffusion.classify(jax.random.key(0), den, params, jnp.eye(3)[2], 3,
@@ -158,7 +159,7 @@ def adaptive_plan(n_samples: Sequence[int], to_keep: Sequence[int],
     ``(positions, classes, num_evals)``: per stage the NEW base-grid positions
     evaluated, the number of classes evaluated, and the total evaluations.
 
-  Example:
+  Examples:
     >>> from jgen import diffusion
     >>> diffusion.adaptive_plan((50, 500), (5, 1), 10)[2]  # Li et al. 2023: 2,750
     2750

@@ -1,18 +1,20 @@
 """Training class-conditional denoisers: ε-prediction, optax, EMA, resumable orbax runs.
 
-The objective is :func:`jgen.diffusion.diffusion_term` averaged over a minibatch, with
-stratified times ``t_i = mod(u + i/B, 1)`` (VDM) and ``weighting="elbo"`` (the
-diffusion part of the negative ELBO) or ``"uniform"`` (mean squared ε-error). Optimiser:
-gradient clipping then AdamW with linear warm-up and cosine decay. An EMA copy of the
-parameters is kept for evaluation.
+The objective is [`jgen.diffusion.diffusion_term`][jgen.diffusion.diffusion_term]
+averaged over a minibatch, with stratified times ``t_i = mod(u + i/B, 1)`` (VDM) and
+``weighting="elbo"`` (the diffusion part of the negative ELBO) or ``"uniform"`` (mean
+squared ε-error). Optimiser: gradient clipping then AdamW with linear warm-up and cosine
+decay. An EMA copy of the parameters is kept for evaluation.
 
-Runs are resumable and exact: the whole :class:`TrainState` (params, EMA, optimiser
-state, step, PRNG key) is saved by an orbax ``CheckpointManager`` every
-``checkpoint_every`` steps, minibatches are drawn from the PRNG key in the state, and
-the jitted step is the same program, so a run killed at any point and resumed ends with
-bitwise the parameters of an uninterrupted run. Unreadable checkpoints are moved aside
-(with a warning) and the previous good step is used. A non-finite loss or gradient
-stops the run with :class:`NonFiniteLossError` before anything non-finite is saved.
+Runs are resumable and exact: the whole [`TrainState`][jgen.diffusion.TrainState]
+(params, EMA, optimiser state, step, PRNG key) is saved by an orbax
+``CheckpointManager`` every ``checkpoint_every`` steps, minibatches are drawn from the
+PRNG key in the state, and the jitted step is the same program, so a run killed at any
+point and resumed ends with bitwise the parameters of an uninterrupted run. Unreadable
+checkpoints are moved aside (with a warning) and the previous good step is used. A
+non-finite loss or gradient stops the run with
+[`NonFiniteLossError`][jgen.diffusion.NonFiniteLossError] before anything non-finite is
+saved.
 
 There is one train step. Given a ``mesh``, the same step runs data-parallel through
 shardings alone: the minibatch is constrained to ``P("data")`` and the state to
@@ -66,9 +68,9 @@ def loss_fn(params, denoiser: Denoiser, x, y, key, *, schedule: Schedule,
             config: TrainConfig, num_classes: int) -> jax.Array:
   """Mean weighted ε-prediction loss over a minibatch ``x [B, ...]``, ``y [B]``.
 
-  Per example it is :func:`~jgen.diffusion.diffusion_term` at stratified times
+  Per example it is [`diffusion_term`][jgen.diffusion.diffusion_term] at stratified times
   ``t_i = mod(u + i/B, 1)`` and fresh noise; the denoiser runs on the whole
-  minibatch (:func:`~jgen.diffusion.losses.batch_eps_prediction`).
+  minibatch (``batch_eps_prediction``).
   """
   t_key, eps_key, drop_key = jax.random.split(key, 3)
   t = draw_timesteps(t_key, x.shape[0], schedule, "stratified", x.dtype)
@@ -129,10 +131,12 @@ def train_step(state: TrainState, x_all: jax.Array, y_all: jax.Array, *,
   """One optimiser step on a minibatch drawn from ``(x_all, y_all)`` by the state key.
 
   Args:
-    state: :class:`TrainState` (replicated over ``mesh`` when one is given).
+    state: [`TrainState`][jgen.diffusion.TrainState] (replicated over ``mesh`` when one
+      is given).
     x_all: ``[N, *data_shape]`` training set; y_all: ``[N]`` labels.
-    denoiser: the :class:`~jgen.diffusion.Denoiser` whose ``params`` are trained.
-    schedule: noise schedule of the objective; config: :class:`TrainConfig`.
+    denoiser: the [`Denoiser`][jgen.diffusion.Denoiser] whose ``params`` are trained.
+    schedule: noise schedule of the objective; config:
+      [`TrainConfig`][jgen.diffusion.TrainConfig].
     num_classes: the null label of label dropout.
     mesh: ``None`` (one device) or a mesh whose ``data`` axis splits the minibatch
       (its size must divide ``config.batch_size``); parameters stay replicated.
@@ -143,7 +147,7 @@ def train_step(state: TrainState, x_all: jax.Array, y_all: jax.Array, *,
     ``(new_state, loss, grad_norm)``; the caller must check finiteness. With a mesh
     the result equals the one-device step up to the order of the batch-mean sums.
 
-  Example:
+  Examples:
     >>> from flax import nnx
     >>> from jgen import diffusion
     >>> from jgen.diffusion import nets, train
@@ -178,7 +182,7 @@ def train(model: nnx.Module, x: Any, y: Any, *, schedule: Schedule,
     x: ``[N, *data_shape]`` training data (e.g. scaled to ``[-1, 1]``).
     y: ``[N]`` integer labels in ``[0, model.num_classes)``.
     schedule: noise schedule of the objective.
-    config: :class:`TrainConfig`.
+    config: [`TrainConfig`][jgen.diffusion.TrainConfig].
     workdir: run directory (checkpoints, ``metrics.jsonl``, ``run.json``); resumes
       from its newest readable checkpoint. ``None``: no checkpoints or logs.
     schedule_spec: JSON description of ``schedule`` recorded in ``run.json``.
@@ -188,7 +192,7 @@ def train(model: nnx.Module, x: Any, y: Any, *, schedule: Schedule,
       probabilities).
 
   Returns:
-    :class:`TrainResult`.
+    ``TrainResult``.
 
   Raises:
     NonFiniteLossError: NaN/Inf loss or gradient (the step is named; the last good

@@ -1,9 +1,9 @@
 """Configuration and state of a denoiser training run, and its optimiser.
 
-:class:`TrainConfig` is static (hashable, part of the jitted step's cache key) and
-checked on construction; :class:`TrainState` is the pytree a step maps to the next one
-(checkpointed whole); :func:`make_optimizer` is global-norm clipping then AdamW with
-linear warm-up and cosine decay.
+[`TrainConfig`][jgen.diffusion.TrainConfig] is static (hashable, part of the jitted
+step's cache key) and checked on construction; [`TrainState`][jgen.diffusion.TrainState]
+is the pytree a step maps to the next one (checkpointed whole); ``make_optimizer`` is
+global-norm clipping then AdamW with linear warm-up and cosine decay.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ __all__ = [
 
 
 class _TrainConfigFields(NamedTuple):
-  """The fields and defaults of :class:`TrainConfig`."""
+  """The fields and defaults of [`TrainConfig`][jgen.diffusion.TrainConfig]."""
   num_steps: int = 2000
   batch_size: int = 128
   learning_rate: float = 2e-3
@@ -71,7 +71,7 @@ class TrainConfig(_TrainConfigFields):
     keep: number of checkpoints kept.
     log_every: JSON-lines metrics interval.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> cfg = jgen.diffusion.TrainConfig(num_steps=3, batch_size=4)
     >>> cfg._replace(learning_rate=1e-3).learning_rate, cfg.weighting
@@ -116,7 +116,7 @@ class TrainState(NamedTuple):
     step: int32 scalar, optimiser steps taken.
     key: ``uint32[2]`` raw PRNG key data (orbax stores plain arrays).
 
-  Example:
+  Examples:
     >>> import jgen
     >>> from flax import nnx
     >>> net = jgen.diffusion.MLPDenoiser((2,), 2, width=8, depth=1, rngs=nnx.Rngs(0))
@@ -133,7 +133,7 @@ class TrainState(NamedTuple):
 
 
 class TrainResult(NamedTuple):
-  """What :func:`train` returns: the trained module, its EMA copy, the final state,
+  """What ``train`` returns: the trained module, its EMA copy, the final state,
   ``resumed_from`` (checkpoint step, or ``None``) and ``last_loss``."""
   model: nnx.Module
   ema_model: nnx.Module
@@ -145,9 +145,9 @@ class TrainResult(NamedTuple):
 class NonFiniteLossError(FloatingPointError):
   """The loss or gradient became NaN/Inf; ``step`` is the failing step (1-based).
 
-  Raised by :func:`~jgen.diffusion.train.train` before anything non-finite is saved.
+  Raised by ``train`` before anything non-finite is saved.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> try:  # what train() raises when a step's loss is NaN
     ...   raise jgen.diffusion.NonFiniteLossError("non-finite loss nan at step 3", 3)
@@ -175,7 +175,8 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 
 
 def init_state(model: nnx.Module, config: TrainConfig) -> TrainState:
-  """Fresh :class:`TrainState` for ``model`` (EMA starts at the parameters)."""
+  """Fresh [`TrainState`][jgen.diffusion.TrainState] for ``model`` (EMA starts at the
+  parameters)."""
   params = nnx.to_pure_dict(nnx.split(model)[1])
   return TrainState(params, params,  # arrays are immutable: sharing is safe
                     make_optimizer(config).init(params), jnp.zeros((), jnp.int32),

@@ -1,8 +1,9 @@
 """Gaussian class-conditional densities: naive Bayes (two variants), LDA and QDA.
 
-Each factory returns a :class:`jgen.Classifier`; additive sufficient statistics
-(:func:`sufficient_stats`, :func:`merge_stats`, :func:`fit_stats`) fit data that is
-chunked or sharded over devices.
+Each factory returns a [`jgen.Classifier`][jgen.Classifier]; additive sufficient
+statistics ([`sufficient_stats`][jgen.sufficient_stats],
+[`merge_stats`][jgen.gaussian.merge_stats], [`fit_stats`][jgen.gaussian.fit_stats]) fit
+data that is chunked or sharded over devices.
 """
 
 from jgen.gaussian.stats import GaussianStats

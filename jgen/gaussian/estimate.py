@@ -1,8 +1,8 @@
 """Maps from sufficient statistics to each Gaussian family's params, and the eager fit.
 
-A family is described by a :class:`Family`: its parameter map ``core(stats, log_prior,
+A family is described by a ``Family``: its parameter map ``core(stats, log_prior,
 reg)`` (a traced hyperparameter ``reg``, so one compilation serves every setting), the
-statistics it needs, and the words of its errors. :func:`fit` runs the statistics, the
+statistics it needs, and the words of its errors. ``fit`` runs the statistics, the
 value checks of the data and the map as one compiled program and reads back one small
 vector, from which it raises the eager errors (one dispatch and one transfer per fit:
 the fixed cost that dominates a 5000 x 32 fit).

@@ -1,21 +1,23 @@
 """Gaussian class-conditional densities: naive Bayes, LDA and QDA on the classifier contract.
 
-Each factory (:func:`gaussian_nb`, :func:`lda`, :func:`qda`) returns a
-:class:`jgen.Classifier`:
+Each factory ([`gaussian_nb`][jgen.gaussian_nb], [`lda`][jgen.lda], [`qda`][jgen.qda])
+returns a [`jgen.Classifier`][jgen.Classifier]:
 
 * ``fit(x[N, D], y[N], *, num_classes, sample_weight=None, priors=None) -> params``
 * ``log_likelihood(params, x[..., D], *, key=None) -> [..., K]``, the exact
   ``log p(x | y=k)`` in nats (``key`` is ignored: the scores are deterministic).
 
-:func:`fit_stats` fits any of them from additive :class:`GaussianStats`, so data larger
-than memory, or sharded over devices, is fitted by summing the statistics of its chunks
-(``merge_stats``, ``lax.psum``).
+[`fit_stats`][jgen.gaussian.fit_stats] fits any of them from additive
+[`GaussianStats`][jgen.gaussian.GaussianStats], so data larger than memory, or sharded
+over devices, is fitted by summing the statistics of its chunks (``merge_stats``,
+``lax.psum``).
 
 Invalid classes. Eager calls raise ``ValueError`` for an empty class, a QDA class with
 one sample, or a covariance that is not positive definite (decided by
-:func:`jgen.gaussian.covariance_ok`, a relative criterion). Under ``jit`` such a class
-(and, for out-of-range labels, every class) gets NaN means; ``log_likelihood`` returns
-``-inf`` for it, never NaN. :func:`valid_classes` reports which classes are valid.
+[`jgen.gaussian.covariance_ok`][jgen.gaussian.covariance_ok], a relative criterion).
+Under ``jit`` such a class (and, for out-of-range labels, every class) gets NaN means;
+``log_likelihood`` returns ``-inf`` for it, never NaN.
+[`valid_classes`][jgen.gaussian.valid_classes] reports which classes are valid.
 """
 
 from __future__ import annotations
@@ -93,15 +95,16 @@ def fit_stats(model: Classifier, stats: GaussianStats, *,
 
   Args:
     model: ``jgen.gaussian_nb(...)``, ``jgen.lda(...)`` or ``jgen.qda(...)``.
-    stats: :class:`GaussianStats` from :func:`jgen.gaussian.sufficient_stats` (about
-      any fixed shift, summed over chunks), with the second moments the family needs:
-      diagonal suffices for naive Bayes, pooled for LDA and pooled naive Bayes.
+    stats: [`GaussianStats`][jgen.gaussian.GaussianStats] from
+      [`jgen.gaussian.sufficient_stats`][jgen.sufficient_stats] (about any fixed shift,
+      summed over chunks), with the second moments the family needs: diagonal suffices
+      for naive Bayes, pooled for LDA and pooled naive Bayes.
     priors: optional class priors ``[K]``; ``None`` uses the (weighted) class counts.
 
   Returns:
     The family's params, equal to ``model.fit`` on the concatenated chunks.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
     >>> a = jgen.gaussian.sufficient_stats(x[:2], y[:2], 2, full_covariance=False)
@@ -131,10 +134,10 @@ def gaussian_nb(var_smoothing: float = 1e-9, pooled: bool = False) -> Classifier
     pooled: share one diagonal variance across classes.
 
   Returns:
-    A :class:`jgen.Classifier` named ``"gaussian_nb"`` whose params are
-    :class:`GaussianNBParams`.
+    A [`jgen.Classifier`][jgen.Classifier] named ``"gaussian_nb"`` whose params are
+    [`GaussianNBParams`][jgen.gaussian.GaussianNBParams].
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
     >>> nb = jgen.gaussian_nb()
@@ -167,7 +170,7 @@ def lda(shrinkage: float = 0.0) -> Classifier:
   Args:
     shrinkage: ``s`` in ``[0, 1]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0, 1.0], [0.3, 0.7], [2.0, 2.2], [2.4, 1.9]])
     >>> model = jgen.lda(shrinkage=0.1)
@@ -176,7 +179,8 @@ def lda(shrinkage: float = 0.0) -> Classifier:
     Array([0, 1], dtype=int32)
 
   Returns:
-    A :class:`jgen.Classifier` named ``"lda"`` whose params are :class:`LDAParams`.
+    A [`jgen.Classifier`][jgen.Classifier] named ``"lda"`` whose params are
+    [`LDAParams`][jgen.gaussian.LDAParams].
   """
   if not 0.0 <= shrinkage <= 1.0:
     raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage!r}.")
@@ -195,7 +199,7 @@ def qda(reg_param: float = 0.0) -> Classifier:
   Args:
     reg_param: ``r`` in ``[0, 1]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.4], [0.1], [2.0], [3.0], [2.6]])
     >>> model = jgen.qda(reg_param=0.1)
@@ -204,7 +208,8 @@ def qda(reg_param: float = 0.0) -> Classifier:
     (1, 2)
 
   Returns:
-    A :class:`jgen.Classifier` named ``"qda"`` whose params are :class:`QDAParams`.
+    A [`jgen.Classifier`][jgen.Classifier] named ``"qda"`` whose params are
+    [`QDAParams`][jgen.gaussian.QDAParams].
   """
   if not 0.0 <= reg_param <= 1.0:
     raise ValueError(f"reg_param must lie in [0, 1], got {reg_param!r}.")

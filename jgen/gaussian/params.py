@@ -1,8 +1,9 @@
 """Parameters of the Gaussian families and the numerical decisions about them.
 
-Which classes are valid (:func:`valid_classes`) and whether a covariance is positive
-definite (:func:`covariance_ok`) are decided by relative, dtype-aware criteria, so every
-CPU and accelerator decides the same way.
+Which classes are valid ([`valid_classes`][jgen.gaussian.valid_classes]) and whether a
+covariance is positive definite ([`covariance_ok`][jgen.gaussian.covariance_ok]) are
+decided by relative, dtype-aware criteria, so every CPU and accelerator decides the same
+way.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ REL_TOL = 16.0
 class GaussianNBParams(NamedTuple):
   """Naive Bayes: ``means [K, D]``, ``variances [K, D]``, ``log_prior [K]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> params = jgen.gaussian.GaussianNBParams(  # handmade: N(0, 1) and N(2, 1)
     ...     means=jnp.array([[0.0], [2.0]]), variances=jnp.ones((2, 1)),
@@ -55,7 +56,7 @@ class LDAParams(NamedTuple):
   ``prec_chol`` is the upper-triangular ``U`` with ``Sigma^{-1} = U U^T``
   (``U = L^{-T}`` for the Cholesky factor ``L`` of the shared covariance).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0, 1.0], [0.3, 0.7], [2.0, 2.2], [2.4, 1.9]])
     >>> params = jgen.lda().fit(x, jnp.array([0, 0, 1, 1]), num_classes=2)
@@ -72,7 +73,7 @@ class LDAParams(NamedTuple):
 class QDAParams(NamedTuple):
   """QDA: ``means [K, D]``, per-class ``prec_chol [K, D, D]``, ``log_prior [K]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0, 1.0], [0.3, 0.7], [0.1, 0.2],
     ...                [2.0, 2.2], [2.4, 1.9], [3.0, 2.0]])
@@ -93,12 +94,13 @@ def valid_classes(params: GaussianNBParams | LDAParams | QDAParams) -> jax.Array
   labels) score ``-inf`` in ``log_likelihood``.
 
   Args:
-    params: :class:`GaussianNBParams`, :class:`LDAParams` or :class:`QDAParams`.
+    params: [`GaussianNBParams`][jgen.gaussian.GaussianNBParams],
+      [`LDAParams`][jgen.gaussian.LDAParams] or [`QDAParams`][jgen.gaussian.QDAParams].
 
   Returns:
     ``[K]`` bool (``[]`` for LDA's shared covariance, broadcasting against ``[K]``).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.0]])  # class 1 is constant
     >>> fit = jax.jit(jgen.qda().fit, static_argnames="num_classes")
@@ -149,7 +151,7 @@ def covariance_ok(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
   Returns:
     ``[...]`` bool.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> cov = jnp.array([[[1.0, 0.0], [0.0, 1.0]],
     ...                  [[1.0, 1.0], [1.0, 1.0]]])  # the second: collinear features
@@ -160,7 +162,8 @@ def covariance_ok(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
 
 
 def _correlation_cholesky(cov: jax.Array, mean_sq: jax.Array):
-  """:func:`covariance_ok`, the Cholesky factor ``L_R`` of the correlation matrix and
+  """[`covariance_ok`][jgen.gaussian.covariance_ok], the Cholesky factor ``L_R`` of the
+  correlation matrix and
   the inverse standard deviations (``L = diag(sd) L_R`` is ``cov``'s factor)."""
   d = cov.shape[-1]
   tol = REL_TOL * jnp.finfo(cov.dtype).eps
@@ -179,8 +182,9 @@ def _correlation_cholesky(cov: jax.Array, mean_sq: jax.Array):
 def precision_cholesky(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
   """Upper-triangular ``U = L^{-T}`` with ``cov^{-1} = U U^T``; NaN if degenerate.
 
-  Degenerate means :func:`covariance_ok` is false, a relative decision, so the result
-  does not depend on how a particular LAPACK build rounds a near-zero pivot.
+  Degenerate means [`covariance_ok`][jgen.gaussian.covariance_ok] is false, a relative
+  decision, so the result does not depend on how a particular LAPACK build rounds a
+  near-zero pivot.
   """
   # One factorisation serves the decision and the factor: with S = diag(var) and
   # R = S^{-1/2} C S^{-1/2} = L_R L_R^T, C's factor is S^{1/2} L_R, so

@@ -1,11 +1,12 @@
 """Data-parallel sufficient statistics of the Gaussian families with explicit ``psum``.
 
-:func:`sufficient_stats_data_parallel` reduces :func:`jgen.gaussian.sufficient_stats`
-over the ``data`` axis in two passes, as ``fit`` does on one device: class counts and
-sums give the class means, then the second moments are taken about those means (no
-cancellation). Feed the result to :func:`jgen.gaussian.fit_stats`. (Class-sharded
-scoring and data-parallel fitting of any family, Gaussian included, are the generic
-tools of :mod:`jgen.parallel`.)
+[`sufficient_stats_data_parallel`][jgen.gaussian.sufficient_stats_data_parallel] reduces
+[`jgen.gaussian.sufficient_stats`][jgen.sufficient_stats] over the ``data`` axis in two
+passes, as ``fit`` does on one device: class counts and sums give the class means, then
+the second moments are taken about those means (no cancellation). Feed the result to
+[`jgen.gaussian.fit_stats`][jgen.gaussian.fit_stats]. (Class-sharded scoring and
+data-parallel fitting of any family, Gaussian included, are the generic tools of
+[`jgen.parallel`][jgen.parallel].)
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class _Moments(NamedTuple):
 def sufficient_stats_data_parallel(x: ArrayLike, y: ArrayLike, num_classes: int,
                                    mesh: Mesh, *, full_covariance: bool = True,
                                    pooled: bool = False) -> GaussianStats:
-  """:func:`jgen.gaussian.sufficient_stats` about the class means, summed over the
+  """[`jgen.gaussian.sufficient_stats`][jgen.sufficient_stats] about the class means,
+  summed over the
   ``data`` axis (the statistics ``fit`` uses on one device).
 
   Args:
@@ -60,9 +62,9 @@ def sufficient_stats_data_parallel(x: ArrayLike, y: ArrayLike, num_classes: int,
     full_covariance, pooled: which second moments to keep (as ``sufficient_stats``).
 
   Returns:
-    :class:`jgen.gaussian.GaussianStats`, replicated.
+    [`jgen.gaussian.GaussianStats`][jgen.gaussian.GaussianStats], replicated.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4], [0.4], [2.2]])
     >>> y = jnp.array([0, 0, 1, 1, 0, 1])

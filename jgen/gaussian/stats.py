@@ -1,6 +1,6 @@
 """Additive sufficient statistics of labelled data for the Gaussian families.
 
-Public names are re-exported from :mod:`jgen.gaussian`.
+Public names are re-exported from [`jgen.gaussian`][jgen.gaussian].
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class GaussianStats(NamedTuple):
       per class ``[K, D, D]`` (full) or ``[K, D]`` (diagonal); summed over classes
       (pooled) ``[1, D, D]`` or ``[1, D]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0, 1.0], [0.2, 1.4], [2.0, 0.0], [2.4, 0.2]])
     >>> y = jnp.array([0, 0, 1, 1])
@@ -180,9 +180,10 @@ def sufficient_stats(x: ArrayLike, y: ArrayLike, num_classes: int, *,
       removes the example exactly, so padding rows with weight zero change nothing.
 
   Returns:
-    :class:`GaussianStats`; ``merge_stats(a, b)`` (or ``lax.psum``) combines chunks.
+    [`GaussianStats`][jgen.gaussian.GaussianStats]; ``merge_stats(a, b)`` (or
+    ``lax.psum``) combines chunks.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0, 1.0], [0.2, 1.4], [2.0, 0.0], [2.4, 0.2]])
     >>> y = jnp.array([0, 0, 1, 1])
@@ -211,14 +212,14 @@ def merge_stats(a: GaussianStats, b: GaussianStats) -> GaussianStats:
   """Statistics of the union of two chunks (same ``shift``): a tree-wise sum.
 
   Args:
-    a: :class:`GaussianStats` of one chunk.
-    b: :class:`GaussianStats` of another chunk, taken about the same ``shift`` with
-      the same ``full_covariance`` and ``pooled``.
+    a: [`GaussianStats`][jgen.gaussian.GaussianStats] of one chunk.
+    b: [`GaussianStats`][jgen.gaussian.GaussianStats] of another chunk, taken about the
+      same ``shift`` with the same ``full_covariance`` and ``pooled``.
 
   Returns:
-    :class:`GaussianStats` of both chunks together.
+    [`GaussianStats`][jgen.gaussian.GaussianStats] of both chunks together.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0, 1.0], [0.2, 1.4], [2.0, 0.0], [2.4, 0.2]])
     >>> y = jnp.array([0, 0, 1, 1])
@@ -301,7 +302,7 @@ def prepare_fit(x, y, num_classes, sample_weight=None):
   """The static checks of ``fit``'s inputs: ``(num_classes, x, y, w, checkable)``.
 
   When ``checkable`` is true the values of ``x`` and ``y`` are still to be checked,
-  from :func:`checked_stats`'s summary (:func:`jgen.core.checks.raise_for_xy_summary`);
+  from ``checked_stats``'s summary (``jgen.core.checks.raise_for_xy_summary``);
   otherwise they have been checked here (or are tracers, checked as far as possible).
   """
   num_classes = _checks.check_num_classes(num_classes)
@@ -317,5 +318,5 @@ def prepare_fit(x, y, num_classes, sample_weight=None):
 
 def class_mean_stats(x, y, w, num_classes, full_covariance, pooled) -> GaussianStats:
   """Statistics about the class means (two passes, no cancellation) of inputs that
-  :func:`prepare_fit` has checked; the value checks are the caller's."""
+  ``prepare_fit`` has checked; the value checks are the caller's."""
   return _stats_class_shift_jit(x, y, w, num_classes, full_covariance, pooled)

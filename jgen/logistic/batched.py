@@ -16,10 +16,12 @@ iteration is therefore exactly two passes over the data (``x dW`` and the gradie
 iteration; lanes that have converged are frozen by ``while_loop``'s batching rule.
 
 The objective, stopping rule and coordinates are those of
-:func:`jgen.logistic.logistic_regression` (scikit-learn's ``C``, ``tol`` on the gradient
-of ``J / (C sum w)``, scipy's ``ftol``; features centred and scaled inside the solver),
-so both families return the same minimiser. :func:`batched_logistic_regression` returns
-the same :class:`jgen.Classifier` (name ``"logistic_regression"``, ``LogisticParams``).
+[`jgen.logistic.logistic_regression`][jgen.logistic_regression] (scikit-learn's ``C``,
+``tol`` on the gradient of ``J / (C sum w)``, scipy's ``ftol``; features centred and
+scaled inside the solver), so both families return the same minimiser.
+[`batched_logistic_regression`][jgen.logistic.batched_logistic_regression] returns the
+same [`jgen.Classifier`][jgen.Classifier] (name ``"logistic_regression"``,
+``LogisticParams``).
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def exact_ls_fit(x, y, sw, w0, b0, *, num_classes, C, tol, ftol, max_iter,
   Returns:
     ``((w [D, K'], b [K']), num_iter, grad_norm, converged)``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.logistic.batched import exact_ls_fit
     >>> x = jnp.array([[0.0], [1.0], [2.0], [3.0]]); y = jnp.array([0, 0, 1, 1])
@@ -205,16 +207,18 @@ def exact_ls_fit(x, y, sw, w0, b0, *, num_classes, C, tol, ftol, max_iter,
 def batched_logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: int = 1000,
                                 fit_intercept: bool = True, ftol: float | None = None,
                                 memory_size: int = 10) -> Classifier:
-  """:func:`jgen.logistic_regression` with the branch-free solver :func:`exact_ls_fit`.
+  """[`jgen.logistic_regression`][jgen.logistic_regression] with the branch-free solver
+  ``exact_ls_fit``.
 
-  Same objective, stopping rule, arguments and :class:`jgen.logistic.LogisticParams`;
-  use it wherever fits are vmapped (repetitions, seeds, hyperparameters).
+  Same objective, stopping rule, arguments and
+  [`jgen.logistic.LogisticParams`][jgen.LogisticParams]; use it wherever fits are
+  vmapped (repetitions, seeds, hyperparameters).
 
   Returns:
-    A :class:`jgen.Classifier` named ``"logistic_regression"``: ``fit(x [N, D], y [N],
-    *, num_classes, sample_weight=None [N], init=None) -> LogisticParams``.
+    A [`jgen.Classifier`][jgen.Classifier] named ``"logistic_regression"``:
+    ``fit(x [N, D], y [N], *, num_classes, sample_weight=None [N], init=None) -> LogisticParams``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.logistic.batched import batched_logistic_regression
     >>> x = jnp.array([[0.0], [1.0], [2.0], [3.0]]); y = jnp.array([0, 0, 1, 1])
@@ -229,7 +233,8 @@ def batched_logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: 
   h = dict(base.hyperparams)
 
   def fit(x, y, *, num_classes, sample_weight=None, init=None):
-    """Branch-free L-BFGS fit; see :func:`batched_logistic_regression`."""
+    """Branch-free L-BFGS fit; see
+    [`batched_logistic_regression`][jgen.logistic.batched_logistic_regression]."""
     num_classes = _checks.check_num_classes(num_classes)
     x, y, sw = _model.check_data(x, y, sample_weight, num_classes)
     if init is None:

@@ -18,8 +18,9 @@ Two solvers:
   sum_i w_i)`` is at most ``tol`` (scikit-learn's ``gtol`` on its mean-scaled loss), or
   until the relative decrease of the objective falls below ``ftol`` (scipy's second
   stopping rule), or ``max_iter``. ``jax.vmap(fit)`` works over datasets of one shape.
-* :func:`fit_minibatch`: stochastic optimisation of the same objective with an optax
-  optimiser (Adam by default) for data that does not fit a full batch.
+* [`fit_minibatch`][jgen.logistic.fit_minibatch]: stochastic optimisation of the same
+  objective with an optax optimiser (Adam by default) for data that does not fit a full
+  batch.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ __all__ = [
 class ConvergenceWarning(UserWarning):
   """An iterative fit stopped at its iteration limit before meeting its tolerance.
 
-  Example:
+  Examples:
     >>> import warnings, jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [1.0], [2.0], [3.0]]); y = jnp.array([0, 0, 1, 1])
     >>> with warnings.catch_warnings(record=True) as caught:
@@ -75,7 +76,7 @@ class FitInfo(NamedTuple):
     num_iter: ``int32``; optimiser iterations taken.
     grad_norm: infinity norm of the gradient of the mean-scaled objective at the end.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [1.0], [2.0], [3.0]]); y = jnp.array([0, 0, 1, 1])
     >>> info = jgen.logistic_regression(C=10.0).fit(x, y, num_classes=2).info
@@ -93,9 +94,9 @@ class LogisticParams(NamedTuple):
   Attributes:
     weights: ``[D, K]``.
     bias: ``[K]`` (zeros when ``fit_intercept=False``).
-    info: :class:`FitInfo`, or ``None`` for hand-made parameters.
+    info: [`FitInfo`][jgen.logistic.FitInfo], or ``None`` for hand-made parameters.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> params = jgen.LogisticParams(weights=jnp.array([[0.0, 2.0]]),  # hand-made: D=1, K=2
     ...                              bias=jnp.array([0.0, -3.0]))
@@ -206,7 +207,7 @@ def logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: int = 10
     tol: L-BFGS stops once ``max |grad J / (C sum w)| <= tol`` (scikit-learn's
       ``tol`` for ``solver="lbfgs"``).
     max_iter: L-BFGS iteration limit; hitting it sets ``info.converged=False`` and, in
-      eager calls, emits a :class:`ConvergenceWarning`.
+      eager calls, emits a [`ConvergenceWarning`][jgen.logistic.ConvergenceWarning].
     fit_intercept: learn ``bias`` (unpenalised) or keep it at zero.
     ftol: stop once the relative objective decrease of one step is below this
       (scipy's ``ftol``); default ``64 * eps(float64)`` for float64 data and
@@ -214,16 +215,17 @@ def logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: int = 10
     memory_size: L-BFGS history length.
 
   Returns:
-    A :class:`jgen.Classifier` named ``"logistic_regression"`` with
+    A [`jgen.Classifier`][jgen.Classifier] named ``"logistic_regression"`` with
     ``conditional=True`` (its scores are logits, no prior is added):
 
     * ``fit(x [N, D], y [N], *, num_classes, sample_weight=None [N], init=None)
       -> LogisticParams(weights [D, K], bias [K], info)``;
     * ``log_likelihood(params, x [..., D], *, key=None) -> [..., K]`` logits.
 
-    :func:`fit_minibatch` and :func:`objective` take the model as first argument.
+    [`fit_minibatch`][jgen.logistic.fit_minibatch] and
+    [`objective`][jgen.logistic.objective] take the model as first argument.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [1.0], [2.0], [3.0]]); y = jnp.array([0, 0, 1, 1])
     >>> lr = jgen.logistic_regression(C=10.0)
@@ -246,7 +248,7 @@ def logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: int = 10
   C, tol = float(C), float(tol)
 
   def fit(x, y, *, num_classes, sample_weight=None, init=None) -> LogisticParams:
-    """Full-batch L-BFGS fit; see :func:`logistic_regression`."""
+    """Full-batch L-BFGS fit; see [`logistic_regression`][jgen.logistic_regression]."""
     num_classes = _checks.check_num_classes(num_classes)
     x, y, sw = check_data(x, y, sample_weight, num_classes)
     w0, b0 = _init_free(init, x.shape[1], num_classes, x.dtype)
@@ -288,10 +290,10 @@ def fit_minibatch(model: Classifier, key: jax.Array, x: ArrayLike, y: ArrayLike,
     sample_weight: optional ``[N]`` weights; init: optional warm start.
 
   Returns:
-    :class:`LogisticParams`; ``info.converged`` says whether the final full gradient
-    norm is at most ``tol``.
+    [`LogisticParams`][jgen.LogisticParams]; ``info.converged`` says whether the final
+    full gradient norm is at most ``tol``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [1.0], [2.0], [3.0]]); y = jnp.array([0, 0, 1, 1])
     >>> lr = jgen.logistic_regression(C=10.0)
@@ -324,7 +326,7 @@ def objective(model: Classifier, params: LogisticParams, x: ArrayLike, y: ArrayL
 
   The binary model's ``W`` is its class-1 column.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [1.0]]); y = jnp.array([0, 1])
     >>> lr = jgen.logistic_regression(C=1.0)

@@ -1,9 +1,9 @@
 """Solvers of the L2-penalised multinomial logistic objective, on free parameters.
 
 The binary model has one free weight column (class 1 minus class 0), the multiclass
-model ``K``; :func:`expand` and :func:`shrink` convert between free and full
-``[D, K]`` parameters. :func:`lbfgs_fit` runs optax's L-BFGS with its zoom line search
-inside ``lax.while_loop``; :func:`minibatch_fit` any optax optimiser on minibatches.
+model ``K``; ``expand`` and ``shrink`` convert between free and full
+``[D, K]`` parameters. ``lbfgs_fit`` runs optax's L-BFGS with its zoom line search
+inside ``lax.while_loop``; ``minibatch_fit`` any optax optimiser on minibatches.
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
 """Checkpoints of pytrees with orbax, including sharded arrays restored onto another mesh.
 
-* :func:`save_pytree` / :func:`restore_pytree`: any pytree of arrays; the restore
+* [`save_pytree`][jgen.checkpoint.save_pytree] /
+  [`restore_pytree`][jgen.checkpoint.restore_pytree]: any pytree of arrays; the restore
   target may be concrete arrays or ``jax.ShapeDtypeStruct`` s carrying shardings, so a
   checkpoint restores straight into a new device layout (resharded restore).
-* :func:`restore_sharded` names the NEW layout: a ``PartitionSpec`` per leaf on the
-  restoring program's mesh; orbax reads each device's slice straight into that layout,
-  so a checkpoint written on 8 devices restores onto 1 (or the reverse) with identical
-  values. A layout the new mesh cannot hold (an axis it lacks, a dimension not
-  divisible by the axis size) raises ``ValueError`` naming the leaf before any I/O.
+* [`restore_sharded`][jgen.parallel.restore_sharded] names the NEW layout: a
+  ``PartitionSpec`` per leaf on the restoring program's mesh; orbax reads each device's
+  slice straight into that layout, so a checkpoint written on 8 devices restores onto 1
+  (or the reverse) with identical values. A layout the new mesh cannot hold (an axis it
+  lacks, a dimension not divisible by the axis size) raises ``ValueError`` naming the
+  leaf before any I/O.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ __all__ = [
 class CheckpointError(ValueError):
   """A checkpoint is missing, unreadable, or does not match what is restored into.
 
-  Example:
+  Examples:
     >>> import os, tempfile, jax.numpy as jnp, jgen
     >>> with tempfile.TemporaryDirectory() as d:
     ...   path = os.path.join(d, "ckpt")
@@ -72,7 +74,7 @@ def save_pytree(path: str | os.PathLike, tree: Any, *, overwrite: bool = True) -
     tree: a pytree of arrays (sharded arrays are written shard by shard).
     overwrite: replace an existing checkpoint at ``path``.
 
-  Example:
+  Examples:
     >>> import os, tempfile, jax.numpy as jnp, jgen
     >>> with tempfile.TemporaryDirectory() as d:
     ...   path = os.path.join(d, "ckpt")
@@ -90,7 +92,7 @@ def checkpoint_shapes(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...
   """``{"a/b/kernel": (shape, dtype)}`` of a saved pytree, read from its metadata.
 
   Args:
-    path: a checkpoint directory written by :func:`save_pytree`.
+    path: a checkpoint directory written by [`save_pytree`][jgen.checkpoint.save_pytree].
 
   Returns:
     A dict from ``/``-joined leaf paths to ``(shape, dtype name)``; no array is read.
@@ -98,7 +100,7 @@ def checkpoint_shapes(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...
   Raises:
     CheckpointError: no checkpoint at ``path``, or unreadable metadata.
 
-  Example:
+  Examples:
     >>> import os, tempfile, jax.numpy as jnp, jgen
     >>> with tempfile.TemporaryDirectory() as d:
     ...   path = os.path.join(d, "ckpt")
@@ -117,7 +119,7 @@ def checkpoint_shapes(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...
 
 
 def restore_pytree(path: str | os.PathLike, target: Any = None) -> Any:
-  """Restores a pytree saved by :func:`save_pytree`.
+  """Restores a pytree saved by [`save_pytree`][jgen.checkpoint.save_pytree].
 
   Args:
     path: checkpoint directory.
@@ -133,7 +135,7 @@ def restore_pytree(path: str | os.PathLike, target: Any = None) -> Any:
     CheckpointError: missing/corrupted checkpoint, or leaves whose paths, shapes or
       dtypes differ from ``target`` (every mismatch is named; nothing is cast).
 
-  Example:
+  Examples:
     >>> import os, tempfile, jax.numpy as jnp, jgen
     >>> params = {"w": jnp.arange(3.0), "step": jnp.array(7, jnp.int32)}
     >>> with tempfile.TemporaryDirectory() as d:
@@ -175,7 +177,7 @@ def save_sharded(path: str | os.PathLike, tree: Any) -> None:
     path: the checkpoint directory (replaced if it exists).
     tree: a pytree of arrays, e.g. laid out over a mesh.
 
-  Example:
+  Examples:
     >>> import os, tempfile, jax.numpy as jnp, jgen
     >>> mesh = jgen.parallel.make_mesh(data=1)
     >>> w = jgen.parallel.replicate(jnp.arange(4.0), mesh)
@@ -210,7 +212,7 @@ def restore_sharded(path: str | os.PathLike, mesh: Mesh, specs: Any = None,
   """Restores a checkpoint with every leaf laid out on ``mesh``.
 
   Args:
-    path: directory written by :func:`save_sharded`.
+    path: directory written by [`save_sharded`][jgen.parallel.save_sharded].
     mesh: the restoring program's mesh (any size: 1 device, 8, a pod).
     specs: a ``PartitionSpec`` for every leaf (a pytree like the checkpoint, or one
       spec for all leaves); ``None`` replicates everything.
@@ -225,7 +227,7 @@ def restore_sharded(path: str | os.PathLike, mesh: Mesh, specs: Any = None,
     ValueError: a spec the mesh cannot hold. ``jgen.checkpoint.CheckpointError``:
       missing checkpoint or shapes that differ from ``like``.
 
-  Example:
+  Examples:
     >>> import os, tempfile, jax.numpy as jnp, jgen
     >>> from jax.sharding import PartitionSpec as P
     >>> mesh = jgen.parallel.make_mesh(data=1)
@@ -271,7 +273,7 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
   Returns:
     ``tree`` with every leaf fully replicated over ``mesh``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> mesh = jgen.parallel.make_mesh(data=1)
     >>> w = jgen.parallel.replicate({"w": jnp.ones(3)}, mesh)["w"]

@@ -2,19 +2,20 @@
 
 Both tools read only the classifier contract, so they never branch on the family:
 
-* :func:`class_sharded_log_likelihood` splits every ``params`` leaf that carries the
-  class axis (``model.class_axes(params)``) over the ``classes`` mesh axis, replicates
-  the rest, and runs ``model.log_likelihood`` on each device's slice of classes and
-  rows. Classes are padded to a multiple of the axis size by repeating the last real
-  class, and the padded columns are masked to ``-inf``. A stochastic family receives
-  the same ``key`` on every device, so Monte Carlo draws stay shared across classes
-  (the paired comparison of the Diffusion Classifier).
-* :func:`class_sharded_predict` finishes with the sharded Bayes rule
-  (:func:`jgen.parallel.bayes_reduce`): ``O(N)`` communication, ``[N, K]`` never
-  gathered.
-* :func:`fit_data_parallel` lays the examples out over the ``data`` axis (padding
-  with zero-weight rows, never dropping one) and calls ``model.fit``: XLA partitions
-  the fit's sums over the devices and inserts the all-reduces.
+* [`class_sharded_log_likelihood`][jgen.parallel.class_sharded_log_likelihood] splits
+  every ``params`` leaf that carries the class axis (``model.class_axes(params)``) over
+  the ``classes`` mesh axis, replicates the rest, and runs ``model.log_likelihood`` on
+  each device's slice of classes and rows. Classes are padded to a multiple of the axis
+  size by repeating the last real class, and the padded columns are masked to ``-inf``.
+  A stochastic family receives the same ``key`` on every device, so Monte Carlo draws
+  stay shared across classes (the paired comparison of the Diffusion Classifier).
+* [`class_sharded_predict`][jgen.parallel.class_sharded_predict] finishes with the
+  sharded Bayes rule ([`jgen.parallel.bayes_reduce`][jgen.parallel.bayes_reduce]):
+  ``O(N)`` communication, ``[N, K]`` never gathered.
+* [`fit_data_parallel`][jgen.parallel.fit_data_parallel] lays the examples out over the
+  ``data`` axis (padding with zero-weight rows, never dropping one) and calls
+  ``model.fit``: XLA partitions the fit's sums over the devices and inserts the
+  all-reduces.
 """
 
 from __future__ import annotations
@@ -95,17 +96,18 @@ def class_sharded_log_likelihood(model: Classifier, params: Any, x: ArrayLike,
   """``model.log_likelihood(params, x)`` with the classes split over ``classes``.
 
   Args:
-    model: any :class:`jgen.Classifier`.
+    model: any [`jgen.Classifier`][jgen.Classifier].
     params: its params (``K`` classes along the axes ``model.class_axes`` names).
     x: inputs ``[N, ...]``; rows are split over the ``data`` axis.
-    mesh: a ``(data, classes)`` mesh (:func:`jgen.parallel.make_mesh`).
+    mesh: a ``(data, classes)`` mesh
+      ([`jgen.parallel.make_mesh`][jgen.parallel.make_mesh]).
     key: PRNG key for stochastic families (the same on every device).
 
   Returns:
     ``[N, K_pad]`` scores sharded ``P("data", "classes")``; padded columns are
     ``-inf``. Equal to the single-device scores up to the rounding of reordered sums.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
     >>> model = jgen.gaussian_nb(); params = model.fit(x, y, num_classes=2)
@@ -135,11 +137,11 @@ def class_sharded_predict(model: Classifier, params: Any, x: ArrayLike, mesh: Me
   The prior is ``model.log_prior(params)`` (none for conditional families).
 
   Returns:
-    :class:`jgen.parallel.BayesReduction` of ``[N]`` arrays: ``label`` equals
-    ``jgen.predict(model, params, x)``, ``log_normalizer`` is ``log p(x)`` for
-    generative families.
+    [`jgen.parallel.BayesReduction`][jgen.parallel.BayesReduction] of ``[N]`` arrays:
+    ``label`` equals ``jgen.predict(model, params, x)``, ``log_normalizer`` is
+    ``log p(x)`` for generative families.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4]]); y = jnp.array([0, 0, 1, 1])
     >>> model = jgen.lda(shrinkage=0.1); params = model.fit(x, y, num_classes=2)
@@ -164,7 +166,8 @@ def fit_data_parallel(model: Classifier, x: ArrayLike, y: ArrayLike, mesh: Mesh,
   then runs partitioned over the devices, its sums reduced across them.
 
   Args:
-    model: any :class:`jgen.Classifier` whose ``fit`` supports ``sample_weight``.
+    model: any [`jgen.Classifier`][jgen.Classifier] whose ``fit`` supports
+      ``sample_weight``.
     x: ``[N, ...]`` inputs; y: ``[N]`` labels; num_classes: static ``K``.
     mesh: a mesh with a ``data`` axis.
     sample_weight: optional ``[N]`` weights (default 1).
@@ -174,7 +177,7 @@ def fit_data_parallel(model: Classifier, x: ArrayLike, y: ArrayLike, mesh: Mesh,
     The family's params, equal to ``model.fit(x, y, ...)`` on one device up to the
     rounding of reordered sums.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> x = jnp.array([[0.0], [0.2], [2.0], [2.4], [0.1]]); y = jnp.array([0, 0, 1, 1, 0])
     >>> mesh = jgen.parallel.make_mesh(data=1, classes=1)

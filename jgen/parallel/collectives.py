@@ -50,7 +50,7 @@ class BayesReduction(NamedTuple):
       scores are ``log p(x|k) + log p(k)``.
     max_log_joint: ``[N]``, the maximal log-joint (the winning score).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> log_lik = jnp.array([[-1.0, -2.0, -3.0], [-3.0, -1.0, -2.0]])
     >>> mesh = jgen.parallel.make_mesh(data=1)
@@ -132,18 +132,20 @@ def bayes_reduce(log_lik: ArrayLike, mesh: Mesh, *, num_classes: int,
 
   Args:
     log_lik: class log-likelihoods ``[N, K]`` or ``[N, K_pad]`` (padded with
-      :func:`pad_classes`; columns ``>= num_classes`` are masked to ``-inf`` here
-      whatever they hold), ideally sharded ``P("data", "classes")`` over ``mesh``.
-    mesh: a mesh with axes ``data`` and ``classes`` (:func:`make_mesh`).
+      [`pad_classes`][jgen.parallel.pad_classes]; columns ``>= num_classes`` are masked
+      to ``-inf`` here whatever they hold), ideally sharded ``P("data", "classes")``
+      over ``mesh``.
+    mesh: a mesh with axes ``data`` and ``classes``
+      ([`make_mesh`][jgen.parallel.make_mesh]).
     num_classes: the real number of classes ``K`` (static).
     log_prior: class log-priors ``[K]`` or ``[K_pad]``; ``None`` means uniform.
 
   Returns:
-    :class:`BayesReduction` of ``[N]`` arrays. ``label`` equals
+    [`BayesReduction`][jgen.parallel.BayesReduction] of ``[N]`` arrays. ``label`` equals
     ``jgen.predict(log_lik, log_prior)`` and ``log_normalizer`` equals
     ``logsumexp(log_lik + log_prior, -1)``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> log_lik = jnp.array([[-1.0, -2.0, -3.0], [-3.0, -1.0, -2.0]])
     >>> log_prior = jnp.log(jnp.array([0.1, 0.1, 0.8]))
@@ -186,7 +188,7 @@ def sharded_log_posterior(log_lik: ArrayLike, mesh: Mesh, *, num_classes: int,
     ``[N, K_pad]`` log-posteriors; the padded columns are ``-inf`` (probability zero).
     Slice ``[:, :num_classes]`` only when the whole matrix is needed on one device.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> log_lik = jnp.array([[-1.0, -2.0, -3.0], [-3.0, -1.0, -2.0]])
     >>> mesh = jgen.parallel.make_mesh(data=1)
@@ -227,7 +229,7 @@ def class_sharded_scores(score_fn: Callable[..., jax.Array], class_params: Any,
   Returns:
     ``[N, K_pad]`` scores sharded ``P("data", "classes")``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> def neg_sq_dist(means, shared, ids, x):  # means [k_local, D] -> [n, k_local]
     ...   return -jnp.sum((x[:, None, :] - means[None, :, :]) ** 2, axis=-1)
@@ -295,7 +297,7 @@ def data_parallel_sum(stats_fn: Callable[..., Any], mesh: Mesh, *arrays: ArrayLi
   Returns:
     The pytree ``stats_fn(*arrays)``, replicated on every device.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> def class_sums(x, y):  # additive over rows: per-class counts and sums
     ...   onehot = jax.nn.one_hot(y, 2)

@@ -18,12 +18,13 @@ The sharding model (see ``docs/distributed.md``):
   sums) are computed per ``data`` shard and reduced with ``psum``; rows that do not fill
   a whole shard are computed separately and added, so no example is dropped.
 
-Axis types: :func:`make_mesh` creates ``AxisType.Auto`` axes by default, deliberately.
-This JAX's ``jax.make_mesh`` defaults to ``Explicit`` axes, under which every operation
-whose output sharding is ambiguous must be annotated; jgen's model code is written
-sharding-agnostic, so it runs under ``jit`` with the compiler propagating shardings, and
-the places where communication matters are written as explicit ``shard_map`` collectives.
-``shard_map`` itself works with either axis type; pass ``axis_types`` to choose.
+Axis types: [`make_mesh`][jgen.parallel.make_mesh] creates ``AxisType.Auto`` axes by
+default, deliberately. This JAX's ``jax.make_mesh`` defaults to ``Explicit`` axes, under
+which every operation whose output sharding is ambiguous must be annotated; jgen's model
+code is written sharding-agnostic, so it runs under ``jit`` with the compiler
+propagating shardings, and the places where communication matters are written as
+explicit ``shard_map`` collectives. ``shard_map`` itself works with either axis type;
+pass ``axis_types`` to choose.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def make_mesh(*, data: int = 1, classes: int | None = None,
     classes: size of the ``classes`` axis; ``None`` uses every remaining device,
       ``len(devices) // data``.
     devices: the devices to use (default: all of ``jax.devices()``, which spans every
-      process after :func:`initialize`). Only the first ``data * classes`` are used.
+      process after [`initialize`][jgen.parallel.initialize]). Only the first
+      ``data * classes`` are used.
     axis_types: one ``jax.sharding.AxisType`` for both axes or a pair. The default
       ``Auto`` lets jgen's sharding-agnostic model code run under ``jit`` (see the
       module docstring); ``Explicit`` is accepted too.
@@ -78,7 +80,7 @@ def make_mesh(*, data: int = 1, classes: int | None = None,
   Raises:
     ValueError: a size that is not a positive int, or more devices than available.
 
-  Example:
+  Examples:
     >>> import jax, jgen
     >>> mesh = jgen.parallel.make_mesh(data=1)  # every device on the class axis
     >>> mesh.axis_names, mesh.size == len(jax.devices())
@@ -114,7 +116,7 @@ def axis_size(mesh: Mesh, name: str) -> int:
   Raises:
     ValueError: ``mesh`` has no axis ``name``.
 
-  Example:
+  Examples:
     >>> import jax, jgen
     >>> mesh = jgen.parallel.make_mesh(data=1)
     >>> jgen.parallel.axis_size(mesh, "data"), (
@@ -136,7 +138,7 @@ def padded_num_classes(num_classes: int, mesh: Mesh) -> int:
   Returns:
     ``K_pad``, the smallest multiple of the ``classes`` axis size ``>= K``.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> mesh = jgen.parallel.make_mesh(data=1)
     >>> c = jgen.parallel.axis_size(mesh, "classes")
@@ -167,7 +169,7 @@ def pad_classes(a: ArrayLike, num_padded: int, *, axis: int = -1,
   Raises:
     ValueError: ``num_padded`` is smaller than the class axis.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> means = jnp.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])  # [K=3, D=2]
     >>> jgen.parallel.pad_classes(means, 4, axis=0).tolist()  # repeats the last class
@@ -192,7 +194,7 @@ def pad_classes(a: ArrayLike, num_padded: int, *, axis: int = -1,
 def class_mask(num_classes: int, num_padded: int) -> jax.Array:
   """``[num_padded]`` booleans, true for the real classes ``k < num_classes``.
 
-  Example:
+  Examples:
     >>> import jgen
     >>> jgen.parallel.class_mask(3, 4).tolist()
     [True, True, True, False]
@@ -246,7 +248,7 @@ def shard_rows(mesh: Mesh, *arrays: ArrayLike) -> tuple[jax.Array, ...]:
   Raises:
     ValueError: an array whose leading axis is not divisible by the ``data`` size.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> mesh = jgen.parallel.make_mesh(data=len(jax.devices()), classes=1)
     >>> n = 2 * len(jax.devices())

@@ -3,10 +3,11 @@
 Why a wrapper: in this JAX, when the coordinator cannot be reached (or a peer never
 joins) within ``initialization_timeout``, the runtime does not raise a Python exception;
 it aborts the whole process from C++ (``DEADLINE_EXCEEDED`` in ``RegisterTask``,
-``SIGABRT``). :func:`initialize` therefore checks, before handing over, that a worker can
-open a TCP connection to the coordinator and that the coordinator can bind its port,
-turning the common mistakes (wrong address, coordinator not started, port taken) into
-a ``TimeoutError``/``OSError`` after at most ``timeout_s`` seconds.
+``SIGABRT``). [`initialize`][jgen.parallel.initialize] therefore checks, before handing
+over, that a worker can open a TCP connection to the coordinator and that the
+coordinator can bind its port, turning the common mistakes (wrong address, coordinator
+not started, port taken) into a ``TimeoutError``/``OSError`` after at most ``timeout_s``
+seconds.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def initialize(coordinator_address: str | None = None,
     TimeoutError: the coordinator was not reachable within ``timeout_s``.
     OSError: process 0 cannot bind the coordinator port.
 
-  Example:
+  Examples:
     On each of two hosts, before any other JAX call (process 1 passes
     ``process_id=1``):
 

@@ -1,8 +1,8 @@
 """One compiled program per (family, K, D) for a whole learning curve.
 
-A learning curve fits a :class:`jgen.Classifier` on the first ``m`` examples of ``R``
-training streams for many sizes ``m`` and reports the test error of each fit. This
-module compiles that sweep once per shape:
+A learning curve fits a [`jgen.Classifier`][jgen.Classifier] on the first ``m`` examples
+of ``R`` training streams for many sizes ``m`` and reports the test error of each fit.
+This module compiles that sweep once per shape:
 
 * the streams are padded to the largest size; a fit on ``m`` examples uses the smallest
   *bucket* (``64 * 4^j``) that holds them, with zero sample weights past ``m``. The
@@ -15,7 +15,7 @@ module compiles that sweep once per shape:
 * a size of ``0`` is skipped (a ``lax.cond`` on an unbatched predicate), so callers
   evaluating one size at a time (bisection) reuse the same program;
 * the repetitions are ``vmap``-ped: use a solver without data-dependent branches, e.g.
-  :func:`jgen.logistic.batched.batched_logistic_regression`.
+  [`jgen.logistic.batched.batched_logistic_regression`][jgen.logistic.batched_logistic_regression].
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def buckets_for(max_size: int, minimum: int = 64, ratio: int = 4) -> tuple[int, 
   Returns:
     Ascending tuple of ints.
 
-  Example:
+  Examples:
     >>> from jgen import simulate
     >>> simulate.buckets_for(1000), simulate.buckets_for(100, minimum=16, ratio=2)
     ((64, 256, 1024), (16, 32, 64, 128))
@@ -81,7 +81,7 @@ class CurveProgram(NamedTuple):
     buckets: the padded sizes, ascending.
     warm: whether fits warm-start from the previous size (``fit`` takes ``init``).
 
-  Example:
+  Examples:
     >>> from jgen import simulate
     >>> nb = simulate.resolve_model("nb")
     >>> prog = simulate.curve_program(nb, num_classes=2, buckets=(64, 256))
@@ -119,15 +119,16 @@ def curve_program(model: Classifier, *, num_classes: int, buckets: tuple[int, ..
   """Builds (or reuses) the jitted sweep for ``model`` and the given buckets.
 
   Args:
-    model: any :class:`jgen.Classifier` whose ``fit`` accepts ``sample_weight``.
+    model: any [`jgen.Classifier`][jgen.Classifier] whose ``fit`` accepts
+      ``sample_weight``.
     num_classes: static ``K``.
     buckets: ascending padded sizes; the streams passed to ``run`` must hold
       ``buckets[-1]`` examples.
 
   Returns:
-    :class:`CurveProgram`; jax retraces only for new array shapes.
+    [`CurveProgram`][jgen.simulate.CurveProgram]; jax retraces only for new array shapes.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> from jgen import simulate
     >>> mix = simulate.zheng_mixture(2, 4)
@@ -230,8 +231,8 @@ def shard_streams(mesh, x: jax.Array, y: jax.Array):
   only cross-device reduction), so the numbers equal the one-device run.
 
   Args:
-    mesh: a mesh from :func:`jgen.parallel.make_mesh`; its ``data`` size must divide
-      the number of repetitions.
+    mesh: a mesh from [`jgen.parallel.make_mesh`][jgen.parallel.make_mesh]; its ``data``
+      size must divide the number of repetitions.
     x: ``[R, N, D]``; y: ``[R, N]``.
   """
   from jax.sharding import NamedSharding, PartitionSpec as P

@@ -5,9 +5,9 @@ The simulation of "Toward Understanding Generative Data Augmentation" (NeurIPS 2
 
 * data: two balanced classes, means :math:`\pm\mu` with :math:`\mu = d^{-1/2} 1_d`,
   isotropic standard deviation :math:`\sigma = 0.6`; labels :math:`s = 2y - 1`;
-* generator: a generative :class:`jgen.Classifier` (by default the pooled Gaussian
-  naive Bayes, ``jgen.gaussian_nb(pooled=True)``) fitted on the ``m`` real examples,
-  from which ``gamma * m`` balanced synthetic examples are drawn;
+* generator: a generative [`jgen.Classifier`][jgen.Classifier] (by default the pooled
+  Gaussian naive Bayes, ``jgen.gaussian_nb(pooled=True)``) fitted on the ``m`` real
+  examples, from which ``gamma * m`` balanced synthetic examples are drawn;
 * learner: :math:`\theta = \frac{1}{N}\sum_i s_i x_i` over real and synthetic examples;
 * measured: the generalisation gap ``|train loss - test loss|`` of the 0-1 loss of
   ``sign(theta . x)`` and of the negative log-likelihood
@@ -44,7 +44,7 @@ __all__ = ["GDAResult", "gda_mixture", "gaussian_sampler", "augmentation_losses"
 class GDAResult(NamedTuple):
   """Per repetition and ``gamma`` (``[R, G]`` each): train and test losses, and gaps.
 
-  Example:
+  Examples:
     >>> import jax, numpy as np
     >>> from jgen.simulate import gda
     >>> res = gda.augmentation_gaps(jax.random.key(0), dim=2, num_real=10,
@@ -64,7 +64,7 @@ def gda_mixture(dim: int, sigma: float = 0.6, *, dtype=jnp.float32
                 ) -> mixtures.GaussianMixture:
   """Means ``-+ 1/sqrt(d)`` (classes 0, 1) in every coordinate, variance ``sigma^2``.
 
-  Example:
+  Examples:
     >>> from jgen.simulate.gda import gda_mixture
     >>> gda_mixture(4).means.tolist()
     [[-0.5, -0.5, -0.5, -0.5], [0.5, 0.5, 0.5, 0.5]]
@@ -81,7 +81,7 @@ def gda_mixture(dim: int, sigma: float = 0.6, *, dtype=jnp.float32
 def gaussian_sampler(key: jax.Array, params: Any, labels: jax.Array) -> jax.Array:
   """Draws ``x [N, D]`` from a fitted Gaussian naive Bayes (``means``, ``variances``).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> from jgen.simulate.gda import gaussian_sampler
     >>> nb = jgen.gaussian_nb(pooled=True)
@@ -106,7 +106,7 @@ def augmentation_losses(x, s, weight, x_test, s_test, sigma):
     ``(train_01, test_01, train_nll, test_nll)``, each ``[G]``. Predictions are
     ``1`` where ``theta . x >= 0`` (the reference's tie rule).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.simulate.gda import augmentation_losses
     >>> x = jnp.array([[1.0], [-1.0]]); s = jnp.array([1.0, -1.0])
@@ -184,14 +184,15 @@ def augmentation_gaps(key: jax.Array, *, dim: int, num_real: int, gammas, num_re
     dim: ``d >= 1``; num_real: ``m >= 2`` real examples.
     gammas: augmentation ratios ``[G]``, each ``>= 0`` (``int(gamma * m)`` synthetic).
     num_reps: repetitions ``>= 1``.
-    generator: a generative :class:`jgen.Classifier` (default pooled Gaussian NB).
+    generator: a generative [`jgen.Classifier`][jgen.Classifier] (default pooled
+      Gaussian NB).
     sampler: ``sampler(key, params, labels [N]) -> x [N, D]`` for ``generator``.
     batch_size: repetitions vmapped together.
 
   Returns:
-    :class:`GDAResult` of ``[R, G]`` NumPy arrays.
+    [`GDAResult`][jgen.simulate.GDAResult] of ``[R, G]`` NumPy arrays.
 
-  Example:
+  Examples:
     >>> import jax
     >>> from jgen.simulate import gda
     >>> res = gda.augmentation_gaps(jax.random.key(0), dim=2, num_real=10,
@@ -223,7 +224,7 @@ def augmentation_gaps(key: jax.Array, *, dim: int, num_real: int, gammas, num_re
 def fit_rate(xs, ys) -> dict:
   """Least-squares slope of ``log y`` against ``log x`` (the rate), with ``R^2``.
 
-  Example:
+  Examples:
     >>> from jgen.simulate.gda import fit_rate
     >>> round(fit_rate([1, 4, 16], [1.0, 0.5, 0.25])["slope"], 6)
     -0.5

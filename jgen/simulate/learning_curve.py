@@ -1,6 +1,6 @@
 """Learning curves and the sample size ``m*`` at which a classifier meets a target error.
 
-Re-exported by :mod:`jgen.simulate`; see its docstring for the protocol.
+Re-exported by [`jgen.simulate`][jgen.simulate]; see its docstring for the protocol.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class CurveResult(NamedTuple):
       evaluated size reached it.
     not_converged: fits that reported ``info.converged = False`` (0 for closed forms).
 
-  Example:
+  Examples:
     >>> import jax
     >>> from jgen import simulate
     >>> mix = simulate.zheng_mixture(2, 4)
@@ -65,7 +65,7 @@ def bucket_size(m: int, minimum: int = 64) -> int:
   Returns:
     The padded size (Python int).
 
-  Example:
+  Examples:
     >>> from jgen import simulate
     >>> tuple(simulate.bucket_size(m) for m in (10, 64, 65, 300))
     (64, 64, 128, 512)
@@ -78,16 +78,16 @@ def resolve_model(model, *, C=1.0, tol=1e-4, max_iter=1000) -> Classifier:
 
   ``"nb"`` is the paper's pooled naive Bayes, ``"lr"`` L2 logistic regression (the
   branch-free batched solver, one object per setting so it compiles once); a
-  :class:`jgen.Classifier` is returned as is.
+  [`jgen.Classifier`][jgen.Classifier] is returned as is.
 
   Args:
-    model: ``"nb"``, ``"lr"`` or a :class:`jgen.Classifier`.
+    model: ``"nb"``, ``"lr"`` or a [`jgen.Classifier`][jgen.Classifier].
     C, tol, max_iter: logistic-regression settings (``"lr"`` only).
 
   Returns:
-    A :class:`jgen.Classifier`.
+    A [`jgen.Classifier`][jgen.Classifier].
 
-  Example:
+  Examples:
     >>> from jgen import simulate
     >>> simulate.resolve_model("nb").name, simulate.resolve_model("lr").conditional
     ('gaussian_nb', True)
@@ -185,25 +185,27 @@ def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
 
   Args:
     train_key: key of the training streams (repetition ``r`` uses its ``r``-th split).
-    mixture: :class:`jgen.simulate.GaussianMixture`.
+    mixture: [`jgen.simulate.GaussianMixture`][jgen.simulate.GaussianMixture].
     test: ``(x_test [T, D], y_test [T])``.
     sizes: training sizes ``[G]``, each ``>= K``.
-    model: ``"nb"``, ``"lr"`` or any :class:`jgen.Classifier` taking ``sample_weight``.
+    model: ``"nb"``, ``"lr"`` or any [`jgen.Classifier`][jgen.Classifier] taking
+      ``sample_weight``.
     num_reps: repetitions ``R`` (vmapped).
     C, tol, max_iter: logistic-regression settings for ``model="lr"``.
     init: warm start for the first size, params with a leading ``[R]`` axis.
     chunk: sizes per compiled call (static).
-    mesh: optional :func:`jgen.parallel.make_mesh` mesh; the repetitions are sharded
-      over its ``data`` axis (same numbers as one device).
-    bucket_ratio: integer ``>= 2``, growth between padded sizes (:func:`buckets_for`);
-      smaller pads less (a fit costs in proportion to its bucket), compiles more branches.
+    mesh: optional [`jgen.parallel.make_mesh`][jgen.parallel.make_mesh] mesh; the
+      repetitions are sharded over its ``data`` axis (same numbers as one device).
+    bucket_ratio: integer ``>= 2``, growth between padded sizes
+      ([`buckets_for`][jgen.simulate.buckets_for]); smaller pads less (a fit costs in
+      proportion to its bucket), compiles more branches.
     progress: ``True`` for a tqdm bar over the ``G`` sizes, or a callable called with
-      the number of sizes finished per compiled call (:mod:`jgen.core.progress`).
+      the number of sizes finished per compiled call (``jgen.core.progress``).
 
   Returns:
     ``(errors [G, R], params [G, R, ...] or None, converged [G, R])``.
 
-  Example:
+  Examples:
     >>> import jax
     >>> from jgen import simulate
     >>> mix = simulate.zheng_mixture(2, 4)
@@ -234,13 +236,15 @@ def pad_mixture(mixture, dim: int):
   mixtures of different dimensions share one compiled program.
 
   Args:
-    mixture: a :class:`jgen.simulate.GaussianMixture` of dimension ``D``.
+    mixture: a [`jgen.simulate.GaussianMixture`][jgen.simulate.GaussianMixture] of
+      dimension ``D``.
     dim: the padded dimension ``>= D``.
 
   Returns:
-    :class:`jgen.simulate.GaussianMixture` with ``means [K, dim]``, ``variances [dim]``.
+    [`jgen.simulate.GaussianMixture`][jgen.simulate.GaussianMixture] with
+    ``means [K, dim]``, ``variances [dim]``.
 
-  Example:
+  Examples:
     >>> from jgen import simulate
     >>> mix = simulate.pad_mixture(simulate.zheng_mixture(2, 3), 5)
     >>> mix.means.shape, tuple(mix.variances.tolist())
@@ -265,7 +269,7 @@ def size_grid(num_classes: int, dim: int, max_size: int) -> np.ndarray:
   Returns:
     ``[G]`` int64 NumPy array of sizes.
 
-  Example:
+  Examples:
     >>> from jgen import simulate
     >>> tuple(simulate.size_grid(2, 8, 20).tolist())  # from 4 in steps of ceil(ln 8)
     (4, 7, 10, 13, 16, 19)
@@ -294,22 +298,26 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
   Args:
     key: PRNG key; split into the test-set key and the training-stream key, so the
       same key gives every model the same data.
-    mixture: :class:`jgen.simulate.GaussianMixture`.
-    model: ``"nb"``, ``"lr"`` or any :class:`jgen.Classifier` taking ``sample_weight``.
+    mixture: [`jgen.simulate.GaussianMixture`][jgen.simulate.GaussianMixture].
+    model: ``"nb"``, ``"lr"`` or any [`jgen.Classifier`][jgen.Classifier] taking
+      ``sample_weight``.
     target: error threshold in ``(0, 1)`` (the paper: Bayes error + 0.01).
-    grid: candidate sizes, strictly increasing, all ``>= K`` (e.g. :func:`size_grid`).
+    grid: candidate sizes, strictly increasing, all ``>= K`` (e.g.
+      [`size_grid`][jgen.simulate.size_grid]).
     num_reps: repetitions ``R >= 1`` (vmapped); num_test: test points.
-    pad_dim: append zero-variance features up to this dimension (:func:`pad_mixture`).
+    pad_dim: append zero-variance features up to this dimension
+      ([`pad_mixture`][jgen.simulate.pad_mixture]).
     mesh: optional mesh; repetitions sharded over its ``data`` axis.
-    bucket_ratio: growth between padded sizes, as in :func:`evaluate_sizes`.
+    bucket_ratio: growth between padded sizes, as in
+      [`evaluate_sizes`][jgen.simulate.evaluate_sizes].
     progress: ``True`` for a tqdm bar over sizes (its total is ``len(grid)``, an upper
       bound, shrunk to the sizes evaluated when the search stops early), or a
       callable called with the number of sizes evaluated per compiled call.
 
   Returns:
-    :class:`CurveResult`.
+    [`CurveResult`][jgen.simulate.CurveResult].
 
-  Example:
+  Examples:
     >>> import jax
     >>> from jgen import simulate
     >>> mix = simulate.zheng_mixture(2, 4)

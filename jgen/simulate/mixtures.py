@@ -4,15 +4,16 @@ The mixture ("easy" mode): ``K`` balanced classes in ``n`` dimensions, class mea
 ``c_k 1_n`` with ``c_0 = -1`` and ``c_k = 2^(k-1)`` for ``k >= 1``, one shared diagonal
 covariance ``diag(n, ..., n, 1, ..., 1)`` (the first ``floor(n/2)`` entries equal ``n``),
 and for ``K > 2`` every input rescaled ``x <- (x - 2^(K-3)) / 2^(K-3)``. Because the
-rescaling is affine, the rescaled data is again such a mixture; :class:`GaussianMixture`
-holds its true means and variances, from which exact class log-likelihoods, posteriors
-and the Bayes error follow.
+rescaling is affine, the rescaled data is again such a mixture;
+[`GaussianMixture`][jgen.simulate.GaussianMixture] holds its true means and variances,
+from which exact class log-likelihoods, posteriors and the Bayes error follow.
 
-Learning curves (:func:`learning_curve`, :func:`find_m_star`) fit the pooled naive Bayes
-of the paper (``jgen.gaussian_nb(pooled=True)``) and L2 logistic regression (``C = 1``)
-on balanced training sets of size ``m`` and report the test error on ``10^4`` points.
-Training sets are prefixes of one balanced iid stream per repetition (a nested design),
-padded to a bucket size with zero sample weights, so changing ``m`` never re-traces.
+Learning curves (``learning_curve``, [`find_m_star`][jgen.simulate.find_m_star]) fit the
+pooled naive Bayes of the paper (``jgen.gaussian_nb(pooled=True)``) and L2 logistic
+regression (``C = 1``) on balanced training sets of size ``m`` and report the test error
+on ``10^4`` points. Training sets are prefixes of one balanced iid stream per repetition
+(a nested design), padded to a bucket size with zero sample weights, so changing ``m``
+never re-traces.
 
 References:
   Zheng, Xu, Zhang, Sun, Lu. Revisiting Discriminative vs. Generative Classifiers:
@@ -51,7 +52,7 @@ class GaussianMixture(NamedTuple):
     means: ``[K, D]`` class means.
     variances: ``[D]`` shared diagonal covariance.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import simulate
     >>> mix = simulate.GaussianMixture(means=jnp.array([[-1.0], [1.0]]),
@@ -72,9 +73,10 @@ def zheng_mixture(num_classes: int, dim: int, *, dtype=jnp.float32) -> GaussianM
     dtype: floating dtype of the returned arrays.
 
   Returns:
-    :class:`GaussianMixture` with ``means [K, n]`` and ``variances [n]``.
+    [`GaussianMixture`][jgen.simulate.GaussianMixture] with ``means [K, n]`` and
+    ``variances [n]``.
 
-  Example:
+  Examples:
     >>> from jgen import simulate
     >>> mix = simulate.zheng_mixture(3, 4)  # c = (-1, 1, 2), shifted by 2^0 for K = 3
     >>> tuple(mix.means[:, 0].tolist()), tuple(mix.variances.tolist())
@@ -103,13 +105,13 @@ def sample(key: jax.Array, mixture: GaussianMixture,
 
   Args:
     key: PRNG key.
-    mixture: the :class:`GaussianMixture`.
+    mixture: the [`GaussianMixture`][jgen.simulate.GaussianMixture].
     num_examples: static ``N``.
 
   Returns:
     ``x [N, D]`` in the mixture's dtype and ``y [N]`` int32.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jgen import simulate
     >>> mix = simulate.zheng_mixture(2, 4)
@@ -132,13 +134,13 @@ def class_log_likelihood(mixture: GaussianMixture, x: ArrayLike) -> jax.Array:
   """Exact ``log p(x | y=k)`` in nats: ``x [..., D]`` -> ``[..., K]``.
 
   Args:
-    mixture: the :class:`GaussianMixture`.
+    mixture: the [`GaussianMixture`][jgen.simulate.GaussianMixture].
     x: inputs ``[..., D]``.
 
   Returns:
     ``[..., K]`` class log-likelihoods in the dtype of ``x``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import simulate
     >>> mix = simulate.GaussianMixture(jnp.array([[-1.0], [1.0]]), jnp.array([1.0]))
@@ -160,13 +162,13 @@ def true_log_posterior(mixture: GaussianMixture, x: ArrayLike) -> jax.Array:
   """Exact ``log p(y=k | x)`` under balanced classes: ``[..., D]`` -> ``[..., K]``.
 
   Args:
-    mixture: the :class:`GaussianMixture`.
+    mixture: the [`GaussianMixture`][jgen.simulate.GaussianMixture].
     x: inputs ``[..., D]``.
 
   Returns:
     ``[..., K]`` log-posteriors (each row log-sums to zero).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen import simulate
     >>> mix = simulate.GaussianMixture(jnp.array([[-1.0], [1.0]]), jnp.array([1.0]))
@@ -191,18 +193,21 @@ def bayes_error(mixture: GaussianMixture) -> float:
   :math:`s = \sqrt{u^\top \Sigma^{-1} u}`. With equal priors the decision regions are
   the intervals between midpoints of the sorted :math:`a_k s`, so the error is a sum of
   normal tails. For ``K = 2`` this is :math:`\Phi(-\Delta / 2)` with the Mahalanobis
-  distance :math:`\Delta`; every mixture built by :func:`zheng_mixture` qualifies.
+  distance :math:`\Delta`; every mixture built by
+  [`zheng_mixture`][jgen.simulate.zheng_mixture] qualifies.
 
   Args:
-    mixture: a :class:`GaussianMixture` whose class means lie on one line.
+    mixture: a [`GaussianMixture`][jgen.simulate.GaussianMixture] whose class means lie
+      on one line.
 
   Returns:
     The Bayes error (Python float, computed in float64).
 
   Raises:
-    ValueError: the class means do not lie on one line (use :func:`bayes_error_mc`).
+    ValueError: the class means do not lie on one line (use
+      [`bayes_error_mc`][jgen.simulate.bayes_error_mc]).
 
-  Example:
+  Examples:
     >>> from jgen import simulate
     >>> round(simulate.bayes_error(simulate.zheng_mixture(2, 4)), 4)  # Phi(-sqrt(10)/2)
     0.0569
@@ -232,19 +237,19 @@ def bayes_error_mc(key: jax.Array, mixture: GaussianMixture, num_samples: int = 
   """Monte Carlo Bayes error with the true model, and its standard error.
 
   Draws balanced samples, classifies them with the exact posterior
-  (:func:`true_log_posterior`) and counts mistakes; the standard error is
-  ``sqrt(p (1 - p) / num_samples)`` (binomial).
+  ([`true_log_posterior`][jgen.simulate.true_log_posterior]) and counts mistakes; the
+  standard error is ``sqrt(p (1 - p) / num_samples)`` (binomial).
 
   Args:
     key: PRNG key.
-    mixture: the :class:`GaussianMixture`.
+    mixture: the [`GaussianMixture`][jgen.simulate.GaussianMixture].
     num_samples: number of draws, rounded up to a multiple of ``chunk``.
     chunk: static draws per compiled call.
 
   Returns:
     ``(estimate, standard_error)`` as Python floats.
 
-  Example:
+  Examples:
     >>> import jax
     >>> from jgen import simulate
     >>> mix = simulate.zheng_mixture(2, 4)

@@ -3,7 +3,7 @@
 Every estimator validates its input with scikit-learn's own helpers (``validate_data``,
 ``check_classification_targets``, ``_check_sample_weight``), so bad input raises
 scikit-learn's errors with scikit-learn's messages; it then maps the labels to
-``0 .. K-1`` and hands the arrays to a jgen :class:`~jgen.core.contract.Classifier`.
+``0 .. K-1`` and hands the arrays to a jgen [`Classifier`][jgen.Classifier].
 
 Precision: the estimators compute in float64 when JAX's x64 mode is enabled
 (``jax.config.update("jax_enable_x64", True)``) and in float32 otherwise; fitted
@@ -36,7 +36,7 @@ def bucket_size(n: int) -> int:
   few bucket sizes (with sample weight zero in ``fit``, which the contract guarantees
   changes nothing) lets a grid search or cross-validation reuse the compiled fit.
 
-  Example:
+  Examples:
     >>> from jgen.sklearn import bucket_size
     >>> tuple(bucket_size(n) for n in (1, 16, 17, 300))
     (16, 16, 32, 512)
@@ -53,7 +53,7 @@ def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
 def compute_dtype() -> type:
   """``np.float64`` when JAX's x64 mode is on, else ``np.float32``.
 
-  Example:
+  Examples:
     >>> import jax, numpy as np
     >>> from jgen.sklearn import compute_dtype
     >>> compute_dtype() == (np.float64 if jax.config.jax_enable_x64 else np.float32)
@@ -83,7 +83,7 @@ class JgenClassifier(ClassifierMixin, BaseEstimator):
   hyperparameters), ``_fit_params(x, y, num_classes, sample_weight)`` and
   ``_set_fitted(params)`` (the scikit-learn fitted attributes).
 
-  Example:
+  Examples:
     >>> import numpy as np, jgen
     >>> class PooledNB(jgen.sklearn.JgenClassifier):  # a jgen family as an estimator
     ...   def _model(self):

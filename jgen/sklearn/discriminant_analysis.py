@@ -1,7 +1,7 @@
 """``LinearDiscriminantAnalysis`` and ``QuadraticDiscriminantAnalysis`` computed by jgen.
 
-The models are :func:`jgen.lda` (scikit-learn's ``solver="lsqr"`` with a fixed
-``shrinkage``) and :func:`jgen.qda` (scikit-learn's ``reg_param``): class means, the
+The models are [`jgen.lda`][jgen.lda] (scikit-learn's ``solver="lsqr"`` with a fixed
+``shrinkage``) and [`jgen.qda`][jgen.qda] (scikit-learn's ``reg_param``): class means, the
 MLE covariance(s) (ddof 0) regularised as scikit-learn does, and class priors.
 """
 
@@ -79,9 +79,9 @@ class LinearDiscriminantAnalysis(_GaussianDA):
     intercept_: ``[K]`` (``[1]`` for two classes).
     covariance_: the shared covariance ``[D, D]`` (with ``store_covariance``).
     n_features_in_: ``D``.
-    params_: the jgen :class:`~jgen.gaussian.LDAParams`.
+    params_: the jgen [`LDAParams`][jgen.gaussian.LDAParams].
 
-  Example:
+  Examples:
     >>> import numpy as np
     >>> from jgen.sklearn import LinearDiscriminantAnalysis
     >>> X = np.array([[0.0, 1.0], [0.3, 0.7], [2.0, 2.2], [2.4, 1.9]])
@@ -138,9 +138,9 @@ class QuadraticDiscriminantAnalysis(_GaussianDA):
     priors_: class priors ``[K]``.
     covariance_: class covariances ``[K, D, D]`` (with ``store_covariance``).
     n_features_in_: ``D``.
-    params_: the jgen :class:`~jgen.gaussian.QDAParams`.
+    params_: the jgen [`QDAParams`][jgen.gaussian.QDAParams].
 
-  Example:
+  Examples:
     >>> import numpy as np
     >>> from jgen.sklearn import QuadraticDiscriminantAnalysis
     >>> X = np.array([[0.0], [0.4], [0.1], [2.0], [3.0], [2.6]])

@@ -1,5 +1,6 @@
 """``LogisticRegression``: scikit-learn's L2-penalised (multinomial) logistic regression
-computed by :func:`jgen.logistic_regression` (L-BFGS, the same objective and ``C``)."""
+computed by [`jgen.logistic_regression`][jgen.logistic_regression] (L-BFGS, the same
+objective and ``C``)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,9 @@ class LogisticRegression(JgenClassifier):
     intercept_: ``[K]`` (``[1]`` for two classes).
     n_iter_: L-BFGS iterations ``[1]``.
     n_features_in_: ``D``.
-    params_: the jgen :class:`~jgen.logistic.LogisticParams`.
+    params_: the jgen [`LogisticParams`][jgen.LogisticParams].
 
-  Example:
+  Examples:
     >>> import numpy as np
     >>> from jgen.sklearn import LogisticRegression
     >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])

@@ -1,12 +1,12 @@
 """``GaussianNB``: scikit-learn's Gaussian naive Bayes estimator computed by jgen.
 
 ``fit`` and ``partial_fit`` both accumulate additive sufficient statistics
-(:func:`jgen.gaussian.sufficient_stats` with ``weights=``, summed with
-:func:`jgen.gaussian.merge_stats`) and fit the parameters from them with
-:func:`jgen.gaussian.fit_stats`, so any sequence of ``partial_fit`` calls gives the
-model ``fit`` gives on the concatenated data, including ``var_smoothing``'s scale
-``epsilon_``, which is the largest feature variance of *all* data seen (scikit-learn
-uses the last batch's).
+([`jgen.gaussian.sufficient_stats`][jgen.sufficient_stats] with ``weights=``, summed with
+[`jgen.gaussian.merge_stats`][jgen.gaussian.merge_stats]) and fit the parameters from
+them with [`jgen.gaussian.fit_stats`][jgen.gaussian.fit_stats], so any sequence of
+``partial_fit`` calls gives the model ``fit`` gives on the concatenated data, including
+``var_smoothing``'s scale ``epsilon_``, which is the largest feature variance of *all*
+data seen (scikit-learn uses the last batch's).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class GaussianNB(JgenClassifier):
   """Gaussian naive Bayes (scikit-learn's ``GaussianNB``), fitted by jgen.
 
   Same parameters, attributes and methods as ``sklearn.naive_bayes.GaussianNB``;
-  the model is :func:`jgen.gaussian_nb` (per-class MLE variances plus
+  the model is [`jgen.gaussian_nb`][jgen.gaussian_nb] (per-class MLE variances plus
   ``var_smoothing * max_d Var(x_d)``).
 
   Args:
@@ -60,9 +60,9 @@ class GaussianNB(JgenClassifier):
     var_: class variances ``[K, D]``.
     epsilon_: the variance added to every ``var_`` entry.
     n_features_in_: ``D``.
-    params_: the jgen :class:`~jgen.gaussian.GaussianNBParams`.
+    params_: the jgen [`GaussianNBParams`][jgen.gaussian.GaussianNBParams].
 
-  Example:
+  Examples:
     >>> import numpy as np
     >>> from jgen.sklearn import GaussianNB
     >>> X = np.array([[0.0], [0.2], [2.0], [2.4]]); y = np.array(["a", "a", "b", "b"])

@@ -1,13 +1,15 @@
 r"""Causal-LM label scorers on the classifier contract: direct and noisy channel.
 
-* :func:`causal_lm_classifier`: ``log p(label_k | prompt(x))`` (GenCLS-style
-  perplexity scoring, arXiv 2504.19898); one prompt prefill, labels scored from the
-  shared cache. Conditional scores (``conditional=True``): the prior is not applied.
-* :func:`noisy_channel_classifier`: ``log p(x | label_k)`` (Min et al. 2022, arXiv
-  2108.04106): each class's label prompt is prefilled once per batch and the input is
-  scored as its continuation; Bayes' rule with the fitted (or uniform) class prior.
+* [`causal_lm_classifier`][jgen.text.causal_lm_classifier]:
+  ``log p(label_k | prompt(x))`` (GenCLS-style perplexity scoring, arXiv 2504.19898);
+  one prompt prefill, labels scored from the shared cache. Conditional scores
+  (``conditional=True``): the prior is not applied.
+* [`noisy_channel_classifier`][jgen.text.noisy_channel_classifier]:
+  ``log p(x | label_k)`` (Min et al. 2022, arXiv 2108.04106): each class's label prompt
+  is prefilled once per batch and the input is scored as its continuation; Bayes' rule
+  with the fitted (or uniform) class prior.
 
-Inputs ``x`` are token ids from :func:`encode_inputs`.
+Inputs ``x`` are token ids from [`encode_inputs`][jgen.text.encode_inputs].
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def causal_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *, template: s
   """Direct label scoring under a causal LM: scores ``[..., K]`` from one prefill.
 
   Args:
-    lm: causal :class:`~jgen.text.loader.PretrainedLM`.
+    lm: causal [`PretrainedLM`][jgen.text.PretrainedLM].
     labels: ``K`` label strings (continuations of the prompt), or ``int [K, L]`` ids
       padded with ``-1``.
     template: prompt with one ``{}`` for the input text.
@@ -104,10 +106,10 @@ def causal_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *, template: s
     batch_size: prompts scored in parallel.
 
   Returns:
-    A conditional :class:`~jgen.core.contract.Classifier`; ``fit(x, y, num_classes=K)``
+    A conditional [`Classifier`][jgen.Classifier]; ``fit(x, y, num_classes=K)``
     computes the corrections (``x``/``y`` may be ``None`` unless ``temperature='fit'``).
 
-  Example:
+  Examples:
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/gpt2")
     >>> clf = causal_lm_classifier(lm, [" good", " bad"], template="{} Verdict:")
@@ -165,7 +167,7 @@ def encode_inputs(classifier: Classifier, texts: Sequence[str]) -> np.ndarray:
   Direct and masked scorers: prompts (checked so that every label tokenises the same
   after each prompt); noisy channel: the inputs as continuations of the label prompts.
 
-  Example:
+  Examples:
     >>> from jgen.text import load_pretrained
     >>> clf = causal_lm_classifier(load_pretrained("tests/data/text/gpt2"), [" a", " b"])
     >>> encode_inputs(clf, ["hi there", "x"]).shape[0]
@@ -223,14 +225,14 @@ def noisy_channel_classifier(lm: PretrainedLM, label_prompts, *, template: str =
       ids padded with ``-1``.
     template: how the input continues a label prompt (``" {}"``).
     temperature: a positive number or ``"fit"``.
-    bos: as in :func:`causal_lm_classifier`.
+    bos: as in [`causal_lm_classifier`][jgen.text.causal_lm_classifier].
     batch_size: inputs scored in parallel.
 
   Returns:
-    A generative :class:`~jgen.core.contract.Classifier` (``log_prior`` from ``fit``'s
+    A generative [`Classifier`][jgen.Classifier] (``log_prior`` from ``fit``'s
     label counts, uniform when ``y`` is ``None``).
 
-  Example:
+  Examples:
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/gpt2")
     >>> clf = noisy_channel_classifier(lm, ["Good film:", "Bad film:"])

@@ -34,7 +34,7 @@ NORMALIZATIONS = ("none", "token", "char", "byte")
 def label_norms(normalize: str, labels: Sequence[str], label_mask: np.ndarray) -> np.ndarray:
   """Divisor ``[K]`` for each label's summed log-probability.
 
-  Example:
+  Examples:
     >>> label_norms("char", [" yes", " no"], np.ones((2, 1), bool)).tolist()
     [4.0, 3.0]
   """
@@ -54,7 +54,7 @@ def contextual_offset(content_free_scores: ArrayLike) -> jax.Array:
   Args:
     content_free_scores: ``[C, K]`` scores of ``C`` content-free inputs.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> off = contextual_offset(jnp.log(jnp.array([[0.8, 0.2], [0.6, 0.4]])))
     >>> tuple(round(float(v), 4) for v in off)
@@ -74,7 +74,7 @@ def fit_inv_temperature(scores: ArrayLike, y: ArrayLike, *, num_steps: int = 50)
     scores: ``[N, K]`` finite scores.
     y: ``int [N]`` labels.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> s = jnp.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
     >>> float(fit_inv_temperature(s, jnp.array([0, 1, 1]))) < 1.0

@@ -29,7 +29,7 @@ class GPT2Config(NamedTuple):
 
 
 def gpt2_config(cfg: dict) -> GPT2Config:
-  """:class:`GPT2Config` from a ``config.json`` dict."""
+  """``GPT2Config`` from a ``config.json`` dict."""
   return GPT2Config(cfg["vocab_size"], cfg["n_positions"], cfg["n_embd"], cfg["n_layer"],
                     cfg["n_head"], cfg.get("n_inner") or 4 * cfg["n_embd"],
                     cfg.get("layer_norm_epsilon", 1e-5))
@@ -70,10 +70,10 @@ class GPT2(nnx.Module):
 
   Call: ``model(tokens[T], positions[T], cache=None, cache_valid=None)`` returns
   ``(logits [T, V] float32, KVCache)`` with the new positions' keys and values;
-  ``cache`` is a :class:`~jgen.text.layers.KVCache` of ``S`` earlier positions of
+  ``cache`` is a ``KVCache`` of ``S`` earlier positions of
   which ``cache_valid [S]`` may be attended.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jgen.text.gpt2 import GPT2, GPT2Config

@@ -37,7 +37,7 @@ class LlamaConfig(NamedTuple):
 
 
 def llama_config(cfg: dict) -> LlamaConfig:
-  """:class:`LlamaConfig` from a ``config.json`` dict (old and new RoPE formats)."""
+  """``LlamaConfig`` from a ``config.json`` dict (old and new RoPE formats)."""
   rope = dict(cfg.get("rope_parameters") or cfg.get("rope_scaling") or {})
   theta = rope.get("rope_theta", cfg.get("rope_theta", 10000.0))
   heads = cfg["num_attention_heads"]
@@ -90,9 +90,9 @@ class _Block(nnx.Module):
 
 
 class Llama(nnx.Module):
-  """Llama-family causal LM for one sequence; same call as :class:`~jgen.text.gpt2.GPT2`.
+  """Llama-family causal LM for one sequence; same call as ``GPT2``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jgen.text.llama import Llama, LlamaConfig

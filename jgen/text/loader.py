@@ -47,7 +47,7 @@ class PretrainedLM(NamedTuple):
     tokenizer: a ``tokenizers.Tokenizer`` (or ``None``).
     config: the ``config.json`` dict (``{}`` for modules built in code).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jgen.text.gpt2 import GPT2, GPT2Config
@@ -84,7 +84,7 @@ def from_module(module: nnx.Module, kind: str, tokenizer=None, config: dict | No
                 ) -> PretrainedLM:
   """Wrap an NNX module built in code (a toy or freshly trained LM) as a PretrainedLM.
 
-  Example:
+  Examples:
     >>> from flax import nnx
     >>> from jgen.text.gpt2 import GPT2, GPT2Config
     >>> lm = from_module(GPT2(GPT2Config(50, 16, 8, 1, 2, 32, 1e-5), rngs=nnx.Rngs(0)), "causal")
@@ -195,14 +195,14 @@ def load_pretrained(folder: str | pathlib.Path, *, dtype=None) -> PretrainedLM:
       checkpoints); ``None`` keeps the stored dtype.
 
   Returns:
-    A :class:`PretrainedLM`.
+    A [`PretrainedLM`][jgen.text.PretrainedLM].
 
   Raises:
     ValueError: a missing file, an unsupported ``model_type``, a missing, extra or
       mis-shaped tensor (named with its file), or a tokenizer larger than the model's
       vocabulary.
 
-  Example:
+  Examples:
     >>> lm = load_pretrained("tests/data/text/gpt2")
     >>> lm.kind, lm.vocab_size
     ('causal', 308)

@@ -33,7 +33,7 @@ def variant_ids(tokenizer, labels: Sequence[str], prefixes: Sequence[str] = ("",
   Raises:
     ValueError: naming a label whose variant is not exactly one token.
 
-  Example:
+  Examples:
     >>> from jgen.text import load_pretrained
     >>> tok = load_pretrained("tests/data/text/modernbert").tokenizer
     >>> variant_ids(tok, ["A", "B"], prefixes=("",)).shape
@@ -60,7 +60,7 @@ def encode_masked_prompts(lm: PretrainedLM, texts: Sequence[str], template: str,
   Raises:
     ValueError: naming a prompt that contains no mask token.
 
-  Example:
+  Examples:
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/modernbert")
     >>> encode_masked_prompts(lm, ["great"], DEFAULT_TEMPLATE, "[MASK]").shape[0]
@@ -103,7 +103,7 @@ def masked_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *,
   """Label scores at the mask of a masked LM: ``log sum_v p(variant_v(label_k))``.
 
   Args:
-    lm: masked :class:`~jgen.text.loader.PretrainedLM` (ModernBERT).
+    lm: masked [`PretrainedLM`][jgen.text.PretrainedLM] (ModernBERT).
     labels: ``K`` single-token labels (``"A"``, ``"positive"``).
     template: prompt with ``{}`` for the input; must contain ``mask_token``.
     mask_token: the tokenizer's mask token.
@@ -115,9 +115,9 @@ def masked_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *,
     batch_size: prompts scored in parallel.
 
   Returns:
-    A conditional :class:`~jgen.core.contract.Classifier`.
+    A conditional [`Classifier`][jgen.Classifier].
 
-  Example:
+  Examples:
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/modernbert")
     >>> clf = masked_lm_classifier(lm, ["A", "B"], prefixes=("",))  # tiny vocab: no " A"

@@ -39,7 +39,7 @@ class ModernBertConfig(NamedTuple):
 
 
 def modernbert_config(cfg: dict) -> ModernBertConfig:
-  """:class:`ModernBertConfig` from a ``config.json`` dict (old and new formats)."""
+  """``ModernBertConfig`` from a ``config.json`` dict (old and new formats)."""
   n = cfg["num_hidden_layers"]
   if cfg.get("layer_types"):
     is_global = tuple(t == "full_attention" for t in cfg["layer_types"])
@@ -112,7 +112,7 @@ class ModernBert(nnx.Module):
   Call: ``model(tokens[T], valid[T]) -> logits [T, V]`` (float32); ``valid`` marks the
   real tokens (keys at invalid positions are never attended), positions are ``0..T-1``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jgen.text.modernbert import ModernBert, ModernBertConfig

@@ -2,7 +2,7 @@ r"""An exact oracle: one Markov chain per class, and a toy LM that is those chai
 
 Class ``k`` emits ``x_1 ~ pi_k``, ``x_t ~ P_k[x_{t-1}]`` over ``m`` symbols, so
 ``log p(x | k) = log pi_k(x_1) + sum_t log P_k[x_{t-1}, x_t]`` and the Bayes posterior
-are closed forms. :class:`MarkovLM` is a causal LM with the scorers' call signature
+are closed forms. ``MarkovLM`` is a causal LM with the scorers' call signature
 over the vocabulary ``[K class tokens, m symbols]``: its logits at a position are the
 log transition row of the class named by the visible class tokens (their normalised
 count, so a padding token leaking into the visible context, id ``0`` = class 0, changes
@@ -37,7 +37,7 @@ def random_chains(key: jax.Array, num_classes: int, num_symbols: int,
                   concentration: float = 1.0, dtype=jnp.float32) -> MarkovChains:
   """Dirichlet(``concentration``) initial distributions and transition rows.
 
-  Example:
+  Examples:
     >>> import jax
     >>> c = random_chains(jax.random.key(0), 3, 4)
     >>> c.log_trans.shape
@@ -54,7 +54,7 @@ def sample_sequences(key: jax.Array, chains: MarkovChains, y: ArrayLike, length:
                      ) -> jax.Array:
   """Symbols ``int32 [N, length]`` with sequence ``i`` drawn from chain ``y[i]``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> c = random_chains(jax.random.key(0), 2, 3)
     >>> sample_sequences(jax.random.key(1), c, jnp.array([0, 1]), 5).shape
@@ -79,7 +79,7 @@ def sample_sequences(key: jax.Array, chains: MarkovChains, y: ArrayLike, length:
 def chain_log_likelihood(chains: MarkovChains, x: ArrayLike) -> jax.Array:
   """Closed-form ``log p(x | k)``: ``[..., K]`` for symbols ``x [..., T]`` (``-1`` pads).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> c = random_chains(jax.random.key(0), 2, 3)
     >>> chain_log_likelihood(c, jnp.array([0, 2, 1, -1])).shape
@@ -101,7 +101,7 @@ def transition_counts(x: ArrayLike, num_symbols: int) -> jax.Array:
   ``[log_init[k], log_trans[k].ravel()]``, so the Bayes classifier of the chains is a
   linear (multinomial logistic) model of them: the well-specified discriminative model.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> transition_counts(jnp.array([0, 1, 1, -1]), 2).tolist()
     [1.0, 0.0, 0.0, 1.0, 0.0, 1.0]
@@ -117,7 +117,7 @@ def transition_counts(x: ArrayLike, num_symbols: int) -> jax.Array:
 class MarkovLM(nnx.Module):
   """The chains as a causal LM over ``[K class tokens, m symbols]``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> lm = MarkovLM(random_chains(jax.random.key(0), 2, 3))
     >>> logits, cache = lm(jnp.array([1, 2, 4]), jnp.arange(3))

@@ -1,8 +1,9 @@
 r"""Parameters and fitting shared by the LM label scorers.
 
-Every scorer's ``params`` is a :class:`LMScorerParams`: the LM weights (shared by all
-classes) and per-class arrays whose axis 0 is the class axis, so class-sharded scoring
-slices ``label_ids``, ``label_mask``, ``norm``, ``offset`` and ``log_prior``. Scores are
+Every scorer's ``params`` is a [`LMScorerParams`][jgen.text.LMScorerParams]: the LM
+weights (shared by all classes) and per-class arrays whose axis 0 is the class axis, so
+class-sharded scoring slices ``label_ids``, ``label_mask``, ``norm``, ``offset`` and
+``log_prior``. Scores are
 
 .. math:: s_k(x) = \beta\,(\ell_k(x) / n_k - o_k)
 
@@ -37,7 +38,7 @@ class LMScorerParams(NamedTuple):
     inv_temperature: ``[]`` ``1 / T``.
     log_prior: ``[K]`` log class priors (used by the noisy channel).
 
-  Example:
+  Examples:
     >>> from jgen.text import causal_lm_classifier, load_pretrained
     >>> clf = causal_lm_classifier(load_pretrained("tests/data/text/gpt2"),
     ...                            [" good", " bad"])
@@ -72,7 +73,7 @@ def corrected(params: LMScorerParams, raw: jax.Array) -> jax.Array:
 def check_inputs(x, name: str):
   """Eager check that ``x`` is an integer id array ``[..., P]``; returns it.
 
-  Example:
+  Examples:
     >>> check_inputs(np.array([[3, 4, -1]]), "clf").shape
     (1, 3)
   """
@@ -120,7 +121,7 @@ def fit_corrections(params: LMScorerParams, score_fn: Callable, *, premise=None,
 
 def fit_prompted(params: LMScorerParams, scores, encode, *, pmi_premise, content_free,
                  template, temperature, x, y, sample_weight) -> LMScorerParams:
-  """:func:`fit_corrections` of a prompted scorer, encoding the PMI premise and the
+  """``fit_corrections`` of a prompted scorer, encoding the PMI premise and the
   content-free inputs with ``encode(texts, template) -> ids``."""
   return fit_corrections(
       params, lambda q, xx: np.asarray(scores(q, jnp.asarray(xx))),

@@ -6,9 +6,11 @@ its keys and values form a cache shared by the ``K`` label continuations
 with the cache broadcast, never copied per class. The first label token is predicted by
 the prompt's last logits, token ``j > 0`` by the continuation's position ``j - 1``.
 This is GenCLS-style label scoring (arXiv 2504.19898) without the per-pair prompt
-re-runs of lm-evaluation-harness, whose cost :func:`rerun_token_logprobs` reproduces as
-the baseline. Masked LMs score the label at the prompt's last mask position
-(ModernBERT-Large-Instruct, arXiv 2502.03793): :func:`masked_label_logprobs`.
+re-runs of lm-evaluation-harness, whose cost
+[`rerun_token_logprobs`][jgen.text.rerun_token_logprobs] reproduces as the baseline.
+Masked LMs score the label at the prompt's last mask position
+(ModernBERT-Large-Instruct, arXiv 2502.03793):
+[`masked_label_logprobs`][jgen.text.masked_label_logprobs].
 
 Invalid inputs under ``jit`` (an empty prompt, no mask token) give ``-inf`` scores.
 """
@@ -30,16 +32,16 @@ def prefill(lm: PretrainedLM, weights: Any, prompt: jax.Array):
   """Run the prompt once.
 
   Args:
-    lm: a causal :class:`~jgen.text.loader.PretrainedLM` (``graphdef`` is used).
+    lm: a causal [`PretrainedLM`][jgen.text.PretrainedLM] (``graphdef`` is used).
     weights: its weights pytree.
     prompt: ``int [P]`` token ids right-padded with ``-1``.
 
   Returns:
     ``(first [V], cache, valid [P], n [])``: log-probabilities of the token after the
-    prompt, the prompt's :class:`~jgen.text.layers.KVCache`, which cache positions are
+    prompt, the prompt's ``KVCache``, which cache positions are
     real, and the prompt length.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/gpt2")
@@ -61,7 +63,7 @@ def continuation_logprobs(lm, weights, first, cache, valid, n, cont, mask) -> ja
   cache positions and causally to itself; masked tokens (``mask [L]`` False, which must
   come after the real ones) contribute ``0``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/gpt2")
@@ -94,7 +96,7 @@ def token_logprobs(lm: PretrainedLM, weights: Any, prompt: jax.Array, conts: jax
   Returns:
     ``[K, L]`` float32, ``0`` at masked positions.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/gpt2")
@@ -115,7 +117,7 @@ def rerun_token_logprobs(lm: PretrainedLM, weights: Any, prompt: jax.Array,
   What lm-evaluation-harness does per (context, continuation) pair: ``K`` forward
   passes of length ``P + L`` instead of one of ``P`` and ``K`` of ``L``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/gpt2")
@@ -155,7 +157,7 @@ def masked_label_logprobs(lm: PretrainedLM, weights: Any, prompt: jax.Array, mas
     variant_ids: ``int [K, S]`` single-token ids of each label's variants.
     variant_mask: ``bool [K, S]``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/modernbert")

@@ -4,9 +4,9 @@ Pair encoding (lm-evaluation-harness ``_encode_pair``): trailing whitespace of t
 context moves to the front of the continuation, the concatenation is encoded, and the
 continuation's ids are what follows the context's own encoding. jgen shares one
 ``[L]`` row of label ids across all prompts (that is what lets the prompt's cache serve
-every class), so :func:`encode_pairs` checks, for every (context, continuation) pair,
-that this split gives the shared ids, and raises naming the pair otherwise.
-Sequences are right-padded with ``-1``.
+every class), so [`encode_pairs`][jgen.text.encode_pairs] checks, for every (context,
+continuation) pair, that this split gives the shared ids, and raises naming the pair
+otherwise. Sequences are right-padded with ``-1``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = ["split_pair", "encode_pairs", "pad", "train_bpe_tokenizer"]
 def split_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
   """lm-evaluation-harness pair encoding: ``(context_ids, continuation_ids)``.
 
-  Example:
+  Examples:
     >>> from jgen.text import load_pretrained
     >>> tok = load_pretrained("tests/data/text/gpt2").tokenizer
     >>> ctx, cont = split_pair(tok, "Sentiment: ", "positive")
@@ -41,7 +41,7 @@ def split_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], l
 def pad(rows: Sequence[Sequence[int]], length: int | None = None) -> np.ndarray:
   """Right-pad rows of ids with ``-1`` to ``int32 [N, length]``.
 
-  Example:
+  Examples:
     >>> pad([[1, 2], [3]]).tolist()
     [[1, 2], [3, -1]]
   """
@@ -73,7 +73,7 @@ def encode_pairs(tokenizer, contexts: Sequence[str], continuations: Sequence[str
     ValueError: a continuation that tokenises to nothing, an empty context without
       ``bos_id``, or a pair whose encoding differs from the shared split (named).
 
-  Example:
+  Examples:
     >>> from jgen.text import load_pretrained
     >>> tok = load_pretrained("tests/data/text/gpt2").tokenizer
     >>> ctx, labels = encode_pairs(tok, ["I loved it. Sentiment:"], ["positive", "negative"])
@@ -117,7 +117,7 @@ def train_bpe_tokenizer(corpus: Sequence[str], vocab_size: int = 512,
                         ) -> tokenizers.Tokenizer:
   """A byte-level BPE tokenizer trained in-process (for offline smoke runs and tests).
 
-  Example:
+  Examples:
     >>> tok = train_bpe_tokenizer(["a good film", "a bad film"] * 5, vocab_size=270)
     >>> tok.decode(tok.encode("a good film").ids)
     'a good film'

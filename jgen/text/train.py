@@ -37,7 +37,7 @@ def sequence_nll(lm: PretrainedLM, weights: Any, tokens: jax.Array, mask: jax.Ar
   Returns:
     ``(nll [], count [])``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/gpt2")
@@ -82,7 +82,7 @@ def train_causal_lm(key: jax.Array, lm: PretrainedLM, tokens: ArrayLike, *,
 
   Args:
     key: PRNG key for the minibatch draws.
-    lm: causal :class:`~jgen.text.loader.PretrainedLM` (its ``weights`` are the start).
+    lm: causal [`PretrainedLM`][jgen.text.PretrainedLM] (its ``weights`` are the start).
     tokens: ``int [N, T]`` sequences; ``-1`` entries are padding (not scored, fed as 0).
     mask: ``bool [N, T]`` positions to score (default ``tokens >= 0``); e.g. exclude a
       class-token prefix. Position 0 is never scored.
@@ -97,7 +97,7 @@ def train_causal_lm(key: jax.Array, lm: PretrainedLM, tokens: ArrayLike, *,
     ValueError: non-integer tokens, a mask of another shape, or ``num_examples``
       outside ``[1, N]``.
 
-  Example:
+  Examples:
     >>> import jax, numpy as np
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/gpt2")

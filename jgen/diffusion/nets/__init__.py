@@ -1,11 +1,13 @@
 """Class-conditional flax NNX ε-prediction denoisers.
 
 Both condition on the class label (a learned embedding) and on ``gamma = -log SNR``
-(Fourier features); split one with :func:`jgen.diffusion.nnx_denoiser` into
+(Fourier features); split one with
+[`jgen.diffusion.nnx_denoiser`][jgen.diffusion.nnx_denoiser] into
 ``(Denoiser, params)``.
 
-* :class:`MLPDenoiser`: a residual MLP for inputs of any shape.
-* :class:`UNetDenoiser`: a small convolutional U-Net for images and 1-D signals.
+* [`MLPDenoiser`][jgen.diffusion.MLPDenoiser]: a residual MLP for inputs of any shape.
+* [`UNetDenoiser`][jgen.diffusion.UNetDenoiser]: a small convolutional U-Net for images
+and 1-D signals.
 """
 
 from jgen.diffusion.nets.common import Conditioning

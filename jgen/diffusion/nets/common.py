@@ -2,9 +2,10 @@
 
 Every jgen net accepts any number of leading batch axes: ``z[*lead, *data_shape]``,
 ``gamma[*lead]``, ``y[*lead]`` (``lead = ()`` for one example, the form
-:func:`jgen.diffusion.nnx_denoiser` calls). With ``null_class=True`` the extra label
-``num_classes`` is the unconditional model (classifier-free training by label dropout,
-:func:`drop_labels`).
+[`jgen.diffusion.nnx_denoiser`][jgen.diffusion.nnx_denoiser] calls). With
+``null_class=True`` the extra label ``num_classes`` is the unconditional model
+(classifier-free training by label dropout,
+[`drop_labels`][jgen.diffusion.drop_labels]).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def drop_labels(key: jax.Array, y: jax.Array, num_classes: int, rate: float) -> 
   Returns:
     ``[...]`` labels, each replaced by ``num_classes`` independently with prob ``rate``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jgen
     >>> y = jnp.array([0, 1, 2, 0])
     >>> jgen.diffusion.drop_labels(jax.random.key(0), y, 3, rate=1.0)

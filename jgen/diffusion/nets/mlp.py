@@ -28,7 +28,7 @@ class MLPDenoiser(DenoiserBase):
     null_class: reserve label ``K`` for the unconditional model.
     rngs: ``nnx.Rngs`` for initialisation.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> from flax import nnx
     >>> net = jgen.diffusion.MLPDenoiser((2,), 2, width=8, depth=1, rngs=nnx.Rngs(0))

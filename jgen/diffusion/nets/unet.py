@@ -66,7 +66,7 @@ class UNetDenoiser(DenoiserBase):
     null_class: reserve label ``K`` for the unconditional model.
     rngs: ``nnx.Rngs``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jgen
     >>> from flax import nnx
     >>> net = jgen.diffusion.UNetDenoiser((8,), 2, channels=(8, 8), cond_dim=8,

@@ -1,4 +1,5 @@
-"""Loading a DiT checkpoint and exposing it as a :class:`jgen.diffusion.Denoiser`.
+"""Loading a DiT checkpoint and exposing it as a
+[`jgen.diffusion.Denoiser`][jgen.diffusion.Denoiser].
 
 Its ``apply`` is a frozen dataclass (hashable, equal by configuration), so two denoisers
 of one architecture are interchangeable static arguments of ``jax.jit`` and every
@@ -34,7 +35,7 @@ class DDPMSchedule(NamedTuple):
   The DiT default: 1,000 linear betas from ``1e-4`` to ``0.02`` (Ho et al., 2020;
   facebookresearch/DiT ``create_diffusion``).
 
-  Example:
+  Examples:
     >>> s = DDPMSchedule()
     >>> s.schedule().num_steps, s == DDPMSchedule(1000, 1e-4, 0.02, "linear")
     (999, True)
@@ -47,7 +48,8 @@ class DDPMSchedule(NamedTuple):
   kind: str = "linear"
 
   def schedule(self) -> Schedule:
-    """jgen's :class:`Schedule` whose grid index ``j`` is DDPM timestep ``j``."""
+    """jgen's [`Schedule`][jgen.diffusion.Schedule] whose grid index ``j`` is DDPM
+    timestep ``j``."""
     return ddpm_schedule(self.num_train_timesteps, self.beta_start, self.beta_end,
                          self.kind)
 
@@ -68,7 +70,7 @@ class DiTDenoiser:
     schedule: the DDPM schedule the DiT was trained with; ``gamma`` is mapped to the
       nearest DDPM timestep of its grid (exact for gammas taken from the grid).
 
-  Example:
+  Examples:
     >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, num_layers=1,
     ...                 sample_size=4, num_embeds_ada_norm=3)
     >>> apply = DiTDenoiser(cfg)
@@ -100,14 +102,16 @@ class DiTDenoiser:
 
 def dit_denoiser(config: DiTConfig, schedule: DDPMSchedule = DDPMSchedule()
                  ) -> Denoiser:
-  """The DiT as a :class:`jgen.diffusion.Denoiser` (ε-parametrization).
+  """The DiT as a [`jgen.diffusion.Denoiser`][jgen.diffusion.Denoiser]
+  (ε-parametrization).
 
   Every jgen diffusion entry point takes it with the DiT's parameters as traced data,
   e.g. ``jgen.diffusion.classify(key, den, params, latent, 1000, ...)`` or
-  :func:`jgen.diffusion.class_errors_at` on :func:`reference_times`.
+  [`jgen.diffusion.class_errors_at`][jgen.diffusion.class_errors_at] on
+  [`reference_times`][jgen.diffusion.pretrained.reference_times].
 
   Args:
-    config: the architecture, e.g. from :func:`load_dit`.
+    config: the architecture, e.g. from [`load_dit`][jgen.diffusion.pretrained.load_dit].
     schedule: the DDPM schedule it was trained with (DiT's default).
 
   Returns:
@@ -116,7 +120,7 @@ def dit_denoiser(config: DiTConfig, schedule: DDPMSchedule = DDPMSchedule()
     config.in_channels`` and ``num_classes = config.num_embeds_ada_norm`` (the label
     ``num_classes`` is the null class of classifier-free guidance).
 
-  Example:
+  Examples:
     >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, num_layers=1,
     ...                 sample_size=4, out_channels=8, num_embeds_ada_norm=3)
     >>> den = dit_denoiser(cfg)
@@ -145,7 +149,7 @@ def load_dit(folder: str, dtype=jnp.float32) -> tuple[DiTConfig, nnx.State]:
   Raises:
     ValueError: naming the file or tensor that is missing, mis-shaped or foreign.
 
-  Example:
+  Examples:
     >>> config, params = load_dit("DiT-XL-2-256/transformer")  # doctest: +SKIP
   """
   dtype = _check_dtype(dtype)
@@ -157,7 +161,7 @@ def load_dit(folder: str, dtype=jnp.float32) -> tuple[DiTConfig, nnx.State]:
 def init_dit(key: jax.Array, config: DiTConfig, dtype=jnp.float32) -> nnx.State:
   """Random DiT parameters for tests and smoke runs (see ``loading.random_state``).
 
-  Example:
+  Examples:
     >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, num_layers=1,
     ...                 sample_size=4, num_embeds_ada_norm=3)
     >>> len(jax.tree_util.tree_leaves(init_dit(jax.random.key(0), cfg))) > 0
@@ -169,7 +173,7 @@ def init_dit(key: jax.Array, config: DiTConfig, dtype=jnp.float32) -> nnx.State:
 def dit_param_shapes(config: DiTConfig, dtype=jnp.float32) -> nnx.State:
   """The parameter pytree of ``config`` as ``jax.ShapeDtypeStruct`` (no memory).
 
-  Example:
+  Examples:
     >>> cfg = DiTConfig(num_layers=1)
     >>> shapes = dit_param_shapes(cfg)
   """

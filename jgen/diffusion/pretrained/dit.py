@@ -6,7 +6,7 @@ the last row is the null class of classifier-free guidance), a final adaptive La
 and a linear un-patchify. With learned sigma (``out_channels = 2 in_channels``) the
 first ``in_channels`` output channels are ε. One example at a time, channels last:
 ``z[H, W, C]``. Attribute names mirror diffusers', so a ``save_pretrained`` folder
-loads by path (:mod:`jgen.diffusion.pretrained.loading`).
+loads by path (``jgen.diffusion.pretrained.loading``).
 
 Reference: W. Peebles, S. Xie, "Scalable Diffusion Models with Transformers", ICCV
 2023; facebookresearch/DiT; huggingface/diffusers ``dit_transformer_2d.py``.
@@ -34,7 +34,7 @@ class DiTConfig(NamedTuple):
 
   The defaults are DiT-XL/2 on 32 x 32 latents (``facebook/DiT-XL-2-256``).
 
-  Example:
+  Examples:
     >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, out_channels=8)
     >>> cfg.dim, cfg.in_channels, cfg.output_channels
     (16, 4, 8)
@@ -64,12 +64,13 @@ class DiTConfig(NamedTuple):
 
 
 def dit_config(config: dict) -> DiTConfig:
-  """A :class:`DiTConfig` from a parsed ``config.json`` (unknown keys ignored).
+  """A [`DiTConfig`][jgen.diffusion.pretrained.DiTConfig] from a parsed ``config.json``
+  (unknown keys ignored).
 
   Raises:
     ValueError: naming the field for a setting this port does not implement.
 
-  Example:
+  Examples:
     >>> dit_config({"num_layers": 2, "attention_head_dim": 8}).num_layers
     2
   """
@@ -192,7 +193,7 @@ class DiT(nnx.Module):
     dtype: parameter and compute dtype.
     rngs: initialisers' keys (random weights; load real ones with ``load_dit``).
 
-  Example:
+  Examples:
     >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, num_layers=1,
     ...                 sample_size=4, out_channels=8, num_embeds_ada_norm=3)
     >>> model = DiT(cfg, rngs=nnx.Rngs(0))

@@ -1,7 +1,7 @@
 """Shared NNX building blocks named like their diffusers counterparts.
 
 Attribute names follow diffusers' module names (``to_q``, ``to_out.0``, ``linear_1``),
-so :func:`jgen.diffusion.pretrained.loading.fill_state` finds each tensor by path.
+so ``jgen.diffusion.pretrained.loading.fill_state`` finds each tensor by path.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def read_config(folder: str, class_names: tuple[str, ...]) -> dict:
     ValueError: naming the folder or file when ``config.json`` is missing or is not a
       config of one of ``class_names``.
 
-  Example:
+  Examples:
     >>> read_config("dit_folder", ("DiTTransformer2DModel",))  # doctest: +SKIP
   """
   path = os.path.join(folder, "config.json")
@@ -73,7 +73,7 @@ def read_tensors(folder: str) -> dict[str, tuple[np.ndarray, str]]:
   Raises:
     ValueError: when there is no ``*.safetensors`` file, or a tensor name repeats.
 
-  Example:
+  Examples:
     >>> tensors = read_tensors("dit_folder")  # doctest: +SKIP
   """
   files = sorted(f for f in os.listdir(folder) if f.endswith(".safetensors"))
@@ -109,7 +109,7 @@ def fill_state(abstract: nnx.State, tensors: dict, folder: str, dtype) -> nnx.St
 
   Args:
     abstract: ``nnx.State`` of ``jax.ShapeDtypeStruct`` leaves (from ``nnx.eval_shape``).
-    tensors: output of :func:`read_tensors`.
+    tensors: output of ``read_tensors``.
     folder: the folder, for error messages.
     dtype: parameter dtype (``jnp.float32`` or ``jnp.bfloat16``).
 
@@ -120,7 +120,7 @@ def fill_state(abstract: nnx.State, tensors: dict, folder: str, dtype) -> nnx.St
     ValueError: naming the tensor (and file) that is missing, mis-shaped or
       unexpected (a checkpoint of another architecture has unused tensors).
 
-  Example:
+  Examples:
     >>> state = fill_state(abstract, read_tensors("dit_folder"), "dit_folder",
     ...                    jnp.float32)  # doctest: +SKIP
   """
@@ -179,7 +179,7 @@ def random_state(key: jax.Array, abstract: nnx.State) -> nnx.State:
   Returns:
     The state with ``jax.Array`` leaves of the abstract dtypes.
 
-  Example:
+  Examples:
     >>> state = random_state(jax.random.key(0), abstract)  # doctest: +SKIP
   """
   rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).tolist())

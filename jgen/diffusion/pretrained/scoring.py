@@ -7,7 +7,8 @@ the timesteps ``range(t_interval // 2, 1000, t_interval)``, of
 noise ``eps`` shared by every timestep and class. On jgen's gamma,
 ``gamma_t = log((1 - abar_t) / abar_t)`` gives ``alpha^2 = sigmoid(-gamma) = abar_t``,
 so ``z = alpha x + sigma eps`` is the reference's ``x_t`` and the denoiser maps
-``gamma_t`` back to ``t`` exactly (:class:`~jgen.diffusion.pretrained.DiTDenoiser`).
+``gamma_t`` back to ``t`` exactly
+([`DiTDenoiser`][jgen.diffusion.pretrained.DiTDenoiser]).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def reference_timesteps(t_interval: int = 5, schedule: DDPMSchedule = DDPMSchedu
     ValueError: when ``t_interval`` is not a positive divisor of ``T`` (the reference
       asserts ``T % t_interval == 0``).
 
-  Example:
+  Examples:
     >>> reference_timesteps(250).tolist()
     [125, 375, 625, 875]
   """
@@ -63,7 +64,7 @@ def reference_gammas(t_interval: int = 5, schedule: DDPMSchedule = DDPMSchedule(
   They are entries of the same float32 table the denoiser's gamma-to-timestep map
   searches, so each maps back to its timestep exactly.
 
-  Example:
+  Examples:
     >>> reference_gammas(250).shape
     (4,)
   """
@@ -74,14 +75,16 @@ def reference_gammas(t_interval: int = 5, schedule: DDPMSchedule = DDPMSchedule(
 def reference_times(t_interval: int = 5, schedule: DDPMSchedule = DDPMSchedule()
                     ) -> jax.Array:
   """The reference's timesteps as jgen times ``t = j / (T - 1)`` on
-  ``schedule.schedule()``, float32, for :func:`jgen.diffusion.class_errors_at`.
+  ``schedule.schedule()``, float32, for
+  [`jgen.diffusion.class_errors_at`][jgen.diffusion.class_errors_at].
 
   ``schedule.schedule().gamma(t)`` is then bitwise the table entry
-  :func:`reference_gammas` returns (the same float32 division), so
-  ``class_errors_at(den, params, x, t, eps, classes, schedule=...,
-  weighting="uniform")`` gives the reference's errors ``[K, num_t]``.
+  [`reference_gammas`][jgen.diffusion.pretrained.reference_gammas] returns (the same
+  float32 division), so
+  ``class_errors_at(den, params, x, t, eps, classes, schedule=..., weighting="uniform")``
+  gives the reference's errors ``[K, num_t]``.
 
-  Example:
+  Examples:
     >>> t = reference_times(250)
     >>> bool((DDPMSchedule().schedule().gamma(t) == reference_gammas(250)).all())
     True
@@ -98,19 +101,21 @@ def class_eps_errors(apply_fn: Denoiser | Callable, params, x: ArrayLike, noise:
   Classes are vmapped; timesteps run in sequence (``lax.map``) to bound memory.
 
   Args:
-    apply_fn: a :class:`~jgen.diffusion.Denoiser` (e.g. :func:`dit_denoiser`) or a
-      hashable ``apply(params, z, gamma, y) -> eps_hat`` (static).
+    apply_fn: a [`Denoiser`][jgen.diffusion.Denoiser] (e.g.
+      [`dit_denoiser`][jgen.diffusion.pretrained.dit_denoiser]) or a hashable
+      ``apply(params, z, gamma, y) -> eps_hat`` (static).
     params: its parameter pytree (traced: new weights never recompile).
     x: the clean latent ``[*shape]``.
     noise: ``eps`` of shape ``[*shape]`` shared by all timesteps (the reference's
       default) or ``[num_t, *shape]`` (one per timestep); shared by all classes.
-    gammas: ``[num_t]`` (e.g. :func:`reference_gammas`).
+    gammas: ``[num_t]`` (e.g.
+      [`reference_gammas`][jgen.diffusion.pretrained.reference_gammas]).
     classes: ``int[K]`` labels to score.
 
   Returns:
     ``[num_t, K]`` float32: ``mean((eps - eps_hat)^2)`` over the data axes.
 
-  Example:
+  Examples:
     >>> from jgen.diffusion.pretrained import DiTConfig, dit_denoiser, init_dit
     >>> cfg = DiTConfig(num_attention_heads=2, attention_head_dim=8, num_layers=1,
     ...                 sample_size=4, out_channels=8, num_embeds_ada_norm=3)
@@ -145,13 +150,15 @@ def class_eps_errors(apply_fn: Denoiser | Callable, params, x: ArrayLike, noise:
 
 def class_mean_errors(apply_fn: Denoiser | Callable, params, x: ArrayLike, noise: ArrayLike,
                       gammas: ArrayLike, classes: ArrayLike) -> jax.Array:
-  """The reference's class scores: :func:`class_eps_errors` averaged over timesteps.
+  """The reference's class scores:
+  [`class_eps_errors`][jgen.diffusion.pretrained.class_eps_errors] averaged over
+  timesteps.
 
   Returns:
     ``[K]``; the predicted class is the argmin (``log p(x | k)`` grows with
     ``-error``).
 
-  Example:
+  Examples:
     >>> # scores = class_mean_errors(den, params, x, eps, reference_gammas(), ks)
   """
   return jnp.mean(class_eps_errors(apply_fn, params, x, noise, gammas, classes),

@@ -33,7 +33,7 @@ __all__ = ["VAEConfig", "VAEEncoder", "vae_config", "load_vae_encoder",
 class VAEConfig(NamedTuple):
   """The encoder fields of an ``AutoencoderKL`` ``config.json``.
 
-  Example:
+  Examples:
     >>> cfg = VAEConfig(block_out_channels=(8, 16, 16), norm_num_groups=4)
     >>> cfg.downsampling, cfg.latent_channels, cfg.scaling_factor
     (4, 4, 0.18215)
@@ -53,12 +53,12 @@ class VAEConfig(NamedTuple):
 
 
 def vae_config(config: dict) -> VAEConfig:
-  """A :class:`VAEConfig` from a parsed ``config.json``.
+  """A [`VAEConfig`][jgen.diffusion.pretrained.VAEConfig] from a parsed ``config.json``.
 
   Raises:
     ValueError: naming the field for settings this port does not implement.
 
-  Example:
+  Examples:
     >>> vae_config({"block_out_channels": [8, 16], "norm_num_groups": 4,
     ...             "down_block_types": ["DownEncoderBlock2D"] * 2}).downsampling
     2
@@ -173,9 +173,10 @@ class VAEEncoder(nnx.Module):
   """``image[H, W, C] -> (mean, logvar)``, each ``[H / f, W / f, latent_channels]``.
 
   ``f = config.downsampling``; random weights here (load real ones with
-  :func:`load_vae_encoder`, run them with :func:`encode`).
+  [`load_vae_encoder`][jgen.diffusion.pretrained.load_vae_encoder], run them with
+  [`encode`][jgen.diffusion.pretrained.encode]).
 
-  Example:
+  Examples:
     >>> cfg = VAEConfig(block_out_channels=(8, 8), norm_num_groups=4)
     >>> model = VAEEncoder(cfg, rngs=nnx.Rngs(0))
     >>> mean, logvar = model(jnp.zeros((4, 4, 3), jnp.float32))
@@ -216,7 +217,7 @@ def load_vae_encoder(folder: str, dtype=jnp.float32) -> tuple[VAEConfig, nnx.Sta
   Raises:
     ValueError: naming the file or tensor that is missing, mis-shaped or foreign.
 
-  Example:
+  Examples:
     >>> config, params = load_vae_encoder("sd-vae-ft-ema")  # doctest: +SKIP
   """
   if jnp.dtype(dtype) not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16)):
@@ -231,7 +232,7 @@ def load_vae_encoder(folder: str, dtype=jnp.float32) -> tuple[VAEConfig, nnx.Sta
 def init_vae_encoder(key: jax.Array, config: VAEConfig, dtype=jnp.float32) -> nnx.State:
   """Random encoder parameters for tests and smoke runs.
 
-  Example:
+  Examples:
     >>> cfg = VAEConfig(block_out_channels=(8,), norm_num_groups=4)
     >>> params = init_vae_encoder(jax.random.key(0), cfg)
   """
@@ -265,7 +266,7 @@ def encode(config: VAEConfig, params: nnx.State, image: jax.Array
     ``f = 2^(len(block_out_channels) - 1)``. DiT's latent is ``mean *
     config.scaling_factor``.
 
-  Example:
+  Examples:
     >>> cfg = VAEConfig(block_out_channels=(8, 8), norm_num_groups=4)
     >>> p = init_vae_encoder(jax.random.key(0), cfg)
     >>> encode(cfg, p, jnp.zeros((4, 4, 3), jnp.float32))[0].shape
