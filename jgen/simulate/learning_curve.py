@@ -236,13 +236,11 @@ def pad_mixture(mixture, dim: int):
   mixtures of different dimensions share one compiled program.
 
   Args:
-    mixture: a [`jgen.simulate.GaussianMixture`][jgen.simulate.GaussianMixture] of
-      dimension ``D``.
+    mixture: a [`GaussianMixture`][jgen.simulate.GaussianMixture] of dimension ``D``.
     dim: the padded dimension ``>= D``.
 
   Returns:
-    [`jgen.simulate.GaussianMixture`][jgen.simulate.GaussianMixture] with
-    ``means [K, dim]``, ``variances [dim]``.
+    [`GaussianMixture`][jgen.simulate.GaussianMixture] with ``means [K, dim]``, ``variances [dim]``.
 
   Examples:
     >>> from jgen import simulate
@@ -302,14 +300,12 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
     model: ``"nb"``, ``"lr"`` or any [`jgen.Classifier`][jgen.Classifier] taking
       ``sample_weight``.
     target: error threshold in ``(0, 1)`` (the paper: Bayes error + 0.01).
-    grid: candidate sizes, strictly increasing, all ``>= K`` (e.g.
-      [`size_grid`][jgen.simulate.size_grid]).
+    grid: candidate sizes, strictly increasing, all ``>= K`` ([`size_grid`][jgen.simulate.size_grid]).
     num_reps: repetitions ``R >= 1`` (vmapped); num_test: test points.
     pad_dim: append zero-variance features up to this dimension
       ([`pad_mixture`][jgen.simulate.pad_mixture]).
     mesh: optional mesh; repetitions sharded over its ``data`` axis.
-    bucket_ratio: growth between padded sizes, as in
-      [`evaluate_sizes`][jgen.simulate.evaluate_sizes].
+    bucket_ratio: growth between padded sizes, as in [`evaluate_sizes`][jgen.simulate.evaluate_sizes].
     progress: ``True`` for a tqdm bar over sizes (its total is ``len(grid)``, an upper
       bound, shrunk to the sizes evaluated when the search stops early), or a
       callable called with the number of sizes evaluated per compiled call.
