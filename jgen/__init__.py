@@ -30,6 +30,18 @@ from jgen.core.inference import log_posterior
 from jgen.core.inference import predict
 from jgen.core.inference import predict_proba
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what __getattr__ returns, for type checkers and the docs site
+  from jgen.gaussian import gaussian_nb
+  from jgen.gaussian import lda
+  from jgen.gaussian import qda
+  from jgen.gaussian import sufficient_stats
+  from jgen.io import load
+  from jgen.io import save
+  from jgen.logistic import LogisticParams
+  from jgen.logistic import logistic_regression
+
 # --- Loaded on first access ---
 # Gaussian class-conditionals (jgen.gaussian), the discriminative baseline
 # (jgen.logistic), save/load (jgen.io) and the subpackages. One plain import per
