@@ -1,17 +1,23 @@
-"""jgen: generative classifiers in JAX.
+r"""jgen: generative classifiers in JAX.
 
-Classify by Bayes' rule, ``argmax_k log p(x | y=k) + log p(y=k)``, with class-conditional
+Classify by Bayes' rule, $\operatorname{argmax}_k \log p(x \mid y=k) + \log p(y=k)$, with class-conditional
 log-likelihoods from Gaussian models (naive Bayes, LDA, QDA), from conditional diffusion
 models (Monte Carlo ELBO) or from any user density; plus the discriminative baseline
 (multiclass logistic regression) and the theory used to compare them.
 
 The public API is re-exported here, one name per line. ``import jgen`` loads only jax,
-numpy and ``jgen.core``; the families and their names (``jgen.qda``, ``jgen.diffusion``,
-...) are imported on first access (PEP 562 module ``__getattr__``), so flax, optax,
-orbax, diffrax and scipy load only when a feature that needs them is used. Packages: ``jgen.core`` (the
-contract, Bayes' rule, metrics, calibration), ``jgen.parallel`` (meshes, collectives,
-multi-host), the families ``jgen.gaussian``, ``jgen.logistic``, ``jgen.diffusion``, and
-``jgen.simulate``, ``jgen.bounds``, ``jgen.datasets``, ``jgen.checkpoint``.
+numpy and [`jgen.core`][jgen.core]; the families and their names
+([`jgen.qda`][jgen.qda], [`jgen.diffusion`][jgen.diffusion], ...) are imported on first
+access (PEP 562 module ``__getattr__``), so flax, optax, orbax, diffrax and scipy load
+only when a feature that needs them is used.
+
+Packages: [`jgen.core`][jgen.core] (the contract, Bayes' rule, metrics, calibration),
+[`jgen.parallel`][jgen.parallel] (meshes, collectives, multi-host), the families
+[`jgen.gaussian`][jgen.gaussian], [`jgen.logistic`][jgen.logistic],
+[`jgen.diffusion`][jgen.diffusion], [`jgen.text`][jgen.text], and
+[`jgen.simulate`][jgen.simulate], [`jgen.bounds`][jgen.bounds],
+[`jgen.datasets`][jgen.datasets], [`jgen.checkpoint`][jgen.checkpoint],
+[`jgen.io`][jgen.io], [`jgen.sklearn`][jgen.sklearn].
 """
 
 # --- Bayes rule, metrics, calibration (jgen.core) ---

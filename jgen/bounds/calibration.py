@@ -252,7 +252,8 @@ def calibration_function(loss_fn, t: ArrayLike, *, num_classes: int, key: jax.Ar
     inner_steps: inner ``C*`` steps per outer step (numerical ``C*`` only).
     return_argmin: also return the minimising ``h`` and ``p``.
     progress: ``True`` for a tqdm bar over the ``t`` values, or a callable called
-      with the number of ``t`` values finished (``jgen.core.progress``). Solves
+      with the number of ``t`` values finished
+      ([`jgen.core.progress`][jgen.core.progress]). Solves
       ``t`` in chunks of ``ceil(T / 20)`` (one compile, the last chunk padded) with
       the same starts as the single call, hence the same values; needs concrete ``t``.
 

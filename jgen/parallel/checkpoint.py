@@ -171,7 +171,9 @@ def restore_pytree(path: str | os.PathLike, target: Any = None) -> Any:
 
 
 def save_sharded(path: str | os.PathLike, tree: Any) -> None:
-  """Saves a pytree of (possibly sharded) arrays; see ``jgen.checkpoint.save_pytree``.
+  """Saves a pytree of (possibly sharded) arrays.
+
+  The format of [`jgen.checkpoint.save_pytree`][jgen.checkpoint.save_pytree].
 
   Args:
     path: the checkpoint directory (replaced if it exists).
@@ -224,8 +226,9 @@ def restore_sharded(path: str | os.PathLike, mesh: Mesh, specs: Any = None,
     The pytree with leaves ``NamedSharding(mesh, spec)``, values equal to the saved.
 
   Raises:
-    ValueError: a spec the mesh cannot hold. ``jgen.checkpoint.CheckpointError``:
-      missing checkpoint or shapes that differ from ``like``.
+    ValueError: a spec the mesh cannot hold.
+    CheckpointError: missing checkpoint or shapes that differ from ``like``
+      ([`jgen.checkpoint.CheckpointError`][jgen.checkpoint.CheckpointError]).
 
   Examples:
     >>> import os, tempfile, jax.numpy as jnp, jgen
