@@ -5,8 +5,8 @@ library ``html.parser`` only) and fails on what a browser would show wrong:
 
 - an ``Examples:`` section of an API page without a code block before the next section
   or object (a docstring that mkdocstrings rendered as text or as nested quotes);
-- literal Sphinx roles (``:func:``, ``:class:``, ``:mod:``, ``:meth:`` ...) in the text,
-  which the site does not turn into links;
+- literal Sphinx roles (``:func:``, ``:class:``, ``:mod:``, ``:meth:``, ``:math:`` ...)
+  or directives (``.. math::``) in the text, which the site does not render;
 - an internal link, image, script or stylesheet that points at no file of the site,
   or a link whose ``#anchor`` is not an ``id`` of its target page;
 - a page with a formula (``class="arithmatex"``) that does not load KaTeX, its
@@ -23,7 +23,8 @@ import re
 import sys
 import urllib.parse
 
-ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|obj|exc|ref|py:\w+):`")
+ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|obj|exc|ref|math|py:\w+):`"
+                  r"|\.\. (?:math|note|warning|code-block)::")
 MATH_FILES = ("katex.min.js", "auto-render.min.js", "katex.min.css")
 # Elements whose text is code as typed, where a role could be quoted on purpose.
 VERBATIM = {"pre", "script", "style"}

@@ -69,9 +69,10 @@ def test_examples_section_at_end_of_page_without_code(tmp_path):
 
 def test_literal_sphinx_role(tmp_path):
   pages = _good_pages()
-  pages["api/index.html"] += "<p>See :func:`jgen.qda` and :class:`Foo`.</p>"
+  pages["api/index.html"] += ("<p>See :func:`jgen.qda` and :class:`Foo`, :math:`x^2`.</p>"
+                              "<p>.. math:: \\frac{a}{b}</p>")
   defects = _defects(tmp_path, pages)
-  assert len(defects) == 2 and all(d.startswith("api/index.html: literal") for d in defects)
+  assert len(defects) == 4 and all(d.startswith("api/index.html: literal") for d in defects)
 
 
 def test_broken_link_image_and_anchor(tmp_path):

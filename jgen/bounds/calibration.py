@@ -1,7 +1,8 @@
 r"""Numerical calibration function: the tightest transform for any loss.
 
-.. math::
-   \delta(t) = \inf \{ \Delta C_\ell(h, p) : \Delta C_{01}(h, p) \ge t \}
+$$
+\delta(t) = \inf \{ \Delta C_\ell(h, p) : \Delta C_{01}(h, p) \ge t \}
+$$
 
 over distributions ``p`` on the simplex and scores ``h`` (all of ``R^K``, or the box
 ``|h_y| <= Lambda``). Every closed-form transform ``T`` of
