@@ -18,6 +18,8 @@ minimizability gaps of linear models vanish (estimated with
 Usage:
   python experiments/hconsistency.py            # quick (minutes on 2 CPU cores)
   python experiments/hconsistency.py --full     # the run the docs cite
+  python experiments/hconsistency.py --replot docs/figures/hconsistency/results.json \
+      --out docs/figures/hconsistency           # redraw the figures, no computation
 Writes results/hconsistency/{results.json, transforms.png, lr_bound.png}.
 """
 
@@ -101,22 +103,34 @@ def plot_transforms(res, path):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  from matplotlib.lines import Line2D
   t = np.asarray(res["t"])
-  fig, axes = plt.subplots(3, 3, figsize=(12, 10), sharex=True)
+  fig, axes = plt.subplots(3, 3, figsize=(13, 11), sharex=True)
+  # One colour and one line style per K, so curves that coincide (K = 2 under K = 10)
+  # stay visible; dots are the numerical calibration function.
   colors = dict(zip(KS, ["C0", "C1", "C2", "C3"]))
+  styles = dict(zip(KS, ["-", "--", "-.", ":"]))
   for ax, (name, tau) in zip(axes.ravel(), CASES):
     for k in KS:
       c = res["curves"].get(f"{_label(name, tau)}|{k}")
       if c is None:
         continue
-      ax.plot(t, c["T"], color=colors[k], lw=1.5, label=f"T, K={k}")
-      ax.plot(t, c["delta"], color=colors[k], ls="none", marker=".", ms=4)
-    ax.set_title(_label(name, tau), fontsize=10)
-    ax.set_xlabel("t (0-1 regret)")
-  axes[0, 0].legend(fontsize=8, title="lines: closed form\ndots: numerical")
-  fig.suptitle("Closed-form H-consistency transforms T(t) vs numerical calibration "
-               "function delta(t)")
-  fig.tight_layout()
+      ax.plot(t, c["T"], color=colors[k], ls=styles[k], lw=1.8)
+      ax.plot(t, c["delta"], color=colors[k], ls="none", marker="o", ms=3, alpha=0.8)
+    ax.set_title(_label(name, tau), fontsize=11)
+    ax.grid(alpha=0.3)
+  for ax in axes[-1]:
+    ax.set_xlabel("t: conditional 0-1 regret")
+  for ax in axes[:, 0]:
+    ax.set_ylabel("conditional surrogate regret")
+  handles = [Line2D([], [], color=colors[k], ls=styles[k], lw=1.8, label=f"T(t), K={k}")
+             for k in KS]
+  handles.append(Line2D([], [], color="0.3", ls="none", marker="o", ms=4,
+                        label="numerical delta(t), same colour per K"))
+  fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=10, frameon=False)
+  fig.suptitle("Closed-form H-consistency transforms T(t) (lines) against the numerical "
+               "calibration function delta(t) (dots)", fontsize=12)
+  fig.tight_layout(rect=(0, 0.04, 1, 1))
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
@@ -224,8 +238,12 @@ def main(argv=None):
   ap.add_argument("--tiny", action="store_true", help="smoke-test settings")
   ap.add_argument("--out", default="results/hconsistency")
   ap.add_argument("--parts", default="ab", help="which parts to run: a, b or ab")
+  ap.add_argument("--replot", metavar="RESULTS_JSON",
+                  help="redraw the figures from a results.json (no computation)")
   args = ap.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
+  if args.replot:
+    return replot(args.replot, args.out)
   if args.tiny:
     cal = dict(num_t=5, num_restarts=3, num_steps=30)
     ks = (2, 3)
@@ -267,6 +285,21 @@ def main(argv=None):
     json.dump(results, f, indent=1)
   print_summary(results, args.parts)
   report.print_written([path] + written)
+  return results
+
+
+def replot(results_json, out):
+  """Redraws transforms.png and lr_bound.png from a results.json into ``out``."""
+  with open(results_json) as f:
+    results = json.load(f)
+  written = []
+  if "transforms" in results:
+    written.append(os.path.join(out, "transforms.png"))
+    plot_transforms(results["transforms"], written[-1])
+  if "lr_bound" in results:
+    written.append(os.path.join(out, "lr_bound.png"))
+    plot_lr(results["lr_bound"], written[-1])
+  report.print_written(written)
   return results
 
 

@@ -47,7 +47,7 @@ class Split(NamedTuple):
   y_test: np.ndarray
 
 
-def _require(module: str, extra: str = "experiments"):
+def _require(module: str, extra: str = "datasets"):
   try:
     return __import__(module, fromlist=["_"])
   except ImportError as err:

@@ -162,3 +162,27 @@ def test_transition_counts_are_the_chains_sufficient_statistics():
   np.testing.assert_allclose(feats @ weights.T, oracle.chain_log_likelihood(chains, x),
                              rtol=1e-6)
   assert feats[0].sum() == 1 + 3 and feats[1].sum() == 1 + 4  # x_1 + real bigrams
+
+
+def test_masked_default_prefixes_keep_the_single_token_variants():
+  # The fixture's vocabulary has "A" but not " A" (two tokens: "Ġ", "A"); the default
+  # prefixes ("", " ") then score "A" alone, the same as prefixes=("",).
+  lm = text.load_pretrained(DATA / "modernbert")
+  assert lm.tokenizer.encode(" A", add_special_tokens=False).tokens == ["Ġ", "A"]
+  np.testing.assert_array_equal(text.masked.variant_ids(lm.tokenizer, ["A", "B"]),
+                                text.masked.variant_ids(lm.tokenizer, ["A", "B"], ("",)))
+  default = text.masked_lm_classifier(lm, ["A", "B"])
+  only = text.masked_lm_classifier(lm, ["A", "B"], prefixes=("",))
+  x = text.encode_inputs(default, ["good", "bad film"])
+  np.testing.assert_array_equal(
+      default.log_likelihood(default.fit(None, None, num_classes=2), x),
+      only.log_likelihood(only.fit(None, None, num_classes=2), x))
+  # Where both variants are single tokens ("a" and " a" -> "Ġa"), both are kept.
+  tok = lm.tokenizer
+  want = [tok.token_to_id("a"), tok.token_to_id("Ġa")]
+  assert None not in want and want[0] != want[1]
+  np.testing.assert_array_equal(text.masked.variant_ids(tok, ["a"]), [want])
+  with pytest.raises(ValueError, match=r"label 'positive': no variant is a single token"):
+    text.masked_lm_classifier(lm, ["A", "positive"])
+  with pytest.raises(ValueError, match="prefixes"):
+    text.masked.variant_ids(lm.tokenizer, ["A"], prefixes=())

@@ -1,7 +1,8 @@
 r"""Numerical calibration function: the tightest transform for any loss.
 
-.. math::
-   \delta(t) = \inf \{ \Delta C_\ell(h, p) : \Delta C_{01}(h, p) \ge t \}
+$$
+\delta(t) = \inf \{ \Delta C_\ell(h, p) : \Delta C_{01}(h, p) \ge t \}
+$$
 
 over distributions ``p`` on the simplex and scores ``h`` (all of ``R^K``, or the box
 ``|h_y| <= Lambda``). Every closed-form transform ``T`` of
@@ -252,7 +253,8 @@ def calibration_function(loss_fn, t: ArrayLike, *, num_classes: int, key: jax.Ar
     inner_steps: inner ``C*`` steps per outer step (numerical ``C*`` only).
     return_argmin: also return the minimising ``h`` and ``p``.
     progress: ``True`` for a tqdm bar over the ``t`` values, or a callable called
-      with the number of ``t`` values finished (``jgen.core.progress``). Solves
+      with the number of ``t`` values finished
+      ([`jgen.core.progress`][jgen.core.progress]). Solves
       ``t`` in chunks of ``ceil(T / 20)`` (one compile, the last chunk padded) with
       the same starts as the single call, hence the same values; needs concrete ``t``.
 

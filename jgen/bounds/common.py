@@ -1,4 +1,4 @@
-"""Validation shared by the ``jgen.bounds`` modules (bounds-specific checks only).
+"""Validation shared by the [`jgen.bounds`][jgen.bounds] modules (bounds checks only).
 
 Generic checks (rank, dtype, ``num_classes``, labels) live in ``jgen._checks``; this
 module adds the checks the bounds need: probability vectors on the simplex, values in

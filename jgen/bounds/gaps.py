@@ -2,8 +2,9 @@ r"""Minimizability gaps and expected excess risks given the true posterior.
 
 The minimizability gap of a loss ``l`` and hypothesis set ``H`` is
 
-.. math::
-   M_\ell(H) = R^*_\ell(H) - \mathbb{E}_x[C^*_\ell(H, x)] \ge 0 .
+$$
+M_\ell(H) = R^*_\ell(H) - \mathbb{E}_x[C^*_\ell(H, x)] \ge 0 .
+$$
 
 For the complete hypothesis set (all measurable score functions) ``C*(H, x)`` is the
 unconstrained infimum at every ``x`` and the gap is zero; that is the default of

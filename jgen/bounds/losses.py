@@ -8,14 +8,14 @@ composes with ``jit``, ``vmap`` and ``grad`` (in ``h``). The prediction of ``h``
 Families (Awasthi, Mao, Mohri and Zhong, NeurIPS 2022; Mao, Mohri and Zhong, ICML 2023):
 
 * comp-sum losses of the softmax ``s = softmax(h)``:
-  :math:`\ell_\tau(h, y) = (s_y^{\tau - 1} - 1) / (1 - \tau)` for ``tau != 1`` and
-  :math:`-\log s_y` for ``tau = 1`` (logistic / cross-entropy);
-  ``tau = 0`` is the sum-exponential loss :math:`\sum_{y' \ne y} e^{h_{y'} - h_y}`,
-  ``tau`` in ``(1, 2)`` generalised cross-entropy :math:`(1 - s_y^q)/q`, ``q = tau - 1``,
-  and ``tau = 2`` the mean absolute error :math:`1 - s_y`.
-* constrained losses :math:`\sum_{y' \ne y} \Phi(-h_{y'})` under the constraint
-  :math:`\sum_y h_y = 0`; ``Phi`` exponential, squared hinge or hinge.
-* the Crammer-Singer max-hinge loss :math:`\max(0, 1 - h_y + \max_{y' \ne y} h_{y'})`.
+  $\ell_\tau(h, y) = (s_y^{\tau - 1} - 1) / (1 - \tau)$ for ``tau != 1`` and
+  $-\log s_y$ for ``tau = 1`` (logistic / cross-entropy);
+  ``tau = 0`` is the sum-exponential loss $\sum_{y' \ne y} e^{h_{y'} - h_y}$,
+  ``tau`` in ``(1, 2)`` generalised cross-entropy $(1 - s_y^q)/q$, ``q = tau - 1``,
+  and ``tau = 2`` the mean absolute error $1 - s_y$.
+* constrained losses $\sum_{y' \ne y} \Phi(-h_{y'})$ under the constraint
+  $\sum_y h_y = 0$; ``Phi`` exponential, squared hinge or hinge.
+* the Crammer-Singer max-hinge loss $\max(0, 1 - h_y + \max_{y' \ne y} h_{y'})$.
 
 Constrained losses: jgen does not require ``sum(h) == 0``; it evaluates the loss at the
 centred scores ``h - mean(h)``, the orthogonal projection onto the constraint set, which
@@ -98,7 +98,7 @@ def logistic_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
 
 
 def comp_sum_loss(h: ArrayLike, y: ArrayLike, tau: float) -> jax.Array:
-  r"""Comp-sum loss :math:`\ell_\tau(h, y) = (s_y^{\tau-1} - 1)/(1 - \tau)`, ``s = softmax(h)``.
+  r"""Comp-sum loss $\ell_\tau(h, y) = (s_y^{\tau-1} - 1)/(1 - \tau)$, ``s = softmax(h)``.
 
   Computed as ``expm1((1 - tau) L) / (1 - tau)`` with ``L = -log s_y``, which is exact
   for ``tau`` near 1 and equals ``L`` at ``tau = 1``.
@@ -138,7 +138,7 @@ def _constrained(h: ArrayLike, y: ArrayLike,
 
 
 def constrained_exponential_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
-  r"""Constrained exponential loss :math:`\sum_{y' \ne y} e^{c_{y'}}`, ``c = h - mean(h)``.
+  r"""Constrained exponential loss $\sum_{y' \ne y} e^{c_{y'}}$, ``c = h - mean(h)``.
 
   Args:
     h: scores ``[..., K]`` (centred internally; see the module docstring).
@@ -157,7 +157,7 @@ def constrained_exponential_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
 
 
 def squared_hinge_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
-  r"""Constrained squared hinge loss :math:`\sum_{y' \ne y} \max(0, 1 + c_{y'})^2`.
+  r"""Constrained squared hinge loss $\sum_{y' \ne y} \max(0, 1 + c_{y'})^2$.
 
   Args:
     h: scores ``[..., K]`` (centred internally: ``c = h - mean(h)``).
@@ -176,7 +176,7 @@ def squared_hinge_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
 
 
 def hinge_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
-  r"""Constrained hinge loss :math:`\sum_{y' \ne y} \max(0, 1 + c_{y'})` (Lee, Lin, Wahba).
+  r"""Constrained hinge loss $\sum_{y' \ne y} \max(0, 1 + c_{y'})$ (Lee, Lin, Wahba).
 
   Args:
     h: scores ``[..., K]`` (centred internally: ``c = h - mean(h)``).
@@ -195,7 +195,7 @@ def hinge_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
 
 
 def crammer_singer_loss(h: ArrayLike, y: ArrayLike) -> jax.Array:
-  r"""Crammer-Singer max-hinge loss :math:`\max(0, 1 - h_y + \max_{y' \ne y} h_{y'})`.
+  r"""Crammer-Singer max-hinge loss $\max(0, 1 - h_y + \max_{y' \ne y} h_{y'})$.
 
   Args:
     h: scores ``[..., K]`` (unconstrained).

@@ -2,13 +2,14 @@ r"""Conditional risks, best-in-class conditional risks and conditional regrets.
 
 For a conditional distribution ``p [K]`` of the label given ``x`` and scores ``h [K]``:
 
-.. math::
-   C_\ell(h, p) = \sum_y p_y\, \ell(h, y), \qquad
-   C^*_\ell(p) = \inf_{h} C_\ell(h, p), \qquad
-   \Delta C_\ell(h, p) = C_\ell(h, p) - C^*_\ell(p),
+$$
+C_\ell(h, p) = \sum_y p_y\, \ell(h, y), \qquad
+C^*_\ell(p) = \inf_{h} C_\ell(h, p), \qquad
+\Delta C_\ell(h, p) = C_\ell(h, p) - C^*_\ell(p),
+$$
 
 with the infimum over the complete hypothesis set (all score vectors). For the 0-1
-loss, :math:`\Delta C_{01}(h, p) = \max_y p_y - p_{\operatorname{argmax} h}`.
+loss, $\Delta C_{01}(h, p) = \max_y p_y - p_{\operatorname{argmax} h}$.
 
 Every function accepts any leading batch shape ``[..., K]`` (``h`` and ``p`` of equal
 shape) and composes with ``jit``/``vmap``. ``loss_fn`` is either a callable
@@ -180,11 +181,11 @@ def best_conditional_risk(loss_fn: LossSpec, p: ArrayLike, *, tau: float | None 
   r"""Best-in-class conditional risk ``C*(p) = inf_h C(h, p)`` (complete hypothesis set).
 
   Closed forms for the library's losses (derived; each checked against an independent
-  numerical minimiser in the tests): logistic, entropy :math:`-\sum p \log p`;
-  comp-sum :math:`((\sum_y p_y^{1/(2-\tau)})^{2-\tau} - 1)/(1-\tau)` (``tau = 2``:
-  ``1 - max p``); constrained exponential :math:`K \prod_k (1-p_k)^{1/K}`; squared
-  hinge :math:`K^2 / \sum_k (1-p_k)^{-1}`; hinge :math:`K (1 - \max p)`;
-  Crammer-Singer :math:`\min(1, 2(1 - \max p))`; 0-1 ``1 - max p``.
+  numerical minimiser in the tests): logistic, entropy $-\sum p \log p$;
+  comp-sum $((\sum_y p_y^{1/(2-\tau)})^{2-\tau} - 1)/(1-\tau)$ (``tau = 2``:
+  ``1 - max p``); constrained exponential $K \prod_k (1-p_k)^{1/K}$; squared
+  hinge $K^2 / \sum_k (1-p_k)^{-1}$; hinge $K (1 - \max p)$;
+  Crammer-Singer $\min(1, 2(1 - \max p))$; 0-1 ``1 - max p``.
 
   Any other ``loss_fn`` is minimised numerically: Adam (cosine-decayed step size) from
   ``h = 0`` and ``h = log(p + 1e-3)`` for ``num_steps`` steps inside ``jit``, keeping

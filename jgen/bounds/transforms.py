@@ -2,15 +2,16 @@ r"""H-consistency transforms ``T`` (Psi) and their inverses ``Gamma``.
 
 For a surrogate loss ``l`` and hypothesis set ``H`` the papers prove
 
-.. math::
-   T\big(R_{01}(h) - R^*_{01}(H) + M_{01}(H)\big) \le R_\ell(h) - R^*_\ell(H) + M_\ell(H),
+$$
+T\big(R_{01}(h) - R^*_{01}(H) + M_{01}(H)\big) \le R_\ell(h) - R^*_\ell(H) + M_\ell(H),
+$$
 
 with ``T`` convex and increasing on ``[0, 1]``, ``T(0) = 0``, so that with
 ``Gamma = T^{-1}`` (``Gamma(u) = sup{t in [0, 1] : T(t) <= u}``, 1 beyond ``T(1)``)
 
-.. math::
-   R_{01}(h) - R^*_{01}(H) \le \min\big(1,\ \Gamma(R_\ell(h) - R^*_\ell(H) + M_\ell(H))
-     - M_{01}(H)\big).
+$$
+R_{01}(h) - R^*_{01}(H) \le \min\big(1,\ \Gamma(R_\ell(h) - R^*_\ell(H) + M_\ell(H)) - M_{01}(H)\big).
+$$
 
 The same inequality holds pointwise for conditional regrets,
 ``Delta C_01(h, p) <= Gamma(Delta C_l(h, p))`` (complete hypothesis set).

@@ -45,9 +45,9 @@ def joint(log_lik: jax.Array, log_prior: ArrayLike | None) -> jax.Array:
 def log_posterior(log_lik: ArrayLike, log_prior: ArrayLike | None = None) -> jax.Array:
   r"""Class log-posteriors by Bayes' rule.
 
-  .. math::
-     \log p(y=k \mid x) = \log p(x \mid y=k) + \log p(y=k)
-       - \operatorname{logsumexp}_j [\log p(x \mid y=j) + \log p(y=j)]
+  $$
+  \log p(y=k \mid x) = \log p(x \mid y=k) + \log p(y=k) - \operatorname{logsumexp}_j [\log p(x \mid y=j) + \log p(y=j)]
+  $$
 
   Args:
     log_lik: class-conditional log-likelihoods ``[..., K]``.

@@ -66,9 +66,10 @@ def log_posterior(model_or_log_lik: Any, *args: Any, **kwargs: Any) -> jax.Array
   * ``log_posterior(log_lik, log_prior=None)``: from a score matrix ``[..., K]`` and
     class log-priors ``[K]`` (``None`` = uniform), ``jgen.core.bayes.log_posterior``.
 
-  .. math::
-     \log p(y=k \mid x) = s_k(x) - \operatorname{logsumexp}_j s_j(x),\quad
-     s_k = \log p(x \mid y=k) + \log p(y=k)
+  $$
+  \log p(y=k \mid x) = s_k(x) - \operatorname{logsumexp}_j s_j(x),\quad
+  s_k = \log p(x \mid y=k) + \log p(y=k)
+  $$
 
   Returns:
     ``[..., K]`` log-posteriors (each row log-sums to zero).

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
-import optax
 
 
 def lbfgs_fixed_steps(fun: Callable[[Any], jax.Array], init: Any,
@@ -25,6 +24,8 @@ def lbfgs_fixed_steps(fun: Callable[[Any], jax.Array], init: Any,
   Returns:
     The parameters after ``num_steps`` iterations (same structure as ``init``).
   """
+  import optax  # here, not at module level: ``import jgen`` must not load optax
+
   opt = optax.lbfgs()
   value_and_grad = optax.value_and_grad_from_state(fun)
 

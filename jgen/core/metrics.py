@@ -68,8 +68,9 @@ def expected_calibration_error(probs: ArrayLike, y: ArrayLike,
                                num_bins: int = 15) -> jax.Array:
   r"""Top-label expected calibration error with equal-width confidence bins.
 
-  .. math::
-     \mathrm{ECE} = \sum_b \frac{|B_b|}{N} \,|\mathrm{acc}(B_b) - \mathrm{conf}(B_b)|
+  $$
+  \mathrm{ECE} = \sum_b \frac{|B_b|}{N} \,|\mathrm{acc}(B_b) - \mathrm{conf}(B_b)|
+  $$
 
   Bins are ``(b/num_bins, (b+1)/num_bins]`` (Guo et al., 2017).
 

@@ -185,7 +185,8 @@ def batch_classify(key: jax.Array, denoiser, params: Any, x: ArrayLike,
       labels equal the single call's and scores agree to float rounding (the
       vectorisation chunk is sized for one batch).
     progress: ``True`` for a tqdm bar over examples, or a callable called with the
-      number of examples finished after each batch (``jgen.core.progress``).
+      number of examples finished after each batch
+      ([`jgen.core.progress`][jgen.core.progress]).
       Implies batches: without ``batch_size``, ``ceil(N / 20)`` examples each.
 
   Returns:

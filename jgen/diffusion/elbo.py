@@ -2,11 +2,10 @@ r"""Monte Carlo diffusion ELBO, vmapped over classes x timesteps.
 
 For one example ``x`` and class ``y`` (VDM, Kingma et al. 2021), in nats,
 
-.. math::
-   -\log p(x \mid y) \le \mathrm{KL}(q(z_1 \mid x) \,\|\, N(0, I))
-     + \mathbb{E}[-\log p(x \mid z_0)]
-     + \tfrac12 \mathbb{E}_{t \sim U(0,1), \epsilon}
-       [\gamma'(t)\, \|\epsilon - \hat\epsilon(z_t, \gamma_t, y)\|^2]
+$$
+-\log p(x \mid y) \le \mathrm{KL}(q(z_1 \mid x) \,\|\, N(0, I)) + \mathbb{E}[-\log p(x \mid z_0)] + \tfrac12 \mathbb{E}_{t \sim U(0,1), \epsilon}
+[\gamma'(t)\, \|\epsilon - \hat\epsilon(z_t, \gamma_t, y)\|^2]
+$$
 
 with the Gaussian decoder ``p(x | z_0) = N(x; z_0 / alpha_0, sigma_0^2 / alpha_0^2)``
 (its expectation is exact: ``D/2 (log 2 pi + gamma_0 + 1)``). A discrete schedule with

@@ -2,8 +2,8 @@
 
 One example ``x``, one time ``t`` and one noise ``eps`` give ``z_t = alpha_t x +
 sigma_t eps`` (VDM, Kingma et al. 2021) and the weighted prediction error of a
-[`Denoiser`][jgen.diffusion.Denoiser]. Training (``jgen.diffusion.train``) averages it
-over a minibatch; the Monte Carlo ELBO and the Diffusion Classifier
+[`Denoiser`][jgen.diffusion.Denoiser]. Training
+([`jgen.diffusion.train`][jgen.diffusion.train]) averages it over a minibatch; the Monte Carlo ELBO and the Diffusion Classifier
 (``jgen.diffusion.elbo``) evaluate it for every class on shared draws.
 """
 

@@ -5,11 +5,11 @@ probability-flow ODE (Song et al., ICLR 2021) whose marginals are the diffusion'
 ``gamma`` itself as the time variable (the ODE is invariant to the schedule; only its
 end points ``gamma_0 = gamma(0)`` and ``gamma_1 = gamma(1)`` matter):
 
-.. math::
-   \frac{dz}{d\gamma} = \tfrac12 \sigma\,(\hat\epsilon(z, \gamma) - \sigma z), \qquad
-   \log p_0(z_0) = \log N(z_1; 0, I)
-     + \int_{\gamma_0}^{\gamma_1} \tfrac12 \sigma
-       (\operatorname{tr} \partial_z \hat\epsilon - \sigma D)\, d\gamma .
+$$
+\frac{dz}{d\gamma} = \tfrac12 \sigma\,(\hat\epsilon(z, \gamma) - \sigma z), \qquad
+\log p_0(z_0) = \log N(z_1; 0, I) + \int_{\gamma_0}^{\gamma_1} \tfrac12 \sigma
+(\operatorname{tr} \partial_z \hat\epsilon - \sigma D)\, d\gamma .
+$$
 
 (``f = d log alpha / dt = -sigma^2 gamma' / 2``, ``g^2 = sigma^2 gamma'`` and the score
 is ``-eps_hat / sigma``.) The trace is exact (``D`` Jacobian-vector products) or
@@ -36,7 +36,6 @@ from __future__ import annotations
 import functools
 from typing import Any, NamedTuple
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -179,6 +178,7 @@ def _vector_field(denoiser, params, ids, probes, scale, g, state):
 
 @functools.partial(compilation.jit, static_argnames=("denoiser", "cfg"))
 def _solve(key, params, z0, ids, gammas, *, denoiser: Denoiser, cfg: ODEConfig):
+  import diffrax  # diffrax loads on first use
   probes = _probes(key, z0.shape, cfg, z0.dtype)
   scale = 1.0 if cfg.divergence == "exact" else 1.0 / cfg.num_probes
   num_c = ids.shape[0]

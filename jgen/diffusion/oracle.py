@@ -4,9 +4,9 @@ For ``x | y=k ~ N(mu_k, diag s_k^2)`` and ``z = alpha x + sigma eps``, ``z`` is 
 with mean ``alpha mu`` and variance ``alpha^2 s^2 + sigma^2``, so the posterior-mean
 (MSE-optimal) noise prediction is linear in ``z``:
 
-.. math::
-   \hat\epsilon^*(z, \gamma, k) = \mathbb{E}[\epsilon \mid z, y=k]
-     = \frac{\sigma (z - \alpha \mu_k)}{\alpha^2 s_k^2 + \sigma^2}.
+$$
+\hat\epsilon^*(z, \gamma, k) = \mathbb{E}[\epsilon \mid z, y=k] = \frac{\sigma (z - \alpha \mu_k)}{\alpha^2 s_k^2 + \sigma^2}.
+$$
 
 With this denoiser the diffusion ELBO approaches the exact ``log N(x; mu_k, s_k^2)``
 as ``gamma_min -> -inf`` and ``gamma_max -> inf`` (REFERENCES section 5), which is what

@@ -12,10 +12,11 @@ graph definition).
 With ``z = alpha x + sigma eps`` and ``alpha^2 + sigma^2 = 1`` (VDM), the predictions
 convert exactly (Salimans & Ho 2022 for ``v``):
 
-.. math::
-   \hat\epsilon = \frac{z - \alpha \hat x}{\sigma} \;(x), \qquad
-   \hat\epsilon = \sigma z + \alpha \hat v \;(v = \alpha\epsilon - \sigma x), \qquad
-   \hat\epsilon = \frac{z + \alpha \hat u}{\alpha + \sigma} \;(u = \epsilon - x).
+$$
+\hat\epsilon = \frac{z - \alpha \hat x}{\sigma} \;(x), \qquad
+\hat\epsilon = \sigma z + \alpha \hat v \;(v = \alpha\epsilon - \sigma x), \qquad
+\hat\epsilon = \frac{z + \alpha \hat u}{\alpha + \sigma} \;(u = \epsilon - x).
+$$
 
 Flow matching / rectified flow (Lipman et al. 2023; Liu et al. 2023; SD 3, Esser et al.
 2024) uses ``x_s = (1 - s) x + s eps`` and the velocity ``u = eps - x``. Its state is a

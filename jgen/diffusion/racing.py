@@ -29,7 +29,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
 from jax import lax
 
 from jgen.core import compilation
@@ -126,6 +125,8 @@ def _quantile(cfg: RaceConfig, num_c: int, rounds: int) -> np.ndarray:
   """Critical values per round (dof = draws - 1); inf before ``min_rounds``."""
   level = (1.0 - cfg.confidence) / (max(num_c - 1, 1) * rounds)
   n = (np.arange(rounds) + 1) * cfg.chunk_t
+  import scipy.stats  # here: importing jgen.diffusion must not load scipy
+
   q = scipy.stats.t.ppf(1.0 - level, np.maximum(n - 1, 1))
   return np.where(np.arange(rounds) + 1 < cfg.min_rounds, np.inf, q)
 

@@ -16,7 +16,6 @@ import time
 import warnings
 
 import jax
-import orbax.checkpoint as ocp
 from flax import nnx
 
 from jgen.core import progress
@@ -64,6 +63,7 @@ def open_run(workdir: str, record: dict, keep: int):
   Raises:
     CheckpointError: ``workdir`` holds a run whose ``record`` differs.
   """
+  import orbax.checkpoint as ocp  # orbax loads on first use
   os.makedirs(workdir, exist_ok=True)
   check_run(workdir, record)
   mngr = ocp.CheckpointManager(
@@ -75,12 +75,14 @@ def open_run(workdir: str, record: dict, keep: int):
 
 def save(mngr: ocp.CheckpointManager, step: int, state) -> None:
   """Saves the whole train ``state`` pytree as checkpoint ``step`` (synchronously)."""
+  import orbax.checkpoint as ocp  # orbax loads on first use
   mngr.save(step, args=ocp.args.StandardSave(state), force=True)
 
 
 def restore_latest(mngr: ocp.CheckpointManager, like, workdir: str):
   """Newest readable checkpoint shaped like the pytree ``like``, moving unreadable
   ones aside; ``(state, step)``, or ``(None, None)`` when there is none."""
+  import orbax.checkpoint as ocp  # orbax loads on first use
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
   failures = []
   for step in sorted(mngr.all_steps(), reverse=True):

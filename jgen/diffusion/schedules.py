@@ -3,10 +3,11 @@ r"""Noise schedules as log-SNR functions ``gamma(t) = -log SNR(t)`` on ``t in [0
 Variational-diffusion (VDM) parameterisation (Kingma et al., 2021): a schedule is an
 increasing function ``gamma`` with
 
-.. math::
-   \alpha_t^2 = \operatorname{sigmoid}(-\gamma_t), \quad
-   \sigma_t^2 = \operatorname{sigmoid}(\gamma_t), \quad
-   z_t = \alpha_t x + \sigma_t \epsilon .
+$$
+\alpha_t^2 = \operatorname{sigmoid}(-\gamma_t), \quad
+\sigma_t^2 = \operatorname{sigmoid}(\gamma_t), \quad
+z_t = \alpha_t x + \sigma_t \epsilon .
+$$
 
 Continuous schedules have ``num_steps=None``. Discrete schedules have ``num_steps=T``
 and are evaluated on the grid ``t_i = i / T`` for ``i = 0, ..., T``; ``z_0`` (``t = 0``)

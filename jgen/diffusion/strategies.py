@@ -40,7 +40,6 @@ from typing import Any, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
 from jax import lax
 
 from jgen.diffusion.elbo import class_errors_at, elbo_from_errors
@@ -245,6 +244,8 @@ def t_quantiles(num_c: int, rounds: int, confidence: float) -> np.ndarray:
   """One-sided Student-t critical values for n = r + 1 chunks (dof r); inf at r = 0."""
   level = (1.0 - confidence) / (max(num_c - 1, 1) * rounds)
   q = np.full(rounds, np.inf)
+  import scipy.stats  # here: importing jgen.diffusion must not load scipy
+
   q[1:] = scipy.stats.t.ppf(1.0 - level, np.arange(1, rounds))
   return q
 

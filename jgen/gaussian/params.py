@@ -51,10 +51,11 @@ class GaussianNBParams(NamedTuple):
 
 
 class LDAParams(NamedTuple):
-  """LDA: ``means [K, D]``, ``prec_chol [D, D]``, ``log_prior [K]``.
+  r"""LDA: ``means [K, D]``, ``prec_chol [D, D]``, ``log_prior [K]``.
 
-  ``prec_chol`` is the upper-triangular ``U`` with ``Sigma^{-1} = U U^T``
-  (``U = L^{-T}`` for the Cholesky factor ``L`` of the shared covariance).
+  ``prec_chol`` is the upper-triangular $U$ with $\Sigma^{-1} = U U^\top$
+  ($U = L^{-\top}$ for the Cholesky factor $L$ of the shared covariance
+  $\Sigma = L L^\top$).
 
   Examples:
     >>> import jax.numpy as jnp, jgen
@@ -180,7 +181,7 @@ def _correlation_cholesky(cov: jax.Array, mean_sq: jax.Array):
 
 
 def precision_cholesky(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
-  """Upper-triangular ``U = L^{-T}`` with ``cov^{-1} = U U^T``; NaN if degenerate.
+  r"""Upper-triangular $U = L^{-\top}$ with $\Sigma^{-1} = U U^\top$; NaN if degenerate.
 
   Degenerate means [`covariance_ok`][jgen.gaussian.covariance_ok] is false, a relative
   decision, so the result does not depend on how a particular LAPACK build rounds a

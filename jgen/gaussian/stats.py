@@ -162,9 +162,10 @@ def sufficient_stats(x: ArrayLike, y: ArrayLike, num_classes: int, *,
   which keeps them additive while avoiding the cancellation of raw moments: use the
   same ``shift`` (for example the mean of a first chunk) for every chunk, then add.
 
-  .. math::
-     n_k = \sum_{y_i=k} 1,\quad s_k = \sum_{y_i=k} (x_i - c_k),\quad
-     S_k = \sum_{y_i=k} (x_i - c_k)(x_i - c_k)^\top
+  $$
+  n_k = \sum_{y_i=k} 1,\quad s_k = \sum_{y_i=k} (x_i - c_k),\quad
+  S_k = \sum_{y_i=k} (x_i - c_k)(x_i - c_k)^\top
+  $$
 
   Args:
     x: features ``[N, D]``.

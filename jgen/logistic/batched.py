@@ -4,9 +4,9 @@ The logits of a linear model are linear in the parameters, so along a search dir
 ``d = (dW, db)`` they are ``z(t) = z + t dz`` with ``dz = x dW + db``: one matmul gives
 ``dz``, after which the one-dimensional objective
 
-.. math::
-   \phi(t) = \frac{1}{T} \sum_i w_i \mathrm{CE}(z_i + t\,dz_i, y_i)
-             + \frac{\lVert W + t\,dW \rVert^2}{2 C T}
+$$
+\phi(t) = \frac{1}{T} \sum_i w_i \mathrm{CE}(z_i + t\,dz_i, y_i) + \frac{\lVert W + t\,dW \rVert^2}{2 C T}
+$$
 
 and its first two derivatives cost ``O(N K)`` each, not ``O(N D K)``. The line search
 is a fixed number of safeguarded Newton steps on ``phi`` (bisection when a step leaves

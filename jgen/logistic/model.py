@@ -2,8 +2,9 @@
 
 The objective follows scikit-learn's convention, so ``C`` means the same thing:
 
-.. math::
-   J(W, b) = C \\sum_i w_i \\, \\mathrm{CE}(x_i W + b, y_i) + \\tfrac12 \\lVert W \\rVert^2,
+$$
+J(W, b) = C \\sum_i w_i \\, \\mathrm{CE}(x_i W + b, y_i) + \\tfrac12 \\lVert W \\rVert^2,
+$$
 
 with sample weights ``w_i`` (1 by default) and the intercept ``b`` unpenalised.
 With ``K >= 3`` classes the model is the overparametrised multinomial one (``K`` weight

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import os
-import orbax.checkpoint as ocp
 from typing import Any
 
 import jax
@@ -83,6 +82,7 @@ def save_pytree(path: str | os.PathLike, tree: Any, *, overwrite: bool = True) -
     >>> sorted(back), back["w"].shape, float(back["w"].sum())
     (['b', 'w'], (2, 3), 6.0)
   """
+  import orbax.checkpoint as ocp  # orbax loads on first use
   ckpt = ocp.StandardCheckpointer()
   ckpt.save(_abs(path), tree, force=overwrite)
   ckpt.wait_until_finished()
@@ -108,6 +108,7 @@ def checkpoint_shapes(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...
     ...   jgen.checkpoint.checkpoint_shapes(path)
     {'layer/kernel': ((2, 3), 'float32')}
   """
+  import orbax.checkpoint as ocp  # orbax loads on first use
   path = _abs(path)
   if not os.path.isdir(path):
     raise CheckpointError(f"no checkpoint directory at {path}.")
@@ -145,6 +146,7 @@ def restore_pytree(path: str | os.PathLike, target: Any = None) -> Any:
     >>> back["w"].tolist(), int(back["step"])
     ([0.0, 1.0, 2.0], 7)
   """
+  import orbax.checkpoint as ocp  # orbax loads on first use
   path = _abs(path)
   saved = checkpoint_shapes(path)
   if target is not None:
@@ -171,7 +173,9 @@ def restore_pytree(path: str | os.PathLike, target: Any = None) -> Any:
 
 
 def save_sharded(path: str | os.PathLike, tree: Any) -> None:
-  """Saves a pytree of (possibly sharded) arrays; see ``jgen.checkpoint.save_pytree``.
+  """Saves a pytree of (possibly sharded) arrays.
+
+  The format of [`jgen.checkpoint.save_pytree`][jgen.checkpoint.save_pytree].
 
   Args:
     path: the checkpoint directory (replaced if it exists).
@@ -224,8 +228,9 @@ def restore_sharded(path: str | os.PathLike, mesh: Mesh, specs: Any = None,
     The pytree with leaves ``NamedSharding(mesh, spec)``, values equal to the saved.
 
   Raises:
-    ValueError: a spec the mesh cannot hold. ``jgen.checkpoint.CheckpointError``:
-      missing checkpoint or shapes that differ from ``like``.
+    ValueError: a spec the mesh cannot hold.
+    CheckpointError: missing checkpoint or shapes that differ from ``like``
+      ([`jgen.checkpoint.CheckpointError`][jgen.checkpoint.CheckpointError]).
 
   Examples:
     >>> import os, tempfile, jax.numpy as jnp, jgen
@@ -255,6 +260,7 @@ def restore_sharded(path: str | os.PathLike, mesh: Mesh, specs: Any = None,
 
 
 def _metadata_tree(path) -> Any:
+  import orbax.checkpoint as ocp  # orbax loads on first use
   import orbax.checkpoint as ocp  # local: only this path reads raw metadata
   path = os.path.abspath(os.fspath(path))
   checkpoint_shapes(path)  # CheckpointError if missing or unreadable

@@ -78,7 +78,8 @@ def make_mesh(*, data: int = 1, classes: int | None = None,
     A ``jax.sharding.Mesh`` with axis names ``("data", "classes")``.
 
   Raises:
-    ValueError: a size that is not a positive int, or more devices than available.
+    ValueError: a size that is not a positive int, or more devices than available
+      (on CPU the message names the ``XLA_FLAGS`` setting that provides them).
 
   Examples:
     >>> import jax, jgen
@@ -94,9 +95,15 @@ def make_mesh(*, data: int = 1, classes: int | None = None,
   if classes is None:
     classes = max(len(devices) // data, 1)
   if data * classes > len(devices):
+    hint = ""
+    if all(d.platform == "cpu" for d in devices):
+      # One CPU shows as one device unless XLA is told to split it, before JAX starts.
+      hint = (f" On CPU, set XLA_FLAGS=--xla_force_host_platform_device_count="
+              f"{data * classes} in the environment before JAX is imported (or call"
+              f" jax.config.update('jax_num_cpu_devices', {data * classes}) first).")
     raise ValueError(
         f"A mesh of data={data} x classes={classes} needs {data * classes} devices,"
-        f" but only {len(devices)} are available.")
+        f" but only {len(devices)} are available.{hint}")
   if isinstance(axis_types, AxisType):
     axis_types = (axis_types, axis_types)
   return jax.make_mesh((data, classes), (DATA, CLASSES), axis_types=tuple(axis_types),

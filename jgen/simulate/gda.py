@@ -3,15 +3,15 @@ r"""Generative data augmentation on a two-class Gaussian mixture (Zheng et al., 
 The simulation of "Toward Understanding Generative Data Augmentation" (NeurIPS 2023;
 ``main_simulation_bGMM.py`` in ML-GSAI/Understanding-GDA):
 
-* data: two balanced classes, means :math:`\pm\mu` with :math:`\mu = d^{-1/2} 1_d`,
-  isotropic standard deviation :math:`\sigma = 0.6`; labels :math:`s = 2y - 1`;
+* data: two balanced classes, means $\pm\mu$ with $\mu = d^{-1/2} 1_d$,
+  isotropic standard deviation $\sigma = 0.6$; labels $s = 2y - 1$;
 * generator: a generative [`jgen.Classifier`][jgen.Classifier] (by default the pooled
   Gaussian naive Bayes, ``jgen.gaussian_nb(pooled=True)``) fitted on the ``m`` real
   examples, from which ``gamma * m`` balanced synthetic examples are drawn;
-* learner: :math:`\theta = \frac{1}{N}\sum_i s_i x_i` over real and synthetic examples;
+* learner: $\theta = \frac{1}{N}\sum_i s_i x_i$ over real and synthetic examples;
 * measured: the generalisation gap ``|train loss - test loss|`` of the 0-1 loss of
   ``sign(theta . x)`` and of the negative log-likelihood
-  :math:`\lVert x - s\theta\rVert^2 / (2\sigma^2)`, the train loss taken on the
+  $\lVert x - s\theta\rVert^2 / (2\sigma^2)$, the train loss taken on the
   augmented set and the test loss on 10,000 fresh points.
 
 Every ``gamma`` of a sweep uses a prefix of one synthetic pool per repetition (sizes are

@@ -200,7 +200,7 @@ def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
       ([`buckets_for`][jgen.simulate.buckets_for]); smaller pads less (a fit costs in
       proportion to its bucket), compiles more branches.
     progress: ``True`` for a tqdm bar over the ``G`` sizes, or a callable called with
-      the number of sizes finished per compiled call (``jgen.core.progress``).
+      the number of sizes finished per compiled call ([`progress`][jgen.core.progress]).
 
   Returns:
     ``(errors [G, R], params [G, R, ...] or None, converged [G, R])``.

@@ -187,13 +187,13 @@ def _phi_upper(z: float) -> float:
 def bayes_error(mixture: GaussianMixture) -> float:
   r"""Exact Bayes error of a mixture whose class means lie on one line.
 
-  With a shared covariance :math:`\Sigma` and means :math:`\mu_k = \mu_0 + a_k u`,
-  Bayes' rule depends on ``x`` only through :math:`t = u^\top \Sigma^{-1} x /
-  \sqrt{u^\top \Sigma^{-1} u}`, which is :math:`N(a_k s, 1)` under class ``k`` with
-  :math:`s = \sqrt{u^\top \Sigma^{-1} u}`. With equal priors the decision regions are
-  the intervals between midpoints of the sorted :math:`a_k s`, so the error is a sum of
-  normal tails. For ``K = 2`` this is :math:`\Phi(-\Delta / 2)` with the Mahalanobis
-  distance :math:`\Delta`; every mixture built by
+  With a shared covariance $\Sigma$ and means $\mu_k = \mu_0 + a_k u$,
+  Bayes' rule depends on ``x`` only through $t = u^\top \Sigma^{-1} x /
+  \sqrt{u^\top \Sigma^{-1} u}$, which is $N(a_k s, 1)$ under class ``k`` with
+  $s = \sqrt{u^\top \Sigma^{-1} u}$. With equal priors the decision regions are
+  the intervals between midpoints of the sorted $a_k s$, so the error is a sum of
+  normal tails. For ``K = 2`` this is $\Phi(-\Delta / 2)$ with the Mahalanobis
+  distance $\Delta$; every mixture built by
   [`zheng_mixture`][jgen.simulate.zheng_mixture] qualifies.
 
   Args:

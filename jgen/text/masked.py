@@ -30,25 +30,36 @@ def variant_ids(tokenizer, labels: Sequence[str], prefixes: Sequence[str] = ("",
                 ) -> np.ndarray:
   """Single-token ids ``int32 [K, S]`` of each label's surface variants (``-1`` padded).
 
+  A variant ``prefix + label`` that the tokenizer splits into several tokens cannot be
+  the one token at the mask, so it is left out; a label needs at least one single-token
+  variant. (ModernBERT's vocabulary has both ``"A"`` and ``" A"``; a small vocabulary
+  may have only ``"A"``.)
+
   Raises:
-    ValueError: naming a label whose variant is not exactly one token.
+    ValueError: naming a label none of whose variants is exactly one token.
 
   Examples:
     >>> from jgen.text import load_pretrained
     >>> tok = load_pretrained("tests/data/text/modernbert").tokenizer
     >>> variant_ids(tok, ["A", "B"], prefixes=("",)).shape
     (2, 1)
+    >>> variant_ids(tok, ["A", "B"]).shape   # " A" is two tokens here: left out
+    (2, 1)
   """
+  if isinstance(prefixes, str) or len(prefixes) == 0:
+    raise ValueError(f"prefixes must be a non-empty sequence of strings, got {prefixes!r}.")
   rows = []
   for label in labels:
-    ids = []
+    ids, lengths = [], []
     for pre in prefixes:
       enc = tokenizer.encode(pre + label, add_special_tokens=False).ids
-      if len(enc) != 1:
-        raise ValueError(f"label {label!r}: variant {pre + label!r} is {len(enc)} tokens;"
-                         " the masked-LM path scores single-token labels only.")
-      if enc[0] not in ids:
+      lengths.append(len(enc))
+      if len(enc) == 1 and enc[0] not in ids:
         ids.append(enc[0])
+    if not ids:
+      forms = ", ".join(f"{pre + label!r} is {n} tokens" for pre, n in zip(prefixes, lengths))
+      raise ValueError(f"label {label!r}: no variant is a single token ({forms}); the"
+                       " masked-LM path scores single-token labels only.")
     rows.append(ids)
   return tokenize.pad(rows)
 
@@ -107,7 +118,8 @@ def masked_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *,
     labels: ``K`` single-token labels (``"A"``, ``"positive"``).
     template: prompt with ``{}`` for the input; must contain ``mask_token``.
     mask_token: the tokenizer's mask token.
-    prefixes: surface variants are ``prefix + label``.
+    prefixes: surface variants are ``prefix + label``; those that are not a single
+      token of the vocabulary are left out (see ``variant_ids``).
     pmi_premise: a content-free prompt (with the mask) whose label scores are
       subtracted (domain-conditional PMI).
     content_free: content-free inputs for contextual calibration.
@@ -120,7 +132,7 @@ def masked_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *,
   Examples:
     >>> from jgen.text import load_pretrained
     >>> lm = load_pretrained("tests/data/text/modernbert")
-    >>> clf = masked_lm_classifier(lm, ["A", "B"], prefixes=("",))  # tiny vocab: no " A"
+    >>> clf = masked_lm_classifier(lm, ["A", "B"])   # tiny vocabulary: "A" only
     >>> params = clf.fit(None, None, num_classes=2)
     >>> from jgen.text import encode_inputs
     >>> clf.log_likelihood(params, encode_inputs(clf, ["good", "bad"])).shape

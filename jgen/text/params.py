@@ -5,8 +5,9 @@ weights (shared by all classes) and per-class arrays whose axis 0 is the class a
 class-sharded scoring slices ``label_ids``, ``label_mask``, ``norm``, ``offset`` and
 ``log_prior``. Scores are
 
-.. math:: s_k(x) = \beta\,(\ell_k(x) / n_k - o_k)
-
+$$
+s_k(x) = \beta\,(\ell_k(x) / n_k - o_k)
+$$
 with ``ell_k`` the raw label log-likelihood, ``n_k`` the length normaliser, ``o_k`` the
 PMI and contextual-calibration offsets and ``beta = 1 / T``.
 """
