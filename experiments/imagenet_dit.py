@@ -8,7 +8,12 @@ timestep and class, class score = mean squared ε-error, prediction = argmin. Th
 adaptive variant is the paper's ``eval_prob_adaptive.py`` elimination: stages of
 ``n_samples`` evenly spaced timesteps, keeping the ``to_keep`` classes of lowest mean
 error after each stage (one noise per newly evaluated timestep). Classes are sharded over
-the available devices (``jax.shard_map`` over a ``"classes"`` mesh axis).
+the available devices (``jax.shard_map`` over a ``"classes"`` mesh axis). Two more
+rows use the library's strategies on the same latents: ``staged``, the staged
+elimination of ``jgen.diffusion.sharded_classify(strategy="adaptive")`` with classes
+sharded over every local device (stages ``--stages`` / ``--stages-keep``), and
+``race``, ``jgen.diffusion.batch_race`` with importance-sampled antithetic timesteps
+fitted on ``--pilot-images`` labelled images that are not evaluated.
 
   python experiments/imagenet_dit.py --dit DiT-XL-2-256/transformer \\
       --vae sd-vae-ft-ema --images imagenet/val --max-images 100
@@ -33,6 +38,8 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 from PIL import Image
 
+import jgen
+from jgen import diffusion
 from jgen.diffusion import pretrained as pt
 
 if __package__ in (None, ""):  # allow `python experiments/imagenet_dit.py`
@@ -41,6 +48,7 @@ if __package__ in (None, ""):  # allow `python experiments/imagenet_dit.py`
 from experiments import report  # noqa: E402
 
 EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
+PROTOCOLS = ("reference", "adaptive", "staged", "race")
 
 
 def center_crop(image: Image.Image, size: int) -> np.ndarray:
@@ -118,6 +126,33 @@ def adaptive_protocol(errors, params, x, noises, table, n_samples, to_keep,
   return int(remaining[0]), evals
 
 
+def library_protocols(den, params, mesh, schedule, stages, keep, proposal, race):
+  """The library's strategies on one latent: ``{name: (prediction, evaluations)}``.
+
+  * ``staged``: ``jgen.diffusion.sharded_classify(strategy="adaptive")``, classes
+    sharded over every local device, the stages that came within 0.5 points of Bayes
+    on the 1,000-class oracle (docs/diffusion_likelihoods.md); its evaluations count
+    the classes padded to a multiple of the devices, which are computed too;
+  * ``race``: ``jgen.diffusion.batch_race`` with importance-sampled, antithetic
+    timesteps (``proposal`` fitted on labelled pilot latents); one device, its calls
+    sized by the execution plan.
+  """
+  num_classes = den.num_classes
+  key_s, key_r = jax.random.split(jax.random.key(7))
+
+  def run(x):
+    res = diffusion.sharded_classify(key_s, den, params, x, num_classes, mesh,
+                                     strategy="adaptive", n_samples=tuple(stages),
+                                     to_keep=tuple(keep), schedule=schedule)
+    out = {"staged": (int(res.label), int(res.num_evals))}
+    r = diffusion.batch_race(key_r, params, x[None], num_classes, cfg=race,
+                             proposal=proposal)
+    out["race"] = (int(r.label[0]), int(r.num_evals[0]))
+    return out
+
+  return run
+
+
 def parse(argv):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--dit", help="DiTTransformer2DModel folder (config + safetensors)")
@@ -129,6 +164,11 @@ def parse(argv):
   p.add_argument("--n-samples", type=int, nargs="+", default=[50, 500])
   p.add_argument("--to-keep", type=int, nargs="+", default=[5, 1])
   p.add_argument("--max-images", type=int, default=None)
+  p.add_argument("--stages", type=int, nargs="+", default=[8, 48, 256, 1024],
+                 help="draws per stage of the library's staged elimination")
+  p.add_argument("--stages-keep", type=int, nargs="+", default=[100, 12, 3, 1])
+  p.add_argument("--pilot-images", type=int, default=10,
+                 help="labelled images (not evaluated) that fit the race's proposal")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--smoke", action="store_true", help="random tiny models, synthetic data")
@@ -154,6 +194,7 @@ def smoke_setup(args, folder: str):
     Image.fromarray(pixels).save(os.path.join(folder, f"n{c:08d}", "0.png"))
   args.image_size, args.t_interval = 16, 500
   args.n_samples, args.to_keep = [1, 2], [2, 1]
+  args.stages, args.stages_keep, args.pilot_images = [2, 4], [2, 1], 0
   dtype = jnp.dtype(args.dtype)
   return (dit_cfg, pt.init_dit(k_dit, dit_cfg, dtype), vae_cfg,
           pt.init_vae_encoder(k_vae, vae_cfg, dtype))
@@ -169,11 +210,41 @@ def check_shapes(args, dit_cfg, vae_cfg):
                      f" takes {dit_cfg.in_channels}.")
 
 
-def run(args, dit_cfg, dit_params, vae_cfg, vae_params, images):
+def latent_of(args, vae_cfg, vae_params, path):
+  pixels = jnp.asarray(center_crop(Image.open(path), args.image_size))
+  return pt.encode(vae_cfg, vae_params, pixels)[0] * vae_cfg.scaling_factor
+
+
+def race_setup(args, den, dit_params, vae_cfg, vae_params, pilot, schedule):
+  """The race's configuration and its timestep proposal, fitted on ``pilot``
+  ``(path, label)`` images (a random latent of class 0 when there are none)."""
+  race = diffusion.race_config(den, schedule=schedule, chunk_t=8, antithetic=True,
+                               max_rounds=16)
+  if pilot:
+    x = jnp.stack([latent_of(args, vae_cfg, vae_params, p) for p, _ in pilot])
+    y = jnp.asarray([label for _, label in pilot], jnp.int32)
+  else:
+    x = jax.random.normal(jax.random.key(8), (1,) + den.data_shape, jnp.float32)
+    y = jnp.zeros((1,), jnp.int32)
+  proposal = diffusion.fit_proposal(jax.random.key(9), den, dit_params, x, y,
+                                    den.num_classes, schedule=schedule, num_bins=8,
+                                    num_competitors=min(4, den.num_classes - 1))
+  return race, proposal
+
+
+def run(args, dit_cfg, dit_params, vae_cfg, vae_params, images, pilot=()):
   mesh = Mesh(np.asarray(jax.devices()), ("classes",))
   den = pt.dit_denoiser(dit_cfg)
   errors = sharded_errors(den, mesh)
   schedule = pt.DDPMSchedule()
+  # The race and its proposal draw continuous t on the DDPM gamma curve; the DiT maps
+  # each gamma to its nearest training timestep.
+  continuous = schedule.schedule()._replace(num_steps=None)
+  race, proposal = race_setup(args, den, dit_params, vae_cfg, vae_params, list(pilot),
+                              continuous)
+  library = library_protocols(den, dit_params, jgen.parallel.make_mesh(),
+                              schedule.schedule(), args.stages, args.stages_keep,
+                              proposal, race)
   shape = (dit_cfg.sample_size,) * 2 + (dit_cfg.in_channels,)
   k_ref, k_ada = jax.random.split(jax.random.key(args.seed))
   noise = jax.random.normal(k_ref, shape, jnp.float32)  # shared by every image
@@ -183,21 +254,23 @@ def run(args, dit_cfg, dit_params, vae_cfg, vae_params, images):
   num_classes = dit_cfg.num_embeds_ada_norm
   rows, t0 = [], time.perf_counter()
   for path, label in images:
-    pixels = jnp.asarray(center_crop(Image.open(path), args.image_size))
-    x = pt.encode(vae_cfg, vae_params, pixels)[0] * vae_cfg.scaling_factor
+    x = latent_of(args, vae_cfg, vae_params, path)
     ref_pred, ref_evals = reference_protocol(errors, dit_params, x, noise, gammas,
                                              num_classes)
     ada_pred, ada_evals = adaptive_protocol(
         errors, dit_params, x, noises, table, args.n_samples, args.to_keep,
         num_classes, schedule.num_train_timesteps)
+    lib = library(x)
     rows.append(dict(path=path, label=label, reference=ref_pred, adaptive=ada_pred,
-                     reference_evals=ref_evals, adaptive_evals=ada_evals))
+                     reference_evals=ref_evals, adaptive_evals=ada_evals,
+                     **{name: pred for name, (pred, _) in lib.items()},
+                     **{f"{name}_evals": n for name, (_, n) in lib.items()}))
   return rows, time.perf_counter() - t0
 
 
 def summarise(rows, seconds):
   out = {}
-  for name in ("reference", "adaptive"):
+  for name in PROTOCOLS:
     out[name] = dict(
         accuracy=float(np.mean([r[name] == r["label"] for r in rows])),
         evaluations_per_image=float(np.mean([r[f"{name}_evals"] for r in rows])))
@@ -216,8 +289,12 @@ def main(argv=None):
       dit_cfg, dit_params = pt.load_dit(args.dit, dtype)
       vae_cfg, vae_params = pt.load_vae_encoder(args.vae, dtype)
     check_shapes(args, dit_cfg, vae_cfg)
-    images = list_images(args.images, dit_cfg.num_embeds_ada_norm)[:args.max_images]
-    rows, seconds = run(args, dit_cfg, dit_params, vae_cfg, vae_params, images)
+    listed = list_images(args.images, dit_cfg.num_embeds_ada_norm)
+    # Pilot images fit the race's proposal and are not evaluated (spread over classes).
+    pilot = listed[::max(len(listed) // max(args.pilot_images, 1), 1)][:args.pilot_images]
+    rest = [item for item in listed if item not in pilot]
+    images = rest[:args.max_images]
+    rows, seconds = run(args, dit_cfg, dit_params, vae_cfg, vae_params, images, pilot)
   summary = summarise(rows, seconds)
   os.makedirs(args.out, exist_ok=True)
   path = os.path.join(args.out, "results.json")
@@ -227,10 +304,10 @@ def main(argv=None):
   report.print_table(
       ["protocol", "accuracy", "evaluations / image"],
       [[name, f"{summary[name]['accuracy']:.4f}",
-        f"{summary[name]['evaluations_per_image']:.0f}"] for name in ("reference", "adaptive")],
+        f"{summary[name]['evaluations_per_image']:.0f}"] for name in PROTOCOLS],
       title=f"{len(rows)} images, {len(jax.devices())} devices, t_interval="
             f"{args.t_interval}, n_samples={args.n_samples}, to_keep={args.to_keep};"
-            f" {summary['seconds_per_image']:.2f} s / image (both protocols)")
+            f" {summary['seconds_per_image']:.2f} s / image (all protocols)")
   report.print_written([path])
   return summary
 

@@ -20,13 +20,21 @@ def test_smoke_run_writes_results(tmp_path, capsys):
   summary = imagenet_dit.main(["--smoke", "--out", str(tmp_path)])
   lines = capsys.readouterr().out.splitlines()
   assert lines[-2:] == ["wrote:", f"  {tmp_path / 'results.json'}"]
-  assert lines[-3].startswith("| adaptive |")
+  assert [line.split(" |")[0] for line in lines[-6:-2]] == [
+      "| reference", "| adaptive", "| staged", "| race"]
   result = json.loads((tmp_path / "results.json").read_text())
   assert result["summary"] == summary and len(result["images"]) == 3
   # Closed form: t_interval 500 -> 2 timesteps x 3 classes; stages (1, 2) timesteps
   # keeping (2, 1) classes -> 1 x 3 + 1 x 2 evaluations.
   assert summary["reference"]["evaluations_per_image"] == 6
   assert summary["adaptive"]["evaluations_per_image"] == 5
+  # The library's staged elimination, stages (2, 4) draws keeping (2, 1) classes:
+  # 2 x K + (4 - 2) x 2 evaluations, K = 3 classes padded to a multiple of the
+  # devices (padding is evaluated too); the race evaluates chunks of 8 draws.
+  import jgen
+  padded = jgen.parallel.padded_num_classes(3, jgen.parallel.make_mesh())
+  assert summary["staged"]["evaluations_per_image"] == 2 * padded + 2 * 2
+  assert summary["race"]["evaluations_per_image"] % 8 == 0
   assert {r["reference"] for r in result["images"]} <= {0, 1, 2}
 
 

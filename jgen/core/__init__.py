@@ -30,6 +30,8 @@ from jgen.core import inference
 from jgen.core import lbfgs
 from jgen.core import metrics
 from jgen.core import progress
+from jgen.core import plan
+from jgen.core import precision
 
 __all__ = (
     "Classifier",
@@ -59,4 +61,6 @@ __all__ = (
     "lbfgs",
     "metrics",
     "progress",
+    "plan",
+    "precision",
 )

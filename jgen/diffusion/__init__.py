@@ -183,3 +183,12 @@ __all__ = __all__ + (
     "batch_race",
     "race_config",
 )
+
+# --- Mixed precision ---
+from jgen.diffusion.precision import BF16_SCORE_TOLERANCE
+from jgen.diffusion.precision import mixed_precision
+
+__all__ = __all__ + (
+    "BF16_SCORE_TOLERANCE",
+    "mixed_precision",
+)

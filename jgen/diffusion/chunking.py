@@ -3,7 +3,8 @@
 Evaluating every pair in one ``vmap`` keeps the denoiser's activations for all of them
 alive at once; past the cache this is slower than a loop of smaller calls (measured in
 ``benchmarks/diffusion.py``). ``pairs_per_call`` sizes the calls so the largest
-activation of one call fits a stated cache budget, from the shapes alone.
+activation of one call fits the execution plan's budget (``jgen.core.plan``: the cache
+on CPU, free device memory on GPU/TPU), from the shapes alone.
 """
 
 from __future__ import annotations
@@ -14,18 +15,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend import core as jax_core
 
+from jgen.core import plan as plan_lib
 from jgen.diffusion.parametrizations import Denoiser, eps_prediction
 
 __all__ = ["CACHE_BYTES", "activation_bytes", "pairs_per_call"]
 
-# The working set one vectorised call may use: about the per-core L2 of current CPUs
-# (1-2 MiB), still large enough to amortise a call's overhead. On the 2-core reference
-# machine, batch_classify of 32 digits (MLP 256x4, 10 classes x 64 draws) ran at
-# 1.08-1.22x the per-class loop with 2 MiB and 0.79-0.96x with 4 MiB
-# (benchmarks/diffusion_train.py, benchmarks/RESULTS.md).
-CACHE_BYTES = 2 << 20
+# The CPU plan's cache budget (``jgen.core.plan.CPU_CACHE_BYTES``), kept under its old
+# name; on GPU/TPU the budget comes from the device's memory (``jgen.core.plan``).
+CACHE_BYTES = plan_lib.CPU_CACHE_BYTES
 
 
 @functools.lru_cache(maxsize=256)
@@ -33,32 +31,8 @@ def _activation_bytes(denoiser, params_struct, shape, dtype) -> int:
   params = jax.tree.unflatten(params_struct[0], [jax.ShapeDtypeStruct(s, d)
                                                  for s, d in params_struct[1]])
   z = jax.ShapeDtypeStruct(shape, dtype)
-  jaxpr = jax.make_jaxpr(lambda p, zz: eps_prediction(
-      denoiser, p, zz, jnp.zeros((), dtype), jnp.zeros((), jnp.int32)))(params, z)
-  biggest = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-
-  # Only intermediates that depend on z grow with the number of pairs per call;
-  # work on the parameters alone (e.g. an oracle's [K, D] class table) is shared by
-  # every pair and must not shrink the chunks.
-  def size(v) -> int:
-    aval = getattr(v, "aval", None)
-    if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-      return int(np.prod(aval.shape, dtype=np.int64)) * aval.dtype.itemsize
-    return 0
-
-  def visit(jpr, live: set) -> None:
-    nonlocal biggest
-    for eqn in jpr.eqns:
-      if not any(not isinstance(v, jax_core.Literal) and v in live for v in eqn.invars):
-        continue
-      for v in eqn.outvars:
-        live.add(v)
-        biggest = max(biggest, size(v))
-      for sub in jax_core.jaxprs_in_params(eqn.params):
-        visit(sub, set(sub.invars))   # conservative: every input of a sub-call
-
-  visit(jaxpr.jaxpr, {jaxpr.jaxpr.invars[-1]})
-  return biggest
+  return plan_lib.largest_intermediate(lambda p, zz: eps_prediction(
+      denoiser, p, zz, jnp.zeros((), dtype), jnp.zeros((), jnp.int32)), params, z)
 
 
 def activation_bytes(denoiser: Denoiser, params: Any, shape, dtype) -> int:
@@ -69,11 +43,17 @@ def activation_bytes(denoiser: Denoiser, params: Any, shape, dtype) -> int:
 
 
 def pairs_per_call(denoiser: Denoiser, params: Any, shape, dtype, num_pairs: int,
-                   cache_bytes: int = CACHE_BYTES) -> int:
-  """Pairs per vectorised call: ``cache_bytes / activation_bytes``, at least 1 and at
-  most ``num_pairs`` (a power of two below that, so chunks are regular)."""
+                   cache_bytes: int | None = None) -> int:
+  """Pairs per vectorised call under the execution plan in force
+  (``jgen.core.plan.current_plan``): ``budget / activation_bytes``, a power of two
+  below ``num_pairs`` (so chunks are regular) or ``num_pairs``.
+
+  ``cache_bytes`` overrides the budget with a cache budget of that many bytes (the
+  CPU plan's, at least one pair). Under a memory plan (GPU/TPU) a pair costs
+  ``LIVE_FACTOR`` times its largest intermediate, and a budget too small for one
+  pair raises a ``ValueError`` naming it.
+  """
   per = activation_bytes(denoiser, params, shape, dtype)
-  n = max(1, int(cache_bytes) // max(per, 1))
-  if n >= num_pairs:
-    return int(num_pairs)
-  return 1 << (n.bit_length() - 1)
+  plan = None if cache_bytes is None else plan_lib.ExecutionPlan(
+      "cpu", int(cache_bytes), "cache")
+  return plan_lib.items_per_call(per, num_pairs, plan=plan)

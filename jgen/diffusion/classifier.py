@@ -23,7 +23,7 @@ from jax.typing import ArrayLike
 from jgen.core import compilation
 from jgen.core.progress import check_progress, report
 from jgen.diffusion import validate
-from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
+from jgen.diffusion.chunking import pairs_per_call
 from jgen.diffusion.schedules import linear_schedule
 from jgen.diffusion.strategies import (ClassifyResult, StrategyConfig, adaptive_plan,
                                        run)
@@ -35,7 +35,7 @@ DEFAULT_SCHEDULE = linear_schedule()
 # The one definition of classify's options and their defaults.
 DEFAULTS = dict(strategy="full", schedule=None, num_t=256, timesteps="stratified",
                 weighting="elbo", loss="l2", classes=None, chunk_size=None,
-                cache_bytes=CACHE_BYTES, n_samples=(50, 500), to_keep=(5, 1),
+                cache_bytes=None, n_samples=(50, 500), to_keep=(5, 1),
                 chunk_t=8, confidence=0.99, antithetic=False)
 # A progress bar without a batch size gets about this many updates.
 PROGRESS_UPDATES = 20
@@ -110,9 +110,10 @@ def prepare(denoiser, params: Any, x: ArrayLike, num_classes: int, options: dict
     n = x.shape[0] if rows is None else min(rows, x.shape[0])
     n = n if batched and o["strategy"] != "sequential" else 1
     shape = x.shape[1:] if batched else x.shape
+    cache = o["cache_bytes"]
+    cache = None if cache is None else validate.check_static_int(cache, "cache_bytes")
     chunk = max(1, pairs_per_call(denoiser, params, shape, x.dtype, max(n, 1) * pairs,
-                                  validate.check_static_int(o["cache_bytes"],
-                                                            "cache_bytes")) // max(n, 1))
+                                  cache) // max(n, 1))
   schedule = DEFAULT_SCHEDULE if o["schedule"] is None else o["schedule"]
   cfg = StrategyConfig(denoiser, schedule, o["timesteps"], o["weighting"], o["loss"],
                        chunk, bool(o["antithetic"]))
@@ -143,7 +144,8 @@ def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: i
       ``weighting`` (``"elbo"``, ``"uniform"``, callable), ``loss`` (``"l2"``, ``"l1"``,
       ``"huber"``), ``classes`` (a keep-list ``[C]`` of ids: scores follow it),
       ``chunk_size`` ((class, draw) pairs per vectorised denoiser call; default from the
-      shapes and ``cache_bytes``), ``n_samples``/``to_keep`` (adaptive stages),
+      shapes and the execution plan in force, ``jgen.core.plan``, or a cache budget of
+      ``cache_bytes`` bytes when given), ``n_samples``/``to_keep`` (adaptive stages),
       ``chunk_t``/``confidence`` (sequential rounds and guarantee), ``antithetic`` (pair
       ``(t, eps)`` with ``(t, -eps)``).
 

@@ -28,7 +28,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgen.diffusion import validate
-from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
+from jgen.diffusion.chunking import pairs_per_call
 from jgen.diffusion.losses import batch_eps_prediction, draw, noisy, weighted_loss
 from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule
@@ -48,7 +48,7 @@ __all__ = [
 def class_errors_at(denoiser: Denoiser, params: Any, x: jax.Array, t: jax.Array,
                     eps: jax.Array, classes: jax.Array, *, schedule: Schedule,
                     weighting="elbo", loss: str = "l2", chunk_size: int | None = None,
-                    cache_bytes: int = CACHE_BYTES) -> jax.Array:
+                    cache_bytes: int | None = None) -> jax.Array:
   """Losses ``[C, num_t]`` at given ``t [num_t]``, ``eps [num_t, *x.shape]`` for
   ``classes [C]``. Deterministic; no checks.
 
@@ -56,7 +56,8 @@ def class_errors_at(denoiser: Denoiser, params: Any, x: jax.Array, t: jax.Array,
   the denoiser then runs on the ``C * num_t`` (class, draw) pairs, ``chunk_size`` pairs
   per call (``lax.map`` over chunks; each chunk one batched call,
   ``batch_eps_prediction``). ``chunk_size=None`` picks it from the shapes so
-  one call's largest activation fits ``cache_bytes`` (``jgen.diffusion.chunking``).
+  one call's largest activation fits the execution plan in force, or a cache budget of
+  ``cache_bytes`` when given (``jgen.diffusion.chunking``, ``jgen.core.plan``).
 
   Examples:
     >>> import jax, jax.numpy as jnp

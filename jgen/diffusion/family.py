@@ -20,7 +20,7 @@ from jgen.core import checks
 from jgen.core import compilation
 from jgen.core.contract import Classifier, check_params_type
 from jgen.diffusion import validate
-from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
+from jgen.diffusion.chunking import pairs_per_call
 from jgen.diffusion.elbo import class_errors_at, elbo_from_errors
 from jgen.diffusion.losses import draw
 from jgen.diffusion.parametrizations import Denoiser
@@ -71,7 +71,7 @@ def _elbos(key, net, x, ids, *, denoiser, schedule, num_t, timesteps, antithetic
 def diffusion_classifier(denoiser: Denoiser, *, schedule: Schedule | None = None,
                          num_t: int = 64, timesteps: str = "stratified",
                          antithetic: bool = False, chunk_size: int | None = None,
-                         cache_bytes: int = CACHE_BYTES,
+                         cache_bytes: int | None = None,
                          train_config: TrainConfig | None = None,
                          init_params: Any = None) -> Classifier:
   """A denoiser as a [`Classifier`][jgen.Classifier] (shared-noise MC ELBO).
@@ -83,7 +83,8 @@ def diffusion_classifier(denoiser: Denoiser, *, schedule: Schedule | None = None
     timesteps: ``"stratified"``, ``"grid"`` or ``"iid"``.
     antithetic: pair draws ``(t, eps)``, ``(t, -eps)``.
     chunk_size: (class, draw) pairs per vectorised call; default from the shapes.
-    cache_bytes: the budget that default uses.
+    cache_bytes: a cache budget in bytes for that default; ``None``: the execution
+      plan in force (``jgen.core.plan``).
     train_config: [`TrainConfig`][jgen.diffusion.TrainConfig] used by ``fit``.
     init_params: initial parameters of an [`nnx_denoiser`][jgen.diffusion.nnx_denoiser]
       (needed by ``fit``).

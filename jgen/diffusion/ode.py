@@ -19,6 +19,8 @@ the Diffusion Classifier, so class differences keep little probe noise). All cla
 are ONE solve: the state is ``[K, *data_shape]`` plus ``[K]`` log-density changes, the
 denoiser is vmapped over classes inside the vector field, and the adaptive step
 (Tsit5, PID controller, ``rtol``/``atol`` on the RMS error over all classes) is shared.
+How many classes one vectorised vector-field call takes comes from the execution plan
+(``jgen.core.plan``); the trace is accumulated in float32 at least.
 
 Cost against the ELBO: one solve takes ``6 * num_steps + 1`` vector-field calls, each
 ``D`` (exact) or ``num_probes`` Jacobian-vector products per class; at ``rtol = atol =
@@ -43,8 +45,10 @@ from jax.typing import ArrayLike
 
 from jgen.core import checks
 from jgen.core import compilation
+from jgen.core.plan import items_per_call
 from jgen.core.contract import Classifier, check_params_type
 from jgen.diffusion import validate
+from jgen.diffusion.chunking import activation_bytes
 from jgen.diffusion.family import DiffusionParams
 from jgen.diffusion.parametrizations import Denoiser, eps_prediction
 from jgen.diffusion.schedules import Schedule, alpha_sigma, linear_schedule
@@ -159,8 +163,9 @@ def _probes(key, shape, cfg: ODEConfig, dtype):
   return jax.random.normal(key, full, dtype)
 
 
-def _vector_field(denoiser, params, ids, probes, scale, g, state):
-  """``(dz/dgamma [C, ...], d logp / dgamma [C])`` at ``gamma = g``."""
+def _vector_field(denoiser, params, ids, probes, scale, g, state, lanes=None):
+  """``(dz/dgamma [C, ...], d logp / dgamma [C])`` at ``gamma = g``; ``lanes`` classes
+  per vectorised call (``None``: all), padded to whole chunks."""
   z, _ = state
   _, sigma = alpha_sigma(g)
   num_dims = z[0].size
@@ -168,23 +173,37 @@ def _vector_field(denoiser, params, ids, probes, scale, g, state):
   def one(zk, k):
     fn = lambda zz: eps_prediction(denoiser, params, zz, g, k)  # noqa: E731
     eps_hat, tangents = jax.vmap(lambda v: jax.jvp(fn, (zk,), (v,)))(probes)
-    tr = scale * jnp.sum(probes * tangents)
-    return eps_hat[0], tr
+    acc = jnp.promote_types(tangents.dtype, jnp.float32)  # the trace's sum: >= float32
+    tr = scale * jnp.sum(probes.astype(acc) * tangents.astype(acc))
+    return eps_hat[0], tr.astype(z.dtype)
 
-  eps_hat, tr = jax.vmap(one)(z, ids)
+  num_c = ids.shape[0]
+  if lanes is None or lanes >= num_c:
+    eps_hat, tr = jax.vmap(one)(z, ids)
+  else:  # lax.map's batch_size pads the last chunk itself
+    eps_hat, tr = jax.lax.map(lambda a: one(*a), (z, ids), batch_size=lanes)
   dz = 0.5 * sigma * (eps_hat - sigma * z)
   return dz, 0.5 * sigma * (tr - sigma * num_dims)
 
 
-@functools.partial(compilation.jit, static_argnames=("denoiser", "cfg"))
-def _solve(key, params, z0, ids, gammas, *, denoiser: Denoiser, cfg: ODEConfig):
+def _lanes(denoiser, params, shape, dtype, cfg: ODEConfig, num_classes: int) -> int:
+  # Classes per vector-field call: a class is D (exact) or num_probes JVPs, each a
+  # primal and a tangent of the denoiser's largest intermediate.
+  probes = int(np.prod(shape)) if cfg.divergence == "exact" else cfg.num_probes
+  per = 2 * probes * activation_bytes(denoiser, params, shape, dtype)
+  return items_per_call(per, num_classes)
+
+
+@functools.partial(compilation.jit, static_argnames=("denoiser", "cfg", "lanes"))
+def _solve(key, params, z0, ids, gammas, *, denoiser: Denoiser, cfg: ODEConfig,
+           lanes=None):
   import diffrax  # diffrax loads on first use
   probes = _probes(key, z0.shape, cfg, z0.dtype)
   scale = 1.0 if cfg.divergence == "exact" else 1.0 / cfg.num_probes
   num_c = ids.shape[0]
   y0 = (jnp.broadcast_to(z0, (num_c,) + z0.shape), jnp.zeros((num_c,), z0.dtype))
   term = diffrax.ODETerm(lambda g, y, p: _vector_field(denoiser, p, ids, probes, scale, g,
-                                                         y))
+                                                         y, lanes))
   sol = diffrax.diffeqsolve(
       term, diffrax.Tsit5(), gammas[0], gammas[1], None, y0, params,
       stepsize_controller=diffrax.PIDController(rtol=cfg.rtol, atol=cfg.atol),
@@ -252,7 +271,8 @@ def log_likelihoods_at(key: jax.Array | None, denoiser: Denoiser, params: Any,
   if cfg.divergence == "hutchinson" and key is None:
     raise ValueError("key is required for divergence='hutchinson' (random probes).")
   key = jax.random.key(0) if key is None else key
-  res = _solve(key, params, z, ids, gammas, denoiser=denoiser, cfg=cfg)
+  lanes = _lanes(denoiser, params, z.shape, z.dtype, cfg, ids.shape[0])
+  res = _solve(key, params, z, ids, gammas, denoiser=denoiser, cfg=cfg, lanes=lanes)
   return _raise_if_failed(res, cfg)
 
 
@@ -304,13 +324,13 @@ def dequantized_bits_per_dim(log_lik: ArrayLike, num_dims: int, *,
           + np.log2(num_bins / data_range))
 
 
-@functools.partial(compilation.jit, static_argnames=("denoiser", "cfg"))
-def _batch(key, net, x, ids, gammas, *, denoiser, cfg):
+@functools.partial(compilation.jit, static_argnames=("denoiser", "cfg", "lanes"))
+def _batch(key, net, x, ids, gammas, *, denoiser, cfg, lanes=None):
   log_alpha0 = -0.5 * jax.nn.softplus(gammas[0])
 
   def one(xi):
     res = _solve(key, net, jnp.exp(log_alpha0) * xi, ids, gammas, denoiser=denoiser,
-                 cfg=cfg)
+                 cfg=cfg, lanes=lanes)
     return res._replace(log_likelihood=res.log_likelihood + xi.size * log_alpha0)
 
   return jax.lax.map(one, x)   # a loop: a vmapped while_loop runs every lane to the end
@@ -356,9 +376,11 @@ def ode_classifier(denoiser: Denoiser, *, schedule: Schedule | None = None,
     checks.check_finite(x, "x")
     lead = x.shape[:x.ndim - len(shape)]
     gammas = schedule.gamma(jnp.asarray([0.0, 1.0], x.dtype))
+    lanes = _lanes(denoiser, params.net, shape, x.dtype, cfg,
+                   params.class_ids.shape[0])
     res = _batch(jax.random.key(0) if key is None else key, params.net,
                  x.reshape((-1,) + shape), params.class_ids, gammas,
-                 denoiser=denoiser, cfg=cfg)
+                 denoiser=denoiser, cfg=cfg, lanes=lanes)
     _raise_if_failed(res, cfg)
     return res.log_likelihood.reshape(lead + (params.class_ids.shape[0],))
 

@@ -7,6 +7,7 @@ class at a time with its inverse Cholesky factor. Invalid classes score ``-inf``
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -15,6 +16,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jgen.core import checks as _checks
+from jgen.core import plan as _plan
 from jgen.gaussian.params import GaussianNBParams
 from jgen.gaussian.params import LDAParams
 from jgen.gaussian.params import QDAParams
@@ -102,6 +104,41 @@ def _qda_log_likelihood(params: QDAParams, x: jax.Array) -> jax.Array:
 
 
 
-nb_log_likelihood = jax.jit(_nb_log_likelihood)
-lda_log_likelihood = jax.jit(_lda_log_likelihood)
-qda_log_likelihood = jax.jit(_qda_log_likelihood)
+def _row_bytes(params, x: jax.Array) -> int:
+  """Largest per-row intermediate of the kernels: the ``[K]`` scores and the ``[D]``
+  centred/whitened row, with the matmul's two ``[K]`` terms alive together."""
+  k, d = params.means.shape[0], x.shape[-1]
+  return (3 * k + 2 * d) * jnp.dtype(x.dtype).itemsize
+
+
+def _planned(kernel):
+  """``kernel(params, x[M, D]) -> [M, K]`` in row chunks sized by the execution plan.
+
+  Only a memory plan (GPU/TPU, ``jgen.core.plan``) chunks rows: ``[M, K]`` for
+  ``M = 10^6`` and ``K = 1000`` with its temporaries may not fit a device. On CPU
+  XLA's matmuls block for the cache themselves, so a cache plan runs one call as
+  before. Rows are padded to whole chunks, never dropped.
+  """
+  jitted = jax.jit(kernel)
+
+  @functools.partial(jax.jit, static_argnums=2)
+  def chunked(params, x, rows):
+    m, d = x.shape
+    xp = jnp.pad(x, ((0, (-m) % rows), (0, 0)))
+    out = lax.map(lambda xc: kernel(params, xc), xp.reshape(-1, rows, d))
+    return out.reshape(-1, out.shape[-1])[:m]
+
+  @functools.wraps(kernel)
+  def score(params, x):
+    plan = _plan.current_plan()
+    if plan.kind != "memory" or x.ndim != 2:
+      return jitted(params, x)
+    rows = _plan.items_per_call(_row_bytes(params, x), x.shape[0], plan=plan)
+    return jitted(params, x) if rows >= x.shape[0] else chunked(params, x, rows)
+
+  return score
+
+
+nb_log_likelihood = _planned(_nb_log_likelihood)
+lda_log_likelihood = _planned(_lda_log_likelihood)
+qda_log_likelihood = _planned(_qda_log_likelihood)

@@ -25,7 +25,7 @@ from jgen.core.contract import Classifier
 from jgen.text import corrections, masked, scoring, tokenize
 from jgen.text.loader import PretrainedLM
 from jgen.text.params import (LMScorerParams, corrected, fit_corrections, fit_prompted,
-                              scorer_classifier)
+                              planned_scorer, scorer_classifier)
 
 __all__ = ["causal_lm_classifier", "noisy_channel_classifier", "encode_inputs"]
 
@@ -55,18 +55,8 @@ def _check_vocab(ids: np.ndarray, lm: PretrainedLM, what: str) -> None:
                      f" vocabulary of {lm.vocab_size}: tokenizer and model do not match.")
 
 
-def _batched(fn, batch_size: int):
-  """jit ``fn(params, x [P]) -> [K]`` over ``x [..., P]`` with ``lax.map`` batches."""
-  @jax.jit
-  def run(params, x):
-    flat = x.reshape((-1, x.shape[-1]))
-    out = jax.lax.map(lambda xi: fn(params, xi), flat, batch_size=batch_size)
-    return out.reshape(x.shape[:-1] + out.shape[-1:])
-  return run
-
-
 @functools.lru_cache(maxsize=64)
-def _direct_scores(graphdef, batch_size: int):
+def _direct_scores(graphdef, batch_size: int | None):
   """The jitted direct scorer of one architecture: every classifier over it shares the
   compiled programs (the weights and label ids are traced ``params``)."""
   lm = PretrainedLM("causal", graphdef, None, None, {})  # only the graph is used
@@ -75,7 +65,7 @@ def _direct_scores(graphdef, batch_size: int):
     return scoring.token_logprobs(lm, params.weights, x, params.label_ids,
                                   params.label_mask).sum(-1)
 
-  return _batched(lambda p, x: corrected(p, raw(p, x)), batch_size)
+  return planned_scorer(lambda p, x: corrected(p, raw(p, x)), batch_size)
 
 
 def _label_ids(lm, labels, template, bos):
@@ -89,7 +79,7 @@ def causal_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *, template: s
                          normalize: str = "none", pmi_premise: str | None = None,
                          content_free: Sequence[str] | None = None,
                          temperature: float | str = 1.0, bos: int | bool | None = None,
-                         batch_size: int = 8) -> Classifier:
+                         batch_size: int | None = None) -> Classifier:
   """Direct label scoring under a causal LM: scores ``[..., K]`` from one prefill.
 
   Args:
@@ -103,7 +93,8 @@ def causal_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *, template: s
       e.g. ``("N/A", "", "[MASK]")``, rendered through ``template``.
     temperature: a positive number, or ``"fit"`` to fit ``T`` on ``fit``'s data.
     bos: BOS id to prepend; ``None`` = the Llama family's ``bos_token_id``; ``False``.
-    batch_size: prompts scored in parallel.
+    batch_size: prompts scored in parallel; ``None``: from the execution plan
+      (``jgen.core.plan``).
 
   Returns:
     A conditional [`Classifier`][jgen.Classifier]; ``fit(x, y, num_classes=K)``
@@ -193,30 +184,24 @@ def encode_inputs(classifier: Classifier, texts: Sequence[str]) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _channel_scores(graphdef, batch_size: int):
+def _channel_scores(graphdef, batch_size: int | None):
   """The jitted channel scorer of one architecture (shared by its classifiers)."""
   lm = PretrainedLM("causal", graphdef, None, None, {})
+  pre_all = jax.vmap(scoring.prefill, in_axes=(None, None, 0))
+  cont = jax.vmap(scoring.continuation_logprobs, in_axes=(None, None, 0, 0, 0, 0, None, None))
 
-  @jax.jit
-  def scores(params, x):
-    flat = x.reshape((-1, x.shape[-1]))
-    pre = jax.vmap(scoring.prefill, in_axes=(None, None, 0))(lm, params.weights, params.label_ids)
-    cont = jax.vmap(scoring.continuation_logprobs,
-                    in_axes=(None, None, 0, 0, 0, 0, None, None))
+  def one(params, pre, xi):
+    raw = cont(lm, params.weights, *pre, xi, xi >= 0).sum(-1)
+    return corrected(params, jnp.where(pre[3] > 0, raw, -jnp.inf))
 
-    def one(xi):
-      return cont(lm, params.weights, *pre, xi, xi >= 0).sum(-1)
-
-    raw = jax.lax.map(one, flat, batch_size=batch_size)
-    raw = jnp.where(pre[3] > 0, raw, -jnp.inf)
-    return corrected(params, raw).reshape(x.shape[:-1] + (params.label_ids.shape[0],))
-
-  return scores
+  # Each label prompt is prefilled once per call, outside the map over inputs.
+  return planned_scorer(one, batch_size,
+                        lambda p: pre_all(lm, p.weights, p.label_ids))
 
 
 def noisy_channel_classifier(lm: PretrainedLM, label_prompts, *, template: str = " {}",
                              temperature: float | str = 1.0, bos: int | bool | None = None,
-                             batch_size: int = 8) -> Classifier:
+                             batch_size: int | None = None) -> Classifier:
   """Channel scoring ``log p(x | label_k)``: each input scored after each label prompt.
 
   Args:
@@ -226,7 +211,7 @@ def noisy_channel_classifier(lm: PretrainedLM, label_prompts, *, template: str =
     template: how the input continues a label prompt (``" {}"``).
     temperature: a positive number or ``"fit"``.
     bos: as in [`causal_lm_classifier`][jgen.text.causal_lm_classifier].
-    batch_size: inputs scored in parallel.
+    batch_size: inputs scored in parallel; ``None``: from the execution plan.
 
   Returns:
     A generative [`Classifier`][jgen.Classifier] (``log_prior`` from ``fit``'s

@@ -19,7 +19,8 @@ import numpy as np
 from jgen.core.contract import Classifier
 from jgen.text import scoring, tokenize
 from jgen.text.loader import PretrainedLM
-from jgen.text.params import LMScorerParams, corrected, fit_prompted, scorer_classifier
+from jgen.text.params import (LMScorerParams, corrected, fit_prompted, planned_scorer,
+                              scorer_classifier)
 
 __all__ = ["masked_lm_classifier", "encode_masked_prompts", "variant_ids"]
 
@@ -91,26 +92,18 @@ def encode_masked_prompts(lm: PretrainedLM, texts: Sequence[str], template: str,
 
 
 @functools.lru_cache(maxsize=64)
-def _masked_scores(graphdef, mask_id: int, batch_size: int):
+def _masked_scores(graphdef, mask_id: int, batch_size: int | None):
   """The jitted masked scorer of one architecture (shared by its classifiers)."""
   lm = PretrainedLM("masked", graphdef, None, None, {})
-
-  @jax.jit
-  def scores(params, x):
-    flat = x.reshape((-1, x.shape[-1]))
-    raw = jax.lax.map(lambda xi: scoring.masked_label_logprobs(
-        lm, params.weights, xi, mask_id, params.label_ids, params.label_mask), flat,
-        batch_size=batch_size)
-    return corrected(params, raw).reshape(x.shape[:-1] + (params.label_ids.shape[0],))
-
-  return scores
+  return planned_scorer(lambda params, xi: corrected(params, scoring.masked_label_logprobs(
+      lm, params.weights, xi, mask_id, params.label_ids, params.label_mask)), batch_size)
 
 
 def masked_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *,
                          template: str = DEFAULT_TEMPLATE, mask_token: str = "[MASK]",
                          prefixes: Sequence[str] = ("", " "), pmi_premise: str | None = None,
                          content_free: Sequence[str] | None = None,
-                         temperature: float | str = 1.0, batch_size: int = 8) -> Classifier:
+                         temperature: float | str = 1.0, batch_size: int | None = None) -> Classifier:
   """Label scores at the mask of a masked LM: ``log sum_v p(variant_v(label_k))``.
 
   Args:
@@ -124,7 +117,8 @@ def masked_lm_classifier(lm: PretrainedLM, labels: Sequence[str], *,
       subtracted (domain-conditional PMI).
     content_free: content-free inputs for contextual calibration.
     temperature: a positive number or ``"fit"``.
-    batch_size: prompts scored in parallel.
+    batch_size: prompts scored in parallel; ``None``: from the execution plan
+      (``jgen.core.plan``).
 
   Returns:
     A conditional [`Classifier`][jgen.Classifier].

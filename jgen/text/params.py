@@ -14,12 +14,14 @@ PMI and contextual-calibration offsets and ``beta = 1 / T``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen.core import plan as plan_lib
 from jgen.core.contract import Classifier, check_params_type
 from jgen.text import corrections
 
@@ -147,3 +149,43 @@ def scorer_classifier(name: str, hyperparams: dict, fit, scores, *,
   log_prior = (lambda params: None) if conditional else (lambda params: params.log_prior)
   return Classifier(fit, log_likelihood, log_prior, lm_class_axes, name, hyperparams,
                     LMScorerParams, conditional=conditional)
+
+
+def planned_scorer(one: Callable, batch_size: int | None,
+                   setup: Callable | None = None) -> Callable:
+  """``scores(params, x[..., P]) -> [..., K]`` from ``one(params, x[P]) -> [K]``
+  (or ``one(params, setup(params), x[P])``, ``setup`` run once per call), ``lax.map``
+  over prompts in batches of ``batch_size``; ``None`` takes the batch from the
+  execution plan in force (``jgen.core.plan``): the budget over the largest
+  intermediate of one prompt (e.g. its ``[K, L, V]`` label logits). One compile per
+  (shape, batch)."""
+  if setup is not None:
+    one_with, one = one, lambda p, xi: one_with(p, setup(p), xi)
+
+  @functools.partial(jax.jit, static_argnums=2)
+  def run(params, x, rows):
+    flat = x.reshape((-1, x.shape[-1]))
+    if setup is None:
+      out = jax.lax.map(lambda xi: one(params, xi), flat, batch_size=rows)
+    else:
+      ctx = setup(params)
+      out = jax.lax.map(lambda xi: one_with(params, ctx, xi), flat, batch_size=rows)
+    return out.reshape(x.shape[:-1] + out.shape[-1:])
+
+  @functools.lru_cache(maxsize=32)
+  def per_prompt(struct, length: int, dtype) -> int:
+    params = jax.tree.unflatten(struct[0], [jax.ShapeDtypeStruct(s, d)
+                                            for s, d in struct[1]])
+    return plan_lib.largest_intermediate(one, params,
+                                         jax.ShapeDtypeStruct((length,), dtype))
+
+  def scores(params, x):
+    rows = max(int(np.prod(x.shape[:-1], dtype=np.int64)), 1)
+    if batch_size is None:
+      leaves, treedef = jax.tree.flatten(params)
+      struct = (treedef, tuple((tuple(np.shape(l)), jnp.result_type(l)) for l in leaves))
+      per = per_prompt(struct, int(x.shape[-1]), jnp.dtype(x.dtype))
+      return run(params, x, plan_lib.items_per_call(per, rows))
+    return run(params, x, min(int(batch_size), rows))
+
+  return scores

@@ -79,8 +79,11 @@ class Conditioning(nnx.Module):
     self.out = nnx.Linear(cond_dim, cond_dim, rngs=rngs)
 
   def __call__(self, gamma: jax.Array, y: jax.Array) -> jax.Array:
-    g = self.gamma_in(fourier_features(gamma, self.num_fourier))
-    return self.out(nnx.silu(self.embed(y) + g))
+    # Features in float32 (sin/cos of gamma), then the parameters' dtype: a bfloat16
+    # network stays bfloat16 (jgen.core.precision); a no-op in float32.
+    dtype = self.gamma_in.kernel[...].dtype
+    g = self.gamma_in(fourier_features(gamma, self.num_fourier).astype(dtype))
+    return self.out(nnx.silu(self.embed(y).astype(dtype) + g))
 
 
 class DenoiserBase(nnx.Module):

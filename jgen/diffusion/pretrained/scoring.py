@@ -22,6 +22,8 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgen.core import compilation
+from jgen.core.plan import items_per_call
+from jgen.diffusion.chunking import activation_bytes
 from jgen.diffusion.parametrizations import Denoiser, eps_prediction
 from jgen.diffusion.pretrained.denoiser import DDPMSchedule
 from jgen.diffusion.schedules import grid
@@ -93,12 +95,15 @@ def reference_times(t_interval: int = 5, schedule: DDPMSchedule = DDPMSchedule()
   return jnp.asarray(steps, jnp.float32) / (schedule.num_train_timesteps - 1)
 
 
-@functools.partial(compilation.jit, static_argnums=0)
 def class_eps_errors(apply_fn: Denoiser | Callable, params, x: ArrayLike, noise: ArrayLike,
-                     gammas: ArrayLike, classes: ArrayLike) -> jax.Array:
+                     gammas: ArrayLike, classes: ArrayLike, *,
+                     pairs_per_call: int | None = None) -> jax.Array:
   """Mean squared ε-errors of every class at every gamma, with shared noise.
 
-  Classes are vmapped; timesteps run in sequence (``lax.map``) to bound memory.
+  The ``num_t * K`` (timestep, class) pairs run ``pairs_per_call`` per vectorised
+  denoiser call (``lax.map`` over chunks), by default as many as the execution plan
+  in force allows (``jgen.core.plan``: the cache on CPU, free memory on GPU/TPU).
+  Errors are accumulated in float32 whatever the denoiser computes in.
 
   Args:
     apply_fn: a [`Denoiser`][jgen.diffusion.Denoiser] (e.g.
@@ -111,9 +116,13 @@ def class_eps_errors(apply_fn: Denoiser | Callable, params, x: ArrayLike, noise:
     gammas: ``[num_t]`` (e.g.
       [`reference_gammas`][jgen.diffusion.pretrained.reference_gammas]).
     classes: ``int[K]`` labels to score.
+    pairs_per_call: (timestep, class) pairs per call; default from the plan.
 
   Returns:
     ``[num_t, K]`` float32: ``mean((eps - eps_hat)^2)`` over the data axes.
+
+  Raises:
+    ValueError: naming the budget when one pair does not fit a memory plan.
 
   Examples:
     >>> from jgen.diffusion.pretrained import DiTConfig, dit_denoiser, init_dit
@@ -126,26 +135,43 @@ def class_eps_errors(apply_fn: Denoiser | Callable, params, x: ArrayLike, noise:
     (4, 3)
   """
   x = jnp.asarray(x, jnp.float32)
-  noise = jnp.asarray(noise, jnp.float32)
+  classes = jnp.asarray(classes, jnp.int32)
   gammas = jnp.asarray(gammas, jnp.float32)
+  total = int(gammas.shape[0]) * int(classes.shape[0])
+  if pairs_per_call is None:
+    den = apply_fn if isinstance(apply_fn, Denoiser) else Denoiser(apply_fn, "eps")
+    pairs_per_call = items_per_call(activation_bytes(den, params, x.shape, x.dtype),
+                                    total)
+  elif isinstance(pairs_per_call, bool) or not isinstance(pairs_per_call, int) \
+      or pairs_per_call < 1:
+    raise ValueError(f"pairs_per_call must be a positive int, got {pairs_per_call!r}.")
+  return _class_eps_errors(apply_fn, params, x, noise, gammas, classes,
+                           min(pairs_per_call, max(total, 1)))
+
+
+@functools.partial(compilation.jit, static_argnums=(0, 6))
+def _class_eps_errors(apply_fn, params, x, noise, gammas, classes, chunk):
+  noise = jnp.asarray(noise, jnp.float32)
   if noise.shape == x.shape:
     noise = jnp.broadcast_to(noise, gammas.shape + x.shape)
   if noise.shape != gammas.shape + x.shape:
     raise ValueError(f"noise must have shape {x.shape} or {gammas.shape + x.shape},"
                      f" got {noise.shape}.")
+  num_k = classes.shape[0]
+  alpha = jnp.sqrt(jax.nn.sigmoid(-gammas)).reshape((-1,) + (1,) * x.ndim)
+  sigma = jnp.sqrt(jax.nn.sigmoid(gammas)).reshape((-1,) + (1,) * x.ndim)
+  z = alpha * x[None] + sigma * noise                             # [num_t, *shape]
 
-  def at(args):
-    gamma, eps = args
-    z = jnp.sqrt(jax.nn.sigmoid(-gamma)) * x + jnp.sqrt(jax.nn.sigmoid(gamma)) * eps
-    def err(y):
-      if isinstance(apply_fn, Denoiser):
-        eps_hat = eps_prediction(apply_fn, params, z, gamma, y)
-      else:
-        eps_hat = apply_fn(params, z, gamma, y)
-      return jnp.mean(jnp.square(eps - eps_hat))
-    return jax.vmap(err)(jnp.asarray(classes, jnp.int32))
+  def err(p):  # pair index -> error of (timestep p // K, class p % K)
+    j, y = p // num_k, classes[p % num_k]
+    if isinstance(apply_fn, Denoiser):
+      eps_hat = eps_prediction(apply_fn, params, z[j], gammas[j], y)
+    else:
+      eps_hat = apply_fn(params, z[j], gammas[j], y)
+    return jnp.mean(jnp.square(noise[j] - eps_hat.astype(jnp.float32)))
 
-  return jax.lax.map(at, (gammas, noise))
+  pairs = jnp.arange(gammas.shape[0] * num_k, dtype=jnp.int32)
+  return jax.lax.map(err, pairs, batch_size=chunk).reshape(gammas.shape[0], num_k)
 
 
 def class_mean_errors(apply_fn: Denoiser | Callable, params, x: ArrayLike, noise: ArrayLike,
