@@ -102,21 +102,24 @@ def standardized_target(cov: np.ndarray, means: np.ndarray) -> np.ndarray:
 
 def check_rank(cov: np.ndarray, rows: np.ndarray, classes, tol: float,
                param: str, svd: bool) -> None:
-  """scikit-learn's QDA check: every class covariance has all eigenvalues above
-  ``tol`` (with ``svd``, at most ``rows_k`` of them count), else ``LinAlgError``."""
+  """scikit-learn's QDA check: every class covariance (regularised or shrunk) has
+  all its eigenvalues above ``tol``, else ``LinAlgError`` with scikit-learn's message.
+
+  scikit-learn's svd solver also refuses a class with at most ``D`` examples when
+  ``reg_param > 0`` makes its covariance full rank (its factorisation keeps only
+  ``min(n_k, D)`` directions); jgen fits that covariance.
+  """
   d = cov.shape[-1]
   for k, label in enumerate(classes):
-    lam = np.linalg.eigvalsh(cov[k])
-    rank = int(np.sum(lam > tol)) if not svd or rows[k] >= d else min(
-        int(np.sum(lam > tol)), int(rows[k]))
-    if rank < d:
-      if svd and rows[k] <= d:
-        raise np.linalg.LinAlgError(
-            f"The covariance matrix of class {label} is not full rank. When using"
-            f" `solver='svd'` the number of samples in each class should be more than"
-            f" the number of features, but class {label} has {rows[k]} samples and"
-            f" {d} features. Try using `solver='eigen'` and setting the parameter"
-            f" `shrinkage` for regularization.")
+    if int(np.sum(np.linalg.eigvalsh(cov[k]) > tol)) == d:
+      continue
+    if svd and rows[k] <= d:
       raise np.linalg.LinAlgError(
-          f"The covariance matrix of class {label} is not full rank. Increase the"
-          f" value of `{param}` to reduce the collinearity.")
+          f"The covariance matrix of class {label} is not full rank. When using"
+          f" `solver='svd'` the number of samples in each class should be more than"
+          f" the number of features, but class {label} has {rows[k]} samples and"
+          f" {d} features. Try using `solver='eigen'` and setting the parameter"
+          f" `shrinkage` for regularization.")
+    raise np.linalg.LinAlgError(
+        f"The covariance matrix of class {label} is not full rank. Increase the"
+        f" value of `{param}` to reduce the collinearity.")

@@ -413,7 +413,8 @@ class QuadraticDiscriminantAnalysis(JgenClassifier):
 
   def predict(self, X) -> np.ndarray:
     """Labels ``[n_samples]`` maximising the class scores."""
-    return self.classes_[np.argmax(self._decision(X), axis=1)]
+    scores = self._decision(X)   # first: raises NotFittedError before classes_ is read
+    return self.classes_[np.argmax(scores, axis=1)]
 
   def predict_log_proba(self, X) -> np.ndarray:
     """Log class probabilities ``[n_samples, K]``."""
