@@ -171,7 +171,9 @@ def standardized_target(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
   ok = resolvable(var, mean_sq)
   scale2 = jnp.where(ok, var, 1)
   mu = jnp.sum(ok, axis=-1, keepdims=True).astype(cov.dtype) / cov.shape[-1]
-  return (mu * scale2)[..., None] * jnp.eye(cov.shape[-1], dtype=cov.dtype)
+  d = cov.shape[-1]
+  eye = jnp.eye(d, dtype=cov.dtype).reshape((1,) * (cov.ndim - 2) + (d, d))
+  return (mu * scale2)[..., None] * eye
 
 
 def ledoit_wolf_shrinkage(x: ArrayLike, y: ArrayLike, num_classes: int,

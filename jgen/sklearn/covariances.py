@@ -123,3 +123,27 @@ def check_rank(cov: np.ndarray, rows: np.ndarray, classes, tol: float,
     raise np.linalg.LinAlgError(
         f"The covariance matrix of class {label} is not full rank. Increase the"
         f" value of `{param}` to reduce the collinearity.")
+
+
+def estimator_covariance(estimator, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+  """``estimator.fit(rows).covariance_`` on the rows of positive weight ``[D, D]``.
+
+  A covariance estimator takes no weights, so weights other than 0 and 1 (0 drops
+  a padding row) raise ``ValueError``.
+  """
+  if np.any((w != 0) & (w != 1)):
+    raise ValueError("sample_weight: a covariance_estimator takes no weights; only"
+                     " weights 0 and 1 are supported with it.")
+  estimator.fit(np.asarray(x, np.float64)[w > 0])
+  if not hasattr(estimator, "covariance_"):
+    raise ValueError(f"{type(estimator).__name__} does not have a covariance_"
+                     " attribute")
+  return np.atleast_2d(np.asarray(estimator.covariance_, np.float64))
+
+
+def check_estimator_shrinkage(covariance_estimator, shrinkage) -> None:
+  """scikit-learn's rule: ``shrinkage`` and ``covariance_estimator`` exclude each
+  other."""
+  if covariance_estimator is not None and shrinkage is not None and shrinkage != 0:
+    raise ValueError("covariance_estimator and shrinkage parameters are not None."
+                     " Only one of the two can be set.")

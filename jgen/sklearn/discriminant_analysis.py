@@ -13,6 +13,7 @@ import math
 from numbers import Integral
 from numbers import Real
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
@@ -29,12 +30,17 @@ from sklearn.utils.validation import validate_data
 from jgen.gaussian.families import fit_stats
 from jgen.gaussian.families import lda
 from jgen.gaussian.families import qda
+from jgen.gaussian.params import LDAParams
+from jgen.gaussian.params import QDAParams
+from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.solvers import discriminant_subspace
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 from jgen.gaussian.stats import sufficient_stats
 from jgen.sklearn.base import JgenClassifier
 from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.covariances import check_estimator_shrinkage
 from jgen.sklearn.covariances import check_rank
+from jgen.sklearn.covariances import estimator_covariance
 from jgen.sklearn.covariances import class_moments
 from jgen.sklearn.covariances import discriminant_priors
 from jgen.sklearn.covariances import shrunk
@@ -45,11 +51,9 @@ __all__ = ["LinearDiscriminantAnalysis", "QuadraticDiscriminantAnalysis"]
 _SHRINKAGE = [StrOptions({"auto"}), Interval(Real, 0, 1, closed="both"), None]
 
 
-def _no_estimator(covariance_estimator) -> None:
-  if covariance_estimator is not None:
-    raise ValueError("covariance_estimator: jgen supports only None (the empirical"
-                     " covariance with optional `shrinkage`, a float or 'auto'), got"
-                     f" {covariance_estimator!r}.")
+def _estimator_covs(est, xn, yn, wn, num_classes) -> np.ndarray:
+  return np.stack([estimator_covariance(est, xn[yn == k], wn[yn == k])
+                   for k in range(num_classes)])
 
 
 def _numpy(x, y, w):
@@ -77,7 +81,9 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
       ``min(K - 1, n_features)``).
     store_covariance: with ``"svd"``, also store ``covariance_``.
     tol: threshold on the svd solver's standardised singular values.
-    covariance_estimator: only ``None`` (any other value raises ``ValueError``).
+    covariance_estimator: ``None``, or an estimator with ``fit`` and ``covariance_``
+      (``"lsqr"``/``"eigen"``) that estimates each class covariance; it takes no
+      weights, so only sample weights 0 and 1 go with it.
 
   Attributes:
     classes_: the labels ``[K]``, sorted.
@@ -141,8 +147,14 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
       if self.covariance_estimator is not None:
         raise ValueError("covariance estimator is not supported with svd solver."
                          " Try another solver")
-    _no_estimator(self.covariance_estimator)
-    return super().fit(X, y, sample_weight)
+    check_estimator_shrinkage(self.covariance_estimator, self.shrinkage)
+    super().fit(X, y, sample_weight)
+    if getattr(X, "dtype", None) == np.float32:   # scikit-learn keeps float32 input's
+      for name in ("coef_", "intercept_", "means_", "priors_", "covariance_",
+                   "scalings_", "xbar_", "explained_variance_ratio_"):
+        if hasattr(self, name):
+          setattr(self, name, np.asarray(getattr(self, name), np.float32))
+    return self
 
   def _fit_params(self, x, y, num_classes, sample_weight):
     xn, yn, wn = _numpy(x, y, sample_weight)
@@ -163,6 +175,8 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     if self.solver == "svd":
       return self._fit_svd(x, y, num_classes, sample_weight, m, pooled)
     s = self._shrinkage()
+    if self.covariance_estimator is not None:
+      return self._fit_estimator(xn, yn, wn, m, x.dtype)
     if s == "auto":
       lw = np.asarray(ledoit_wolf_shrinkage(x, y, num_classes, sample_weight),
                       np.float64)
@@ -182,6 +196,19 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     if self.solver == "eigen":
       self._eigen(xn, wn, s, m)
     return params
+
+  def _fit_estimator(self, xn, yn, wn, m, dtype):
+    """``covariance_estimator``: the pooled class covariances it estimates."""
+    covs = _estimator_covs(self.covariance_estimator, xn, yn, wn, len(m.count))
+    self.covariance_ = np.einsum("k,kde->de", self.priors_.astype(np.float64), covs)
+    mean_sq = np.einsum("k,kd->d", m.count / m.count.sum(), m.means ** 2)
+    u = precision_cholesky(jnp.asarray(self.covariance_, dtype),
+                           jnp.asarray(mean_sq, dtype))
+    if self.solver == "eigen":
+      self._eigen(xn, wn, None, m)
+    self.covariance_ = self.covariance_.astype(compute_dtype())
+    return LDAParams(jnp.asarray(m.means, dtype), u,
+                     jnp.log(jnp.asarray(self.priors_, dtype)))
 
   def _fit_svd(self, x, y, num_classes, w, m, pooled):
     stats = sufficient_stats(x, y, num_classes, pooled=True, weights=w,
@@ -205,7 +232,9 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     mean = wk @ xk / wk.sum()
     xc = (xk - mean) * np.sqrt(wk)[:, None]
     total = xc.T @ xc / wk.sum()
-    if s == "auto":
+    if self.covariance_estimator is not None:
+      total = estimator_covariance(self.covariance_estimator, xk, np.ones_like(wk))
+    elif s == "auto":
       lw = float(np.asarray(ledoit_wolf_shrinkage(xk, np.zeros(len(xk), np.int32), 1,
                                                   wk))[0])
       total = total + lw * (standardized_target(total[None], mean[None])[0] - total)
@@ -294,7 +323,9 @@ class QuadraticDiscriminantAnalysis(JgenClassifier):
     reg_param: ``r`` in ``[0, 1]`` (``"svd"``).
     store_covariance: keep ``covariance_`` ``[K, D, D]``.
     tol: eigenvalue threshold of the rank check.
-    covariance_estimator: only ``None`` (any other value raises ``ValueError``).
+    covariance_estimator: ``None``, or an estimator with ``fit`` and ``covariance_``
+      (``"lsqr"``/``"eigen"``) that estimates each class covariance; it takes no
+      weights, so only sample weights 0 and 1 go with it.
 
   Attributes:
     classes_: the labels ``[K]``, sorted.
@@ -349,7 +380,7 @@ class QuadraticDiscriminantAnalysis(JgenClassifier):
       if self.covariance_estimator is not None:
         raise ValueError("covariance_estimator is not supported with solver='svd'."
                          " Try solver='eigen' instead.")
-    _no_estimator(self.covariance_estimator)
+    check_estimator_shrinkage(self.covariance_estimator, self.shrinkage)
     X, y, _ = self._validate_fit(X, y, None)
     n_classes = len(np.unique(y))
     if n_classes < 2:
@@ -373,6 +404,8 @@ class QuadraticDiscriminantAnalysis(JgenClassifier):
     if self.solver == "svd":
       r = self.reg_param
       cov = (1 - r) * m.cov + r * np.eye(xn.shape[1])
+    elif self.covariance_estimator is not None:
+      cov = _estimator_covs(self.covariance_estimator, xn, yn, wn, num_classes)
     elif self.shrinkage == "auto":
       lw = np.asarray(ledoit_wolf_shrinkage(x, y, num_classes, sample_weight),
                       np.float64)
@@ -390,6 +423,11 @@ class QuadraticDiscriminantAnalysis(JgenClassifier):
     if self.store_covariance:
       self.covariance_ = cov.astype(dtype)
     total = self.priors_.sum()
+    if self.covariance_estimator is not None:
+      dt = x.dtype
+      u = jax.vmap(precision_cholesky)(jnp.asarray(cov, dt), jnp.asarray(m.means ** 2, dt))
+      return QDAParams(jnp.asarray(m.means, dt), u,
+                       jnp.log(jnp.asarray(self.priors_ / total, dt)))
     return self._model().fit(x, y, num_classes=num_classes, sample_weight=sample_weight,
                              priors=jnp.asarray(self.priors_ / total, x.dtype))
 
