@@ -100,7 +100,7 @@ def standardized_target(cov: np.ndarray, means: np.ndarray) -> np.ndarray:
   return (mu * scale2)[..., None] * np.eye(cov.shape[-1])
 
 
-def check_rank(cov: np.ndarray, rows: np.ndarray, classes, tol: float,
+def check_rank(cov: np.ndarray, count: np.ndarray, classes, tol: float,
                param: str, svd: bool) -> None:
   """scikit-learn's QDA check: every class covariance (regularised or shrunk) has
   all its eigenvalues above ``tol``, else ``LinAlgError`` with scikit-learn's message.
@@ -113,11 +113,11 @@ def check_rank(cov: np.ndarray, rows: np.ndarray, classes, tol: float,
   for k, label in enumerate(classes):
     if int(np.sum(np.linalg.eigvalsh(cov[k]) > tol)) == d:
       continue
-    if svd and rows[k] <= d:
+    if svd and count[k] <= d:
       raise np.linalg.LinAlgError(
           f"The covariance matrix of class {label} is not full rank. When using"
           f" `solver='svd'` the number of samples in each class should be more than"
-          f" the number of features, but class {label} has {rows[k]} samples and"
+          f" the number of features, but class {label} has {count[k]:g} samples and"
           f" {d} features. Try using `solver='eigen'` and setting the parameter"
           f" `shrinkage` for regularization.")
     raise np.linalg.LinAlgError(

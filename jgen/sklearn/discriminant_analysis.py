@@ -392,7 +392,9 @@ class QuadraticDiscriminantAnalysis(JgenClassifier):
     xn, yn, wn = _numpy(x, y, sample_weight)
     m = class_moments(xn, yn, wn, num_classes)
     for k in range(num_classes):
-      if m.rows[k] == 1:
+      # Weights count examples (w = 3 is a row repeated three times), so a class's
+      # number of samples is its total weight.
+      if m.count[k] <= 1:
         raise ValueError(f"y has only 1 sample in class {self.classes_[k]}, covariance"
                          " is ill defined.")
     if self.priors is None:
@@ -412,7 +414,7 @@ class QuadraticDiscriminantAnalysis(JgenClassifier):
       cov = m.cov + lw[:, None, None] * (standardized_target(m.cov, m.means) - m.cov)
     else:
       cov = shrunk(m.cov, 0.0 if self.shrinkage is None else self.shrinkage)
-    check_rank(cov, m.rows, self.classes_, self.tol,
+    check_rank(cov, m.count, self.classes_, self.tol,
                "reg_param" if self.solver == "svd" else "shrinkage",
                self.solver == "svd")
     lam, vec = np.linalg.eigh(cov)
