@@ -64,7 +64,7 @@ def _mark_xfails(namespace: dict, xfail: dict) -> None:
     for m in getattr(func, "pytestmark", []):
       if m.name != "parametrize":
         continue
-      argnames, values = m.args[0], list(m.args[1])
+      values = list(m.args[1])
       ids = m.kwargs.get("ids")
       for i, v in enumerate(values):
         vid = ids[i] if ids else _id_of(v)

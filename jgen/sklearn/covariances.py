@@ -14,7 +14,8 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["ClassMoments", "class_moments", "discriminant_priors", "shrunk",
-           "standardized_target", "check_rank"]
+           "standardized_target", "check_rank", "estimator_covariance",
+           "estimator_covariances", "check_estimator_shrinkage"]
 
 
 class ClassMoments(NamedTuple):
@@ -139,6 +140,14 @@ def estimator_covariance(estimator, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     raise ValueError(f"{type(estimator).__name__} does not have a covariance_"
                      " attribute")
   return np.atleast_2d(np.asarray(estimator.covariance_, np.float64))
+
+
+def estimator_covariances(estimator, x: np.ndarray, y: np.ndarray, w: np.ndarray,
+                          num_classes: int) -> np.ndarray:
+  """``estimator_covariance`` of each
+  class ``[K, D, D]``."""
+  return np.stack([estimator_covariance(estimator, x[y == k], w[y == k])
+                   for k in range(num_classes)])
 
 
 def check_estimator_shrinkage(covariance_estimator, shrinkage) -> None:
