@@ -19,6 +19,9 @@ from jgen.gaussian.families import lda
 from jgen.gaussian.families import qda
 from jgen.gaussian.families import fit_stats
 from jgen.gaussian.sharded import sufficient_stats_data_parallel
+from jgen.gaussian.solvers import DiscriminantSubspace
+from jgen.gaussian.solvers import discriminant_subspace
+from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 
 __all__ = (
     "GaussianStats",
@@ -34,4 +37,7 @@ __all__ = (
     "qda",
     "fit_stats",
     "sufficient_stats_data_parallel",
+    "DiscriminantSubspace",
+    "discriminant_subspace",
+    "ledoit_wolf_shrinkage",
 )

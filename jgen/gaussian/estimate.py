@@ -25,6 +25,9 @@ from jgen.gaussian.params import QDAParams
 from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.params import valid_classes
 from jgen.gaussian.params import valid_classes_jit
+from jgen.gaussian.solvers import ledoit_wolf_shrinkage
+from jgen.gaussian.solvers import standardized_target
+from jgen.gaussian.solvers import svd_lda_core
 from jgen.gaussian.stats import GaussianStats
 from jgen.gaussian.stats import check_stats
 from jgen.gaussian.stats import checked_stats
@@ -135,11 +138,38 @@ def _lda_core(stats: GaussianStats, log_prior: jax.Array,
                    log_prior)
 
 
-def _qda_core(stats: GaussianStats, log_prior: jax.Array, reg_param: float) -> QDAParams:
+def _lda_auto_core(stats: GaussianStats, log_prior: jax.Array,
+                   shrinkage: jax.Array) -> LDAParams:
+  """scikit-learn's ``shrinkage="auto"``: each class covariance shrunk by its own
+  Ledoit-Wolf ``shrinkage [K]`` towards its standardised target, pooled with the
+  class priors."""
+  means, scatter = moments(stats)
+  n = stats.count
+  cov = scatter / jnp.where(n > 0, n, 1)[:, None, None]               # [K, D, D]
+  s = shrinkage[:, None, None]
+  cov = (1.0 - s) * cov + s * standardized_target(cov, means * means)
+  pi = jnp.exp(log_prior)
+  cov = jnp.sum(pi[:, None, None] * jnp.where((n > 0)[:, None, None], cov, 0), axis=0)
+  w = n / jnp.sum(n)
+  mean_sq = jnp.sum(w[:, None] * jnp.where(n[:, None] > 0, means, 0) ** 2, axis=0)
+  return LDAParams(_mask_invalid(means, n > 0), precision_cholesky(cov, mean_sq),
+                   log_prior)
+
+
+def _qda_core(stats: GaussianStats, log_prior: jax.Array, reg) -> QDAParams:
+  """``reg = (reg_param, shrinkage)``: a shrinkage ``[]`` towards ``tr(C)/D I`` (a
+  float) or ``[K]`` towards the standardised target (Ledoit-Wolf, ``"auto"``)."""
+  reg_param, shrinkage = reg
   means, scatter = moments(stats)
   n = stats.count
   d = means.shape[-1]
   cov = scatter / jnp.where(n > 0, n, 1)[:, None, None]
+  if jnp.ndim(shrinkage) == 1:
+    s = shrinkage[:, None, None]
+    cov = (1.0 - s) * cov + s * standardized_target(cov, means * means)
+  else:
+    mu = jnp.trace(cov, axis1=-2, axis2=-1)[:, None, None] / d
+    cov = (1.0 - shrinkage) * cov + shrinkage * mu * jnp.eye(d, dtype=cov.dtype)[None]
   # scikit-learn QuadraticDiscriminantAnalysis: (1 - r) S^2 / n_k + r on the singular
   # values of the centred class data, i.e. (1 - r) C_k + r I with C_k the MLE (ddof 0).
   cov = (1.0 - reg_param) * cov + reg_param * jnp.eye(d, dtype=cov.dtype)[None]
@@ -167,6 +197,9 @@ class Family(NamedTuple):
   min_count: int
   family: str
   remedy: str
+  # For a regularisation estimated from the data (Ledoit-Wolf): ``(x, y, w,
+  # num_classes, reg) -> reg``, run by ``fit`` before the parameter map.
+  data_reg: Callable | None = None
 
 
 # Hyperparameters are traced scalars: one compilation serves every setting.
@@ -190,6 +223,9 @@ _fit_program_jit = jax.jit(_fit_program, static_argnums=(5, 6, 7, 8))
 
 
 def from_stats(spec: Family, stats: GaussianStats, priors):
+  if spec.data_reg is not None:
+    raise ValueError(f"{spec.family} estimates its shrinkage from the data"
+                     " (Ledoit-Wolf), which statistics do not determine: use model.fit.")
   k, _ = check_stats(stats, need_full=spec.full_covariance,
                      need_per_class=not spec.pooled, family=spec.family)
   params = _core_jit(spec.core, stats, _log_prior(stats, priors, k), spec.reg)
@@ -199,6 +235,11 @@ def from_stats(spec: Family, stats: GaussianStats, priors):
 
 def fit(spec: Family, x, y, num_classes, sample_weight, priors):
   num_classes, x, y, w, checkable = prepare_fit(x, y, num_classes, sample_weight)
+  if spec.data_reg is not None:
+    if checkable:   # the estimate needs valid values: check them first
+      _checks.check_labels_and_values(x, y, num_classes)
+    spec = spec._replace(reg=spec.data_reg(x, y, w, num_classes, spec.reg),
+                         data_reg=None)
   if checkable:
     log_prior = None if priors is None else _user_log_prior(priors, num_classes, x.dtype)
     params, packed = _fit_program_jit(x, y, w, log_prior, spec.reg, spec.core,
@@ -219,14 +260,33 @@ def nb_family(var_smoothing: float, pooled: bool) -> Family:
                  False, pooled, 1, f"gaussian_nb(pooled={pooled})", "use var_smoothing > 0")
 
 
-def lda_family(shrinkage: float) -> Family:
+def _lw_reg(x, y, w, num_classes, reg):
+  return ledoit_wolf_shrinkage(x, y, num_classes, w)
+
+
+def _qda_lw_reg(x, y, w, num_classes, reg):
+  return reg[0], ledoit_wolf_shrinkage(x, y, num_classes, w)
+
+
+def lda_family(shrinkage, solver: str = "lsqr", tol: float = 1e-4) -> Family:
+  if solver == "svd":
+    return Family(svd_lda_core, tol, True, True, 1, f"lda(solver='svd', tol={tol})",
+                  "check the labels")
+  if shrinkage == "auto":
+    return Family(_lda_auto_core, None, True, False, 1, "lda(shrinkage='auto')",
+                  "use a fixed shrinkage > 0", _lw_reg)
   return Family(_lda_core, shrinkage, True, True, 1, f"lda(shrinkage={shrinkage})",
-                 "use shrinkage > 0")
+                "use shrinkage > 0")
 
 
-def qda_family(reg_param: float) -> Family:
-  return Family(_qda_core, reg_param, True, False, 2, f"qda(reg_param={reg_param})",
-                 "use reg_param > 0")
+def qda_family(reg_param: float, shrinkage=0.0) -> Family:
+  name = f"qda(reg_param={reg_param}" + (f", shrinkage={shrinkage!r})" if shrinkage
+                                         else ")")
+  if shrinkage == "auto":
+    return Family(_qda_core, (reg_param, None), True, False, 2, name,
+                  "use reg_param > 0", _qda_lw_reg)
+  return Family(_qda_core, (reg_param, shrinkage), True, False, 2, name,
+                "use reg_param > 0")
 
 
 def family_of(model: Classifier) -> Family:
@@ -236,8 +296,11 @@ def family_of(model: Classifier) -> Family:
   if model.name == "gaussian_nb":
     return nb_family(float(h["var_smoothing"]), bool(h["pooled"]))
   if model.name == "lda":
-    return lda_family(float(h["shrinkage"]))
+    s = h["shrinkage"]
+    return lda_family(s if s == "auto" else float(s), str(h.get("solver", "lsqr")),
+                      float(h.get("tol", 1e-4)))
   if model.name == "qda":
-    return qda_family(float(h["reg_param"]))
+    s = h.get("shrinkage", 0.0)
+    return qda_family(float(h["reg_param"]), s if s == "auto" else float(s))
   raise TypeError(f"model must be a Gaussian family (gaussian_nb, lda or qda), got"
                   f" {model.name!r}.")

@@ -158,17 +158,35 @@ def gaussian_nb(var_smoothing: float = 1e-9, pooled: bool = False) -> Classifier
                      nb_log_likelihood, _nb_axes)
 
 
-def lda(shrinkage: float = 0.0) -> Classifier:
+def lda(shrinkage: float | str = 0.0, solver: str = "lsqr",
+        tol: float = 1e-4) -> Classifier:
   r"""Linear discriminant analysis: ``p(x | y=k) = N(x; mu_k, Sigma)``, shared ``Sigma``.
 
-  ``Sigma`` is the pooled within-class MLE covariance ``sum_k pi_k C_k`` (ddof 0),
-  shrunk toward the scaled identity, ``(1 - s) Sigma + s tr(Sigma)/D I``: the model of
-  scikit-learn's ``LinearDiscriminantAnalysis(solver="lsqr", shrinkage=s)``. Scoring
-  whitens with the inverse Cholesky factor and expands the squared distance into one
-  ``[M, D] @ [D, K]`` matmul.
+  ``solver="lsqr"`` (the default; ``"eigen"`` is the same model): ``Sigma`` is the
+  pooled within-class MLE covariance ``sum_k pi_k C_k`` (ddof 0, ``pi_k`` the class
+  frequencies), shrunk toward the scaled identity, ``(1 - s) Sigma + s tr(Sigma)/D I``:
+  the model of scikit-learn's ``LinearDiscriminantAnalysis(solver="lsqr",
+  shrinkage=s)``. ``shrinkage="auto"`` shrinks each class covariance by its own
+  Ledoit-Wolf estimate ([`ledoit_wolf_shrinkage`][jgen.gaussian.ledoit_wolf_shrinkage])
+  and pools them with the class priors, as scikit-learn does.
+
+  ``solver="svd"`` is rank-aware (scikit-learn's default solver): it whitens the
+  within-class covariance in the subspace the data span and keeps the directions the
+  class centres span ([`discriminant_subspace`][jgen.gaussian.discriminant_subspace]),
+  so constant or collinear features need no shrinkage. Its posteriors are
+  scikit-learn's; ``params.means`` then hold the class centres projected onto the
+  kept directions, and ``log_likelihood`` is the density of that model with the
+  discarded directions given unit standardised variance (the same for every class).
+
+  Scoring whitens with the inverse Cholesky factor and expands the squared distance
+  into one ``[M, D] @ [D, K]`` matmul.
 
   Args:
-    shrinkage: ``s`` in ``[0, 1]``.
+    shrinkage: ``s`` in ``[0, 1]``, or ``"auto"`` (Ledoit-Wolf); ``0`` with
+      ``solver="svd"``.
+    solver: ``"lsqr"``, ``"eigen"`` (the same fit) or ``"svd"``.
+    tol: the svd solver's threshold on standardised singular values (scikit-learn's
+      ``tol``).
 
   Examples:
     >>> import jax.numpy as jnp, jgen
@@ -177,27 +195,53 @@ def lda(shrinkage: float = 0.0) -> Classifier:
     >>> params = model.fit(x, jnp.array([0, 0, 1, 1]), num_classes=2)
     >>> jgen.predict(model, params, jnp.array([[0.1, 0.9], [2.2, 2.0]]))
     Array([0, 1], dtype=int32)
+    >>> x3 = jnp.concatenate([x, jnp.ones((4, 1))], axis=1)  # a constant feature
+    >>> svd = jgen.lda(solver="svd")
+    >>> params = svd.fit(x3, jnp.array([0, 0, 1, 1]), num_classes=2)
+    >>> jgen.predict(svd, params, jnp.array([[0.1, 0.9, 1.0], [2.2, 2.0, 1.0]]))
+    Array([0, 1], dtype=int32)
 
   Returns:
     A [`jgen.Classifier`][jgen.Classifier] named ``"lda"`` whose params are
     [`LDAParams`][jgen.gaussian.LDAParams].
   """
-  if not 0.0 <= shrinkage <= 1.0:
+  if solver not in ("lsqr", "eigen", "svd"):
+    raise ValueError(f"solver must be 'lsqr', 'eigen' or 'svd', got {solver!r}.")
+  if not tol >= 0:
+    raise ValueError(f"tol must be >= 0, got {tol!r}.")
+  if isinstance(shrinkage, str):
+    if shrinkage != "auto":
+      raise ValueError(f"shrinkage must be a float in [0, 1] or 'auto', got"
+                       f" {shrinkage!r}.")
+    s = "auto"
+  elif not 0.0 <= shrinkage <= 1.0:
     raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage!r}.")
-  s = float(shrinkage)
-  return _classifier("lda", {"shrinkage": s}, LDAParams, lda_family(s),
+  else:
+    s = float(shrinkage)
+  if solver == "svd" and s != 0.0:
+    raise ValueError(f"shrinkage is not supported with solver='svd' (got {shrinkage!r});"
+                     " use solver='lsqr' or 'eigen'.")
+  solver = "lsqr" if solver == "eigen" else solver
+  hyper = {"shrinkage": s} if solver == "lsqr" else {"shrinkage": s, "solver": solver,
+                                                     "tol": float(tol)}
+  return _classifier("lda", hyper, LDAParams, lda_family(s, solver, float(tol)),
                      lda_log_likelihood, _lda_axes)
 
 
-def qda(reg_param: float = 0.0) -> Classifier:
+def qda(reg_param: float = 0.0, shrinkage: float | str = 0.0) -> Classifier:
   r"""Quadratic discriminant analysis: ``p(x | y=k) = N(x; mu_k, Sigma_k)``.
 
-  ``Sigma_k = (1 - r) C_k + r I`` with ``C_k`` the class MLE covariance (ddof 0): the
-  model of scikit-learn's ``QuadraticDiscriminantAnalysis(reg_param=r)``. Every class
+  ``Sigma_k = (1 - r) S_k + r I``, where ``S_k`` is the class MLE covariance ``C_k``
+  (ddof 0) shrunk as scikit-learn's ``shrunk_covariance`` does,
+  ``(1 - s) C_k + s tr(C_k)/D I``, or with ``shrinkage="auto"`` by the class's
+  Ledoit-Wolf estimate towards its standardised target. ``reg_param=r`` alone is the
+  model of scikit-learn's ``QuadraticDiscriminantAnalysis(reg_param=r)`` (its svd
+  solver), ``shrinkage=s`` alone that of ``solver="eigen", shrinkage=s``. Every class
   needs at least two samples.
 
   Args:
     reg_param: ``r`` in ``[0, 1]``.
+    shrinkage: ``s`` in ``[0, 1]``, or ``"auto"``.
 
   Examples:
     >>> import jax.numpy as jnp, jgen
@@ -213,6 +257,16 @@ def qda(reg_param: float = 0.0) -> Classifier:
   """
   if not 0.0 <= reg_param <= 1.0:
     raise ValueError(f"reg_param must lie in [0, 1], got {reg_param!r}.")
+  if isinstance(shrinkage, str):
+    if shrinkage != "auto":
+      raise ValueError(f"shrinkage must be a float in [0, 1] or 'auto', got"
+                       f" {shrinkage!r}.")
+    s = "auto"
+  elif not 0.0 <= shrinkage <= 1.0:
+    raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage!r}.")
+  else:
+    s = float(shrinkage)
   r = float(reg_param)
-  return _classifier("qda", {"reg_param": r}, QDAParams, qda_family(r),
+  hyper = {"reg_param": r} if s == 0.0 else {"reg_param": r, "shrinkage": s}
+  return _classifier("qda", hyper, QDAParams, qda_family(r, s),
                      qda_log_likelihood, _qda_axes)

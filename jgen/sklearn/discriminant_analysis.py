@@ -1,75 +1,81 @@
 """``LinearDiscriminantAnalysis`` and ``QuadraticDiscriminantAnalysis`` computed by jgen.
 
-The models are [`jgen.lda`][jgen.lda] (scikit-learn's ``solver="lsqr"`` with a fixed
-``shrinkage``) and [`jgen.qda`][jgen.qda] (scikit-learn's ``reg_param``): class means, the
-MLE covariance(s) (ddof 0) regularised as scikit-learn does, and class priors.
+Same constructor parameters and defaults as scikit-learn 1.9's classes. The models are
+[`jgen.lda`][jgen.lda] (``solver="svd"``, rank-aware; ``"lsqr"``/``"eigen"`` with
+``shrinkage`` a float or ``"auto"``) and [`jgen.qda`][jgen.qda] (``reg_param`` for the
+svd solver, ``shrinkage`` for the eigen solver). ``fit`` also takes ``sample_weight``
+(scikit-learn's discriminant analyses do not): integer weights are repeated rows.
 """
 
 from __future__ import annotations
 
-import numbers
+from numbers import Integral
+from numbers import Real
 
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
+from scipy.special import expit
+from scipy.special import softmax
+from sklearn.base import ClassNamePrefixFeaturesOutMixin
+from sklearn.base import TransformerMixin
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data
 
+from jgen.gaussian.families import fit_stats
 from jgen.gaussian.families import lda
-from jgen.gaussian.families import qda
+from jgen.gaussian.params import LDAParams
+from jgen.gaussian.params import precision_cholesky
+from jgen.gaussian.solvers import discriminant_subspace
+from jgen.gaussian.solvers import ledoit_wolf_shrinkage
+from jgen.gaussian.stats import sufficient_stats
 from jgen.sklearn.base import JgenClassifier
-from jgen.sklearn.base import check_priors
 from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.covariances import check_estimator_shrinkage
+from jgen.sklearn.covariances import estimator_covariance
+from jgen.sklearn.covariances import estimator_covariances
+from jgen.sklearn.covariances import class_moments
+from jgen.sklearn.covariances import discriminant_priors
+from jgen.sklearn.covariances import shrunk
+from jgen.sklearn.covariances import standardized_target
+from jgen.sklearn.qda import QuadraticDiscriminantAnalysis
 
 __all__ = ["LinearDiscriminantAnalysis", "QuadraticDiscriminantAnalysis"]
 
-
-def _check_unit(value, name: str) -> float:
-  if isinstance(value, bool) or not isinstance(value, numbers.Real):
-    raise TypeError(f"The '{name}' parameter must be a float in the range [0.0, 1.0],"
-                    f" got {value!r}.")
-  if not 0.0 <= value <= 1.0:
-    raise ValueError(f"The '{name}' parameter must be a float in the range [0.0, 1.0],"
-                     f" got {value!r}.")
-  return float(value)
+_SHRINKAGE = [StrOptions({"auto"}), Interval(Real, 0, 1, closed="both"), None]
 
 
-def _precision(prec_chol: np.ndarray) -> np.ndarray:
-  """``Sigma^{-1} = U U^T`` from the upper-triangular factor(s) ``U [..., D, D]``."""
-  return prec_chol @ np.swapaxes(prec_chol, -1, -2)
+def _numpy(x, y, w):
+  return np.asarray(x), np.asarray(y), np.asarray(w)
 
 
-class _GaussianDA(JgenClassifier):
-  """Shared fit of the two discriminant analyses: priors and common attributes."""
-
-  def _fit_params(self, x, y, num_classes, sample_weight):
-    priors = check_priors(self.priors, num_classes, compute_dtype())
-    return self._model().fit(x, y, num_classes=num_classes, sample_weight=sample_weight,
-                             priors=None if priors is None else jnp.asarray(priors))
-
-  def _set_common(self, params) -> None:
-    self.params_ = params
-    self.means_ = np.asarray(params.means)
-    self.priors_ = np.exp(np.asarray(params.log_prior))
-
-  def decision_function(self, X) -> np.ndarray:
-    """Class scores ``[n_samples, K]``; for two classes the ``[n_samples]`` log-odds
-    of ``classes_[1]`` against ``classes_[0]``."""
-    scores = self._joint(X)
-    return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
-
-
-class LinearDiscriminantAnalysis(_GaussianDA):
+class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                                 JgenClassifier):
   """Linear discriminant analysis (scikit-learn's ``LinearDiscriminantAnalysis``).
 
-  The model of ``LinearDiscriminantAnalysis(solver="lsqr", shrinkage=s)`` for a number
-  ``s`` (or ``None`` = 0): Gaussian classes sharing the pooled within-class covariance
-  ``(1 - s) Sigma + s tr(Sigma) / D I``. Not supported: ``solver="svd"/"eigen"``
-  projections (``transform``), ``shrinkage="auto"``, ``covariance_estimator``.
+  Gaussian classes sharing one covariance. ``solver="svd"`` (the default) works in
+  the subspace the data span, so constant or collinear features need no
+  regularisation; ``"lsqr"`` and ``"eigen"`` use the pooled covariance
+  ``sum_k priors_k C_k``, optionally shrunk (a float, or ``"auto"`` for Ledoit-Wolf).
+  ``"svd"`` and ``"eigen"`` also reduce dimension (``transform``). Predictions use
+  ``coef_`` and ``intercept_`` (as scikit-learn's do), so changing them changes the
+  model.
 
   Args:
-    shrinkage: ``None`` or a float in ``[0, 1]``.
-    priors: class priors ``[K]``; ``None`` uses the (weighted) class frequencies.
-    store_covariance: keep ``covariance_`` (the shared covariance ``[D, D]``).
+    solver: ``"svd"``, ``"lsqr"`` or ``"eigen"``.
+    shrinkage: ``None``, a float in ``[0, 1]`` or ``"auto"`` (not with ``"svd"``).
+    priors: class priors ``[K]`` (renormalised, with a warning, if they do not sum
+      to 1); ``None`` uses the (weighted) class frequencies.
+    n_components: dimension of ``transform``'s output (at most
+      ``min(K - 1, n_features)``).
+    store_covariance: with ``"svd"``, also store ``covariance_``.
+    tol: threshold on the svd solver's standardised singular values.
+    covariance_estimator: ``None``, or an estimator with ``fit`` and ``covariance_``
+      (``"lsqr"``/``"eigen"``) that estimates each class covariance; it takes no
+      weights, so only sample weights 0 and 1 go with it.
 
   Attributes:
     classes_: the labels ``[K]``, sorted.
@@ -77,38 +83,178 @@ class LinearDiscriminantAnalysis(_GaussianDA):
     priors_: class priors ``[K]``.
     coef_: ``[K, D]`` (``[1, D]`` for two classes).
     intercept_: ``[K]`` (``[1]`` for two classes).
-    covariance_: the shared covariance ``[D, D]`` (with ``store_covariance``).
+    covariance_: the pooled covariance ``[D, D]``.
+    scalings_: projection ``[D, rank]`` (svd and eigen).
+    explained_variance_ratio_: ``[n_components]`` (svd and eigen).
+    xbar_: overall mean ``[D]`` (svd).
     n_features_in_: ``D``.
     params_: the jgen [`LDAParams`][jgen.gaussian.LDAParams].
 
   Examples:
     >>> import numpy as np
     >>> from jgen.sklearn import LinearDiscriminantAnalysis
-    >>> X = np.array([[0.0, 1.0], [0.3, 0.7], [2.0, 2.2], [2.4, 1.9]])
-    >>> clf = LinearDiscriminantAnalysis(shrinkage=0.1).fit(X, [0, 0, 1, 1])
-    >>> clf.predict([[0.1, 0.9], [2.2, 2.0]]).tolist()
+    >>> X = np.array([[0.0, 1.0, 3.0], [0.3, 0.7, 3.0], [0.2, 0.5, 3.0],
+    ...               [2.0, 2.2, 3.0], [2.4, 1.9, 3.0], [2.1, 2.5, 3.0]])
+    >>> clf = LinearDiscriminantAnalysis().fit(X, [0, 0, 0, 1, 1, 1])  # constant column
+    >>> clf.predict([[0.1, 0.9, 3.0], [2.2, 2.0, 3.0]]).tolist()
     [0, 1]
+    >>> clf.transform(X).shape
+    (6, 1)
   """
 
-  def __init__(self, *, shrinkage=None, priors=None, store_covariance: bool = False):
+  _parameter_constraints: dict = {
+      "solver": [StrOptions({"svd", "lsqr", "eigen"})],
+      "shrinkage": _SHRINKAGE,
+      "n_components": [Interval(Integral, 1, None, closed="left"), None],
+      "priors": ["array-like", None],
+      "store_covariance": ["boolean"],
+      "tol": [Interval(Real, 0, None, closed="left")],
+      "covariance_estimator": [HasMethods("fit"), None],
+  }
+
+  def __init__(self, solver="svd", shrinkage=None, priors=None, n_components=None,
+               store_covariance=False, tol=1e-4, covariance_estimator=None):
+    self.solver = solver
     self.shrinkage = shrinkage
     self.priors = priors
+    self.n_components = n_components
     self.store_covariance = store_covariance
+    self.tol = tol
+    self.covariance_estimator = covariance_estimator
+
+  def _shrinkage(self):
+    return 0.0 if self.shrinkage is None else self.shrinkage
 
   def _model(self):
-    s = 0.0 if self.shrinkage is None else _check_unit(self.shrinkage, "shrinkage")
-    return lda(shrinkage=s)
+    if self.solver == "svd":
+      return lda(solver="svd", tol=self.tol)
+    return lda(shrinkage=self._shrinkage(), solver=self.solver)
+
+  def fit(self, X, y, sample_weight=None):
+    """Fits to ``X [n, D]``, ``y [n]`` (optionally weighted); returns ``self``."""
+    self._validate_params()
+    if self.solver == "svd":
+      if self.shrinkage is not None:
+        raise NotImplementedError("shrinkage not supported with 'svd' solver.")
+      if self.covariance_estimator is not None:
+        raise ValueError("covariance estimator is not supported with svd solver."
+                         " Try another solver")
+    check_estimator_shrinkage(self.covariance_estimator, self.shrinkage)
+    super().fit(X, y, sample_weight)
+    if getattr(X, "dtype", None) == np.float32:   # scikit-learn keeps float32 input's
+      for name in ("coef_", "intercept_", "means_", "priors_", "covariance_",
+                   "scalings_", "xbar_", "explained_variance_ratio_"):
+        if hasattr(self, name):
+          setattr(self, name, np.asarray(getattr(self, name), np.float32))
+    return self
+
+  def _fit_params(self, x, y, num_classes, sample_weight):
+    xn, yn, wn = _numpy(x, y, sample_weight)
+    n_rows = int(np.sum(wn > 0))
+    if n_rows <= num_classes:
+      raise ValueError("The number of samples must be more than the number of classes.")
+    m = class_moments(xn, yn, wn, num_classes)
+    dtype = compute_dtype()
+    self.priors_ = discriminant_priors(self.priors, m.count, dtype)
+    max_components = min(num_classes - 1, xn.shape[1])
+    if self.n_components is not None and self.n_components > max_components:
+      raise ValueError("n_components cannot be larger than min(n_features,"
+                       " n_classes - 1).")
+    self._max_components = max_components if self.n_components is None else (
+        self.n_components)
+    self.means_ = m.means.astype(dtype)
+    pooled = np.einsum("k,kde->de", self.priors_.astype(np.float64), m.cov)
+    if self.solver == "svd":
+      return self._fit_svd(x, y, num_classes, sample_weight, m, pooled)
+    s = self._shrinkage()
+    if self.covariance_estimator is not None:
+      return self._fit_estimator(xn, yn, wn, m, x.dtype)
+    if s == "auto":
+      lw = np.asarray(ledoit_wolf_shrinkage(x, y, num_classes, sample_weight),
+                      np.float64)
+      cov = m.cov + lw[:, None, None] * (standardized_target(m.cov, m.means) - m.cov)
+      self.covariance_ = np.einsum("k,kde->de", self.priors_.astype(np.float64), cov)
+      weights = sample_weight
+    else:
+      self.covariance_ = shrunk(pooled, s)
+      # The family pools class covariances by class weight; weights proportional to
+      # priors_ / count pool them by the priors, as scikit-learn does.
+      scale = self.priors_ / np.where(m.count > 0, m.count, 1)
+      weights = sample_weight if self.priors is None else sample_weight * jnp.asarray(
+          scale, sample_weight.dtype)[y]
+    self.covariance_ = self.covariance_.astype(dtype)
+    params = self._model().fit(x, y, num_classes=num_classes, sample_weight=weights,
+                               priors=jnp.asarray(self.priors_))
+    if self.solver == "eigen":
+      self._eigen(xn, wn, s, m)
+    return params
+
+  def _fit_estimator(self, xn, yn, wn, m, dtype):
+    """``covariance_estimator``: the pooled class covariances it estimates."""
+    covs = estimator_covariances(self.covariance_estimator, xn, yn, wn, len(m.count))
+    self.covariance_ = np.einsum("k,kde->de", self.priors_.astype(np.float64), covs)
+    mean_sq = np.einsum("k,kd->d", m.count / m.count.sum(), m.means ** 2)
+    u = precision_cholesky(jnp.asarray(self.covariance_, dtype),
+                           jnp.asarray(mean_sq, dtype))
+    if self.solver == "eigen":
+      self._eigen(xn, wn, None, m)
+    self.covariance_ = self.covariance_.astype(compute_dtype())
+    return LDAParams(jnp.asarray(m.means, dtype), u,
+                     jnp.log(jnp.asarray(self.priors_, dtype)))
+
+  def _fit_svd(self, x, y, num_classes, w, m, pooled):
+    stats = sufficient_stats(x, y, num_classes, pooled=True, weights=w,
+                             shift=jnp.asarray(m.means, x.dtype))
+    log_prior = jnp.log(jnp.asarray(self.priors_))
+    params = fit_stats(self._model(), stats, priors=jnp.exp(log_prior))
+    sub = discriminant_subspace(stats, log_prior, self.tol)
+    self.xbar_ = np.asarray(sub.xbar)
+    self.scalings_ = np.asarray(sub.scalings)[:, :int(sub.rank)]
+    self.explained_variance_ratio_ = np.asarray(
+        sub.explained_variance_ratio)[:self._max_components]
+    if self.store_covariance:
+      self.covariance_ = pooled.astype(compute_dtype())
+    return params
+
+  def _eigen(self, xn, wn, s, m) -> None:
+    """scikit-learn's eigen solver: the generalised eigenvectors of the between- and
+    within-class covariances."""
+    keep = wn > 0
+    xk, wk = xn[keep].astype(np.float64), wn[keep].astype(np.float64)
+    mean = wk @ xk / wk.sum()
+    xc = (xk - mean) * np.sqrt(wk)[:, None]
+    total = xc.T @ xc / wk.sum()
+    if self.covariance_estimator is not None:
+      total = estimator_covariance(self.covariance_estimator, xk, np.ones_like(wk))
+    elif s == "auto":
+      lw = float(np.asarray(ledoit_wolf_shrinkage(xk, np.zeros(len(xk), np.int32), 1,
+                                                  wk))[0])
+      total = total + lw * (standardized_target(total[None], mean[None])[0] - total)
+    else:
+      total = shrunk(total, s)
+    within = np.asarray(self.covariance_, np.float64)
+    evals, evecs = scipy.linalg.eigh(total - within, within)
+    order = np.argsort(evals)[::-1]
+    self.explained_variance_ratio_ = np.sort(evals / np.sum(evals))[::-1][
+        :self._max_components]
+    self.scalings_ = evecs[:, order]
 
   def _set_fitted(self, params) -> None:
-    self._set_common(params)
-    prec = _precision(np.asarray(params.prec_chol))
-    coef = self.means_ @ prec                                     # [K, D]
-    intercept = -0.5 * np.sum(coef * self.means_, axis=1) + np.asarray(params.log_prior)
-    if self.store_covariance:
-      self.covariance_ = np.linalg.inv(prec)
+    self.params_ = params
+    if self.solver == "svd":
+      coef = (self.means_ - self.xbar_) @ self.scalings_
+      intercept = -0.5 * np.sum(coef ** 2, axis=1) + np.log(self.priors_)
+      coef = coef @ self.scalings_.T
+      intercept = intercept - self.xbar_ @ coef.T
+    else:
+      u = np.asarray(params.prec_chol, np.float64)
+      coef = (self.means_ @ u) @ u.T
+      intercept = -0.5 * np.sum(coef * self.means_, axis=1) + np.log(self.priors_)
     if len(self.classes_) == 2:
       coef, intercept = coef[1:] - coef[:1], intercept[1:] - intercept[:1]
-    self.coef_, self.intercept_ = coef, intercept
+    dtype = compute_dtype()
+    self.coef_, self.intercept_ = coef.astype(dtype), intercept.astype(dtype)
+    self._n_features_out = self._max_components
 
   def decision_function(self, X) -> np.ndarray:
     """``X @ coef_.T + intercept_``: ``[n_samples, K]``, or ``[n_samples]`` for two
@@ -118,47 +264,36 @@ class LinearDiscriminantAnalysis(_GaussianDA):
     scores = X @ self.coef_.T + self.intercept_
     return scores[:, 0] if scores.shape[1] == 1 else scores
 
+  def predict(self, X) -> np.ndarray:
+    """Labels ``[n_samples]`` maximising ``decision_function``."""
+    scores = self.decision_function(X)
+    idx = (scores > 0).astype(int) if scores.ndim == 1 else np.argmax(scores, axis=1)
+    return self.classes_[idx]
 
-class QuadraticDiscriminantAnalysis(_GaussianDA):
-  """Quadratic discriminant analysis (scikit-learn's ``QuadraticDiscriminantAnalysis``).
+  def predict_proba(self, X) -> np.ndarray:
+    """Class probabilities ``[n_samples, K]``: the softmax of the scores (the
+    logistic function of the log-odds for two classes)."""
+    scores = self.decision_function(X)
+    if scores.ndim == 1:
+      p = expit(scores)
+      return np.stack([1 - p, p], axis=1)
+    return softmax(scores, axis=1)
 
-  One Gaussian per class with covariance ``(1 - r) C_k + r I`` (``C_k`` the class MLE
-  covariance, ddof 0), as scikit-learn's default ``solver="svd"``. Every class needs
-  at least two samples. Not supported: ``solver="eigen"``, ``shrinkage``,
-  ``covariance_estimator``.
+  def predict_log_proba(self, X) -> np.ndarray:
+    """``log(predict_proba(X))`` ``[n_samples, K]`` (zeros raised to the smallest
+    normal number first, as scikit-learn does)."""
+    p = self.predict_proba(X)
+    p[p == 0.0] += np.finfo(p.dtype).smallest_normal
+    return np.log(p)
 
-  Args:
-    priors: class priors ``[K]``; ``None`` uses the (weighted) class frequencies.
-    reg_param: ``r`` in ``[0, 1]``.
-    store_covariance: keep ``covariance_`` ``[K, D, D]``.
-
-  Attributes:
-    classes_: the labels ``[K]``, sorted.
-    means_: class means ``[K, D]``.
-    priors_: class priors ``[K]``.
-    covariance_: class covariances ``[K, D, D]`` (with ``store_covariance``).
-    n_features_in_: ``D``.
-    params_: the jgen [`QDAParams`][jgen.gaussian.QDAParams].
-
-  Examples:
-    >>> import numpy as np
-    >>> from jgen.sklearn import QuadraticDiscriminantAnalysis
-    >>> X = np.array([[0.0], [0.4], [0.1], [2.0], [3.0], [2.6]])
-    >>> clf = QuadraticDiscriminantAnalysis(reg_param=0.1).fit(X, [0, 0, 0, 1, 1, 1])
-    >>> clf.predict([[0.2], [2.5]]).tolist()
-    [0, 1]
-  """
-
-  def __init__(self, *, priors=None, reg_param: float = 0.0,
-               store_covariance: bool = False):
-    self.priors = priors
-    self.reg_param = reg_param
-    self.store_covariance = store_covariance
-
-  def _model(self):
-    return qda(reg_param=_check_unit(self.reg_param, "reg_param"))
-
-  def _set_fitted(self, params) -> None:
-    self._set_common(params)
-    if self.store_covariance:
-      self.covariance_ = np.linalg.inv(_precision(np.asarray(params.prec_chol)))
+  def transform(self, X) -> np.ndarray:
+    """Projection onto the discriminant directions ``[n_samples, n_components]``
+    (solvers ``"svd"`` and ``"eigen"``)."""
+    if self.solver == "lsqr":
+      raise NotImplementedError("transform not implemented for 'lsqr' solver (use"
+                                " 'svd' or 'eigen').")
+    check_is_fitted(self)
+    X = validate_data(self, X, dtype=compute_dtype(), reset=False)
+    out = (X - self.xbar_) @ self.scalings_ if self.solver == "svd" else (
+        X @ self.scalings_)
+    return out[:, :self._max_components]

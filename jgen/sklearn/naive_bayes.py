@@ -11,8 +11,11 @@ data seen (scikit-learn uses the last batch's).
 
 from __future__ import annotations
 
+from numbers import Real
+
 import jax.numpy as jnp
 import numpy as np
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import _check_partial_fit_first_call
 
 from jgen.gaussian.families import fit_stats
@@ -70,6 +73,11 @@ class GaussianNB(JgenClassifier):
     ['a', 'b']
   """
 
+  _parameter_constraints: dict = {
+      "priors": ["array-like", None],
+      "var_smoothing": [Interval(Real, 0, None, closed="left")],
+  }
+
   def __init__(self, *, priors=None, var_smoothing: float = 1e-9):
     self.priors = priors
     self.var_smoothing = var_smoothing
@@ -79,6 +87,7 @@ class GaussianNB(JgenClassifier):
 
   def fit(self, X, y, sample_weight=None):
     """Fits to ``X [n, D]``, ``y [n]`` (optionally weighted); returns ``self``."""
+    self._validate_params()
     X, y, sample_weight = self._validate_fit(X, y, sample_weight)
     for name in ("classes_", "_stats"):
       self.__dict__.pop(name, None)
@@ -93,6 +102,7 @@ class GaussianNB(JgenClassifier):
     Returns:
       ``self``, fitted on all batches seen so far.
     """
+    self._validate_params()
     first = _check_partial_fit_first_call(self, classes)
     X, y, sample_weight = self._validate_fit(X, y, sample_weight, reset=first)
     if first:
@@ -157,6 +167,20 @@ class GaussianNB(JgenClassifier):
       log_prior = np.log(self.class_prior_)
     self.params_ = GaussianNBParams(jnp.asarray(theta), jnp.asarray(var),
                                     jnp.asarray(log_prior))
+
+  def predict_joint_log_proba(self, X) -> np.ndarray:
+    """Joint log-probabilities ``log p(x, y=k)`` ``[n_samples, K]`` (columns follow
+    ``classes_``).
+
+    Examples:
+      >>> import numpy as np
+      >>> from jgen.sklearn import GaussianNB
+      >>> X = np.array([[0.0], [0.2], [2.0], [2.4]])
+      >>> clf = GaussianNB().fit(X, [0, 0, 1, 1])
+      >>> clf.predict_joint_log_proba([[0.1]]).shape
+      (1, 2)
+    """
+    return self._joint(X)
 
   def _fit_params(self, x, y, num_classes, sample_weight):  # fit is overridden
     raise NotImplementedError

@@ -1,0 +1,197 @@
+"""``QuadraticDiscriminantAnalysis`` computed by jgen (re-exported from
+``jgen.sklearn.discriminant_analysis``, where scikit-learn keeps it).
+
+Same constructor parameters and defaults as scikit-learn 1.9's class; the model is
+[`jgen.qda`][jgen.qda] (``reg_param`` for the svd solver, ``shrinkage`` for the eigen
+solver). ``fit`` also takes ``sample_weight`` (scikit-learn's does not): integer weights
+are repeated rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import StrOptions
+from numbers import Real
+
+from jgen.gaussian.families import qda
+from jgen.gaussian.params import QDAParams
+from jgen.gaussian.params import precision_cholesky
+from jgen.gaussian.solvers import ledoit_wolf_shrinkage
+from jgen.sklearn.base import JgenClassifier
+from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.covariances import check_estimator_shrinkage
+from jgen.sklearn.covariances import check_rank
+from jgen.sklearn.covariances import class_moments
+from jgen.sklearn.covariances import estimator_covariances
+from jgen.sklearn.covariances import shrunk
+from jgen.sklearn.covariances import standardized_target
+
+__all__ = ["QuadraticDiscriminantAnalysis"]
+
+_SHRINKAGE = [StrOptions({"auto"}), Interval(Real, 0, 1, closed="both"), None]
+
+
+class QuadraticDiscriminantAnalysis(JgenClassifier):
+  """Quadratic discriminant analysis (scikit-learn's ``QuadraticDiscriminantAnalysis``).
+
+  One Gaussian per class. ``solver="svd"`` (the default) uses the covariance
+  ``(1 - reg_param) C_k + reg_param I`` (``C_k`` the class MLE covariance, ddof 0);
+  ``solver="eigen"`` uses ``C_k`` shrunk by ``shrinkage`` (a float or ``"auto"``,
+  Ledoit-Wolf) and ignores ``reg_param``, as scikit-learn does. A class covariance
+  with an eigenvalue at most ``tol`` raises ``LinAlgError`` (a ``ValueError``).
+
+  Args:
+    solver: ``"svd"`` or ``"eigen"``.
+    shrinkage: ``None``, a float in ``[0, 1]`` or ``"auto"`` (``"eigen"`` only).
+    priors: class priors ``[K]``; ``None`` uses the (weighted) class frequencies.
+    reg_param: ``r`` in ``[0, 1]`` (``"svd"``).
+    store_covariance: keep ``covariance_`` ``[K, D, D]``.
+    tol: eigenvalue threshold of the rank check.
+    covariance_estimator: ``None``, or an estimator with ``fit`` and ``covariance_``
+      (``"lsqr"``/``"eigen"``) that estimates each class covariance; it takes no
+      weights, so only sample weights 0 and 1 go with it.
+
+  Attributes:
+    classes_: the labels ``[K]``, sorted.
+    means_: class means ``[K, D]``.
+    priors_: class priors ``[K]``.
+    covariance_: class covariances ``[K, D, D]`` (with ``store_covariance``).
+    scalings_: eigenvalues of each class covariance ``[K, D]``, decreasing.
+    rotations_: their eigenvectors ``[K, D, D]`` (columns).
+    n_features_in_: ``D``.
+    params_: the jgen [`QDAParams`][jgen.gaussian.QDAParams].
+
+  Examples:
+    >>> import numpy as np
+    >>> from jgen.sklearn import QuadraticDiscriminantAnalysis
+    >>> X = np.array([[0.0], [0.4], [0.1], [2.0], [3.0], [2.6]])
+    >>> clf = QuadraticDiscriminantAnalysis(reg_param=0.1).fit(X, [0, 0, 0, 1, 1, 1])
+    >>> clf.predict([[0.2], [2.5]]).tolist()
+    [0, 1]
+  """
+
+  _parameter_constraints: dict = {
+      "solver": [StrOptions({"svd", "eigen"})],
+      "shrinkage": _SHRINKAGE,
+      "priors": ["array-like", None],
+      "reg_param": [Interval(Real, 0, 1, closed="both")],
+      "store_covariance": ["boolean"],
+      "tol": [Interval(Real, 0, None, closed="left")],
+      "covariance_estimator": [HasMethods("fit"), None],
+  }
+
+  def __init__(self, *, solver="svd", shrinkage=None, priors=None, reg_param=0.0,
+               store_covariance=False, tol=1.0e-4, covariance_estimator=None):
+    self.solver = solver
+    self.shrinkage = shrinkage
+    self.priors = priors
+    self.reg_param = reg_param
+    self.store_covariance = store_covariance
+    self.tol = tol
+    self.covariance_estimator = covariance_estimator
+
+  def _model(self):
+    if self.solver == "svd":
+      return qda(reg_param=self.reg_param)
+    return qda(shrinkage=0.0 if self.shrinkage is None else self.shrinkage)
+
+  def fit(self, X, y, sample_weight=None):
+    """Fits to ``X [n, D]``, ``y [n]`` (optionally weighted); returns ``self``."""
+    self._validate_params()
+    if self.solver == "svd":
+      if self.shrinkage is not None:
+        raise NotImplementedError("shrinkage not supported with 'svd' solver.")
+      if self.covariance_estimator is not None:
+        raise ValueError("covariance_estimator is not supported with solver='svd'."
+                         " Try solver='eigen' instead.")
+    check_estimator_shrinkage(self.covariance_estimator, self.shrinkage)
+    X, y, _ = self._validate_fit(X, y, None)
+    n_classes = len(np.unique(y))
+    if n_classes < 2:
+      raise ValueError("The number of classes has to be greater than one. Got"
+                       f" {n_classes} class.")
+    return super().fit(X, y, sample_weight)
+
+  def _fit_params(self, x, y, num_classes, sample_weight):
+    xn, yn, wn = np.asarray(x), np.asarray(y), np.asarray(sample_weight)
+    m = class_moments(xn, yn, wn, num_classes)
+    for k in range(num_classes):
+      # Weights count examples (w = 3 is a row repeated three times), so a class's
+      # number of samples is its total weight.
+      if m.count[k] <= 1:
+        raise ValueError(f"y has only 1 sample in class {self.classes_[k]}, covariance"
+                         " is ill defined.")
+    if self.priors is None:
+      self.priors_ = m.count / m.count.sum()
+    else:
+      self.priors_ = np.array(self.priors)
+      if np.any(self.priors_ < 0):
+        raise ValueError("priors must be non-negative")
+    if self.solver == "svd":
+      r = self.reg_param
+      cov = (1 - r) * m.cov + r * np.eye(xn.shape[1])
+    elif self.covariance_estimator is not None:
+      cov = estimator_covariances(self.covariance_estimator, xn, yn, wn, num_classes)
+    elif self.shrinkage == "auto":
+      lw = np.asarray(ledoit_wolf_shrinkage(x, y, num_classes, sample_weight),
+                      np.float64)
+      cov = m.cov + lw[:, None, None] * (standardized_target(m.cov, m.means) - m.cov)
+    else:
+      cov = shrunk(m.cov, 0.0 if self.shrinkage is None else self.shrinkage)
+    check_rank(cov, m.count, self.classes_, self.tol,
+               "reg_param" if self.solver == "svd" else "shrinkage",
+               self.solver == "svd")
+    lam, vec = np.linalg.eigh(cov)
+    dtype = compute_dtype()
+    self.scalings_ = lam[:, ::-1].astype(dtype)
+    self.rotations_ = vec[:, :, ::-1].astype(dtype)
+    self.means_ = m.means.astype(dtype)
+    if self.store_covariance:
+      self.covariance_ = cov.astype(dtype)
+    total = self.priors_.sum()
+    if self.covariance_estimator is not None:
+      dt = x.dtype
+      u = jax.vmap(precision_cholesky)(jnp.asarray(cov, dt), jnp.asarray(m.means ** 2, dt))
+      return QDAParams(jnp.asarray(m.means, dt), u,
+                       jnp.log(jnp.asarray(self.priors_ / total, dt)))
+    return self._model().fit(x, y, num_classes=num_classes, sample_weight=sample_weight,
+                             priors=jnp.asarray(self.priors_ / total, x.dtype))
+
+  def _set_fitted(self, params) -> None:
+    self.params_ = params
+
+  def _decision(self, X) -> np.ndarray:
+    """scikit-learn's per-class scores: ``log p(x | k) + log priors_ + D/2 log 2 pi``."""
+    joint = self._joint(X)   # log p(x, k) under the normalised priors of params_
+    d = self.means_.shape[1]
+    with np.errstate(divide="ignore"):
+      shift = np.log(self.priors_) - np.asarray(self.params_.log_prior)
+    return joint + 0.5 * d * math.log(2 * math.pi) + np.where(np.isfinite(shift),
+                                                               shift, 0)
+
+  def decision_function(self, X) -> np.ndarray:
+    """Class scores ``[n_samples, K]``; for two classes the ``[n_samples]`` log-odds
+    of ``classes_[1]`` against ``classes_[0]``."""
+    scores = self._decision(X)
+    return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
+
+  def predict(self, X) -> np.ndarray:
+    """Labels ``[n_samples]`` maximising the class scores."""
+    scores = self._decision(X)   # first: raises NotFittedError before classes_ is read
+    return self.classes_[np.argmax(scores, axis=1)]
+
+  def predict_log_proba(self, X) -> np.ndarray:
+    """Log class probabilities ``[n_samples, K]``."""
+    scores = self._decision(X)
+    scores = scores - scores.max(axis=1, keepdims=True)
+    return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+
+  def predict_proba(self, X) -> np.ndarray:
+    """Class probabilities ``[n_samples, K]``."""
+    return np.exp(self.predict_log_proba(X))
