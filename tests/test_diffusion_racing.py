@@ -155,3 +155,30 @@ def test_anytime_race_error_level_on_a_thousand_oracle_points():
   assert wrong <= level + 3 * np.sqrt(level * (1 - level) / n)
   # stopped early: a fifth of the cap of 64 rounds for every class
   assert float(np.mean(res.num_evals)) < 0.2 * k * 8 * 64
+
+
+def test_candidates_restrict_the_race(problem):
+  # A first stage's candidate set: only those classes are evaluated (the bucket of the
+  # set's size), the others score -inf; a single candidate wins with no evaluation.
+  den, params, x, _, bayes = problem
+  n = len(x)
+  cand = np.zeros((n, K), bool)
+  cand[np.arange(n), bayes] = True
+  cand[np.arange(n), (bayes + 1) % K] = True
+  cfg = diffusion.race_config(den, rule="cs", chunk_t=4, max_rounds=16)
+  res = diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg, candidates=cand)
+  assert np.asarray(res.label).tolist() == bayes.tolist()
+  assert np.all(np.asarray(res.num_evals) <= 2 * 4 * 16)
+  assert np.all(np.isneginf(np.asarray(res.scores)[~cand]))
+  assert np.isfinite(np.asarray(res.scores)[cand]).all()
+  one = np.eye(K, dtype=bool)[(bayes + 2) % K]
+  res1 = diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg, candidates=one)
+  assert np.asarray(res1.label).tolist() == ((bayes + 2) % K).tolist()
+  np.testing.assert_array_equal(res1.num_evals, np.zeros(n))
+  with pytest.raises(ValueError, match="candidates"):
+    diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg, candidates=cand[:1])
+  with pytest.raises(ValueError, match="candidates"):
+    diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg, candidates=cand & False)
+  with pytest.raises(TypeError, match="candidates"):
+    diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg,
+                         candidates=cand.astype(int))

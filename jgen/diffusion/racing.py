@@ -31,6 +31,10 @@ Once at most ``keep`` classes remain, ``refine_rounds`` more rounds run on the s
 left or after ``max_rounds`` sifting rounds. Survivors are evaluated in power-of-two
 buckets (``lax.switch``), padded evaluations counted in ``num_evals``.
 
+A cheap first stage may name the classes that enter the race: ``candidates [K]`` (``[N,
+K]`` batched) is a boolean mask, e.g. the classes a Gaussian classifier on ``x`` ranks
+among its top few; the others are never evaluated and score ``-inf``.
+
 Variance reduction: ``antithetic`` draws ``(t, eps), (t, -eps)``, and an importance
 proposal ``q`` (``jgen.diffusion.importance``) for the times with weights
 ``1 / q(t)``: both keep every class's mean unbiased.
@@ -180,12 +184,16 @@ def _cs_quantile(cfg: RaceConfig, num_c: int, rounds: int) -> np.ndarray:
 
 
 def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
-         num_classes: int) -> ClassifyResult:
+         num_classes: int, candidates=None) -> ClassifyResult:
   """Races the ``num_classes`` classes for ONE example (module docstring); jittable.
+
+  ``candidates``: optional ``[K]`` bool mask of the classes that enter the race (at
+  least one ``True``; all classes when ``None``).
 
   Returns:
     [`ClassifyResult`][jgen.diffusion.ClassifyResult]: ``scores [K]`` are ELBO estimates
-    (``weighting="elbo"``) or minus mean errors, from each class's own draws.
+    (``weighting="elbo"``) or minus mean errors, from each class's own draws; ``-inf``
+    for classes never evaluated.
   """
   k, rounds = num_classes, cfg.max_rounds + cfg.refine_rounds
   ids = jnp.arange(k, dtype=jnp.int32)
@@ -237,7 +245,8 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
     sifting = (n_act > cfg.keep) & (r < cfg.max_rounds)
     return (n_act > 1) & (sifting | ((n_act <= cfg.keep) & (refine > 0)))
 
-  init = (jnp.asarray(0, jnp.int32), jnp.ones((k,), bool),
+  start = jnp.ones((k,), bool) if candidates is None else jnp.asarray(candidates, bool)
+  init = (jnp.asarray(0, jnp.int32), start,
           jnp.zeros((rounds, k, n_draw), x.dtype), jnp.asarray(0, jnp.int32),
           jnp.asarray(cfg.refine_rounds, jnp.int32))
   r, active, hist, evals, _ = lax.while_loop(cond, body, init)
@@ -248,24 +257,47 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
     scores = elbo_from_errors(mean_err[:, None], x, cfg.schedule)
   else:
     scores = -mean_err
-  scores = jnp.where(jnp.isnan(scores), -jnp.inf, scores)
+  scores = jnp.where(jnp.isnan(scores) | ~jnp.any(seen, axis=0), -jnp.inf, scores)
   label = jnp.argmax(jnp.where(active, scores, -jnp.inf)).astype(jnp.int32)
+  # a single candidate wins without evaluations
+  label = jnp.where(evals > 0, label, jnp.argmax(active).astype(jnp.int32))
   return ClassifyResult(ids[label], scores, evals)
 
 
 @functools.partial(compilation.jit, static_argnames=("cfg", "num_classes", "vectorize"))
-def _batch(keys, params, x, proposal, *, cfg, num_classes, vectorize):
-  fn = functools.partial(race, cfg=cfg, num_classes=num_classes)
+def _batch(keys, params, x, proposal, candidates, *, cfg, num_classes, vectorize):
+  fn = lambda k, p, xi, q, c: race(k, p, xi, q, cfg=cfg, num_classes=num_classes,
+                                   candidates=c)
   if vectorize:
-    return jax.vmap(fn, in_axes=(0, None, 0, None))(keys, params, x, proposal)
-  return lax.map(lambda a: fn(a[0], params, a[1], proposal), (keys, x))
+    return jax.vmap(fn, in_axes=(0, None, 0, None, 0))(keys, params, x, proposal,
+                                                       candidates)
+  return lax.map(lambda a: fn(a[0], params, a[1], proposal, a[2]), (keys, x, candidates))
+
+
+def _check_candidates(candidates, n: int, k: int) -> jax.Array:
+  if candidates is None:
+    return jnp.ones((n, k), bool)
+  c = np.asarray(candidates)
+  if c.dtype != bool:
+    raise TypeError(f"candidates must be a bool mask, got dtype {c.dtype}.")
+  if c.shape != (n, k):
+    raise ValueError(f"candidates must have shape {(n, k)} (examples, classes), got"
+                     f" {c.shape}.")
+  empty = np.count_nonzero(~c.any(axis=1))
+  if empty:
+    raise ValueError(f"candidates must name at least one class per example; {empty}"
+                     " rows name none.")
+  return jnp.asarray(c)
 
 
 def batch_race(key: jax.Array, params: Any, x, num_classes: int, *, cfg: RaceConfig,
                proposal: TimestepProposal | None = None,
-               vectorize: bool = False) -> ClassifyResult:
+               vectorize: bool = False, candidates=None) -> ClassifyResult:
   """``race`` for ``x [N, *data_shape]`` (keys ``split(key, N)``), one compile per
-  architecture (``params`` and ``proposal`` traced).
+  architecture (``params``, ``proposal`` and ``candidates`` traced).
+
+  ``candidates``: optional ``[N, K]`` bool mask of the classes that enter each
+  example's race (a cheap first stage; module docstring).
 
   ``vectorize=False`` loops over examples (``lax.map``), so the bucket switch skips
   eliminated classes; ``vectorize=True`` vmaps, which runs every branch and every
@@ -279,12 +311,18 @@ def batch_race(key: jax.Array, params: Any, x, num_classes: int, *, cfg: RaceCon
     ...                            cfg=diffusion.race_config(den))
     >>> res.label.tolist()
     [0, 1, 2]
+    >>> mask = jnp.array([[True, True, False]] * 3)  # class 2 never enters
+    >>> res = diffusion.batch_race(jax.random.key(0), p, 3 * jnp.eye(3), 3,
+    ...                            candidates=mask, cfg=diffusion.race_config(den))
+    >>> res.label[:2].tolist(), res.scores[:, 2].tolist()
+    ([0, 1], [-inf, -inf, -inf])
   """
   if not isinstance(cfg, RaceConfig):
     raise TypeError(f"cfg must be a RaceConfig (race_config()), got"
                     f" {type(cfg).__name__}.")
   num_classes = validate.check_num_classes_fit(cfg.denoiser, num_classes)
   x = validate.check_x(cfg.denoiser, params, x, batched=True)
+  cand = _check_candidates(candidates, x.shape[0], num_classes)
   keys = jax.random.split(key, x.shape[0])
-  return _batch(keys, params, x, proposal, cfg=cfg, num_classes=num_classes,
+  return _batch(keys, params, x, proposal, cand, cfg=cfg, num_classes=num_classes,
                 vectorize=bool(vectorize))
