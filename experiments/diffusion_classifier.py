@@ -222,23 +222,26 @@ def plot(records, path):
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   datasets = sorted({r["dataset"] for r in records})
-  fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
-  styles = ["--", ":", "-.", (0, (5, 1)), (0, (1, 3))]
+  fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 5.2),
+                           squeeze=False)
+  # One colour and one line style per baseline (gray dashes of similar patterns were
+  # indistinguishable), and the legend below the axes, where it covers no line.
+  styles = [("--", "tab:brown"), (":", "tab:purple"), ("-.", "tab:olive"),
+            ("-", "tab:gray"), ((0, (1, 3)), "tab:cyan")]
   for ax, ds in zip(axes[0], datasets):
     rs = [r for r in records if r["dataset"] == ds and r.get("evals_per_image")]
     for r in rs:
-      ax.scatter(r["evals_per_image"], 100 * r["accuracy"], s=40,
+      ax.scatter(r["evals_per_image"], 100 * r["accuracy"], s=40, zorder=3,
                  label=f"{r['strategy']}: {100 * r['accuracy']:.1f}% at"
                        f" {r['evals_per_image']:,.0f}")
-    # Baselines in the legend (their values are close together: labels on the lines
-    # collided with each other and with the tick labels).
     base = [r for r in records if r["dataset"] == ds and r["method"] != "diffusion"]
-    for r, ls in zip(base, styles * 2):
-      ax.axhline(100 * r["accuracy"], ls=ls, lw=0.9, color="gray",
+    for r, (ls, color) in zip(base, styles * 2):
+      ax.axhline(100 * r["accuracy"], ls=ls, lw=1.2, color=color,
                  label=f"{r['method']}: {100 * r['accuracy']:.1f}%")
     ax.set_xlim(0, 1.15 * max(r["evals_per_image"] for r in rs))
     ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
-    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+              frameon=False)
     ax.set_xlabel("denoiser evaluations per image")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(ds)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jgen import diffusion
-from jgen.diffusion import importance
+from jgen.diffusion import importance, racing
 
 K, D = 4, 8
 
@@ -69,6 +69,8 @@ def test_bad_options_raise(problem):
   den = problem[0]
   with pytest.raises(ValueError, match="rule"):
     diffusion.race_config(den, rule="bandit")
+  with pytest.raises(ValueError, match="cs_draws"):
+    diffusion.race_config(den, rule="cs", cs_draws=0)
   with pytest.raises(ValueError, match="margin"):
     diffusion.race_config(den, margin=0.0)
   with pytest.raises(ValueError, match="confidence"):
@@ -80,3 +82,103 @@ def test_bad_options_raise(problem):
                            schedule=diffusion.linear_schedule(), floor=0.0)
   with pytest.raises(TypeError, match="RaceConfig"):
     diffusion.batch_race(jax.random.key(0), problem[1], problem[2], K, cfg={})
+
+
+def test_confidence_sequence_is_time_uniform():
+  # Waudby-Smith et al. 2024 (Theorem 2.2): for i.i.d. observations the boundary
+  # mean > s * cs_multipliers(n) is crossed at ANY n <= 4096 with probability <= alpha.
+  # A fixed-n z quantile looked at every n crosses far more often (the law of the
+  # iterated logarithm), which is what the union bound over rounds had to pay for.
+  rng = np.random.default_rng(0)
+  reps, n_max, alpha = 2000, 4096, 0.1
+  z = rng.standard_normal((reps, n_max)).astype(np.float64)
+  n = np.arange(1, n_max + 1)
+  mean = np.cumsum(z, axis=1) / n
+  var = (np.cumsum(z * z, axis=1) - n * mean**2) / np.maximum(n - 1, 1)
+  sd = np.sqrt(var)
+  look = n >= 8
+  m = racing.cs_multipliers(n, 1.0 - alpha, 2)
+  crossed = np.any((mean > sd * m) & look, axis=1)
+  se = np.sqrt(alpha * (1 - alpha) / reps)
+  assert crossed.mean() <= alpha + 3 * se
+  fixed = np.any((mean > sd * 1.2816 / np.sqrt(n)) & look, axis=1)  # z_{0.9}
+  assert fixed.mean() > alpha + 10 * se
+  # The union over competitors: a = (1 - confidence) / (K - 1) widens the boundary.
+  assert np.all(racing.cs_multipliers(n, 0.9, 10) > m)
+
+
+def test_anytime_race_does_not_depend_on_the_round_cap(problem):
+  # rule="cs": the boundary at a number of draws does not depend on max_rounds, so the
+  # first 8 rounds decide the same under caps of 8 and 64 rounds: a longer cap only adds
+  # rounds to the examples still undecided, and an example that stopped early stops at
+  # the same evaluation count with the same label (up to float rounding of sums over a
+  # longer history buffer, which could move a boundary tie). The union-bound test's
+  # critical values grow with max_rounds, so it spends more on every example.
+  den, params, x, _, bayes = problem
+  x = np.concatenate([x] * 4)
+  same = {}
+  for rule in ("cs", "test"):
+    cfg = diffusion.race_config(den, rule=rule, chunk_t=4, max_rounds=8, confidence=0.9)
+    short = diffusion.batch_race(jax.random.key(3), params, x, K, cfg=cfg)
+    long = diffusion.batch_race(jax.random.key(3), params, x, K,
+                                cfg=cfg._replace(max_rounds=64))
+    s, l = np.asarray(short.num_evals), np.asarray(long.num_evals)
+    assert np.mean(l >= s) >= 0.95
+    same[rule] = s == l
+    if rule == "cs":
+      np.testing.assert_array_equal(np.asarray(short.label)[same[rule]],
+                                    np.asarray(long.label)[same[rule]])
+      assert np.asarray(long.label).tolist() == bayes.tolist() * 4
+  assert same["cs"].mean() >= 0.4 and same["test"].mean() <= 0.1
+  anti = diffusion.race_config(den, rule="cs", chunk_t=4, max_rounds=64, confidence=0.9,
+                               antithetic=True)
+  res = diffusion.batch_race(jax.random.key(3), params, x, K, cfg=anti, vectorize=True)
+  assert np.asarray(res.label).tolist() == bayes.tolist() * 4
+
+
+def test_anytime_race_error_level_on_a_thousand_oracle_points():
+  # 10 Gaussian classes with the exact denoiser: the race stops as soon as the stated
+  # level is met; the labels that differ from the exact Bayes labels (closed form) must
+  # stay at or below 1 - confidence (k = 3 standard errors of a binomial fraction).
+  rng = np.random.default_rng(10)
+  k, d, n, level = 10, 16, 1000, 0.1
+  means = rng.normal(size=(k, d)).astype(np.float32)
+  variances = np.exp(0.3 * rng.normal(size=(k, d))).astype(np.float32)
+  y = rng.integers(0, k, size=n)
+  x = (means[y] + np.sqrt(variances[y]) * rng.normal(size=(n, d))).astype(np.float32)
+  den, params = diffusion.gaussian_oracle(means, variances)
+  bayes = np.asarray(diffusion.gaussian_log_likelihoods(means, variances, x)).argmax(1)
+  cfg = diffusion.race_config(den, rule="cs", chunk_t=8, max_rounds=64,
+                              confidence=1.0 - level)
+  res = diffusion.batch_race(jax.random.key(0), params, x, k, cfg=cfg)
+  wrong = np.mean(np.asarray(res.label) != bayes)
+  assert wrong <= level + 3 * np.sqrt(level * (1 - level) / n)
+  # stopped early: a fifth of the cap of 64 rounds for every class
+  assert float(np.mean(res.num_evals)) < 0.2 * k * 8 * 64
+
+
+def test_candidates_restrict_the_race(problem):
+  # A first stage's candidate set: only those classes are evaluated (the bucket of the
+  # set's size), the others score -inf; a single candidate wins with no evaluation.
+  den, params, x, _, bayes = problem
+  n = len(x)
+  cand = np.zeros((n, K), bool)
+  cand[np.arange(n), bayes] = True
+  cand[np.arange(n), (bayes + 1) % K] = True
+  cfg = diffusion.race_config(den, rule="cs", chunk_t=4, max_rounds=16)
+  res = diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg, candidates=cand)
+  assert np.asarray(res.label).tolist() == bayes.tolist()
+  assert np.all(np.asarray(res.num_evals) <= 2 * 4 * 16)
+  assert np.all(np.isneginf(np.asarray(res.scores)[~cand]))
+  assert np.isfinite(np.asarray(res.scores)[cand]).all()
+  one = np.eye(K, dtype=bool)[(bayes + 2) % K]
+  res1 = diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg, candidates=one)
+  assert np.asarray(res1.label).tolist() == ((bayes + 2) % K).tolist()
+  np.testing.assert_array_equal(res1.num_evals, np.zeros(n))
+  with pytest.raises(ValueError, match="candidates"):
+    diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg, candidates=cand[:1])
+  with pytest.raises(ValueError, match="candidates"):
+    diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg, candidates=cand & False)
+  with pytest.raises(TypeError, match="candidates"):
+    diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg,
+                         candidates=cand.astype(int))

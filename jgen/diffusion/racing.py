@@ -9,12 +9,31 @@ updates each class's running mean error. A class leaves the race when
 * ``rule="test"``: the paired one-sided Student-t test on its per-draw differences
   with the leader, ``d_j = e_c(t_j) - e_leader(t_j)``, rejects at level
   ``(1 - confidence) / ((K - 1) R)`` (a union bound over competitors and ``R``
-  rounds; the draws of a round are stratified, so the plain variance is conservative).
+  rounds; the draws of a round are stratified, so the plain variance is conservative);
+* ``rule="cs"``: anytime-valid. The same paired differences, but tested against a
+  confidence sequence, a boundary that holds at every number of draws at once, so the
+  level does not depend on ``max_rounds`` and the race may stop whenever it is met: the
+  asymptotic confidence sequence of Waudby-Smith, Arbour, Sinha, Kennedy and Ramdas
+  ("Time-uniform central limit theory and asymptotic confidence sequences", Annals of
+  Statistics 2024, Theorem 2.2; the normal-mixture boundary of Robbins 1970 and Howard,
+  Ramdas, McAuliffe, Sekhon, Annals of Statistics 2021, with the variance estimated).
+  After ``n`` observations with sample standard deviation ``s`` a class leaves when
+  ``mean(d) > s sqrt(2 (n rho^2 + 1) / (n^2 rho^2) log(sqrt(n rho^2 + 1) / a))``,
+  ``a = (1 - confidence) / (K - 1)`` (a union bound over the best class's ``K - 1``
+  pairs only), ``rho`` tuned for ``cs_draws`` observations. An observation is one
+  draw, or one antithetic pair's mean (the two halves of a pair are not independent).
+  **Guarantee** (as ``n`` grows; the boundary is two-sided, so one-sided use is
+  conservative): with probability ``>= confidence`` the class with the best expected
+  error is never eliminated, however long the race runs.
 
 Once at most ``keep`` classes remain, ``refine_rounds`` more rounds run on the survivors
 (the refine stage; elimination continues), and the race stops as soon as one class is
 left or after ``max_rounds`` sifting rounds. Survivors are evaluated in power-of-two
 buckets (``lax.switch``), padded evaluations counted in ``num_evals``.
+
+A cheap first stage may name the classes that enter the race: ``candidates [K]`` (``[N,
+K]`` batched) is a boolean mask, e.g. the classes a Gaussian classifier on ``x`` ranks
+among its top few; the others are never evaluated and score ``-inf``.
 
 Variance reduction: ``antithetic`` draws ``(t, eps), (t, -eps)``, and an importance
 proposal ``q`` (``jgen.diffusion.importance``) for the times with weights
@@ -40,7 +59,7 @@ from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule, linear_schedule
 from jgen.diffusion.strategies import ClassifyResult, buckets
 
-__all__ = ["RaceConfig", "race_config", "race", "batch_race"]
+__all__ = ["RaceConfig", "race_config", "cs_multipliers", "race", "batch_race"]
 
 
 class RaceConfig(NamedTuple):
@@ -71,13 +90,15 @@ class RaceConfig(NamedTuple):
   min_rounds: int = 2
   antithetic: bool = False
   weighting: str = "elbo"
+  cs_draws: int = 32
 
 
 def race_config(denoiser: Denoiser, *, schedule: Schedule | None = None,
                 chunk_t: int = 8, max_rounds: int = 32, keep: int = 1,
                 refine_rounds: int = 0, rule: str = "test", margin: float = 1.0,
                 confidence: float = 0.99, min_rounds: int = 2,
-                antithetic: bool = False, weighting: str = "elbo") -> RaceConfig:
+                antithetic: bool = False, weighting: str = "elbo",
+                cs_draws: int = 32) -> RaceConfig:
   """Checked [`RaceConfig`][jgen.diffusion.RaceConfig] (module docstring for the meaning
   of each field).
 
@@ -87,15 +108,17 @@ def race_config(denoiser: Denoiser, *, schedule: Schedule | None = None,
     >>> den, _ = diffusion.gaussian_oracle(jnp.eye(2), jnp.ones((2, 2)))
     >>> diffusion.race_config(den, keep=10, refine_rounds=2).keep
     10
+    >>> diffusion.race_config(den, rule="cs", confidence=0.95).rule  # anytime-valid
+    'cs'
   """
   validate.check_denoiser(denoiser)
   for name, v in (("chunk_t", chunk_t), ("max_rounds", max_rounds), ("keep", keep),
-                  ("min_rounds", min_rounds)):
+                  ("min_rounds", min_rounds), ("cs_draws", cs_draws)):
     validate.check_static_int(v, name)
   validate.check_static_int(refine_rounds, "refine_rounds", 0)
   validate.check_antithetic(antithetic, chunk_t, "chunk_t")
-  if rule not in ("test", "margin"):
-    raise ValueError(f"rule must be 'test' or 'margin', got {rule!r}.")
+  if rule not in ("test", "margin", "cs"):
+    raise ValueError(f"rule must be 'test', 'margin' or 'cs', got {rule!r}.")
   if not margin > 0:
     raise ValueError(f"margin must be > 0, got {margin}.")
   if not 0.0 < confidence < 1.0:
@@ -104,7 +127,7 @@ def race_config(denoiser: Denoiser, *, schedule: Schedule | None = None,
   schedule = linear_schedule() if schedule is None else schedule
   return RaceConfig(denoiser, schedule, int(chunk_t), int(max_rounds), int(keep),
                     int(refine_rounds), rule, float(margin), float(confidence),
-                    int(min_rounds), bool(antithetic), weighting)
+                    int(min_rounds), bool(antithetic), weighting, int(cs_draws))
 
 
 def _draws(key, x, cfg: RaceConfig, proposal):
@@ -131,17 +154,52 @@ def _quantile(cfg: RaceConfig, num_c: int, rounds: int) -> np.ndarray:
   return np.where(np.arange(rounds) + 1 < cfg.min_rounds, np.inf, q)
 
 
+def cs_multipliers(num_obs, confidence: float, num_classes: int,
+                   cs_draws: int = 32) -> np.ndarray:
+  """Half-widths, in sample standard deviations, of the asymptotic confidence sequence
+  for a mean after ``num_obs`` observations (module docstring, ``rule="cs"``).
+
+  ``rho^2 = (-2 log a + log(1 - 2 log a)) / cs_draws`` makes the boundary tightest at
+  ``cs_draws`` observations (Waudby-Smith et al. 2024, section 2.3).
+
+  Examples:
+    >>> import numpy as np
+    >>> from jgen.diffusion import racing
+    >>> m = racing.cs_multipliers(np.array([8, 64, 4096]), 0.9, 2)
+    >>> bool(np.all(np.diff(m) < 0)), bool(m[-1] * np.sqrt(4096) > 1.645)
+    (True, True)
+  """
+  a = (1.0 - confidence) / max(num_classes - 1, 1)
+  rho2 = (-2.0 * np.log(a) + np.log(1.0 - 2.0 * np.log(a))) / cs_draws
+  n = np.asarray(num_obs, np.float64)
+  return np.sqrt(2.0 * (n * rho2 + 1.0) / (n * n * rho2)
+                 * np.log(np.sqrt(n * rho2 + 1.0) / a))
+
+
+def _cs_quantile(cfg: RaceConfig, num_c: int, rounds: int) -> np.ndarray:
+  """Per-round multipliers of ``sqrt(var / n)``, like ``_quantile``, for ``rule="cs"``."""
+  per = cfg.chunk_t // 2 if cfg.antithetic else cfg.chunk_t
+  n = (np.arange(rounds) + 1) * per
+  m = cs_multipliers(n, cfg.confidence, num_c, cfg.cs_draws) * np.sqrt(n)
+  return np.where(np.arange(rounds) + 1 < cfg.min_rounds, np.inf, m)
+
+
 def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
-         num_classes: int) -> ClassifyResult:
+         num_classes: int, candidates=None) -> ClassifyResult:
   """Races the ``num_classes`` classes for ONE example (module docstring); jittable.
+
+  ``candidates``: optional ``[K]`` bool mask of the classes that enter the race (at
+  least one ``True``; all classes when ``None``).
 
   Returns:
     [`ClassifyResult`][jgen.diffusion.ClassifyResult]: ``scores [K]`` are ELBO estimates
-    (``weighting="elbo"``) or minus mean errors, from each class's own draws.
+    (``weighting="elbo"``) or minus mean errors, from each class's own draws; ``-inf``
+    for classes never evaluated.
   """
   k, rounds = num_classes, cfg.max_rounds + cfg.refine_rounds
   ids = jnp.arange(k, dtype=jnp.int32)
-  q = jnp.asarray(_quantile(cfg, k, rounds), x.dtype)
+  q = jnp.asarray((_cs_quantile if cfg.rule == "cs" else _quantile)(cfg, k, rounds),
+                  x.dtype)
   sizes = buckets(k)
   n_draw = cfg.chunk_t
 
@@ -169,9 +227,13 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
     if cfg.rule == "margin":
       out = (d_mean > cfg.margin) & (r + 1 >= cfg.min_rounds)
     else:
-      var = jnp.sum(jnp.where(rows, (d - d_mean[None, :, None]) ** 2, 0.0),
-                    axis=(0, 2)) / jnp.maximum(n - 1, 1)
-      out = d_mean > q[r] * jnp.sqrt(var / n)
+      obs, n_obs = d, n
+      if cfg.rule == "cs" and cfg.antithetic:   # one observation per antithetic pair
+        h = n_draw // 2
+        obs, n_obs = 0.5 * (d[..., :h] + d[..., h:]), n / 2
+      var = jnp.sum(jnp.where(rows, (obs - d_mean[None, :, None]) ** 2, 0.0),
+                    axis=(0, 2)) / jnp.maximum(n_obs - 1, 1)
+      out = d_mean > q[r] * jnp.sqrt(var / n_obs)
     active = active & ~(out | (mean == jnp.inf))
     active = active.at[leader].set(True)
     refine = refine - (n_act <= cfg.keep).astype(jnp.int32)
@@ -184,7 +246,8 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
     sifting = (n_act > cfg.keep) & (r < cfg.max_rounds)
     return (n_act > 1) & (sifting | ((n_act <= cfg.keep) & (refine > 0)))
 
-  init = (jnp.asarray(0, jnp.int32), jnp.ones((k,), bool),
+  start = jnp.ones((k,), bool) if candidates is None else jnp.asarray(candidates, bool)
+  init = (jnp.asarray(0, jnp.int32), start,
           jnp.zeros((rounds, k, n_draw), x.dtype), jnp.asarray(0, jnp.int32),
           jnp.asarray(cfg.refine_rounds, jnp.int32))
   r, active, hist, evals, _ = lax.while_loop(cond, body, init)
@@ -195,24 +258,47 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
     scores = elbo_from_errors(mean_err[:, None], x, cfg.schedule)
   else:
     scores = -mean_err
-  scores = jnp.where(jnp.isnan(scores), -jnp.inf, scores)
+  scores = jnp.where(jnp.isnan(scores) | ~jnp.any(seen, axis=0), -jnp.inf, scores)
   label = jnp.argmax(jnp.where(active, scores, -jnp.inf)).astype(jnp.int32)
+  # a single candidate wins without evaluations
+  label = jnp.where(evals > 0, label, jnp.argmax(active).astype(jnp.int32))
   return ClassifyResult(ids[label], scores, evals)
 
 
 @functools.partial(compilation.jit, static_argnames=("cfg", "num_classes", "vectorize"))
-def _batch(keys, params, x, proposal, *, cfg, num_classes, vectorize):
-  fn = functools.partial(race, cfg=cfg, num_classes=num_classes)
+def _batch(keys, params, x, proposal, candidates, *, cfg, num_classes, vectorize):
+  fn = lambda k, p, xi, q, c: race(k, p, xi, q, cfg=cfg, num_classes=num_classes,
+                                   candidates=c)
   if vectorize:
-    return jax.vmap(fn, in_axes=(0, None, 0, None))(keys, params, x, proposal)
-  return lax.map(lambda a: fn(a[0], params, a[1], proposal), (keys, x))
+    return jax.vmap(fn, in_axes=(0, None, 0, None, 0))(keys, params, x, proposal,
+                                                       candidates)
+  return lax.map(lambda a: fn(a[0], params, a[1], proposal, a[2]), (keys, x, candidates))
+
+
+def _check_candidates(candidates, n: int, k: int) -> jax.Array:
+  if candidates is None:
+    return jnp.ones((n, k), bool)
+  c = np.asarray(candidates)
+  if c.dtype != bool:
+    raise TypeError(f"candidates must be a bool mask, got dtype {c.dtype}.")
+  if c.shape != (n, k):
+    raise ValueError(f"candidates must have shape {(n, k)} (examples, classes), got"
+                     f" {c.shape}.")
+  empty = np.count_nonzero(~c.any(axis=1))
+  if empty:
+    raise ValueError(f"candidates must name at least one class per example; {empty}"
+                     " rows name none.")
+  return jnp.asarray(c)
 
 
 def batch_race(key: jax.Array, params: Any, x, num_classes: int, *, cfg: RaceConfig,
                proposal: TimestepProposal | None = None,
-               vectorize: bool = False) -> ClassifyResult:
+               vectorize: bool = False, candidates=None) -> ClassifyResult:
   """``race`` for ``x [N, *data_shape]`` (keys ``split(key, N)``), one compile per
-  architecture (``params`` and ``proposal`` traced).
+  architecture (``params``, ``proposal`` and ``candidates`` traced).
+
+  ``candidates``: optional ``[N, K]`` bool mask of the classes that enter each
+  example's race (a cheap first stage; module docstring).
 
   ``vectorize=False`` loops over examples (``lax.map``), so the bucket switch skips
   eliminated classes; ``vectorize=True`` vmaps, which runs every branch and every
@@ -226,12 +312,18 @@ def batch_race(key: jax.Array, params: Any, x, num_classes: int, *, cfg: RaceCon
     ...                            cfg=diffusion.race_config(den))
     >>> res.label.tolist()
     [0, 1, 2]
+    >>> mask = jnp.array([[True, True, False]] * 3)  # class 2 never enters
+    >>> res = diffusion.batch_race(jax.random.key(0), p, 3 * jnp.eye(3), 3,
+    ...                            candidates=mask, cfg=diffusion.race_config(den))
+    >>> res.label[:2].tolist(), res.scores[:, 2].tolist()
+    ([0, 1], [-inf, -inf, -inf])
   """
   if not isinstance(cfg, RaceConfig):
     raise TypeError(f"cfg must be a RaceConfig (race_config()), got"
                     f" {type(cfg).__name__}.")
   num_classes = validate.check_num_classes_fit(cfg.denoiser, num_classes)
   x = validate.check_x(cfg.denoiser, params, x, batched=True)
+  cand = _check_candidates(candidates, x.shape[0], num_classes)
   keys = jax.random.split(key, x.shape[0])
-  return _batch(keys, params, x, proposal, cfg=cfg, num_classes=num_classes,
+  return _batch(keys, params, x, proposal, cand, cfg=cfg, num_classes=num_classes,
                 vectorize=bool(vectorize))
