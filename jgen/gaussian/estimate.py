@@ -143,8 +143,14 @@ def _qda_core(stats: GaussianStats, log_prior: jax.Array, reg_param: float) -> Q
   # scikit-learn QuadraticDiscriminantAnalysis: (1 - r) S^2 / n_k + r on the singular
   # values of the centred class data, i.e. (1 - r) C_k + r I with C_k the MLE (ddof 0).
   cov = (1.0 - reg_param) * cov + reg_param * jnp.eye(d, dtype=cov.dtype)[None]
-  return QDAParams(_mask_invalid(means, n >= 2),
-                   jax.vmap(precision_cholesky)(cov, means * means), log_prior)
+  # One class at a time (lax.map), not one batched LAPACK call (vmap): in a program
+  # partitioned over several CPU devices (jit of a fit on sharded data), the batched
+  # triangular solve's parallel batch loop waits for XLA CPU threads that the other
+  # devices' parts of the same program hold, and the program never returns. The
+  # unbatched calls run on the calling thread; at K <= 100, D <= 256 the loop costs
+  # no measurable time next to the statistics pass.
+  prec = jax.lax.map(lambda cm: precision_cholesky(*cm), (cov, means * means))
+  return QDAParams(_mask_invalid(means, n >= 2), prec, log_prior)
 
 
 def _nb_core_per_class(stats: GaussianStats, log_prior: jax.Array,
