@@ -18,6 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
+# Checks of scalar arguments and of arrays' types live in jgen.core.arguments; they
+# are re-exported here so that every check is reachable as jgen.core.checks.<name>.
+from jgen.core.arguments import as_array  # noqa: F401
+from jgen.core.arguments import check_int  # noqa: F401
+from jgen.core.arguments import check_key  # noqa: F401
+from jgen.core.arguments import check_number  # noqa: F401
+
 # True while a function is being traced by jgen.checked: value checks that cannot run
 # on tracers are then staged as checkify checks instead of being skipped.
 _STAGE_CHECKS = contextvars.ContextVar("jgen_stage_checks", default=False)
@@ -118,34 +125,38 @@ def check_float(x: jax.Array, name: str) -> None:
 
 
 @jax.jit
-def _max_abs(x: jax.Array) -> jax.Array:
-  """``max |x|``: NaN or inf exactly when ``x`` has a non-finite entry. One reduction,
-  about ten times cheaper on the CPU than counting the non-finite entries as well, so the
-  count is computed only when there are some (``_value_summary``)."""
-  return jnp.max(jnp.abs(x))
-
-
-@jax.jit
 def _value_summary(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """``(number of non-finite entries, largest finite |x|)`` on device."""
-  finite = jnp.isfinite(x)
-  return jnp.sum(~finite), jnp.max(jnp.where(finite, jnp.abs(x), 0), initial=0)
+  """``(number of non-finite entries, largest finite |x|)`` on device: one pass."""
+  return count_nonfinite(x), max_finite_abs(x)
+
+
+def count_nonfinite(x: jax.Array) -> jax.Array:
+  """Number of NaN and infinite entries of ``x`` (traceable), by counting.
+
+  The one way jgen detects non-finite values. A reduction such as ``max |x|`` is no
+  substitute: XLA's CPU backend does not propagate NaN through a float32 ``max`` over
+  more than about 4096 elements (it returns the largest finite value or ``-inf``),
+  and GPU and TPU reductions make no promise either; a count is exact everywhere.
+  """
+  return jnp.sum(~jnp.isfinite(x), dtype=jnp.int32)
+
+
+def max_finite_abs(x: jax.Array) -> jax.Array:
+  """Largest ``|x|`` over the finite entries of ``x`` (0 when there are none)."""
+  return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0), initial=0)
 
 
 def _summary(x: jax.Array) -> tuple[int, float]:
   """``(number of non-finite entries, largest finite |x|)`` on the host for a concrete
-  ``x``: one reduction and one scalar transfer when every entry is finite."""
+  ``x``: one reduction and one small transfer."""
   if isinstance(x, np.ndarray) or not isinstance(x, jax.Array):
     xv = np.asarray(x)
     finite = np.isfinite(xv)
     return int(np.sum(~finite)), float(np.max(np.abs(xv[finite]), initial=0.0))
-  biggest = _max_abs(x)
-  if isinstance(biggest, jax.core.Tracer):   # a concrete array inside someone's trace
-    return _summary(np.asarray(x))
-  biggest = float(biggest)
-  if math.isfinite(biggest):
-    return 0, biggest
   bad, biggest = _value_summary(x)
+  if isinstance(bad, jax.core.Tracer):   # a concrete array inside someone's trace
+    return _summary(np.asarray(x))
+  bad, biggest = jax.device_get((bad, biggest))
   return int(bad), float(biggest)
 
 
@@ -178,13 +189,19 @@ def check_labels(y: jax.Array, num_classes: int, name: str = "y") -> None:
       )
 
 
+XY_SUMMARY_SIZE = 3
+"""Length of ``xy_summary``'s vector."""
+
+
 def xy_summary(x: jax.Array, y: jax.Array, num_classes: int) -> jax.Array:
   """Traced value summary of training data, to compute inside a fit's own program:
-  ``[max |x|, number of labels outside [0, num_classes)]`` in ``x``'s dtype (``max |x|``
-  is NaN or inf when ``x`` has a non-finite entry). ``raise_for_xy_summary`` turns
-  it into the eager errors, recomputing the details it names only when there is one."""
+  ``[non-finite entries of x, largest finite |x|, labels outside [0, num_classes)]``
+  in ``x``'s dtype (``XY_SUMMARY_SIZE`` entries; a count above ``2**24`` in float32 is
+  rounded but stays positive). ``raise_for_xy_summary`` turns it into the eager
+  errors, recomputing the details it names only when there is one."""
   off = jnp.sum((y < 0) | (y >= num_classes))
-  return jnp.stack([jnp.max(jnp.abs(x)), off.astype(x.dtype)])
+  return jnp.stack([count_nonfinite(x).astype(x.dtype), max_finite_abs(x),
+                    off.astype(x.dtype)])
 
 
 _xy_summary_jit = jax.jit(xy_summary, static_argnums=2)
@@ -193,11 +210,11 @@ _xy_summary_jit = jax.jit(xy_summary, static_argnums=2)
 def raise_for_xy_summary(summary, x: jax.Array, y: jax.Array, num_classes: int) -> None:
   """The errors of ``check_labels`` then ``check_values`` from a concrete
   ``xy_summary`` (device or host values: one small transfer)."""
-  biggest, off = (float(v) for v in np.asarray(summary))
+  bad, biggest, off = (float(v) for v in np.asarray(summary)[:XY_SUMMARY_SIZE])
   if off:
     check_labels(y, num_classes)
-  if not math.isfinite(biggest):
-    bad, biggest = _summary(x)
+  if bad:
+    bad, _ = _summary(x)
     raise ValueError(f"x contains {bad} non-finite value(s) (NaN or Inf).")
   _check_scale_of(biggest, x, "x", None, True)
 

@@ -183,7 +183,7 @@ _core_jit = jax.jit(lambda core, stats, log_prior, reg: core(stats, log_prior, r
 def _fit_program(x, y, w, log_prior, reg, core, num_classes, full_covariance, pooled):
   """The whole eager fit as one program: the params and, packed into one small vector
   so that one transfer reads them, the value summary of the data and what the class
-  errors need: ``[max |x|, labels out of range, count[K], valid[K]]``."""
+  errors need: ``[xy_summary (3), count[K], valid[K]]``."""
   stats, summary = checked_stats(x, y, w, num_classes, full_covariance, pooled)
   if log_prior is None:
     log_prior = _empirical_log_prior(stats.count)
@@ -211,8 +211,9 @@ def fit(spec: Family, x, y, num_classes, sample_weight, priors):
                                       num_classes, spec.full_covariance, spec.pooled)
     if not isinstance(packed, jax.core.Tracer):
       packed = np.asarray(packed)
-      _checks.raise_for_xy_summary(packed[:2], x, y, num_classes)
-      _raise_for_classes(packed[2:2 + num_classes], packed[2 + num_classes:] > 0,
+      n = _checks.XY_SUMMARY_SIZE
+      _checks.raise_for_xy_summary(packed[:n], x, y, num_classes)
+      _raise_for_classes(packed[n:n + num_classes], packed[n + num_classes:] > 0,
                          params, spec.min_count, spec.family, spec.remedy)
       return params
     _checks.check_labels_and_values(x, y, num_classes)  # concrete inside a trace
