@@ -21,9 +21,12 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgen.core import compilation
+from jgen.core import checks as _checks
+from jgen.core import sentinels
 from jgen.core.progress import check_progress, report
 from jgen.diffusion import validate
 from jgen.diffusion.chunking import CACHE_BYTES, pairs_per_call
+from jgen.diffusion.schedules import Schedule
 from jgen.diffusion.schedules import linear_schedule
 from jgen.diffusion.strategies import (ClassifyResult, StrategyConfig, adaptive_plan,
                                        run)
@@ -114,6 +117,10 @@ def prepare(denoiser, params: Any, x: ArrayLike, num_classes: int, options: dict
                                   validate.check_static_int(o["cache_bytes"],
                                                             "cache_bytes")) // max(n, 1))
   schedule = DEFAULT_SCHEDULE if o["schedule"] is None else o["schedule"]
+  if not isinstance(schedule, Schedule):
+    raise TypeError("schedule must be a jgen.diffusion Schedule (e.g."
+                    " jgen.diffusion.linear_schedule()) or None, got"
+                    f" {type(schedule).__name__} ({schedule!r:.40}).")
   cfg = StrategyConfig(denoiser, schedule, o["timesteps"], o["weighting"], o["loss"],
                        chunk, bool(o["antithetic"]))
   return Prepared(x, ids, o["strategy"], cfg, tuple(sorted(opts.items())))
@@ -121,7 +128,24 @@ def prepare(denoiser, params: Any, x: ArrayLike, num_classes: int, options: dict
 
 @functools.partial(compilation.jit, static_argnames=("strategy", "cfg", "opts", "batched"))
 def _run(key, params, x, ids, *, strategy, cfg, opts, batched):
-  return run(strategy, key, params, x, ids, cfg=cfg, opts=dict(opts), batched=batched)
+  return mark_unclassifiable(run(strategy, key, params, x, ids, cfg=cfg,
+                                 opts=dict(opts), batched=batched))
+
+
+def mark_unclassifiable(res: ClassifyResult) -> ClassifyResult:
+  """``res`` with label ``-1`` (``jgen.core.sentinels.INVALID_LABEL``) where no class
+  has a score (every score ``-inf``: the strategies map NaN estimates to ``-inf``, so
+  a denoiser returning NaN for every class ends here), instead of class 0."""
+  broken = sentinels.broken_rows(res.scores)
+  label = jnp.where(broken, jnp.asarray(sentinels.INVALID_LABEL, res.label.dtype),
+                    res.label)
+  return res._replace(label=label)
+
+
+def finish(res: ClassifyResult) -> ClassifyResult:
+  """The eager error for a label ``mark_unclassifiable`` invalidated."""
+  sentinels.raise_for_invalid_labels(res.label, "scores")
+  return res
 
 
 def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: int,
@@ -149,7 +173,9 @@ def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: i
 
   Returns:
     [`ClassifyResult`][jgen.diffusion.ClassifyResult]
-    ``(label [], scores [C], num_evals [])``.
+    ``(label [], scores [C], num_evals [])``. When every class scores ``-inf`` (a
+    denoiser returning NaN or inf, say) there is no label: ``ValueError`` eagerly,
+    ``label == -1`` under ``jit``.
 
   Examples:
     >>> import jax, jax.numpy as jnp
@@ -160,9 +186,10 @@ def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: i
     >>> int(res.label), res.scores.shape
     (2, (3,))
   """
+  _checks.check_key(key)
   p = prepare(denoiser, params, x, num_classes, options, batched=False)
-  return _run(key, params, p.x, p.ids, strategy=p.strategy, cfg=p.cfg, opts=p.opts,
-              batched=False)
+  return finish(_run(key, params, p.x, p.ids, strategy=p.strategy, cfg=p.cfg,
+                     opts=p.opts, batched=False))
 
 
 def batch_classify(key: jax.Array, denoiser, params: Any, x: ArrayLike,
@@ -207,15 +234,23 @@ def batch_classify(key: jax.Array, denoiser, params: Any, x: ArrayLike,
     ...                          num_t=64, batch_size=2).label.tolist()
     [0, 1, 2]
   """
+  _checks.check_key(key)
+  check_examples(x)
   rows = _batch_rows(x, batch_size, check_progress(progress))
   p = prepare(denoiser, params, x, num_classes, options, batched=True, rows=rows)
   keys = jax.random.split(key, p.x.shape[0])
   call = lambda k, xs: _run(k, params, xs, p.ids, strategy=p.strategy, cfg=p.cfg,
                             opts=p.opts, batched=True)
   if rows is None:
-    return call(keys, p.x)
+    return finish(call(keys, p.x))
   with report(progress, p.x.shape[0], unit="example", desc="batch_classify") as update:
-    return _in_batches(call, keys, p.x, rows, update)
+    return finish(_in_batches(call, keys, p.x, rows, update))
+
+
+def check_examples(x) -> None:
+  """A batch must hold at least one example (``x [N, ...]`` with ``N >= 1``)."""
+  if np.ndim(x) >= 1 and np.shape(x)[0] == 0:
+    raise ValueError(f"x must hold at least one example, got shape {np.shape(x)}.")
 
 
 def _batch_rows(x, batch_size, progress) -> int | None:
