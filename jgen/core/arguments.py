@@ -19,7 +19,17 @@ __all__ = ["as_array", "check_int", "check_number", "check_key"]
 
 def as_array(x: Any, name: str) -> jax.Array:
   """``jnp.asarray(x)``, or a ``TypeError`` naming ``name`` for strings, objects and
-  other values that are not numeric arrays."""
+  other values that are not numeric arrays.
+
+  Examples:
+    >>> from jgen.core import checks
+    >>> checks.as_array([1, 2], "y").shape
+    (2,)
+    >>> checks.as_array("abc", "y")
+    Traceback (most recent call last):
+        ...
+    TypeError: y must be a numeric array, got str 'abc'.
+  """
   if isinstance(x, (str, bytes)):
     raise TypeError(f"{name} must be a numeric array, got {type(x).__name__} {x!r}.")
   try:
@@ -33,7 +43,17 @@ def as_array(x: Any, name: str) -> jax.Array:
 
 def check_int(value: Any, name: str, minimum: int | None = None) -> int:
   """``value`` as a Python int: ``TypeError`` unless it is an integer (not a bool, not
-  a float such as ``2.5`` or ``2.0``), ``ValueError`` if it is below ``minimum``."""
+  a float such as ``2.5`` or ``2.0``), ``ValueError`` if it is below ``minimum``.
+
+  Examples:
+    >>> from jgen.core import checks
+    >>> checks.check_int(3, "batch_size", 1)
+    3
+    >>> checks.check_int(2.5, "batch_size", 1)
+    Traceback (most recent call last):
+        ...
+    TypeError: batch_size must be an int, got float (2.5).
+  """
   if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
     raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r}).")
   if minimum is not None and value < minimum:
@@ -45,7 +65,17 @@ def check_number(value: Any, name: str, *, positive: bool = False,
                  nonnegative: bool = False) -> float:
   """``value`` as a finite Python float (a real scalar, not a bool or string), > 0
   with ``positive`` and >= 0 with ``nonnegative``; ``TypeError``/``ValueError``
-  naming ``name`` otherwise. Traced values pass through unchecked."""
+  naming ``name`` otherwise. Traced values pass through unchecked.
+
+  Examples:
+    >>> from jgen.core import checks
+    >>> checks.check_number(0.01, "learning_rate", positive=True)
+    0.01
+    >>> checks.check_number(float("nan"), "learning_rate", positive=True)
+    Traceback (most recent call last):
+        ...
+    ValueError: learning_rate must be a finite number > 0, got nan.
+  """
   if isinstance(value, jax.core.Tracer):
     return value
   if isinstance(value, (bool, np.bool_, str, bytes)) or not (
@@ -65,7 +95,18 @@ def check_number(value: Any, name: str, *, positive: bool = False,
 def check_key(key: Any, name: str = "key") -> jax.Array:
   """A PRNG key: a typed key (``jax.random.key``) or a raw ``uint32[2]`` key
   (``jax.random.PRNGKey``); anything else (a plain int seed, say) is a ``TypeError``
-  saying what to pass."""
+  saying what to pass.
+
+  Examples:
+    >>> import jax
+    >>> from jgen.core import checks
+    >>> checks.check_key(jax.random.key(0)).shape
+    ()
+    >>> checks.check_key(0)
+    Traceback (most recent call last):
+        ...
+    TypeError: key must be a PRNG key: pass jax.random.key(seed), got int (0).
+  """
   if isinstance(key, jax.Array) or isinstance(key, jax.core.Tracer):
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
       return key

@@ -137,12 +137,26 @@ def count_nonfinite(x: jax.Array) -> jax.Array:
   substitute: XLA's CPU backend does not propagate NaN through a float32 ``max`` over
   more than about 4096 elements (it returns the largest finite value or ``-inf``),
   and GPU and TPU reductions make no promise either; a count is exact everywhere.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen.core import checks
+    >>> x = jnp.zeros(5000, jnp.float32).at[-1].set(jnp.nan)
+    >>> int(checks.count_nonfinite(x))
+    1
   """
   return jnp.sum(~jnp.isfinite(x), dtype=jnp.int32)
 
 
 def max_finite_abs(x: jax.Array) -> jax.Array:
-  """Largest ``|x|`` over the finite entries of ``x`` (0 when there are none)."""
+  """Largest ``|x|`` over the finite entries of ``x`` (0 when there are none).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen.core import checks
+    >>> float(checks.max_finite_abs(jnp.array([1.0, -3.0, jnp.inf, jnp.nan])))
+    3.0
+  """
   return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0), initial=0)
 
 

@@ -30,7 +30,15 @@ INVALID_LABEL = -1
 
 def broken_rows(scores: jax.Array) -> jax.Array:
   """``[...]`` bool: rows of ``scores [..., K]`` with a NaN or ``+inf`` entry, or whose
-  every entry is ``-inf`` (traceable)."""
+  every entry is ``-inf`` (traceable).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen.core import sentinels
+    >>> s = jnp.array([[0.0, -jnp.inf], [-jnp.inf, -jnp.inf], [jnp.nan, 1.0]])
+    >>> sentinels.broken_rows(s).tolist()
+    [False, True, True]
+  """
   bad = jnp.any(jnp.isnan(scores) | jnp.isposinf(scores), axis=-1)
   return bad | jnp.all(jnp.isneginf(scores), axis=-1)
 
@@ -56,6 +64,14 @@ def check_scores(scores: jax.Array, name: str = "scores") -> None:
   """Raise ``ValueError`` if concrete ``scores [..., K]`` have a broken row.
 
   Under a trace it stages the check for [`checked`][jgen.checked] and returns.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen.core import sentinels
+    >>> sentinels.check_scores(jnp.array([[0.0, 1.0], [jnp.nan, 0.0]]), "log_lik")
+    Traceback (most recent call last):
+        ...
+    ValueError: log_lik has 1 row(s) that cannot be classified (a NaN or +inf score, or -inf for every class), the first at index 1; a non-finite input or a degenerate model gives such scores.
   """
   if not _checks.is_concrete(scores):
     _checks.staged_check(~broken_rows(scores),
@@ -77,7 +93,15 @@ def check_scores(scores: jax.Array, name: str = "scores") -> None:
 
 def labels_from_scores(scores: jax.Array, name: str = "scores") -> jax.Array:
   """``argmax_k scores`` ``[...]`` (integer): ``ValueError`` eagerly on a broken row,
-  ``INVALID_LABEL`` for it under ``jit``."""
+  ``INVALID_LABEL`` for it under ``jit``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen.core import sentinels
+    >>> s = jnp.array([[0.0, 1.0], [-jnp.inf, -jnp.inf]])
+    >>> jax.jit(sentinels.labels_from_scores)(s).tolist()
+    [1, -1]
+  """
   check_scores(scores, name)
   label = jnp.argmax(scores, axis=-1)
   return jnp.where(broken_rows(scores), jnp.asarray(INVALID_LABEL, label.dtype), label)
@@ -85,7 +109,13 @@ def labels_from_scores(scores: jax.Array, name: str = "scores") -> jax.Array:
 
 def raise_for_invalid_labels(label: jax.Array, name: str) -> None:
   """Eagerly, ``ValueError`` if concrete labels hold ``INVALID_LABEL`` (a row of
-  ``name`` that could not be classified); nothing under a trace."""
+  ``name`` that could not be classified); nothing under a trace.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen.core import sentinels
+    >>> sentinels.raise_for_invalid_labels(jnp.array([2, 0, 1]), "scores")  # all fine
+  """
   if not _checks.is_concrete(label) or not label.size:
     return
   count, first = (int(v) for v in jax.device_get(_invalid_summary(label)))

@@ -135,7 +135,16 @@ def _run(key, params, x, ids, *, strategy, cfg, opts, batched):
 def mark_unclassifiable(res: ClassifyResult) -> ClassifyResult:
   """``res`` with label ``-1`` (``jgen.core.sentinels.INVALID_LABEL``) where no class
   has a score (every score ``-inf``: the strategies map NaN estimates to ``-inf``, so
-  a denoiser returning NaN for every class ends here), instead of class 0."""
+  a denoiser returning NaN for every class ends here), instead of class 0.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen.diffusion import classifier
+    >>> res = classifier.ClassifyResult(jnp.array([0, 1]), jnp.array(
+    ...     [[-jnp.inf, -jnp.inf], [-2.0, -1.0]]), jnp.array([4, 4]))
+    >>> classifier.mark_unclassifiable(res).label.tolist()
+    [-1, 1]
+  """
   broken = sentinels.broken_rows(res.scores)
   label = jnp.where(broken, jnp.asarray(sentinels.INVALID_LABEL, res.label.dtype),
                     res.label)
@@ -143,7 +152,18 @@ def mark_unclassifiable(res: ClassifyResult) -> ClassifyResult:
 
 
 def finish(res: ClassifyResult) -> ClassifyResult:
-  """The eager error for a label ``mark_unclassifiable`` invalidated."""
+  """The eager error for a label ``mark_unclassifiable`` invalidated.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen.diffusion import classifier
+    >>> res = classifier.ClassifyResult(jnp.array(-1), jnp.full(2, -jnp.inf),
+    ...                                 jnp.array(4))
+    >>> classifier.finish(res)
+    Traceback (most recent call last):
+        ...
+    ValueError: scores has 1 row(s) that cannot be classified (a NaN or +inf score, or -inf for every class); a non-finite input or a degenerate model gives such scores.
+  """
   sentinels.raise_for_invalid_labels(res.label, "scores")
   return res
 
@@ -248,7 +268,16 @@ def batch_classify(key: jax.Array, denoiser, params: Any, x: ArrayLike,
 
 
 def check_examples(x) -> None:
-  """A batch must hold at least one example (``x [N, ...]`` with ``N >= 1``)."""
+  """A batch must hold at least one example (``x [N, ...]`` with ``N >= 1``).
+
+  Examples:
+    >>> import numpy as np
+    >>> from jgen.diffusion import classifier
+    >>> classifier.check_examples(np.zeros((0, 3)))
+    Traceback (most recent call last):
+        ...
+    ValueError: x must hold at least one example, got shape (0, 3).
+  """
   if np.ndim(x) >= 1 and np.shape(x)[0] == 0:
     raise ValueError(f"x must hold at least one example, got shape {np.shape(x)}.")
 

@@ -49,7 +49,18 @@ def check_static_int(value: Any, name: str, minimum: int = 1) -> int:
 
 
 def check_schedule(schedule: Any, name: str = "schedule"):
-  """``schedule`` must be a ``Schedule`` (e.g. ``jgen.diffusion.linear_schedule()``)."""
+  """``schedule`` must be a ``Schedule`` (e.g. ``jgen.diffusion.linear_schedule()``).
+
+  Examples:
+    >>> import jgen
+    >>> from jgen.diffusion import validate
+    >>> validate.check_schedule(jgen.diffusion.linear_schedule()).name
+    'linear[-13.3,5]'
+    >>> validate.check_schedule("linear")
+    Traceback (most recent call last):
+        ...
+    TypeError: schedule must be a jgen.diffusion Schedule (e.g. jgen.diffusion.linear_schedule()), got str ('linear').
+  """
   if not isinstance(schedule, Schedule):
     raise TypeError(f"{name} must be a jgen.diffusion Schedule (e.g."
                     " jgen.diffusion.linear_schedule()), got"
