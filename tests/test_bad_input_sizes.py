@@ -21,6 +21,8 @@ diffusion classify and batch_classify; 18 each for diffusion training and the mi
 logistic fit.
 """
 
+import platform
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -78,7 +80,9 @@ def test_cpu_float32_max_drops_nan_above_4096_elements():
   x[-1] = np.nan
   xj = jnp.asarray(x)
   assert int(jgen.core.checks.count_nonfinite(xj)) == 1
-  if jax.default_backend() == "cpu" and np.dtype(np.intp).itemsize == 8:
+  # x86 vector max instructions return the second operand when one is NaN; other
+  # CPUs may differ, so the pin is asserted where it was observed.
+  if jax.default_backend() == "cpu" and platform.machine() in ("x86_64", "AMD64"):
     m = float(jnp.max(xj))
     assert not np.isnan(m), (
         "XLA's CPU float32 max now propagates NaN over large arrays. jgen's checks "
