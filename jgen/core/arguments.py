@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["as_array", "check_int", "check_number", "check_key"]
+__all__ = ["as_array", "as_features", "check_int", "check_number", "check_key"]
 
 
 def as_array(x: Any, name: str) -> jax.Array:
@@ -114,3 +114,30 @@ def check_key(key: Any, name: str = "key") -> jax.Array:
       return key
   raise TypeError(f"{name} must be a PRNG key: pass jax.random.key(seed), got"
                   f" {type(key).__name__} ({key!r:.60}).")
+
+
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+def as_features(x: Any, name: str = "x") -> jax.Array:
+  """Features as a float32/float64 array, or a ``TypeError`` naming ``name``.
+
+  Integer and boolean features are converted to the default float dtype (exact for
+  counts and pixels). Complex, object and string arrays are rejected (a complex input
+  would otherwise lose its imaginary part), and so are float16/bfloat16, whose range
+  and precision cannot hold second moments or a Cholesky factorisation.
+  """
+  try:
+    x = x if isinstance(x, jax.Array) else jnp.asarray(x)
+  except TypeError as e:
+    raise TypeError(f"{name} must be a numeric array, got {type(x).__name__} ({e}).") from e
+  if jnp.issubdtype(x.dtype, jnp.complexfloating):
+    raise TypeError(f"{name} must be real, got complex dtype {x.dtype}.")
+  if str(x.dtype) in _LOW_PRECISION:
+    raise TypeError(f"{name} has dtype {x.dtype}, too imprecise for covariances and"
+                    " likelihoods; convert it to float32 or float64.")
+  if jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_:
+    x = x.astype(jnp.result_type(float))
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise TypeError(f"{name} must have a real numeric dtype, got {x.dtype}.")
+  return x
