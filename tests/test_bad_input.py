@@ -178,6 +178,150 @@ CASES += [
 ]
 
 
+# Version 2 review: scores to labels, numeric options, keys, errors from inside
+# libraries (each of these returned a number or raised from JAX/optax/orbax/json).
+_DEN, _ORACLE = jgen.diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))
+_NAN_ROW = np.where(np.arange(5)[:, None] == 2, np.nan, SCORES).astype(np.float32)
+_INF_ROW = np.where(np.arange(5)[:, None] == 4, -np.inf, SCORES).astype(np.float32)
+_POS_INF = np.where(np.eye(5, 3) > 0, np.inf, SCORES).astype(np.float32)
+_LR = jgen.logistic_regression()
+_KEY = jax.random.key(0)
+_MIX = jgen.simulate.zheng_mixture(3, 4)
+
+
+def _minibatch(**kw):
+  args = dict(num_classes=3, batch_size=8, num_steps=2)
+  key = kw.pop("key", _KEY)
+  return lambda: jgen.logistic.fit_minibatch(_LR, key, X, Y, **{**args, **kw})
+
+
+def _classify(batch=False, **kw):
+  key, x = kw.pop("key", _KEY), kw.pop("x", np.eye(3, dtype=np.float32))
+  opts = {"num_t": 4, **kw}
+  if batch:
+    return lambda: jgen.diffusion.batch_classify(key, _DEN, _ORACLE, x, 3, **opts)
+  return lambda: jgen.diffusion.classify(key, _DEN, _ORACLE, x[0], 3, **opts)
+
+
+CASES += [
+    # Scores to labels: a NaN row, a row all -inf, a +inf score.
+    *[(entry, what, call, ValueError, r"cannot be classified")
+      for what, scores in [("NaN row", _NAN_ROW), ("row all -inf", _INF_ROW),
+                           ("+inf score", _POS_INF)]
+      for entry, call in [
+          ("predict", lambda s=scores: jgen.predict(s)),
+          ("log_posterior", lambda s=scores: jgen.log_posterior(s)),
+          ("accuracy", lambda s=scores: jgen.accuracy(s, LABELS)),
+          ("negative_log_likelihood",
+           lambda s=scores: jgen.negative_log_likelihood(s, LABELS)),
+          ("fit_temperature", lambda s=scores: jgen.fit_temperature(s, LABELS)),
+          ("parallel.bayes_reduce", lambda s=scores: jgen.parallel.bayes_reduce(
+              s, jgen.parallel.make_mesh(classes=4), num_classes=3)),
+      ]],
+    ("log_posterior", "NaN in the log-prior", lambda: jgen.log_posterior(
+        SCORES, np.array([np.nan, 0.0, 0.0], np.float32)), ValueError,
+     r"log_prior must not contain NaN or \+inf"),
+    ("log_posterior", "+inf in the log-prior", lambda: jgen.log_posterior(
+        SCORES, np.array([np.inf, 0.0, 0.0], np.float32)), ValueError, r"log_prior"),
+    ("diffusion.classify", "denoiser NaN for every class", lambda: jgen.diffusion.classify(
+        _KEY, _DEN, jax.tree.map(lambda a: a * np.nan, _ORACLE), np.eye(3)[0], 3,
+        num_t=4), ValueError, r"cannot be classified"),
+    ("diffusion.batch_classify", "denoiser NaN for every class",
+     lambda: jgen.diffusion.batch_classify(
+         _KEY, _DEN, jax.tree.map(lambda a: a * np.nan, _ORACLE), np.eye(3), 3, num_t=4),
+     ValueError, r"3 row\(s\) that cannot be classified"),
+    # Metrics refuse what is not a label.
+    ("accuracy", "float labels 2.5", lambda: jgen.accuracy(LABELS, LABELS + 0.5), TypeError,
+     r"y must have an integer dtype"),
+    ("accuracy", "negative labels", lambda: jgen.accuracy(LABELS, LABELS - 1), ValueError,
+     r"y must hold class labels >= 0"),
+    ("accuracy", "label out of range", lambda: jgen.accuracy(SCORES, LABELS + 1),
+     ValueError, r"y must lie in \[0, num_classes=3\)"),
+    ("accuracy", "predictions below -1", lambda: jgen.accuracy(LABELS - 2, LABELS),
+     ValueError, r"scores given as integer predictions must be labels >= 0"),
+    ("accuracy", "arguments of different lengths",
+     lambda: jgen.accuracy(LABELS, LABELS[:3]), ValueError, r"must have the shape of y"),
+    ("accuracy", "string scores", lambda: jgen.accuracy("abc", LABELS), TypeError,
+     r"scores must be a numeric array"),
+    ("expected_calibration_error", "NaN probabilities",
+     lambda: jgen.expected_calibration_error(
+         np.where(np.eye(5, 3) > 0, np.nan, 1 / 3), LABELS), ValueError,
+     r"probs must be class probabilities"),
+    # Numeric options.
+    ("logistic.fit_minibatch", "negative learning rate", _minibatch(learning_rate=-0.1),
+     ValueError, r"learning_rate must be a finite number > 0"),
+    ("logistic.fit_minibatch", "NaN learning rate", _minibatch(learning_rate=np.nan),
+     ValueError, r"learning_rate must be a finite number > 0"),
+    ("logistic.fit_minibatch", "batch size 2.5", _minibatch(batch_size=2.5), TypeError,
+     r"batch_size must be an int"),
+    ("logistic.fit_minibatch", "num_steps -1", _minibatch(num_steps=-1), ValueError,
+     r"num_steps must be an int >= 1"),
+    ("logistic.fit_minibatch", "plain int key", _minibatch(key=0), TypeError,
+     r"key must be a PRNG key: pass jax.random.key\(seed\)"),
+    ("logistic.fit_minibatch", "NaN initial point", _minibatch(
+        init=jgen.logistic.LogisticParams(jnp.full((3, 3), jnp.nan), jnp.zeros(3))),
+     ValueError, r"init.weights contains 9 non-finite"),
+    ("logistic.objective", "weights for other features", lambda: jgen.logistic.objective(
+        _LR, jgen.logistic.LogisticParams(jnp.zeros((2, 3)), jnp.zeros(3)), X, Y),
+     ValueError, r"params.weights must have shape \(D, K\)"),
+    ("diffusion.TrainConfig", "negative learning rate",
+     lambda: jgen.diffusion.TrainConfig(learning_rate=-1e-3), ValueError,
+     r"TrainConfig.learning_rate must be a finite number > 0"),
+    ("diffusion.TrainConfig", "NaN learning rate",
+     lambda: jgen.diffusion.TrainConfig(learning_rate=float("nan")), ValueError,
+     r"TrainConfig.learning_rate"),
+    ("diffusion.TrainConfig", "batch size 2.5",
+     lambda: jgen.diffusion.TrainConfig(batch_size=2.5), TypeError,
+     r"TrainConfig.batch_size must be a static Python int"),
+    ("diffusion.classify", "negative num_t", _classify(num_t=-4), ValueError,
+     r"num_t must be >= 1"),
+    ("diffusion.classify", "plain int key", _classify(key=0), TypeError,
+     r"key must be a PRNG key: pass jax.random.key\(seed\)"),
+    ("diffusion.classify", "schedule as a string", _classify(schedule="linear"), TypeError,
+     r"schedule must be a jgen.diffusion Schedule"),
+    ("diffusion.batch_classify", "plain int key", _classify(True, key=0), TypeError,
+     r"pass jax.random.key\(seed\)"),
+    ("diffusion.batch_classify", "no examples", _classify(True, x=np.zeros((0, 3))),
+     ValueError, r"x must hold at least one example"),
+    ("diffusion.prior_kl", "schedule None", lambda: jgen.diffusion.prior_kl(
+        jnp.ones(3), None), TypeError, r"schedule must be a jgen.diffusion Schedule"),
+    ("diffusion.class_errors", "plain int key", lambda: jgen.diffusion.class_errors(
+        0, _DEN, _ORACLE, jnp.ones(3), 3, num_t=4,
+        schedule=jgen.diffusion.linear_schedule()), TypeError, r"pass jax.random.key"),
+    ("diffusion.bits_per_dim", "negative dimensions",
+     lambda: jgen.diffusion.bits_per_dim(-10.0, -5), ValueError,
+     r"num_dims must be an int >= 1"),
+    ("simulate.sample", "negative number of examples",
+     lambda: jgen.simulate.sample(_KEY, _MIX, -5), ValueError,
+     r"num_examples must be an int >= 1"),
+    ("simulate.sample", "plain int key", lambda: jgen.simulate.sample(0, _MIX, 5),
+     TypeError, r"pass jax.random.key\(seed\)"),
+    ("diffusion.gaussian_oracle", "class index outside the classes",
+     lambda: _DEN.apply(_ORACLE, jnp.ones(3), jnp.asarray(0.0), 5), ValueError,
+     r"y \(the class index\) must lie in \[0, 3\)"),
+    ("gaussian_nb", "var_smoothing inf", lambda: jgen.gaussian_nb(float("inf")),
+     ValueError, r"var_smoothing must be a finite number"),
+    ("gaussian_nb", "var_smoothing a string", lambda: jgen.gaussian_nb("1e-9"), TypeError,
+     r"var_smoothing must be a real number"),
+    ("qda", "NaN reg_param", lambda: jgen.qda(float("nan")), ValueError,
+     r"reg_param must be a finite number"),
+    # Errors once raised from inside JAX, orbax or json.
+    ("checkpoint.save_pytree", "a string leaf", lambda: jgen.checkpoint.save_pytree(
+        "/nonexistent/never-written", {"a": "text"}), TypeError,
+     r"tree must hold numeric arrays only; the leaf 'a' is str"),
+    ("parallel.class_sharded_scores", "score function with the wrong class count",
+     lambda: jgen.parallel.class_sharded_scores(
+         lambda p, shared, ids, x: jnp.zeros((x.shape[0], 5)), jnp.zeros((3, 2)),
+         jnp.zeros((4, 2)), jgen.parallel.make_mesh(data=2, classes=4), num_classes=3),
+     ValueError, r"score_fn must return one score per example and class"),
+    ("parallel.class_sharded_log_likelihood", "NaN in x",
+     lambda: jgen.parallel.class_sharded_log_likelihood(
+         *_fitted("qda"), np.full((4, 3), np.nan, np.float32),
+         jgen.parallel.make_mesh(data=2, classes=4)), ValueError,
+     r"x contains 12 non-finite"),
+]
+
+
 @pytest.mark.parametrize("entry, what, call, exc, match", CASES,
                          ids=[f"{c[0]}: {c[1]}" for c in CASES])
 def test_bad_input_raises_a_clear_error(entry, what, call, exc, match):
@@ -196,6 +340,20 @@ def test_logistic_integer_x_is_promoted_not_truncated():
   assert np.any(np.asarray(model.log_likelihood(params, xi)) != 0)
 
 
+def test_existing_checkpoint_without_overwrite_is_refused(tmp_path):
+  jgen.checkpoint.save_pytree(tmp_path / "c", {"w": jnp.arange(3.0)})
+  with pytest.raises(FileExistsError, match=r"already exists; pass overwrite=True"):
+    jgen.checkpoint.save_pytree(tmp_path / "c", {"w": jnp.zeros(3)}, overwrite=False)
+
+
+def test_save_model_names_extra_that_is_not_json(tmp_path):
+  from flax import nnx
+  net = jgen.diffusion.MLPDenoiser((4,), 3, width=8, depth=1, rngs=nnx.Rngs(0))
+  with pytest.raises(TypeError, match=r"extra and schedule must be JSON-serialisable"):
+    jgen.checkpoint.save_model(tmp_path / "m", net, extra={"when": object()})
+  assert not (tmp_path / "m").exists()
+
+
 def test_jit_sentinels():
   # Under jit nothing can raise; the documented sentinels are returned instead.
   out = jax.jit(jgen.temperature_scale)(jnp.asarray(SCORES), -1.0)      # [item 5]
@@ -205,6 +363,23 @@ def test_jit_sentinels():
   bound = jax.jit(lambda g: jgen.bounds.zero_one_bound(
       "logistic", 0.1, num_classes=3, zero_one_gap=g))(5.0)
   assert np.isnan(float(bound))
+  # Scores to labels: -1 (not a class) for a row with no most likely class.
+  for scores, row in [(_NAN_ROW, 2), (_INF_ROW, 4)]:
+    labels = np.asarray(jax.jit(jgen.predict)(scores))
+    assert labels[row] == -1 and np.all(np.delete(labels, row) >= 0)
+    assert float(jax.jit(jgen.accuracy)(scores, labels)) == pytest.approx(0.8)
+  # Priors that do not sum to one under jit: NaN prior, every prediction -1.
+  fit = jax.jit(lambda x, y: jgen.gaussian_nb().fit(
+      x, y, num_classes=3, priors=jnp.array([0.5, 0.5, 0.5])))
+  params = fit(X, Y)
+  assert np.all(np.isnan(np.asarray(params.log_prior)))
+  assert np.all(np.asarray(jgen.predict(jgen.gaussian_nb().log_likelihood(params, X)))
+                >= 0)   # only the prior is invalid
+  labels = jax.jit(lambda p, x: jgen.predict(jgen.gaussian_nb(), p, x))(params, X)
+  assert np.all(np.asarray(labels) == -1)
+  # The oracle's class index outside [0, K): NaN, not the nearest class.
+  eps = jax.jit(lambda y: _DEN.apply(_ORACLE, jnp.ones(3), jnp.asarray(0.0), y))(5)
+  assert np.all(np.isnan(np.asarray(eps)))
 
 
 def test_fit_temperature_on_uninformative_scores_is_one():

@@ -86,16 +86,20 @@ def test_bayes_reduce_accepts_padded_input_and_masks_it():
                              scipy.special.logsumexp(log_lik, -1), rtol=1e-12)
 
 
-def test_bayes_reduce_ties_infs_and_nans_like_argmax():
+def test_bayes_reduce_ties_like_argmax_and_no_label_from_broken_rows():
   mesh = jgen.parallel.make_mesh(classes=8)
   rows = np.zeros((4, 16))
   rows[0, [3, 5, 12]] = 2.0  # tie across shards 1, 2 and 6 -> first index, 3
-  rows[1, :] = -np.inf       # nothing possible: normaliser -inf, label 0
-  rows[2, [6, 13]] = np.nan  # first NaN wins, as jnp.argmax
-  rows[3, 15] = np.inf
-  out = jgen.parallel.bayes_reduce(rows, mesh, num_classes=16)
-  np.testing.assert_array_equal(out.label, jnp.argmax(jnp.asarray(rows), -1))
-  np.testing.assert_array_equal(out.label, [3, 0, 6, 15])
+  rows[1, :] = -np.inf       # nothing possible: normaliser -inf, no label
+  rows[2, [6, 13]] = np.nan  # no label
+  rows[3, 15] = np.inf       # no label (an infinite likelihood is degenerate)
+  with pytest.raises(ValueError, match=r"log_lik has 3 row\(s\) that cannot be"
+                     r" classified .* first at index 1"):
+    jgen.parallel.bayes_reduce(rows, mesh, num_classes=16)
+  out = jax.jit(lambda r: jgen.parallel.bayes_reduce(r, mesh, num_classes=16))(rows)
+  np.testing.assert_array_equal(out.label, jgen.predict(rows[:1]).tolist() + [-1] * 3)
+  np.testing.assert_array_equal(out.label, jax.jit(jgen.predict)(rows))
+  np.testing.assert_array_equal(out.label, [3, -1, -1, -1])
   assert out.log_normalizer[1] == -np.inf
   assert np.isnan(out.log_normalizer[2])
   assert out.log_normalizer[3] == np.inf

@@ -12,6 +12,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgen.core import checks as _checks
+from jgen.core import sentinels
 
 __all__ = [
     "as_scores",
@@ -37,9 +38,18 @@ def joint(log_lik: jax.Array, log_prior: ArrayLike | None) -> jax.Array:
     return log_lik
   log_prior = jnp.asarray(log_prior, dtype=log_lik.dtype)
   _checks.check_ndim(log_prior, 1, "log_prior")
+  if _checks.is_concrete(log_prior):
+    lp = np.asarray(log_prior)
+    if np.any(np.isnan(lp) | np.isposinf(lp)):
+      raise ValueError("log_prior must not contain NaN or +inf (a log-probability is"
+                       " at most 0; -inf is prior zero).")
   _checks.check_last_dim(log_prior, log_lik.shape[-1], "log_prior",
                          "one entry per class of log_lik")
   return log_lik + _checks.as_trailing(log_prior, log_lik.ndim)
+
+
+def _joint_name(log_prior) -> str:
+  return "log_lik" if log_prior is None else "log_lik + log_prior"
 
 
 def log_posterior(log_lik: ArrayLike, log_prior: ArrayLike | None = None) -> jax.Array:
@@ -56,12 +66,19 @@ def log_posterior(log_lik: ArrayLike, log_prior: ArrayLike | None = None) -> jax
   Returns:
     Log-posteriors ``[..., K]`` (each row log-sums to zero).
 
+  Raises:
+    ValueError: eagerly, if ``log_prior`` holds a NaN or ``+inf``, or a row of the
+      log-joint cannot be normalised (a NaN or ``+inf`` score, or ``-inf`` for every
+      class). Under ``jit`` such a row comes back with NaN entries.
+
   Examples:
     >>> import jax.numpy as jnp, jgen
     >>> jnp.exp(jgen.log_posterior(jnp.log(jnp.array([0.2, 0.6])))).round(2)
     Array([0.25, 0.75], dtype=float32)
   """
-  return jax.nn.log_softmax(joint(as_scores(log_lik), log_prior), axis=-1)
+  joint_ = joint(as_scores(log_lik), log_prior)
+  sentinels.check_scores(joint_, _joint_name(log_prior))
+  return jax.nn.log_softmax(joint_, axis=-1)
 
 
 def predict(log_lik: ArrayLike, log_prior: ArrayLike | None = None) -> jax.Array:
@@ -72,9 +89,20 @@ def predict(log_lik: ArrayLike, log_prior: ArrayLike | None = None) -> jax.Array
     log_prior: class log-priors ``[K]``; ``None`` means uniform.
 
   Returns:
-    Integer labels ``[...]``.
+    Integer labels ``[...]``. A row that cannot be classified (a NaN or ``+inf``
+    score, or ``-inf`` for every class) raises ``ValueError`` eagerly and gets the
+    label ``-1`` (``jgen.core.sentinels.INVALID_LABEL``, not a class) under ``jit``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, jgen
+    >>> scores = jnp.array([[0.0, 1.0], [jnp.nan, 0.0], [-jnp.inf, -jnp.inf]])
+    >>> jax.jit(jgen.predict)(scores).tolist()
+    [1, -1, -1]
+    >>> jgen.predict(scores[:1]).tolist()
+    [1]
   """
-  return jnp.argmax(joint(as_scores(log_lik), log_prior), axis=-1)
+  return sentinels.labels_from_scores(joint(as_scores(log_lik), log_prior),
+                                      _joint_name(log_prior))
 
 
 def empirical_log_prior(y: ArrayLike, num_classes: int) -> jax.Array:
@@ -118,7 +146,9 @@ def validate_log_prior(log_prior: ArrayLike, num_classes: int, *,
     atol: tolerance on the normalisation.
 
   Returns:
-    ``log_prior`` as a floating array ``[K]``.
+    ``log_prior`` as a floating array ``[K]``; under ``jit``, where it cannot raise,
+    all NaN when it is not normalised or holds a NaN or ``+inf`` (predictions from
+    it are then the sentinel ``-1``).
 
   Examples:
     >>> import jax.numpy as jnp, jgen
@@ -144,4 +174,11 @@ def validate_log_prior(log_prior: ArrayLike, num_classes: int, *,
       raise ValueError(
           f"log_prior must be normalised (logsumexp == 0 within {atol}), got"
           f" logsumexp = {total:.3g}.")
-  return log_prior
+    return log_prior
+  # Under jit nothing can raise: a prior that is not a log-probability vector becomes
+  # NaN, so every score it enters is NaN and jgen.predict gives the sentinel -1.
+  ok = (~jnp.any(jnp.isnan(log_prior) | jnp.isposinf(log_prior))
+        & (jnp.abs(jax.nn.logsumexp(log_prior)) <= atol))
+  _checks.staged_check(ok, f"log_prior must be normalised (logsumexp == 0 within {atol})"
+                       " and hold no NaN or +inf.")
+  return jnp.where(ok, log_prior, jnp.nan)

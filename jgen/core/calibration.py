@@ -14,6 +14,7 @@ from jax.typing import ArrayLike
 
 from jgen.core import checks as _checks
 from jgen.core import lbfgs as _optim
+from jgen.core import sentinels
 from jgen.core.bayes import as_scores
 from jgen.core.bayes import joint
 from jgen.core.metrics import labels_like
@@ -41,6 +42,7 @@ def temperature_scale(log_lik: ArrayLike, temperature: ArrayLike,
     (0.269, 0.731)
   """
   scores = joint(as_scores(log_lik), log_prior)
+  sentinels.check_scores(scores, "log_lik")
   t = jnp.asarray(temperature)
   if t.ndim != 0:
     raise ValueError(f"temperature must be a scalar, got shape {tuple(t.shape)}.")
@@ -82,6 +84,7 @@ def fit_temperature(log_lik: ArrayLike, y: ArrayLike,
     True
   """
   scores = joint(as_scores(log_lik), log_prior)
+  sentinels.check_scores(scores, "log_lik")
   y = labels_like(y, scores.shape[:-1], scores.shape[-1])
   if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
     raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}.")

@@ -21,6 +21,7 @@ from jax.typing import ArrayLike
 
 from jgen.core import bayes
 from jgen.core import checks as _checks
+from jgen.core import sentinels
 from jgen.core.contract import Classifier
 
 __all__ = ["log_joint", "log_posterior", "predict", "predict_proba"]
@@ -72,7 +73,9 @@ def log_posterior(model_or_log_lik: Any, *args: Any, **kwargs: Any) -> jax.Array
   $$
 
   Returns:
-    ``[..., K]`` log-posteriors (each row log-sums to zero).
+    ``[..., K]`` log-posteriors (each row log-sums to zero). A row that cannot be
+    normalised (a NaN or ``+inf`` score, or ``-inf`` for every class) raises
+    ``ValueError`` eagerly and has NaN entries under ``jit``.
 
   Examples:
     >>> import jax.numpy as jnp, jgen
@@ -83,6 +86,7 @@ def log_posterior(model_or_log_lik: Any, *args: Any, **kwargs: Any) -> jax.Array
   """
   if isinstance(model_or_log_lik, Classifier):
     joint = log_joint(model_or_log_lik, *args, **kwargs)
+    sentinels.check_scores(joint, "log_joint")
     return jax.nn.log_softmax(joint, axis=-1)
   return bayes.log_posterior(model_or_log_lik, *args, **kwargs)
 
@@ -92,6 +96,8 @@ def predict(model_or_log_lik: Any, *args: Any, **kwargs: Any) -> jax.Array:
 
   Two forms, as [`log_posterior`][jgen.log_posterior]:
   ``predict(model, params, x, *, key=None)`` or ``predict(log_lik, log_prior=None)``.
+  A row that cannot be classified (a NaN or ``+inf`` score, or ``-inf`` for every
+  class) raises ``ValueError`` eagerly and gets the label ``-1`` under ``jit``.
 
   Examples:
     >>> import jax.numpy as jnp, jgen
@@ -101,7 +107,8 @@ def predict(model_or_log_lik: Any, *args: Any, **kwargs: Any) -> jax.Array:
     Array([0, 1], dtype=int32)
   """
   if isinstance(model_or_log_lik, Classifier):
-    return jnp.argmax(log_joint(model_or_log_lik, *args, **kwargs), axis=-1)
+    return sentinels.labels_from_scores(log_joint(model_or_log_lik, *args, **kwargs),
+                                        "log_joint")
   return bayes.predict(model_or_log_lik, *args, **kwargs)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgen.core import checks as _checks
+from jgen.core import sentinels
 from jgen.core.bayes import as_scores
 from jgen.core.bayes import log_posterior
 
@@ -40,28 +41,57 @@ def accuracy(scores: ArrayLike, y: ArrayLike) -> jax.Array:
 
   Args:
     scores: class scores ``[..., K]`` (log-likelihoods, log-posteriors, logits or
-      probabilities: the argmax is used), or integer predictions ``[...]``.
+      probabilities: the argmax is used), or integer predictions ``[...]`` (a
+      prediction ``-1``, the label of a row that could not be classified, counts as
+      wrong).
     y: integer labels ``[...]``.
 
   Returns:
     Scalar accuracy in ``[0, 1]``.
+
+  Raises:
+    ValueError: eagerly, for a row of ``scores`` that cannot be classified (a NaN or
+      ``+inf`` score, or ``-inf`` for every class); under ``jit`` the row counts as
+      wrong.
 
   Examples:
     >>> import jax.numpy as jnp, jgen
     >>> float(jgen.accuracy(jnp.array([[0.1, 0.9], [0.8, 0.2]]), jnp.array([1, 1])))
     0.5
   """
-  scores, y = jnp.asarray(scores), jnp.asarray(y)
+  scores, y = _checks.as_array(scores, "scores"), _checks.as_array(y, "y")
   if not scores.size or not y.size:
     raise ValueError("scores and y must not be empty (accuracy of no examples is"
                      " undefined).")
-  if jnp.issubdtype(scores.dtype, jnp.integer) and scores.shape == y.shape:
+  if jnp.issubdtype(scores.dtype, jnp.integer):
+    if scores.shape != y.shape:
+      raise ValueError(
+          "scores given as integer predictions must have the shape of y (one label"
+          f" per example), got scores.shape={tuple(scores.shape)} and"
+          f" y.shape={tuple(y.shape)}.")
+    if not jnp.issubdtype(y.dtype, jnp.integer):
+      raise TypeError(f"y must have an integer dtype (class labels), got {y.dtype}.")
+    _check_predictions(scores, y)
     pred = scores
   else:
     scores = as_scores(scores, "scores")
     y = labels_like(y, scores.shape[:-1], scores.shape[-1])
-    pred = jnp.argmax(scores, axis=-1)
-  return jnp.mean((pred == y).astype(jnp.result_type(float)))
+    pred = sentinels.labels_from_scores(scores, "scores")
+  # A prediction of INVALID_LABEL (-1, a row with broken scores under jit) is wrong.
+  correct = (pred == y) & (pred >= 0)
+  return jnp.mean(correct.astype(jnp.result_type(float)))
+
+
+def _check_predictions(pred: jax.Array, y: jax.Array) -> None:
+  """Concrete labels ``y >= 0`` and predictions ``>= -1`` (-1: a broken row)."""
+  if _checks.is_concrete(y) and int(np.min(np.asarray(y))) < 0:
+    raise ValueError(f"y must hold class labels >= 0, got {int(np.min(np.asarray(y)))}.")
+  if _checks.is_concrete(pred):
+    lo = int(np.min(np.asarray(pred)))
+    if lo < sentinels.INVALID_LABEL:
+      raise ValueError(f"scores given as integer predictions must be labels >= 0 (or"
+                       f" {sentinels.INVALID_LABEL} for a row that could not be"
+                       f" classified), got {lo}.")
 
 
 def expected_calibration_error(probs: ArrayLike, y: ArrayLike,

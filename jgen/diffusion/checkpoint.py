@@ -133,7 +133,11 @@ def save_model(path: str | os.PathLike, module: nnx.Module, *,
   """
   cfg = {"format": _FORMAT, "denoiser": denoiser_config(module),
          "schedule": schedule, "extra": extra or {}}
-  text = json.dumps(cfg, indent=1, sort_keys=True)  # fail before writing anything
+  try:   # fail before writing anything
+    text = json.dumps(cfg, indent=1, sort_keys=True)
+  except (TypeError, ValueError) as e:
+    raise TypeError(f"extra and schedule must be JSON-serialisable (dicts, lists,"
+                    f" strings, numbers, bools, None): {e}.") from e
   if schedule is not None:
     # What load_model cannot rebuild must not be written.
     try:

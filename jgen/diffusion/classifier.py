@@ -21,9 +21,12 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jgen.core import compilation
+from jgen.core import checks as _checks
+from jgen.core import sentinels
 from jgen.core.progress import check_progress, report
 from jgen.diffusion import validate
 from jgen.diffusion.chunking import pairs_per_call
+from jgen.diffusion.schedules import Schedule
 from jgen.diffusion.schedules import linear_schedule
 from jgen.diffusion.strategies import (ClassifyResult, StrategyConfig, adaptive_plan,
                                        run)
@@ -115,6 +118,10 @@ def prepare(denoiser, params: Any, x: ArrayLike, num_classes: int, options: dict
     chunk = max(1, pairs_per_call(denoiser, params, shape, x.dtype, max(n, 1) * pairs,
                                   cache) // max(n, 1))
   schedule = DEFAULT_SCHEDULE if o["schedule"] is None else o["schedule"]
+  if not isinstance(schedule, Schedule):
+    raise TypeError("schedule must be a jgen.diffusion Schedule (e.g."
+                    " jgen.diffusion.linear_schedule()) or None, got"
+                    f" {type(schedule).__name__} ({schedule!r:.40}).")
   cfg = StrategyConfig(denoiser, schedule, o["timesteps"], o["weighting"], o["loss"],
                        chunk, bool(o["antithetic"]))
   return Prepared(x, ids, o["strategy"], cfg, tuple(sorted(opts.items())))
@@ -122,7 +129,44 @@ def prepare(denoiser, params: Any, x: ArrayLike, num_classes: int, options: dict
 
 @functools.partial(compilation.jit, static_argnames=("strategy", "cfg", "opts", "batched"))
 def _run(key, params, x, ids, *, strategy, cfg, opts, batched):
-  return run(strategy, key, params, x, ids, cfg=cfg, opts=dict(opts), batched=batched)
+  return mark_unclassifiable(run(strategy, key, params, x, ids, cfg=cfg,
+                                 opts=dict(opts), batched=batched))
+
+
+def mark_unclassifiable(res: ClassifyResult) -> ClassifyResult:
+  """``res`` with label ``-1`` (``jgen.core.sentinels.INVALID_LABEL``) where no class
+  has a score (every score ``-inf``: the strategies map NaN estimates to ``-inf``, so
+  a denoiser returning NaN for every class ends here), instead of class 0.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen.diffusion import classifier
+    >>> res = classifier.ClassifyResult(jnp.array([0, 1]), jnp.array(
+    ...     [[-jnp.inf, -jnp.inf], [-2.0, -1.0]]), jnp.array([4, 4]))
+    >>> classifier.mark_unclassifiable(res).label.tolist()
+    [-1, 1]
+  """
+  broken = sentinels.broken_rows(res.scores)
+  label = jnp.where(broken, jnp.asarray(sentinels.INVALID_LABEL, res.label.dtype),
+                    res.label)
+  return res._replace(label=label)
+
+
+def finish(res: ClassifyResult) -> ClassifyResult:
+  """The eager error for a label ``mark_unclassifiable`` invalidated.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen.diffusion import classifier
+    >>> res = classifier.ClassifyResult(jnp.array(-1), jnp.full(2, -jnp.inf),
+    ...                                 jnp.array(4))
+    >>> classifier.finish(res)
+    Traceback (most recent call last):
+        ...
+    ValueError: scores has 1 row(s) that cannot be classified (a NaN or +inf score, or -inf for every class); a non-finite input or a degenerate model gives such scores.
+  """
+  sentinels.raise_for_invalid_labels(res.label, "scores")
+  return res
 
 
 def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: int,
@@ -151,7 +195,9 @@ def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: i
 
   Returns:
     [`ClassifyResult`][jgen.diffusion.ClassifyResult]
-    ``(label [], scores [C], num_evals [])``.
+    ``(label [], scores [C], num_evals [])``. When every class scores ``-inf`` (a
+    denoiser returning NaN or inf, say) there is no label: ``ValueError`` eagerly,
+    ``label == -1`` under ``jit``.
 
   Examples:
     >>> import jax, jax.numpy as jnp
@@ -162,9 +208,10 @@ def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: i
     >>> int(res.label), res.scores.shape
     (2, (3,))
   """
+  _checks.check_key(key)
   p = prepare(denoiser, params, x, num_classes, options, batched=False)
-  return _run(key, params, p.x, p.ids, strategy=p.strategy, cfg=p.cfg, opts=p.opts,
-              batched=False)
+  return finish(_run(key, params, p.x, p.ids, strategy=p.strategy, cfg=p.cfg,
+                     opts=p.opts, batched=False))
 
 
 def batch_classify(key: jax.Array, denoiser, params: Any, x: ArrayLike,
@@ -210,15 +257,32 @@ def batch_classify(key: jax.Array, denoiser, params: Any, x: ArrayLike,
     ...                          num_t=64, batch_size=2).label.tolist()
     [0, 1, 2]
   """
+  _checks.check_key(key)
+  check_examples(x)
   rows = _batch_rows(x, batch_size, check_progress(progress))
   p = prepare(denoiser, params, x, num_classes, options, batched=True, rows=rows)
   keys = jax.random.split(key, p.x.shape[0])
   call = lambda k, xs: _run(k, params, xs, p.ids, strategy=p.strategy, cfg=p.cfg,
                             opts=p.opts, batched=True)
   if rows is None:
-    return call(keys, p.x)
+    return finish(call(keys, p.x))
   with report(progress, p.x.shape[0], unit="example", desc="batch_classify") as update:
-    return _in_batches(call, keys, p.x, rows, update)
+    return finish(_in_batches(call, keys, p.x, rows, update))
+
+
+def check_examples(x) -> None:
+  """A batch must hold at least one example (``x [N, ...]`` with ``N >= 1``).
+
+  Examples:
+    >>> import numpy as np
+    >>> from jgen.diffusion import classifier
+    >>> classifier.check_examples(np.zeros((0, 3)))
+    Traceback (most recent call last):
+        ...
+    ValueError: x must hold at least one example, got shape (0, 3).
+  """
+  if np.ndim(x) >= 1 and np.shape(x)[0] == 0:
+    raise ValueError(f"x must hold at least one example, got shape {np.shape(x)}.")
 
 
 def _batch_rows(x, batch_size, progress) -> int | None:

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jgen.core import checks
 from jgen.diffusion import validate
 from jgen.diffusion.chunking import pairs_per_call
 from jgen.diffusion.losses import batch_eps_prediction, draw, noisy, weighted_loss
@@ -137,6 +138,8 @@ def class_errors(key: jax.Array, denoiser: Denoiser, params: Any, x: ArrayLike,
   if chunk_size is not None:
     validate.check_static_int(chunk_size, "chunk_size")
   validate.check_antithetic(antithetic, num_t)
+  checks.check_key(key)
+  validate.check_schedule(schedule)
   x = validate.check_x(denoiser, params, x)
   ids = validate.class_ids(classes, num_classes)
   t, eps = draw(key, num_t, x, schedule, timesteps, antithetic)
@@ -154,6 +157,7 @@ def prior_kl(x: ArrayLike, schedule: Schedule) -> jax.Array:
     True
   """
   x = jnp.asarray(x)
+  validate.check_schedule(schedule)
   g1 = schedule.gamma(jnp.ones((), x.dtype))
   # sigma^2 - 1 = -sigmoid(-g), -log sigma^2 = softplus(-g): no cancellation.
   return 0.5 * jnp.sum(jax.nn.sigmoid(-g1) * (x * x - 1.0) + jax.nn.softplus(-g1))
@@ -170,6 +174,7 @@ def reconstruction(x: ArrayLike, schedule: Schedule) -> jax.Array:
     -5.2311
   """
   x = jnp.asarray(x)
+  validate.check_schedule(schedule)
   g0 = schedule.gamma(jnp.zeros((), x.dtype))
   return 0.5 * x.size * (jnp.log(2.0 * jnp.pi).astype(x.dtype) + g0 + 1.0)
 
@@ -239,6 +244,8 @@ def batch_class_log_likelihoods(key: jax.Array, denoiser: Denoiser, params: Any,
     ...     jnp.zeros((5, 2)), 3, schedule=diffusion.linear_schedule(), num_t=8).shape
     (5, 3)
   """
+  checks.check_key(key)
+  validate.check_schedule(schedule)
   x = validate.check_x(denoiser, params, x, batched=True)
   num_classes = validate.check_num_classes_fit(denoiser, num_classes)
   num_t = validate.check_static_int(num_t, "num_t")
@@ -268,4 +275,5 @@ def bits_per_dim(log_lik: ArrayLike, num_dims: int) -> jax.Array:
     >>> round(float(diffusion.bits_per_dim(-10.0, 5)), 4)
     2.8854
   """
+  num_dims = checks.check_int(num_dims, "num_dims", 1)
   return -jnp.asarray(log_lik) / (num_dims * np.log(2.0))

@@ -52,8 +52,13 @@ class OracleParams(NamedTuple):
 def _oracle_apply(params: OracleParams, z, gamma, y):
   z = jnp.asarray(z)
   alpha, sigma = alpha_sigma(jnp.asarray(gamma, z.dtype))
-  mu = params.means[y].astype(z.dtype)
-  var = params.variances[y].astype(z.dtype)
+  k = params.means.shape[0]
+  if _checks.is_concrete(y) and not 0 <= int(y) < k:
+    raise ValueError(f"y (the class index) must lie in [0, {k}), got {int(y)}.")
+  # Under jit an index outside [0, K) gives NaN (then a -inf score), never the
+  # nearest class, which a plain gather would clamp to.
+  mu = params.means.at[y].get(mode="fill", fill_value=jnp.nan).astype(z.dtype)
+  var = params.variances.at[y].get(mode="fill", fill_value=jnp.nan).astype(z.dtype)
   return sigma * (z - alpha * mu) / (alpha * alpha * var + sigma * sigma)
 
 

@@ -18,8 +18,12 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec as P
 
+from jgen.core import checks as _checks
 from jgen.core import compilation
 from jgen.diffusion import validate
+from jgen.diffusion.classifier import check_examples
+from jgen.diffusion.classifier import finish
+from jgen.diffusion.classifier import mark_unclassifiable
 from jgen.diffusion.classifier import prepare
 from jgen.diffusion.elbo import class_errors_at
 from jgen.diffusion.losses import draw
@@ -52,7 +56,7 @@ def _run(key_data, params, x, ids, *, mesh, strategy, cfg, opts, batched, impl):
       block, mesh=mesh, in_specs=(rows, P(), rows, P(pmesh.CLASSES)),
       out_specs=ClassifyResult(rows, P(*rows, pmesh.CLASSES), rows),
       check_vma=False)(key_data, params, x, ids)
-  return pmesh.unpad_rows(out, n, mesh)
+  return mark_unclassifiable(pmesh.unpad_rows(out, n, mesh))
 
 
 def _key_data(keys: jax.Array):
@@ -62,13 +66,16 @@ def _key_data(keys: jax.Array):
 
 
 def _call(key, denoiser, params, x, num_classes, mesh, options, batched):
+  _checks.check_key(key)
+  if batched:
+    check_examples(x)
   p = prepare(denoiser, params, x, num_classes, options, batched=batched)
   keys = jax.random.split(key, p.x.shape[0]) if batched else key[None]
   key_data, impl = _key_data(keys)
   out = _run(key_data, params, p.x if batched else p.x[None], _pad_ids(p.ids, mesh),
              mesh=mesh, strategy=p.strategy, cfg=p.cfg, opts=p.opts, batched=batched,
              impl=impl)
-  return out if batched else jax.tree.map(lambda a: a[0], out)
+  return finish(out if batched else jax.tree.map(lambda a: a[0], out))
 
 
 def sharded_classify(key: jax.Array, denoiser, params: Any, x, num_classes: int,

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from jgen.core import checks as _checks
 from jgen.diffusion import validate
 
 __all__ = [
@@ -96,6 +97,13 @@ def _check_config(c) -> None:
   for name in ("num_steps", "batch_size", "checkpoint_every", "keep", "log_every"):
     validate.check_static_int(getattr(c, name), f"TrainConfig.{name}")
   validate.check_static_int(c.warmup_steps, "TrainConfig.warmup_steps", 0)
+  validate.check_static_int(c.seed, "TrainConfig.seed", 0)
+  _checks.check_number(c.learning_rate, "TrainConfig.learning_rate", positive=True)
+  _checks.check_number(c.end_lr_ratio, "TrainConfig.end_lr_ratio", nonnegative=True)
+  _checks.check_number(c.weight_decay, "TrainConfig.weight_decay", nonnegative=True)
+  for name in ("label_dropout", "ema_decay", "grad_clip"):
+    if getattr(c, name) is not None:
+      _checks.check_number(getattr(c, name), f"TrainConfig.{name}")
   if not 0.0 <= c.label_dropout <= 1.0:
     raise ValueError(f"TrainConfig.label_dropout must lie in [0, 1], got"
                      f" {c.label_dropout}.")

@@ -16,6 +16,7 @@ from jax.typing import ArrayLike
 
 from jgen.core import checks
 from jgen.diffusion.parametrizations import Denoiser, eps_prediction
+from jgen.diffusion.schedules import Schedule
 
 __all__ = ["LOSSES", "WEIGHTINGS", "TIMESTEPS", "check_options", "check_static_int",
            "check_antithetic", "check_denoiser", "check_x", "class_ids",
@@ -45,6 +46,26 @@ def check_static_int(value: Any, name: str, minimum: int = 1) -> int:
   if value < minimum:
     raise ValueError(f"{name} must be >= {minimum}, got {value}.")
   return int(value)
+
+
+def check_schedule(schedule: Any, name: str = "schedule"):
+  """``schedule`` must be a ``Schedule`` (e.g. ``jgen.diffusion.linear_schedule()``).
+
+  Examples:
+    >>> import jgen
+    >>> from jgen.diffusion import validate
+    >>> validate.check_schedule(jgen.diffusion.linear_schedule()).name
+    'linear[-13.3,5]'
+    >>> validate.check_schedule("linear")
+    Traceback (most recent call last):
+        ...
+    TypeError: schedule must be a jgen.diffusion Schedule (e.g. jgen.diffusion.linear_schedule()), got str ('linear').
+  """
+  if not isinstance(schedule, Schedule):
+    raise TypeError(f"{name} must be a jgen.diffusion Schedule (e.g."
+                    " jgen.diffusion.linear_schedule()), got"
+                    f" {type(schedule).__name__} ({schedule!r:.40}).")
+  return schedule
 
 
 def check_antithetic(antithetic: bool, num_t: int, name: str = "num_t") -> None:

@@ -173,8 +173,14 @@ def _qda_core(stats: GaussianStats, log_prior: jax.Array, reg) -> QDAParams:
   # scikit-learn QuadraticDiscriminantAnalysis: (1 - r) S^2 / n_k + r on the singular
   # values of the centred class data, i.e. (1 - r) C_k + r I with C_k the MLE (ddof 0).
   cov = (1.0 - reg_param) * cov + reg_param * jnp.eye(d, dtype=cov.dtype)[None]
-  return QDAParams(_mask_invalid(means, n >= 2),
-                   jax.vmap(precision_cholesky)(cov, means * means), log_prior)
+  # One class at a time (lax.map), not one batched LAPACK call (vmap): in a program
+  # partitioned over several CPU devices (jit of a fit on sharded data), the batched
+  # triangular solve's parallel batch loop waits for XLA CPU threads that the other
+  # devices' parts of the same program hold, and the program never returns. The
+  # unbatched calls run on the calling thread; at benchmarks/gaussian.py --quick
+  # (K=5, D=32) the eager QDA fit time is unchanged (measured both ways).
+  prec = jax.lax.map(lambda cm: precision_cholesky(*cm), (cov, means * means))
+  return QDAParams(_mask_invalid(means, n >= 2), prec, log_prior)
 
 
 def _nb_core_per_class(stats: GaussianStats, log_prior: jax.Array,
@@ -210,7 +216,7 @@ _core_jit = jax.jit(lambda core, stats, log_prior, reg: core(stats, log_prior, r
 def _fit_program(x, y, w, log_prior, reg, core, num_classes, full_covariance, pooled):
   """The whole eager fit as one program: the params and, packed into one small vector
   so that one transfer reads them, the value summary of the data and what the class
-  errors need: ``[max |x|, labels out of range, count[K], valid[K]]``."""
+  errors need: ``[xy_summary (3), count[K], valid[K]]``."""
   stats, summary = checked_stats(x, y, w, num_classes, full_covariance, pooled)
   if log_prior is None:
     log_prior = _empirical_log_prior(stats.count)
@@ -246,8 +252,9 @@ def fit(spec: Family, x, y, num_classes, sample_weight, priors):
                                       num_classes, spec.full_covariance, spec.pooled)
     if not isinstance(packed, jax.core.Tracer):
       packed = np.asarray(packed)
-      _checks.raise_for_xy_summary(packed[:2], x, y, num_classes)
-      _raise_for_classes(packed[2:2 + num_classes], packed[2 + num_classes:] > 0,
+      n = _checks.XY_SUMMARY_SIZE
+      _checks.raise_for_xy_summary(packed[:n], x, y, num_classes)
+      _raise_for_classes(packed[n:n + num_classes], packed[n + num_classes:] > 0,
                          params, spec.min_count, spec.family, spec.remedy)
       return params
     _checks.check_labels_and_values(x, y, num_classes)  # concrete inside a trace

@@ -27,6 +27,7 @@ from typing import Any
 import jax
 from jax.typing import ArrayLike
 
+from jgen.core import checks as _checks
 from jgen.core.contract import Classifier
 from jgen.core.contract import check_params_type
 from jgen.gaussian.estimate import Family
@@ -150,6 +151,7 @@ def gaussian_nb(var_smoothing: float = 1e-9, pooled: bool = False) -> Classifier
     Zheng, Xu, Zhang, Sun, Lu. Revisiting Discriminative vs. Generative Classifiers:
     Theory and Implications. ICML 2023.
   """
+  _checks.check_number(var_smoothing, "var_smoothing")   # finite (inf: all classes tie)
   if not var_smoothing >= 0:
     raise ValueError(f"var_smoothing must be >= 0, got {var_smoothing!r}.")
   var_smoothing, pooled = float(var_smoothing), bool(pooled)
@@ -214,7 +216,7 @@ def lda(shrinkage: float | str = 0.0, solver: str = "lsqr",
       raise ValueError(f"shrinkage must be a float in [0, 1] or 'auto', got"
                        f" {shrinkage!r}.")
     s = "auto"
-  elif not 0.0 <= shrinkage <= 1.0:
+  elif not 0.0 <= _checks.check_number(shrinkage, "shrinkage") <= 1.0:
     raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage!r}.")
   else:
     s = float(shrinkage)
@@ -255,6 +257,7 @@ def qda(reg_param: float = 0.0, shrinkage: float | str = 0.0) -> Classifier:
     A [`jgen.Classifier`][jgen.Classifier] named ``"qda"`` whose params are
     [`QDAParams`][jgen.gaussian.QDAParams].
   """
+  _checks.check_number(reg_param, "reg_param")
   if not 0.0 <= reg_param <= 1.0:
     raise ValueError(f"reg_param must lie in [0, 1], got {reg_param!r}.")
   if isinstance(shrinkage, str):
@@ -262,7 +265,7 @@ def qda(reg_param: float = 0.0, shrinkage: float | str = 0.0) -> Classifier:
       raise ValueError(f"shrinkage must be a float in [0, 1] or 'auto', got"
                        f" {shrinkage!r}.")
     s = "auto"
-  elif not 0.0 <= shrinkage <= 1.0:
+  elif not 0.0 <= _checks.check_number(shrinkage, "shrinkage") <= 1.0:
     raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage!r}.")
   else:
     s = float(shrinkage)

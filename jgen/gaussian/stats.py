@@ -295,8 +295,11 @@ def checked_stats(x, y, w, num_classes, full_covariance, pooled):
   """The statistics and, from the same pass over the data, the value summary that
   decides whether they may be returned (traceable: ``fit`` runs it inside one program
   with the family's parameter map, and reads back only the summary)."""
-  return (_stats_class_shift(x, y, w, num_classes, full_covariance, pooled),
-          _checks.xy_summary(x, y, num_classes))
+  stats = _stats_class_shift(x, y, w, num_classes, full_covariance, pooled)
+  # Without weights every entry of x is added into the class sums, so counting their
+  # non-finite entries finds one in x (a zero weight could hide it: count x then).
+  sums = None if w is not None else (stats.shift_sum, stats.centered_sum)
+  return stats, _checks.xy_summary(x, y, num_classes, sums)
 
 
 def prepare_fit(x, y, num_classes, sample_weight=None):

@@ -157,9 +157,17 @@ def _init_free(init, d, num_classes, dtype):
   k = free_columns(num_classes)
   if init is None:
     return jnp.zeros((d, k), dtype), jnp.zeros((k,), dtype)
+  if not isinstance(init, LogisticParams):
+    raise TypeError(f"init must be LogisticParams (from logistic_regression's fit), got"
+                    f" {type(init).__name__}.")
   if init.weights.shape[-2:] != (d, num_classes):
     raise ValueError(f"init.weights must have shape ({d}, {num_classes}), got"
                      f" {tuple(init.weights.shape)}.")
+  if tuple(jnp.shape(init.bias)) != (num_classes,):
+    raise ValueError(f"init.bias must have shape ({num_classes},), got"
+                     f" {tuple(jnp.shape(init.bias))}.")
+  _checks.check_finite(jnp.asarray(init.weights), "init.weights")
+  _checks.check_finite(jnp.asarray(init.bias), "init.bias")
   w, b = _shrink(init, num_classes)
   return w.astype(dtype), b.astype(dtype)
 
@@ -304,13 +312,16 @@ def fit_minibatch(model: Classifier, key: jax.Array, x: ArrayLike, y: ArrayLike,
     [0, 0, 1, 1]
   """
   h = _check_model(model)
+  key = _checks.check_key(key)
   num_classes = _checks.check_num_classes(num_classes)
+  batch_size = _checks.check_int(batch_size, "batch_size", 1)
+  num_steps = _checks.check_int(num_steps, "num_steps", 1)
+  if optimizer is None:
+    learning_rate = _checks.check_number(learning_rate, "learning_rate", positive=True)
   x, y, sw = check_data(x, y, sample_weight, num_classes)
   w0, b0 = _init_free(init, x.shape[1], num_classes, x.dtype)
   if not 1 <= batch_size <= x.shape[0]:
     raise ValueError(f"batch_size must lie in [1, N={x.shape[0]}], got {batch_size}.")
-  if num_steps < 1:
-    raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
   opt = optimizer if optimizer is not None else optax.adam(learning_rate)
   (w, b), gnorm = minibatch_fit(
       key, x, y, sw, w0, b0, opt, num_classes=num_classes, C=h["C"],
@@ -339,6 +350,13 @@ def objective(model: Classifier, params: LogisticParams, x: ArrayLike, y: ArrayL
   check_params_type(params, LogisticParams, "logistic_regression")
   num_classes = params.weights.shape[-1]
   x, y, sw = check_data(x, y, sample_weight, num_classes)
+  if params.weights.ndim != 2 or params.weights.shape[0] != x.shape[1]:
+    raise ValueError(f"params.weights must have shape (D, K) = ({x.shape[1]},"
+                     f" {num_classes}) for x with D={x.shape[1]} features, got"
+                     f" {tuple(params.weights.shape)}.")
+  if tuple(jnp.shape(params.bias)) != (num_classes,):
+    raise ValueError(f"params.bias must have shape ({num_classes},), got"
+                     f" {tuple(jnp.shape(params.bias))}.")
   w, b = _shrink(params, num_classes)
   ce = losses(w.astype(x.dtype), b.astype(x.dtype), x, y, num_classes)
   return h["C"] * jnp.sum(sw * ce) + 0.5 * jnp.sum(w.astype(x.dtype) ** 2)

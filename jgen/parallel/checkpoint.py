@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -82,6 +83,17 @@ def save_pytree(path: str | os.PathLike, tree: Any, *, overwrite: bool = True) -
     >>> sorted(back), back["w"].shape, float(back["w"].sum())
     (['b', 'w'], (2, 3), 6.0)
   """
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  for p, leaf in flat:
+    if isinstance(leaf, (int, float, np.number)) and not isinstance(leaf, bool):
+      continue
+    if not isinstance(leaf, (jax.Array, np.ndarray)) or not (
+        jnp.issubdtype(leaf.dtype, jnp.number) or leaf.dtype == jnp.bool_):
+      raise TypeError(f"tree must hold numeric arrays only; the leaf {_key_str(p)!r} is"
+                      f" {type(leaf).__name__} ({leaf!r:.40}).")
+  if not overwrite and os.path.exists(_abs(path)):
+    raise FileExistsError(f"path {os.fspath(path)!r} already exists; pass"
+                          " overwrite=True to replace it.")
   import orbax.checkpoint as ocp  # orbax loads on first use
   ckpt = ocp.StandardCheckpointer()
   ckpt.save(_abs(path), tree, force=overwrite)

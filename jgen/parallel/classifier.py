@@ -122,8 +122,10 @@ def class_sharded_log_likelihood(model: Classifier, params: Any, x: ArrayLike,
                     f" fit), got {type(params).__name__}.")
   if model.stochastic and key is None:
     raise ValueError(f"{model.name} scores are Monte Carlo estimates: pass key=.")
-  x = jnp.asarray(x)
+  x = _checks.as_array(x, "x")
   _checks.check_min_ndim(x, 1, "x")
+  if jnp.issubdtype(x.dtype, jnp.floating):
+    _checks.check_finite(x, "x")   # the checks model.log_likelihood makes eagerly
   per, shared, layout, num_classes = _split(model, params)
   key_data = None if key is None else jax.random.key_data(key)
   return class_sharded_scores(_Scorer(model, layout), per, x, mesh,

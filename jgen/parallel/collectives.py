@@ -21,6 +21,8 @@ from jax.sharding import Mesh, PartitionSpec as P
 from jax.typing import ArrayLike
 
 from jgen.core import checks as _checks
+from jgen.core import sentinels
+from jgen.core.sentinels import INVALID_LABEL
 from jgen.parallel.mesh import CLASSES
 from jgen.parallel.mesh import DATA
 from jgen.parallel.mesh import axis_size
@@ -45,7 +47,8 @@ class BayesReduction(NamedTuple):
 
   Attributes:
     label: ``[N]`` int, ``argmax_k`` of the log-joint (first maximiser, like
-      ``jnp.argmax``; the first NaN if a row has one).
+      ``jnp.argmax``); ``-1`` under ``jit`` for a row that cannot be classified (a
+      NaN or ``+inf`` score, or ``-inf`` for every class), which raises eagerly.
     log_normalizer: ``[N]``, ``logsumexp_k`` of the log-joint, i.e. ``log p(x)`` when the
       scores are ``log p(x|k) + log p(k)``.
     max_log_joint: ``[N]``, the maximal log-joint (the winning score).
@@ -79,11 +82,11 @@ def bayes_reduce_block(joint: jax.Array, num_classes: int) -> BayesReduction:
   global_max = lax.pmax(local_max, CLASSES)
   # Ties across shards resolve to the smallest class index, as jnp.argmax does.
   label = lax.pmin(jnp.where(local_max == global_max, local_arg, big), CLASSES)
-  nan = jnp.isnan(joint)
-  nan_arg = jnp.where(jnp.any(nan, -1),
-                      (offset + jnp.argmax(nan, axis=-1)).astype(jnp.int32), big)
-  nan_label = lax.pmin(nan_arg, CLASSES)
-  label = jnp.where(nan_label < big, nan_label, label)
+  # A row with a NaN or +inf score, or -inf for every class, has no label: counted
+  # (not read from a max, which need not propagate NaN) and given INVALID_LABEL.
+  bad = jnp.any(jnp.isnan(joint) | jnp.isposinf(joint), axis=-1).astype(jnp.int32)
+  bad = (lax.pmax(bad, CLASSES) > 0) | jnp.isneginf(global_max)
+  label = jnp.where(bad, jnp.int32(INVALID_LABEL), label)
   # A row of all -inf has normaliser -inf, not NaN: shift by 0 there.
   shift = jnp.where(jnp.isfinite(global_max), global_max, 0.0)
   total = lax.psum(jnp.sum(jnp.exp(joint - shift[:, None]), axis=-1), CLASSES)
@@ -156,8 +159,10 @@ def bayes_reduce(log_lik: ArrayLike, mesh: Mesh, *, num_classes: int,
     ([2, 2], True)
   """
   num_classes = _checks.check_num_classes(num_classes)
-  return _bayes_reduce(_as_sharded_joint(log_lik, log_prior, num_classes, mesh),
-                       num_classes, mesh)
+  out = _bayes_reduce(_as_sharded_joint(log_lik, log_prior, num_classes, mesh),
+                      num_classes, mesh)
+  sentinels.raise_for_invalid_labels(out.label, "log_lik")
+  return out
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "mesh"))
@@ -199,7 +204,9 @@ def sharded_log_posterior(log_lik: ArrayLike, mesh: Mesh, *, num_classes: int,
     True
   """
   num_classes = _checks.check_num_classes(num_classes)
-  return _sharded_log_posterior(_as_sharded_joint(log_lik, log_prior, num_classes, mesh),
+  joint = _as_sharded_joint(log_lik, log_prior, num_classes, mesh)
+  sentinels.check_scores(joint[:, :num_classes], "log_lik")   # NaN rows under jit
+  return _sharded_log_posterior(joint,
                                 num_classes, mesh)
 
 
@@ -265,6 +272,10 @@ def _class_sharded_scores(score_fn, class_params, shared, x, num_classes, mesh, 
 
   def block(params_local, shared, ids_local, x_local):
     scores = score_fn(params_local, shared, ids_local, x_local)
+    want = (x_local.shape[0], ids_local.shape[0])
+    if jnp.shape(scores) != want:
+      raise ValueError(f"score_fn must return one score per example and class of its"
+                       f" block, shape {want}, got {tuple(jnp.shape(scores))}.")
     real = lax.axis_index(CLASSES) * ids_local.shape[0] + jnp.arange(ids_local.shape[0])
     return jnp.where((real < num_classes)[None, :], scores,
                      jnp.asarray(fill, scores.dtype))

@@ -122,6 +122,8 @@ def sample(key: jax.Array, mixture: GaussianMixture,
     >>> bool(jnp.array_equal(x3, x[:3]))  # nested: a prefix is a smaller draw
     True
   """
+  _checks.check_key(key)
+  num_examples = _checks.check_int(num_examples, "num_examples", 1)
   k, d = mixture.means.shape
   idx = jnp.arange(num_examples)
   y = (idx % k).astype(jnp.int32)
