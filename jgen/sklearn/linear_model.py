@@ -21,6 +21,7 @@ import scipy.sparse as sp
 import sklearn.linear_model
 from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight
 from sklearn.utils.validation import check_is_fitted
@@ -166,7 +167,7 @@ class LogisticRegression(JgenClassifier):
     coef = getattr(self, "coef_", None) if self.warm_start else None
     if coef is None:
       return None
-    coef = np.asarray(coef, np.float64)
+    coef = coef.toarray() if sp.issparse(coef) else np.asarray(coef, np.float64)
     intercept = np.asarray(getattr(self, "intercept_", np.zeros(len(coef))), np.float64)
     k = len(self.classes_)
     if coef.shape != ((1 if k == 2 else k), num_features):
@@ -237,8 +238,23 @@ class LogisticRegression(JgenClassifier):
     check_is_fitted(self)
     X = validate_data(self, X, dtype=compute_dtype(), reset=False,
                       accept_sparse=("csr", "csc"))
-    scores = np.asarray(X @ np.asarray(self.coef_).T) + np.asarray(self.intercept_)
+    coef = self.coef_ if sp.issparse(self.coef_) else np.asarray(self.coef_)
+    scores = np.asarray(safe_sparse_dot(X, coef.T, dense_output=True))
+    scores = scores + np.asarray(self.intercept_)
     return scores[:, 0] if scores.shape[1] == 1 else scores
+
+  def sparsify(self):
+    """Stores ``coef_`` as a scipy CSR matrix (as scikit-learn's); returns ``self``."""
+    check_is_fitted(self, "coef_")
+    self.coef_ = sp.csr_matrix(self.coef_)
+    return self
+
+  def densify(self):
+    """Stores ``coef_`` as a dense array again; returns ``self``."""
+    check_is_fitted(self, "coef_")
+    if sp.issparse(self.coef_):
+      self.coef_ = self.coef_.toarray()
+    return self
 
   def _joint(self, X) -> np.ndarray:
     """Logits ``[n_samples, K]`` from ``coef_``/``intercept_`` (binary: ``[0, d]``)."""
