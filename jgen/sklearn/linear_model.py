@@ -35,6 +35,8 @@ from jgen.sklearn.base import compute_dtype
 
 __all__ = ["LogisticRegression"]
 
+_DTYPES = (np.float64, np.float32)   # scikit-learn's: other dtypes become float64
+
 _SUPPORTED = ("jgen's LogisticRegression computes solver='lbfgs' with the L2 penalty"
               " (l1_ratio=0, C > 0) or no penalty (C=np.inf), dual=False")
 
@@ -82,6 +84,8 @@ class LogisticRegression(JgenClassifier):
   (``n_samples * n_features`` floats), predictions multiply it as it is.
 
   Prediction methods read ``coef_`` and ``intercept_``: set them and the model changes.
+  Fitted attributes have the input's dtype (float32 or float64) as in scikit-learn; the
+  fit computes in float32 unless JAX's x64 mode is on.
 
   Args:
     penalty: deprecated by scikit-learn 1.8: ``"l2"`` or ``None`` (use ``l1_ratio=0``
@@ -193,10 +197,12 @@ class LogisticRegression(JgenClassifier):
       ``self``.
     """
     model = self._model()
-    dtype = compute_dtype()
-    X, y = validate_data(self, X, y, dtype=dtype, accept_sparse=("csr", "csc"))
+    X, y = validate_data(self, X, y, dtype=_DTYPES, accept_sparse=("csr", "csc"))
+    dtype = X.dtype   # float32 stays float32, as in scikit-learn
+    if compute_dtype() == np.float32:
+      X = X.astype(np.float32)
     check_classification_targets(y)
-    sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype)
+    sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
     classes = np.unique(y)
     init = self._init(X.shape[1]) if len(classes) == len(getattr(
         self, "classes_", ())) and np.array_equal(classes, self.classes_) else None
@@ -204,11 +210,13 @@ class LogisticRegression(JgenClassifier):
     if self.class_weight is not None:
       cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y,
                                 sample_weight=sample_weight)
-      sample_weight = sample_weight * cw[codes].astype(dtype)
+      sample_weight = sample_weight * cw[codes].astype(X.dtype)
     if sp.issparse(X):
       X = X.toarray()
     params = self._fit_weighted(model, X, codes, sample_weight, init)
     self._set_fitted(params)
+    self.coef_ = self.coef_.astype(dtype)
+    self.intercept_ = self.intercept_.astype(dtype)
     return self
 
   def _fit_weighted(self, model, X, codes, sample_weight, init):
@@ -217,9 +225,11 @@ class LogisticRegression(JgenClassifier):
         warnings.simplefilter("always", ConvergenceWarning)
         params = model.fit(x, y, num_classes=num_classes, sample_weight=sw, init=init)
       for w in caught:
-        category = (SklearnConvergenceWarning
-                    if issubclass(w.category, ConvergenceWarning) else w.category)
-        warnings.warn(str(w.message), category, stacklevel=4)
+        if issubclass(w.category, ConvergenceWarning):   # scikit-learn's words
+          warnings.warn(f"lbfgs failed to converge after {self.max_iter} iteration(s):"
+                        f" {w.message}", SklearnConvergenceWarning, stacklevel=4)
+        else:
+          warnings.warn(str(w.message), w.category, stacklevel=4)
       return params
     return self._fit_padded(fit, X, codes, sample_weight)
 
@@ -236,7 +246,7 @@ class LogisticRegression(JgenClassifier):
     """``X @ coef_.T + intercept_``: ``[n_samples, K]``, or ``[n_samples]`` for two
     classes."""
     check_is_fitted(self)
-    X = validate_data(self, X, dtype=compute_dtype(), reset=False,
+    X = validate_data(self, X, dtype=_DTYPES, reset=False,
                       accept_sparse=("csr", "csc"))
     coef = self.coef_ if sp.issparse(self.coef_) else np.asarray(self.coef_)
     scores = np.asarray(safe_sparse_dot(X, coef.T, dense_output=True))
