@@ -163,13 +163,16 @@ def test_warm_start_and_max_iter_zero(digits):
   warm.fit(x, y)   # starts at the optimum: converges at once
   assert warm.n_iter_[0] < first // 4
   np.testing.assert_allclose(warm.coef_, cold.coef_, atol=1e-6 * np.abs(cold.coef_).max())
-  # max_iter=0 returns the starting point: the previous fit, or zeros.
+  # max_iter=0 returns the starting point, the previous fit or zeros, and warns with
+  # scikit-learn's ConvergenceWarning as scikit-learn does.
   stay = LogisticRegression(warm_start=True, max_iter=0)
   stay.coef_, stay.intercept_, stay.classes_ = cold.coef_, cold.intercept_, cold.classes_
-  stay.fit(x, y)
+  with pytest.warns(SklearnConvergenceWarning):
+    stay.fit(x, y)
   assert stay.n_iter_.tolist() == [0]
-  np.testing.assert_allclose(stay.coef_, cold.coef_, rtol=1e-12, atol=1e-12)
-  with pytest.warns(SklearnConvergenceWarning):   # the zero start is not the optimum
+  np.testing.assert_array_equal(stay.coef_, cold.coef_)
+  np.testing.assert_array_equal(stay.intercept_, cold.intercept_)
+  with pytest.warns(SklearnConvergenceWarning):
     zero = LogisticRegression(max_iter=0).fit(x, y)
   assert zero.n_iter_.tolist() == [0] and not np.any(zero.coef_)
 

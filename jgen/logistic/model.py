@@ -207,7 +207,7 @@ def logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: int = 10
       without a penalty (the minimiser exists only for non-separable data).
     tol: L-BFGS stops once ``max |grad J / (C sum w)| <= tol`` (scikit-learn's
       ``tol`` for ``solver="lbfgs"``).
-    max_iter: L-BFGS iteration limit (``0`` returns the starting point); hitting it sets ``info.converged=False`` and, in
+    max_iter: L-BFGS iteration limit; hitting it sets ``info.converged=False`` and, in
       eager calls, emits a [`ConvergenceWarning`][jgen.logistic.ConvergenceWarning].
     fit_intercept: learn ``bias`` (unpenalised) or keep it at zero.
     ftol: stop once the relative objective decrease of one step is below this
@@ -240,8 +240,8 @@ def logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: int = 10
     raise ValueError(f"C must be a number > 0 (inf: no penalty), got {C}.")
   if not tol > 0:
     raise ValueError(f"tol must be > 0, got {tol}.")
-  if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
-    raise ValueError(f"max_iter must be an int >= 0, got {max_iter!r}.")
+  if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+    raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}.")
   if ftol is not None and not ftol > 0:
     raise ValueError(f"ftol must be > 0 or None, got {ftol}.")
   if isinstance(memory_size, bool) or not isinstance(memory_size, int) or memory_size < 1:

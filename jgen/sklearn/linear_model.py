@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data
 
 from jgen.logistic.model import ConvergenceWarning
+from jgen.logistic.model import FitInfo
 from jgen.logistic.model import LogisticParams
 from jgen.logistic.model import logistic_regression
 from jgen.sklearn.base import JgenClassifier
@@ -41,7 +42,7 @@ _SUPPORTED = ("jgen's LogisticRegression computes solver='lbfgs' with the L2 pen
               " (l1_ratio=0, C > 0) or no penalty (C=np.inf), dual=False")
 
 
-def effective_penalty(penalty, C, l1_ratio) -> str | None:
+def _effective_penalty(penalty, C, l1_ratio) -> str | None:
   """The penalty scikit-learn 1.9 fits for these parameters (``penalty`` deprecated in
   1.8: ``l1_ratio`` and ``C=np.inf`` say it), with scikit-learn's warnings."""
   if penalty == "deprecated":
@@ -146,7 +147,7 @@ class LogisticRegression(JgenClassifier):
   def _check_supported(self) -> float:
     """Validates the parameters; returns the ``C`` jgen fits (``inf``: no penalty)."""
     self._validate_params()
-    penalty = effective_penalty(self.penalty, self.C, self.l1_ratio)
+    penalty = _effective_penalty(self.penalty, self.C, self.l1_ratio)
     if penalty in ("l1", "elasticnet"):
       raise ValueError(f"{_SUPPORTED}; got penalty={penalty!r} (l1_ratio="
                        f"{self.l1_ratio!r}, penalty={self.penalty!r}).")
@@ -163,7 +164,7 @@ class LogisticRegression(JgenClassifier):
   def _model(self):
     C = self._check_supported()
     return logistic_regression(C=C, tol=max(float(self.tol), 1e-300),
-                               max_iter=int(self.max_iter),
+                               max_iter=max(int(self.max_iter), 1),
                                fit_intercept=bool(self.fit_intercept))
 
   def _init(self, num_features: int):
@@ -220,6 +221,16 @@ class LogisticRegression(JgenClassifier):
     return self
 
   def _fit_weighted(self, model, X, codes, sample_weight, init):
+    if self.max_iter == 0:   # scikit-learn: the starting point, and its warning
+      warnings.warn("lbfgs failed to converge after 0 iteration(s): max_iter=0.",
+                    SklearnConvergenceWarning, stacklevel=3)
+      k, d = len(self.classes_), X.shape[1]
+      if init is None:
+        init = LogisticParams(np.zeros((d, k), X.dtype), np.zeros(k, X.dtype))
+      zero = np.zeros((), np.int32)
+      return LogisticParams(np.asarray(init.weights, X.dtype),
+                            np.asarray(init.bias, X.dtype),
+                            FitInfo(np.zeros((), bool), zero, np.full((), np.nan)))
     def fit(x, y, num_classes, sw):
       with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
