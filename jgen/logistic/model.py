@@ -212,7 +212,8 @@ def logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: int = 10
   """Builds an L2-penalised multinomial logistic regression family.
 
   Args:
-    C: inverse regularisation strength (> 0), scikit-learn's convention.
+    C: inverse regularisation strength (> 0), scikit-learn's convention; ``inf`` fits
+      without a penalty (the minimiser exists only for non-separable data).
     tol: L-BFGS stops once ``max |grad J / (C sum w)| <= tol`` (scikit-learn's
       ``tol`` for ``solver="lbfgs"``).
     max_iter: L-BFGS iteration limit; hitting it sets ``info.converged=False`` and, in
@@ -244,8 +245,8 @@ def logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: int = 10
   """
   if isinstance(C, bool) or not isinstance(C, (int, float, np.floating, np.integer)):
     raise TypeError(f"C must be a Python float, got {type(C).__name__}.")
-  if not np.isfinite(C) or C <= 0:
-    raise ValueError(f"C must be a finite number > 0, got {C}.")
+  if np.isnan(C) or C <= 0:
+    raise ValueError(f"C must be a number > 0 (inf: no penalty), got {C}.")
   if not tol > 0:
     raise ValueError(f"tol must be > 0, got {tol}.")
   if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:

@@ -64,6 +64,8 @@ def _preconditioner(x, sw, fit_intercept, C):
   var = jnp.sum(sw[:, None] * (x - mu[None, :]) ** 2, axis=0) / total
   # Curvature of the data term ~ var, of the penalty ~ 1 / (C sum w): scale by both.
   scale = jnp.sqrt(var + 1.0 / (C * total))
+  # Without a penalty (C = inf) a constant feature has scale 0: leave it unscaled.
+  scale = jnp.where(scale > 0, scale, jnp.ones_like(scale))
   if not fit_intercept:
     mu = jnp.zeros_like(mu)
   return mu, scale

@@ -132,14 +132,22 @@ class JgenClassifier(ClassifierMixin, BaseEstimator):
     """
     X, y, sample_weight = self._validate_fit(X, y, sample_weight)
     codes = self._encode(y)
+    params = self._fit_padded(self._fit_params, X, codes, sample_weight)
+    self._set_fitted(params)
+    return self
+
+  def _fit_padded(self, fit, X: np.ndarray, codes: np.ndarray, sample_weight):
+    """``fit(x, y, num_classes, sample_weight)`` on rows padded to ``bucket_size``.
+
+    The padding rows have features 0, label 0 and sample weight 0, which the contract's
+    weighted fit ignores; the folds of a cross-validation (sizes differing by a row or
+    two) then share one compiled fit.
+    """
     if sample_weight is None:
       sample_weight = np.ones(X.shape[0], X.dtype)
     rows = bucket_size(X.shape[0])
-    params = self._fit_params(jnp.asarray(pad_rows(X, rows)),
-                              jnp.asarray(pad_rows(codes, rows)), len(self.classes_),
-                              jnp.asarray(pad_rows(sample_weight, rows)))
-    self._set_fitted(params)
-    return self
+    return fit(jnp.asarray(pad_rows(X, rows)), jnp.asarray(pad_rows(codes, rows)),
+               len(self.classes_), jnp.asarray(pad_rows(sample_weight, rows)))
 
   def _joint(self, X) -> np.ndarray:
     """``log p(x, y=k)`` (logits for logistic regression) ``[n_samples, K]``."""
