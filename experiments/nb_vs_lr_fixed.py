@@ -10,7 +10,7 @@ grid; a crossing at the first size is reported as left-censored, none as
 right-censored. Intervals: percentile bootstrap over repetitions (1000 replicates).
 
     python experiments/nb_vs_lr.py --mode fixed-difficulty           # quick: K = 2
-    python experiments/nb_vs_lr.py --mode fixed-difficulty --full    # K in {2,3,5,7}
+    python experiments/nb_vs_lr.py --mode fixed-difficulty --full    # K 2..7, n 4..16
 
 Writes ``results/nb_vs_lr_fixed/results.json`` (rewritten after every cell),
 ``m_star_vs_n.png`` and ``excess_error_vs_m.png``.
@@ -37,7 +37,7 @@ from experiments import report  # noqa: E402
 
 EPS = (0.005, 0.01, 0.02)
 QUICK = dict(Ks=(2,), ns=(4, 8, 16), level=0.1, reps=100, corr_Ks=(), rho=0.5)
-FULL = dict(Ks=(2, 3, 5, 7), ns=(4, 8, 16, 32), level=0.1, reps=100, corr_Ks=(2,),
+FULL = dict(Ks=(2, 3, 5, 7), ns=(4, 8, 16), level=0.1, reps=100, corr_Ks=(2,),
             rho=0.5)
 # Largest size tried: MAX_FACTOR * K * n (logistic regression's m*(0.005) was ~47 n at
 # K = 2, n = 32 in a pilot run); a cell that does not cross is right-censored.
@@ -98,6 +98,7 @@ def plot(results, out_dir: Path):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  from matplotlib import ticker
   recs = results["records"]
   panels = sorted({(r["rho"], r["K"]) for r in recs})
   fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
@@ -123,6 +124,7 @@ def plot(results, out_dir: Path):
           ax.plot(ns[cens], y[cens], styles[eps], mfc="white", mec="k", ms=7,
                   label="censored")
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_yscale("log")
     ax.set_xlabel("dimension n")
     ax.set_title(f"K={k}" + (f", AR(1) rho={rho}" if rho else ""), fontsize=9)
@@ -185,7 +187,8 @@ def summary(results) -> str:
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--full", action="store_true", help="K in {2, 3, 5, 7}, n in 4..32")
+  p.add_argument("--full", action="store_true",
+                 help="K in {2, 3, 5, 7}, n in {4, 8, 16}, and K = 2 with rho = 0.5")
   p.add_argument("--K", type=int, nargs="+")
   p.add_argument("--n", type=int, nargs="+")
   p.add_argument("--reps", type=int)
@@ -199,7 +202,11 @@ def main(argv=None):
   p.add_argument("--out", default="results/nb_vs_lr_fixed")
   p.add_argument("--no-progress", action="store_true")
   p.add_argument("--replot", metavar="RESULTS_JSON", help="redraw from a results file")
+  p.add_argument("--merge", metavar="RESULTS_JSON", nargs="+",
+                 help="merge the cells of several runs (same settings) into --out")
   args = p.parse_args(argv)
+  if args.merge:
+    return merge([Path(f) for f in args.merge], Path(args.out))
   if args.replot:
     path = Path(args.replot)
     res = json.loads(path.read_text())
@@ -225,7 +232,7 @@ def main(argv=None):
                 grid="multiples of K up to 32 K, then ratio 1.05",
                 target="asymptotic rule's error on the same test set + eps")
   from tqdm import tqdm
-  t0 = time.perf_counter()
+  t0, c0 = time.perf_counter(), time.process_time()
   records = []
   with tqdm(cells, desc="fixed-difficulty", disable=args.no_progress) as bar:
     for k, n, rho in bar:
@@ -234,6 +241,7 @@ def main(argv=None):
                           num_test=args.num_test, seed=args.seed,
                           max_factor=args.max_factor)
       results = dict(config=dict(config, seconds=time.perf_counter() - t0,
+                                 cpu_seconds=time.process_time() - c0,
                                  partial=len(records) < 2 * len(cells)),
                      records=records, fits=fits(records))
       (out / "results.json").write_text(json.dumps(results, indent=1))
@@ -241,6 +249,28 @@ def main(argv=None):
   (out / "results.json").write_text(json.dumps(results, indent=1))
   plot(results, out)
   print(f"wall time {results['config']['seconds']:.0f} s")
+  print(summary(results))
+  report.print_written([out / "results.json", out / "m_star_vs_n.png",
+                        out / "excess_error_vs_m.png"])
+  return results
+
+
+def merge(paths, out: Path):
+  """One results file from runs of different cells; a cell run twice must agree."""
+  cells, configs = {}, []
+  for path in paths:
+    res = json.loads(path.read_text())
+    configs.append(dict(res["config"], file=str(path)))
+    for r in res["records"]:
+      key = (r["K"], r["n"], r["rho"], r["model"])
+      if key in cells and cells[key]["m_star"] != r["m_star"]:
+        raise ValueError(f"cell {key} differs between the merged runs.")
+      cells[key] = r
+  records = [cells[k] for k in sorted(cells)]
+  results = dict(config=dict(merged=configs), records=records, fits=fits(records))
+  out.mkdir(parents=True, exist_ok=True)
+  (out / "results.json").write_text(json.dumps(results, indent=1))
+  plot(results, out)
   print(summary(results))
   report.print_written([out / "results.json", out / "m_star_vs_n.png",
                         out / "excess_error_vs_m.png"])

@@ -204,3 +204,17 @@ def test_summary_marks_censored_cells():
   text = nb_vs_lr_fixed.summary(dict(records=[rec], fits=nb_vs_lr_fixed.fits([rec])))
   row = next(line for line in text.splitlines() if line.startswith("| 2 | 4 "))
   assert "censored (none)" in row and "2 [2, 4] censored" in row and "6 [4, 8] |" in row
+
+
+def test_real_data_verdicts_need_two_standard_errors():
+  from experiments import nb_vs_lr_real
+  sizes = [1, 2, 3, 4, 5]
+  se = [0.01] * 5
+  # NB - LR: tie, NB better by 3 SE, tie, LR better by 3 SE twice.
+  v = nb_vs_lr_real.verdicts(sizes, [0.0, -0.03, 0.01, 0.03, 0.05], se)
+  assert v == dict(better=["tie", "NB", "tie", "LR", "LR"], few_shot=True,
+                   two_regimes=True)
+  # 1.5 SE is a tie; NB better again after LR is not two regimes.
+  v = nb_vs_lr_real.verdicts(sizes, [-0.015, 0.03, -0.03, 0.0, 0.0], se)
+  assert v == dict(better=["tie", "LR", "NB", "tie", "tie"], few_shot=False,
+                   two_regimes=False)
