@@ -163,6 +163,8 @@ def test_growth_fit_recovers_slopes():
   fit = simulate.growth_fit(ns, log)
   assert fit["slope_vs_log_n_ci"][0] < 20 < fit["slope_vs_log_n_ci"][1]
   assert fit["r2_vs_log_n"] > fit["r2_vs_n"]
+  two = simulate.growth_fit(ns[:2], lin[:2])     # any two points lie on a line
+  assert two["r2_vs_n"] is None and two["slope_vs_n_ci"][0] < 7 < two["slope_vs_n_ci"][1]
 
 
 def test_scan_until_equals_evaluate_sizes_and_stops_past_the_crossing():

@@ -155,7 +155,7 @@ def growth_fit(ns, boots, *, level: float = 0.95) -> dict:
   The point fit uses the medians of the replicates; the interval is the percentile
   interval of the slopes fitted to each joint replicate (cells are independent, so
   replicate ``b`` of every cell forms one joint replicate); replicates with an
-  infinite ``m*`` are dropped.
+  infinite ``m*`` are dropped. ``R^2`` is ``None`` below three dimensions.
 
   Args:
     ns: ``[C]`` dimensions (at least 2 distinct).
@@ -182,7 +182,9 @@ def growth_fit(ns, boots, *, level: float = 0.95) -> dict:
   for name, x in (("n", ns), ("log_n", np.log(ns))):
     slope, intercept = np.polyfit(x, point, 1)
     ss = float(np.sum((point - point.mean()) ** 2))
-    r2 = 1 - float(np.sum((point - slope * x - intercept) ** 2)) / ss if ss > 0 else None
+    # Two points lie on a line whatever the growth: R^2 only from three dimensions on.
+    r2 = (1 - float(np.sum((point - slope * x - intercept) ** 2)) / ss
+          if ss > 0 and ns.size > 2 else None)
     slopes = (np.polyfit(x, boots[:, finite], 1)[0] if finite.any() else np.array([]))
     ci = (np.quantile(slopes, [(1 - level) / 2, (1 + level) / 2]).tolist()
           if slopes.size else None)
