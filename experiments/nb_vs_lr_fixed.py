@@ -140,13 +140,14 @@ def _plot_curves(results, out_dir, plt):
   recs = results["records"]
   panels = sorted({(r["rho"], r["K"]) for r in recs})
   fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
+  colors = {n: f"C{i}" for i, n in enumerate(sorted({r["n"] for r in recs}))}
   for ax, (rho, k) in zip(axes[0], panels):
     for r in (r for r in recs if (r["rho"], r["K"]) == (rho, k)):
       m, mean, se = (np.asarray(r["curve"][f]) for f in ("m", "mean_error", "std_error"))
       excess = mean - r["asymptotic_error_on_test"]
       keep = excess > 0
       ax.errorbar(m[keep], excess[keep], yerr=2 * se[keep], lw=0.7, elinewidth=0.4,
-                  ls="-" if r["model"] == "nb" else "--",
+                  ls="-" if r["model"] == "nb" else "--", color=colors[r["n"]],
                   label=f"{r['model'].upper()} n={r['n']}")
     for eps in EPS:
       ax.axhline(eps, color="gray", lw=0.5, ls=":")
@@ -156,6 +157,8 @@ def _plot_curves(results, out_dir, plt):
     ax.set_title(f"K={k}" + (f", AR(1) rho={rho}" if rho else ""), fontsize=9)
     ax.legend(fontsize=5.5, ncol=2)
   axes[0, 0].set_ylabel("mean error - asymptotic (±2 SE)")
+  axes[0, 0].annotate("solid: NB, dashed: LR; dotted: eps", (0.02, 0.02),
+                      xycoords="axes fraction", fontsize=6)
   fig.tight_layout()
   fig.savefig(out_dir / "excess_error_vs_m.png", dpi=110)
   plt.close(fig)
