@@ -109,6 +109,11 @@ def plot(results, out_dir: Path):
                     key=lambda r: r["n"])
       for j, eps in enumerate(EPS):
         pts = [(r["n"], r["m_star"][j]) for r in rows]
+        right = [r for r in rows if r["m_star"][j]["m_star"] is None]
+        if right:  # no crossing: an open caret at the largest size tried
+          ax.plot([r["n"] for r in right], [r["curve"]["m"][-1] for r in right],
+                  marker=6, ls="none", color=color, mfc="white", ms=9,
+                  label=f"{model.upper()} eps={eps}: censored, > max m")
         ns = np.array([n for n, m in pts if m["m_star"] is not None], float)
         ms = [m for _, m in pts if m["m_star"] is not None]
         if not ms:
