@@ -6,6 +6,7 @@ target with O(log n) samples, L2 logistic regression (C = 1) needs O(n).
 
     python experiments/nb_vs_lr.py            # quick: K = 2, n in {50, 100, 200}
     python experiments/nb_vs_lr.py --full     # the paper's grid (K 2..7, n 100..1000)
+    python experiments/nb_vs_lr.py --mode fixed-difficulty [--full]   # nb_vs_lr_fixed.py
 
 Each (K, n, model) is searched twice: the paper's scan (m = 2K, 2K + ceil(ln n), ...,
 stop at the first mean error below Bayes + 0.01) and a bisection on the same grid.
@@ -154,7 +155,7 @@ def _log_ticks(ax):
 
 def plot(results, out_dir: Path, strategy="scan"):
   """``error_vs_m.png`` (mean +- one standard error, the band drawn inside [0, 1]) and
-  ``m_star_vs_n.png`` (linear axes, least-squares lines in n and in ln n)."""
+  ``m_star_vs_n.png`` (log axes, least-squares lines in n and in ln n)."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -213,6 +214,10 @@ def _plot_m_star(results, out_dir, plt):
                 color=line.get_color(), lw=1,
                 label=f"{f[f'slope_vs_{name}']:.3g}·{'n' if name == 'n' else 'ln n'}"
                       f" (R²={f[f'r2_vs_{name}'] or 0:.2f})")
+    # Log axes: naive Bayes's m* (4-20) and logistic regression's (100-5,000) differ by
+    # decades; on a linear axis naive Bayes sits on zero.
+    ax.set_yscale("log")
+    _log_ticks(ax)
     ax.set_xlabel("dimension n")
     ax.set_ylabel("m* (samples to Bayes + 0.01)")
     ax.set_title(f"K={k}", fontsize=9)
@@ -238,7 +243,16 @@ def summary(results) -> str:
 
 
 def main(argv=None):
+  pre = argparse.ArgumentParser(add_help=False)
+  pre.add_argument("--mode", choices=("paper", "fixed-difficulty"), default="paper")
+  mode, rest = pre.parse_known_args(argv)
+  if mode.mode == "fixed-difficulty":
+    from experiments import nb_vs_lr_fixed
+    return nb_vs_lr_fixed.main(rest)
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--mode", choices=("paper", "fixed-difficulty"), default="paper",
+                 help="the paper's mixture, or the fixed-Bayes-error family"
+                      " (experiments/nb_vs_lr_fixed.py)")
   p.add_argument("--full", action="store_true", help="the paper's grid")
   p.add_argument("--K", type=int, nargs="+", help="override the class counts")
   p.add_argument("--n", type=int, nargs="+", help="override the dimensions")
@@ -271,7 +285,7 @@ def main(argv=None):
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   command = "python experiments/nb_vs_lr.py " + " ".join(
-      sys.argv[1:] if argv is None else argv)
+      sys.argv[1:] if argv is None else rest)
   t0 = time.perf_counter()
 
   def save(records):

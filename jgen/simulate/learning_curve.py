@@ -231,9 +231,8 @@ def evaluate_sizes(train_key, mixture, test, sizes, *, model, num_reps=5, C=1.0,
 def pad_mixture(mixture, dim: int):
   """Appends features that are exactly 0 in every class (zero mean and variance).
 
-  Such features change neither the pooled naive Bayes decision (equal terms for every
-  class) nor the logistic fit (zero gradient keeps their weights at 0), but they let
-  mixtures of different dimensions share one compiled program.
+  They change neither the pooled naive Bayes decision nor the logistic fit (zero
+  gradient), but let mixtures of different dimensions share one compiled program.
 
   Args:
     mixture: a [`GaussianMixture`][jgen.simulate.GaussianMixture] of dimension ``D``.
@@ -252,8 +251,10 @@ def pad_mixture(mixture, dim: int):
   if dim < d:
     raise ValueError(f"pad_dim must be >= the mixture's dimension {d}, got {dim}.")
   pad = ((0, 0), (0, dim - d))
+  if (chol := mixture.correlation_cholesky) is not None:
+    chol = jax.scipy.linalg.block_diag(chol, jnp.eye(dim - d, dtype=chol.dtype))
   return simulate.GaussianMixture(jnp.pad(mixture.means, pad),
-                                  jnp.pad(mixture.variances, pad[1]))
+                                  jnp.pad(mixture.variances, pad[1]), chol)
 
 
 def size_grid(num_classes: int, dim: int, max_size: int) -> np.ndarray:
@@ -358,8 +359,7 @@ def find_m_star(key, mixture, *, model, target, grid, num_reps=5, num_test=10_00
       if params is not None:
         fits[i] = jax.tree.map(lambda a: a[g], params)
 
-  hit = lambda i: float(np.mean(done[i])) < target
-  # Each grid index is evaluated at most once, so len(grid) bounds the bar.
+  hit = lambda i: float(np.mean(done[i])) < target  # each index evaluated at most once
   with report(progress, grid.size, unit="size", desc="find_m_star",
               bound=True) as update:
     m_star = _scan(run, hit, grid, chunk) if strategy == "scan" else _bisect(

@@ -40,17 +40,24 @@ __all__ = [
     "true_log_posterior",
     "bayes_error",
     "bayes_error_mc",
+    "precision_times",
+    "line_error",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
 class GaussianMixture(NamedTuple):
-  """Equal-weight Gaussian classes with one shared diagonal covariance.
+  """Equal-weight Gaussian classes with one shared covariance.
+
+  The covariance is ``diag(sd) R diag(sd)`` with ``sd = sqrt(variances)`` and the
+  correlation matrix ``R = L L^T`` (``R = I`` when ``correlation_cholesky`` is ``None``).
 
   Attributes:
     means: ``[K, D]`` class means.
-    variances: ``[D]`` shared diagonal covariance.
+    variances: ``[D]`` shared per-feature variances (the covariance's diagonal).
+    correlation_cholesky: ``None`` (independent features) or the lower Cholesky factor
+      ``L [D, D]`` of the correlation matrix.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -62,6 +69,7 @@ class GaussianMixture(NamedTuple):
   """
   means: jax.Array
   variances: jax.Array
+  correlation_cholesky: jax.Array | None = None
 
 
 def zheng_mixture(num_classes: int, dim: int, *, dtype=jnp.float32) -> GaussianMixture:
@@ -129,6 +137,8 @@ def sample(key: jax.Array, mixture: GaussianMixture,
   y = (idx % k).astype(jnp.int32)
   z = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (d,),
                                            mixture.means.dtype))(idx)
+  if mixture.correlation_cholesky is not None:
+    z = jnp.matmul(z, mixture.correlation_cholesky.T, precision="highest")
   return mixture.means[y] + jnp.sqrt(mixture.variances)[None, :] * z, y
 
 
@@ -156,8 +166,16 @@ def class_log_likelihood(mixture: GaussianMixture, x: ArrayLike) -> jax.Array:
   var = mixture.variances.astype(x.dtype)
   mu = mixture.means.astype(x.dtype)
   diff = x[..., None, :] - mu.reshape((1,) * (x.ndim - 1) + mu.shape)
-  maha = jnp.sum(diff * diff / _checks.as_trailing(var, diff.ndim), axis=-1)
-  return -0.5 * (maha + jnp.sum(jnp.log(var)) + mu.shape[1] * _LOG_2PI)
+  chol = mixture.correlation_cholesky
+  if chol is None:
+    maha = jnp.sum(diff * diff / _checks.as_trailing(var, diff.ndim), axis=-1)
+    return -0.5 * (maha + jnp.sum(jnp.log(var)) + mu.shape[1] * _LOG_2PI)
+  chol = chol.astype(x.dtype)
+  z = diff / _checks.as_trailing(jnp.sqrt(var), diff.ndim)
+  w = jax.scipy.linalg.solve_triangular(chol, z.reshape(-1, z.shape[-1]).T, lower=True)
+  maha = jnp.sum(w * w, axis=0).reshape(z.shape[:-1])
+  log_det = jnp.sum(jnp.log(var)) + 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
+  return -0.5 * (maha + log_det + mu.shape[1] * _LOG_2PI)
 
 
 def true_log_posterior(mixture: GaussianMixture, x: ArrayLike) -> jax.Array:
@@ -215,15 +233,61 @@ def bayes_error(mixture: GaussianMixture) -> float:
     0.0569
   """
   means = np.asarray(mixture.means, np.float64)
-  var = np.asarray(mixture.variances, np.float64)
   u = means[-1] - means[0]
   coef = (means - means[0][None, :]) @ u / (u @ u)                   # a_k
   if not np.allclose(means, means[0][None, :] + coef[:, None] * u[None, :],
                      rtol=1e-6, atol=1e-9 * np.abs(means).max()):
     raise ValueError("bayes_error needs class means on one line (as in"
                      " zheng_mixture); use bayes_error_mc otherwise.")
-  s = math.sqrt(float(u @ (u / var)))
-  pos = np.sort(coef * s)
+  s = math.sqrt(float(u @ precision_times(mixture, u)))
+  return line_error(coef * s)
+
+
+def precision_times(mixture: GaussianMixture, v: ArrayLike) -> np.ndarray:
+  """``Sigma^{-1} v`` in float64 for the mixture's shared covariance ``Sigma``.
+
+  Args:
+    mixture: the [`GaussianMixture`][jgen.simulate.GaussianMixture].
+    v: ``[D]`` vector.
+
+  Returns:
+    ``[D]`` float64 NumPy array.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen import simulate
+    >>> mix = simulate.GaussianMixture(jnp.zeros((2, 2)), jnp.array([4.0, 1.0]))
+    >>> simulate.precision_times(mix, [1.0, 1.0]).tolist()
+    [0.25, 1.0]
+  """
+  v = np.asarray(v, np.float64)
+  sd = np.sqrt(np.asarray(mixture.variances, np.float64))
+  if mixture.correlation_cholesky is None:
+    # Zero-variance (padding) features carry v = 0 and no information.
+    return np.divide(v, sd**2, out=np.zeros_like(v), where=sd > 0)
+  chol = np.asarray(mixture.correlation_cholesky, np.float64)
+  w = np.linalg.solve(chol, v / sd)
+  return np.linalg.solve(chol.T, w) / sd
+
+
+def line_error(positions: ArrayLike) -> float:
+  """Error of equal-prior classes ``N(p_k, 1)`` on a line, classified by nearest ``p_k``.
+
+  The decision regions are the intervals between midpoints of the sorted positions,
+  so the error is a sum of normal tails (computed without cancellation in float64).
+
+  Args:
+    positions: ``[K]`` class positions in units of the noise standard deviation.
+
+  Returns:
+    The error (Python float).
+
+  Examples:
+    >>> from jgen import simulate
+    >>> round(simulate.line_error([-1.0, 1.0]), 4)  # Phi(-1)
+    0.1587
+  """
+  pos = np.sort(np.asarray(positions, np.float64))
   mids = (pos[1:] + pos[:-1]) / 2
   err = 0.0
   for k, p in enumerate(pos):
