@@ -19,6 +19,8 @@ from jgen.gaussian.families import lda
 from jgen.gaussian.families import qda
 from jgen.gaussian.families import fit_stats
 from jgen.gaussian.sharded import sufficient_stats_data_parallel
+from jgen.gaussian.missing_fit import MissingFitResult
+from jgen.gaussian.missing_fit import fit_missing
 
 __all__ = (
     "GaussianStats",
@@ -34,4 +36,6 @@ __all__ = (
     "qda",
     "fit_stats",
     "sufficient_stats_data_parallel",
+    "MissingFitResult",
+    "fit_missing",
 )
