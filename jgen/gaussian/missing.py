@@ -56,8 +56,10 @@ def check_observed(observed: ArrayLike, shape: tuple[int, ...]) -> jax.Array:
 
 
 @jax.jit
-def _zero_unobserved(x: jax.Array, o: jax.Array) -> jax.Array:
-  return jnp.where(o, x, 0)
+def _zero_unobserved(x: jax.Array, o: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``x`` with unobserved entries set to 0, and the number of observed non-finite
+  entries, counted (a float32 ``max`` on the CPU can drop a NaN in large arrays)."""
+  return jnp.where(o, x, 0), jnp.sum(o & ~jnp.isfinite(x))
 
 
 def prepare_observed(x: ArrayLike, observed: ArrayLike, d: int, dtype
@@ -71,8 +73,12 @@ def prepare_observed(x: ArrayLike, observed: ArrayLike, d: int, dtype
   _checks.check_min_ndim(x, 1, "x")
   _checks.check_last_dim(x, d, "x", "the number of features the model was fitted on")
   o = check_observed(observed, x.shape)
-  x0 = _zero_unobserved(x, o)
-  _checks.check_values(x0, "x (its observed entries)", count=d, underflow=False)
+  x0, bad = _zero_unobserved(x, o)
+  if _checks.is_concrete(bad):
+    if int(bad):
+      raise ValueError(f"x contains {int(bad)} non-finite value(s) (NaN or Inf) among"
+                       " its observed entries (mark missing entries False in observed).")
+    _checks.check_scale(x0, "x", count=d, underflow=False)
   return (x0.reshape(-1, d).astype(dtype), o.reshape(-1, d), x.shape[:-1])
 
 

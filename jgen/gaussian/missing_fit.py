@@ -93,7 +93,7 @@ def _nb_missing(x, y, w, o, log_prior, var_smoothing, num_classes, pooled):
     wo = w[:, None] * o.astype(w.dtype)
     tot = jnp.maximum(jnp.sum(wo, axis=0), 1)
     grand = jnp.sum(wo * x, axis=0) / tot
-    total_var = jnp.sum(wo * jnp.where(o, x - grand, 0) ** 2, axis=0) / tot
+    total_var = jnp.sum(wo * jnp.where(o, x - grand[None, :], 0) ** 2, axis=0) / tot
     var = jnp.maximum(sq / safe, 0) + var_smoothing * jnp.max(total_var)
   return GaussianNBParams(mean, var, log_prior)
 
