@@ -63,7 +63,9 @@ def _scores(model: Classifier, params, x, key):
   """``log p(x, y=k)`` ``[N, K]`` under the current params."""
   scores = model.log_likelihood(params, x, key=key)
   prior = model.log_prior(params)
-  return scores if prior is None else scores + prior
+  if prior is None:
+    return scores
+  return scores + jnp.reshape(prior, (1,) * (scores.ndim - 1) + prior.shape)
 
 
 def _e_step(model, params, x, labelled, y, w, lam, key):
