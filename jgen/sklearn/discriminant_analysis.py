@@ -16,9 +16,9 @@ from sklearn.utils.validation import validate_data
 
 from jgen.gaussian.families import lda
 from jgen.gaussian.families import qda
-from jgen.sklearn.base import JgenClassifier
 from jgen.sklearn.base import check_priors
 from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.missing import MarginalizeMissing
 
 __all__ = ["LinearDiscriminantAnalysis", "QuadraticDiscriminantAnalysis"]
 
@@ -38,7 +38,7 @@ def _precision(prec_chol: np.ndarray) -> np.ndarray:
   return prec_chol @ np.swapaxes(prec_chol, -1, -2)
 
 
-class _GaussianDA(JgenClassifier):
+class _GaussianDA(MarginalizeMissing):
   """Shared fit of the two discriminant analyses: priors and common attributes."""
 
   def _fit_params(self, x, y, num_classes, sample_weight):
@@ -70,6 +70,10 @@ class LinearDiscriminantAnalysis(_GaussianDA):
     shrinkage: ``None`` or a float in ``[0, 1]``.
     priors: class priors ``[K]``; ``None`` uses the (weighted) class frequencies.
     store_covariance: keep ``covariance_`` (the shared covariance ``[D, D]``).
+    missing: ``"error"`` refuses NaN (scikit-learn's behaviour); ``"marginalize"``
+      treats NaN as a missing entry: EM over the missing entries in ``fit``, the exact
+      marginal of the observed features in ``predict*``
+      (``jgen.sklearn.MarginalizeMissing``).
 
   Attributes:
     classes_: the labels ``[K]``, sorted.
@@ -90,7 +94,9 @@ class LinearDiscriminantAnalysis(_GaussianDA):
     [0, 1]
   """
 
-  def __init__(self, *, shrinkage=None, priors=None, store_covariance: bool = False):
+  def __init__(self, *, shrinkage=None, priors=None, store_covariance: bool = False,
+               missing: str = "error"):
+    self.missing = missing
     self.shrinkage = shrinkage
     self.priors = priors
     self.store_covariance = store_covariance
@@ -113,6 +119,8 @@ class LinearDiscriminantAnalysis(_GaussianDA):
   def decision_function(self, X) -> np.ndarray:
     """``X @ coef_.T + intercept_``: ``[n_samples, K]``, or ``[n_samples]`` for two
     classes (scikit-learn's convention)."""
+    if self._marginalize():   # NaN entries: the marginal scores, not X @ coef_.T
+      return super().decision_function(X)
     check_is_fitted(self)
     X = validate_data(self, X, dtype=compute_dtype(), reset=False)
     scores = X @ self.coef_.T + self.intercept_
@@ -131,6 +139,10 @@ class QuadraticDiscriminantAnalysis(_GaussianDA):
     priors: class priors ``[K]``; ``None`` uses the (weighted) class frequencies.
     reg_param: ``r`` in ``[0, 1]``.
     store_covariance: keep ``covariance_`` ``[K, D, D]``.
+    missing: ``"error"`` refuses NaN (scikit-learn's behaviour); ``"marginalize"``
+      treats NaN as a missing entry: EM over the missing entries in ``fit``, the exact
+      marginal of the observed features in ``predict*``
+      (``jgen.sklearn.MarginalizeMissing``).
 
   Attributes:
     classes_: the labels ``[K]``, sorted.
@@ -150,7 +162,8 @@ class QuadraticDiscriminantAnalysis(_GaussianDA):
   """
 
   def __init__(self, *, priors=None, reg_param: float = 0.0,
-               store_covariance: bool = False):
+               store_covariance: bool = False, missing: str = "error"):
+    self.missing = missing
     self.priors = priors
     self.reg_param = reg_param
     self.store_covariance = store_covariance
