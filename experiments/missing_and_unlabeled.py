@@ -271,8 +271,11 @@ def main(argv=None):
   parser.add_argument("--part", choices=("a", "b", "both"), default="both",
                       help="run (a), (b) or both; the figures use every part on disk")
   parser.add_argument("--out", default="results/missing_and_unlabeled")
+  parser.add_argument("--datasets", nargs="*", help="a subset of the datasets")
   args = parser.parse_args(argv)
-  cfg = FULL if args.full else QUICK
+  cfg = dict(FULL if args.full else QUICK)
+  if args.datasets:
+    cfg["datasets"] = tuple(args.datasets)
   os.makedirs(args.out, exist_ok=True)
   from tqdm import tqdm
   start = time.perf_counter()

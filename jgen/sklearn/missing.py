@@ -39,8 +39,9 @@ class MarginalizeMissing(JgenClassifier):
   Examples:
     >>> import numpy as np
     >>> from jgen.sklearn import GaussianNB
-    >>> X = np.array([[0.0, 1.0], [0.2, np.nan], [2.0, 0.1], [np.nan, 0.3]])
-    >>> clf = GaussianNB(missing="marginalize").fit(X, [0, 0, 1, 1])
+    >>> X = np.array([[0.0, 1.0], [0.2, np.nan], [0.1, 1.2], [np.nan, 0.8],
+    ...               [2.0, 0.1], [np.nan, 0.3], [2.2, -0.1], [1.9, np.nan]])
+    >>> clf = GaussianNB(missing="marginalize").fit(X, [0, 0, 0, 0, 1, 1, 1, 1])
     >>> clf.predict([[np.nan, 1.1], [2.1, np.nan], [np.nan, np.nan]]).tolist()
     [0, 1, 0]
   """
