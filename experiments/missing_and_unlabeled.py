@@ -272,10 +272,16 @@ def main(argv=None):
                       help="run (a), (b) or both; the figures use every part on disk")
   parser.add_argument("--out", default="results/missing_and_unlabeled")
   parser.add_argument("--datasets", nargs="*", help="a subset of the datasets")
+  parser.add_argument("--fractions", nargs="*", type=float, help="a subset of (a)'s grid")
+  parser.add_argument("--seeds", type=int, help="seeds 0 .. seeds-1 instead")
   args = parser.parse_args(argv)
   cfg = dict(FULL if args.full else QUICK)
   if args.datasets:
     cfg["datasets"] = tuple(args.datasets)
+  if args.fractions:
+    cfg["fractions"] = tuple(args.fractions)
+  if args.seeds:
+    cfg["seeds"] = args.seeds
   os.makedirs(args.out, exist_ok=True)
   from tqdm import tqdm
   start = time.perf_counter()
