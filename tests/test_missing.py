@@ -192,6 +192,28 @@ def test_naive_bayes_fit_from_observed_entries_equals_per_feature_loop(pooled):
                              np.bincount(y) / len(y), rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["nb", "nb_pooled", "lda"])
+def test_weighted_fit_from_observed_entries_equals_repeated_rows(name):
+  # Integer weights mean repeated examples (the definition of sample_weight).
+  x, y, _, _ = _data("wine")
+  o = _mask(x.shape, 0.3, 5)
+  o[0] = True
+  reps = np.random.default_rng(6).integers(0, 3, len(y))
+  reps[:3] = 1
+  model = _MODELS[name]()
+  xn = np.where(o, x, np.nan)
+  a = jgen.gaussian.fit_missing(model, jnp.asarray(xn), jnp.asarray(y), jnp.asarray(o),
+                                num_classes=3, sample_weight=jnp.asarray(reps, float),
+                                max_iter=5, tol=0.0)
+  b = jgen.gaussian.fit_missing(model, jnp.asarray(np.repeat(xn, reps, 0)),
+                                jnp.asarray(np.repeat(y, reps)),
+                                jnp.asarray(np.repeat(o, reps, 0)), num_classes=3,
+                                max_iter=5, tol=0.0)
+  for u, v in zip(a.params, b.params):
+    np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-9,
+                               atol=1e-9 * np.abs(np.asarray(v)).max())
+
+
 @pytest.mark.parametrize("name", sorted(_MODELS))
 def test_fit_with_everything_observed_equals_fit(name):
   x, y, _, _ = _data("wine")

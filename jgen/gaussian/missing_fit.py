@@ -47,6 +47,16 @@ _HIGHEST = lax.Precision.HIGHEST
 class MissingFitResult(NamedTuple):
   """What [`fit_missing`][jgen.gaussian.fit_missing] returns.
 
+  Examples:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0, 1.0], [0.4, 0.5], [0.2, 0.6], [2.0, 2.2], [2.4, 1.9],
+    ...                [2.2, 2.4]])
+    >>> observed = jnp.ones(x.shape, bool).at[1, 1].set(False)
+    >>> res = jgen.gaussian.fit_missing(jgen.gaussian_nb(), x, jnp.array([0, 0, 0, 1, 1, 1]),
+    ...                                 observed, num_classes=2)
+    >>> round(float(res.params.means[0, 1]), 2), int(res.num_iter)  # mean of 1.0, 0.6
+    (0.8, 0)
+
   Attributes:
     params: the family's fitted params.
     log_likelihood: ``[max_iter + 1]`` observed-data log-likelihood
@@ -63,9 +73,10 @@ class MissingFitResult(NamedTuple):
 
 
 def _class_weights(y, w, o, num_classes):
-  """Per-entry weights ``[N, D]`` times membership, as ``[K, N]`` and ``[N, D]``."""
+  """Class membership ``[K, N]`` and per-entry weights ``[N, D]`` (``w_i`` where
+  observed): their product sums each weight once."""
   onehot = (y[None, :] == jnp.arange(num_classes)[:, None]).astype(w.dtype)  # [K, N]
-  return onehot * w[None, :], w[:, None] * o.astype(w.dtype)
+  return onehot, w[:, None] * o.astype(w.dtype)
 
 
 def _observed_moments(x, y, w, o, num_classes):

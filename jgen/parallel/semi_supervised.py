@@ -39,6 +39,15 @@ __all__ = ["SemiSupervisedResult", "semi_supervised_fit"]
 class SemiSupervisedResult(NamedTuple):
   """What [`semi_supervised_fit`][jgen.parallel.semi_supervised_fit] returns.
 
+  Examples:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0], [0.4], [2.0], [2.5], [0.2], [2.2]])
+    >>> y = jnp.array([0, 0, 1, 1, -1, -1])
+    >>> res = jgen.parallel.semi_supervised_fit(jgen.lda(), x, y, num_classes=2)
+    >>> t = int(res.num_iter)   # entries after t are NaN
+    >>> res.log_likelihood.shape, bool(res.log_likelihood[t] >= res.log_likelihood[0])
+    ((101,), True)
+
   Attributes:
     params: the family's params after the last M-step.
     log_likelihood: ``[max_iter + 1]`` observed-data log-likelihood of the params
