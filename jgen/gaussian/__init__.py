@@ -22,6 +22,8 @@ from jgen.gaussian.sharded import sufficient_stats_data_parallel
 from jgen.gaussian.solvers import DiscriminantSubspace
 from jgen.gaussian.solvers import discriminant_subspace
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
+from jgen.gaussian.missing_fit import MissingFitResult
+from jgen.gaussian.missing_fit import fit_missing
 
 __all__ = (
     "GaussianStats",
@@ -40,4 +42,6 @@ __all__ = (
     "DiscriminantSubspace",
     "discriminant_subspace",
     "ledoit_wolf_shrinkage",
+    "MissingFitResult",
+    "fit_missing",
 )

@@ -37,6 +37,9 @@ from jgen.gaussian.estimate import from_stats
 from jgen.gaussian.estimate import lda_family
 from jgen.gaussian.estimate import nb_family
 from jgen.gaussian.estimate import qda_family
+from jgen.gaussian.missing import observed_log_likelihood
+from jgen.gaussian.missing import prepare_observed
+from jgen.gaussian.missing_fit import fit_missing
 from jgen.gaussian.params import GaussianNBParams
 from jgen.gaussian.params import LDAParams
 from jgen.gaussian.params import QDAParams
@@ -74,20 +77,33 @@ def _classifier(name: str, hyperparams: dict, params_type: type, spec: Family, s
   """The contract around one family's statistics-to-params map and scoring kernel."""
 
   def fit(x: ArrayLike, y: ArrayLike, *, num_classes: int,
-          sample_weight: ArrayLike | None = None, priors: ArrayLike | None = None):
-    """Fits from ``x [N, D]``, labels ``y [N]`` and optional weights ``[N]``."""
+          sample_weight: ArrayLike | None = None, priors: ArrayLike | None = None,
+          observed: ArrayLike | None = None):
+    """Fits from ``x [N, D]``, labels ``y [N]`` and optional weights ``[N]``; with a
+    boolean ``observed [N, D]``, from the observed entries only (``fit_missing``)."""
+    if observed is not None:
+      return fit_missing(model, x, y, observed, num_classes=num_classes,
+                         sample_weight=sample_weight, priors=priors).params
     return fit_family(spec, x, y, num_classes, sample_weight, priors)
 
-  def log_likelihood(params, x: ArrayLike, *, key: jax.Array | None = None) -> jax.Array:
-    """``log p(x | y=k)`` ``[..., K]`` for ``x [..., D]``; ``key`` is ignored."""
+  def log_likelihood(params, x: ArrayLike, *, key: jax.Array | None = None,
+                     observed: ArrayLike | None = None) -> jax.Array:
+    """``log p(x | y=k)`` ``[..., K]`` for ``x [..., D]``; ``key`` is ignored. With a
+    boolean ``observed [..., D]``, ``log p(x_o | y=k)``, the exact marginal of the
+    observed entries (unobserved ones may hold NaN)."""
     del key
     check_params_type(params, params_type, name)
+    if observed is not None:
+      x2, o2, lead = prepare_observed(x, observed, params.means.shape[-1],
+                                      params.means.dtype)
+      return observed_log_likelihood(params, x2, o2).reshape(lead + params.log_prior.shape)
     x2, lead = prepare_x(params, x)
     return score(params, x2).reshape(lead + params.log_prior.shape)
 
-  return Classifier(fit=fit, log_likelihood=log_likelihood, log_prior=_params_log_prior,
+  model = Classifier(fit=fit, log_likelihood=log_likelihood, log_prior=_params_log_prior,
                     class_axes=class_axes, name=name, hyperparams=hyperparams,
                     params_type=params_type)
+  return model
 
 
 def fit_stats(model: Classifier, stats: GaussianStats, *,

@@ -22,6 +22,8 @@ from jgen.parallel.collectives import data_parallel_sum
 from jgen.parallel.classifier import class_sharded_log_likelihood
 from jgen.parallel.classifier import class_sharded_predict
 from jgen.parallel.classifier import fit_data_parallel
+from jgen.parallel.semi_supervised import SemiSupervisedResult
+from jgen.parallel.semi_supervised import semi_supervised_fit
 from jgen.parallel.multihost import initialize
 from jgen.parallel.checkpoint import save_sharded
 from jgen.parallel.checkpoint import restore_sharded
@@ -44,6 +46,8 @@ __all__ = (
     "class_sharded_log_likelihood",
     "class_sharded_predict",
     "fit_data_parallel",
+    "SemiSupervisedResult",
+    "semi_supervised_fit",
     "initialize",
     "save_sharded",
     "restore_sharded",

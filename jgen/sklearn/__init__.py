@@ -18,6 +18,8 @@ from jgen.sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from jgen.sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
 from jgen.sklearn.linear_model import LogisticRegression
 from jgen.sklearn.naive_bayes import GaussianNB
+from jgen.sklearn.missing import MarginalizeMissing
+from jgen.sklearn.semi_supervised import GenerativeEM
 
 __all__ = (
     "JgenClassifier",
@@ -27,4 +29,6 @@ __all__ = (
     "LinearDiscriminantAnalysis",
     "QuadraticDiscriminantAnalysis",
     "LogisticRegression",
+    "MarginalizeMissing",
+    "GenerativeEM",
 )

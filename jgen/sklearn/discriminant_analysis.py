@@ -41,6 +41,7 @@ from jgen.sklearn.covariances import class_moments
 from jgen.sklearn.covariances import discriminant_priors
 from jgen.sklearn.covariances import shrunk
 from jgen.sklearn.covariances import standardized_target
+from jgen.sklearn.missing import MarginalizeMissing
 from jgen.sklearn.qda import QuadraticDiscriminantAnalysis
 
 __all__ = ["LinearDiscriminantAnalysis", "QuadraticDiscriminantAnalysis"]
@@ -53,7 +54,7 @@ def _numpy(x, y, w):
 
 
 class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
-                                 JgenClassifier):
+                                 MarginalizeMissing):
   """Linear discriminant analysis (scikit-learn's ``LinearDiscriminantAnalysis``).
 
   Gaussian classes sharing one covariance. ``solver="svd"`` (the default) works in
@@ -76,6 +77,10 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     covariance_estimator: ``None``, or an estimator with ``fit`` and ``covariance_``
       (``"lsqr"``/``"eigen"``) that estimates each class covariance; it takes no
       weights, so only sample weights 0 and 1 go with it.
+    missing: ``"error"`` refuses NaN (scikit-learn's behaviour); ``"marginalize"``
+      treats NaN as a missing entry: EM over the missing entries in ``fit`` (the
+      ``"lsqr"`` model, whatever the solver), the exact marginal of the observed
+      features in ``predict*`` (``jgen.sklearn.MarginalizeMissing``).
 
   Attributes:
     classes_: the labels ``[K]``, sorted.
@@ -110,10 +115,13 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
       "store_covariance": ["boolean"],
       "tol": [Interval(Real, 0, None, closed="left")],
       "covariance_estimator": [HasMethods("fit"), None],
+      "missing": [StrOptions({"error", "marginalize"})],
   }
 
   def __init__(self, solver="svd", shrinkage=None, priors=None, n_components=None,
-               store_covariance=False, tol=1e-4, covariance_estimator=None):
+               store_covariance=False, tol=1e-4, covariance_estimator=None, *,
+               missing="error"):
+    self.missing = missing
     self.solver = solver
     self.shrinkage = shrinkage
     self.priors = priors
@@ -125,10 +133,15 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
   def _shrinkage(self):
     return 0.0 if self.shrinkage is None else self.shrinkage
 
+  def _svd(self) -> bool:
+    # Missing entries are fitted by EM on the full-rank ("lsqr") model.
+    return self.solver == "svd" and not self._marginalize()
+
   def _model(self):
-    if self.solver == "svd":
+    if self._svd():
       return lda(solver="svd", tol=self.tol)
-    return lda(shrinkage=self._shrinkage(), solver=self.solver)
+    return lda(shrinkage=self._shrinkage(),
+               solver="lsqr" if self.solver == "svd" else self.solver)
 
   def fit(self, X, y, sample_weight=None):
     """Fits to ``X [n, D]``, ``y [n]`` (optionally weighted); returns ``self``."""
@@ -241,7 +254,11 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
 
   def _set_fitted(self, params) -> None:
     self.params_ = params
-    if self.solver == "svd":
+    if self._marginalize():   # the EM fit sets no moments of its own
+      self.means_ = np.asarray(params.means)
+      self.priors_ = np.exp(np.asarray(params.log_prior))
+      self._max_components = min(len(self.classes_) - 1, self.means_.shape[1])
+    if self._svd():
       coef = (self.means_ - self.xbar_) @ self.scalings_
       intercept = -0.5 * np.sum(coef ** 2, axis=1) + np.log(self.priors_)
       coef = coef @ self.scalings_.T
@@ -259,6 +276,9 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
   def decision_function(self, X) -> np.ndarray:
     """``X @ coef_.T + intercept_``: ``[n_samples, K]``, or ``[n_samples]`` for two
     classes (scikit-learn's convention)."""
+    if self._marginalize():   # NaN entries: the marginal scores, not X @ coef_.T
+      scores = self._joint(X)
+      return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
     check_is_fitted(self)
     X = validate_data(self, X, dtype=compute_dtype(), reset=False)
     scores = X @ self.coef_.T + self.intercept_
@@ -289,6 +309,8 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
   def transform(self, X) -> np.ndarray:
     """Projection onto the discriminant directions ``[n_samples, n_components]``
     (solvers ``"svd"`` and ``"eigen"``)."""
+    if self._marginalize():
+      raise NotImplementedError("transform is not available with missing='marginalize'.")
     if self.solver == "lsqr":
       raise NotImplementedError("transform not implemented for 'lsqr' solver (use"
                                 " 'svd' or 'eigen').")

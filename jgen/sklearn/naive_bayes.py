@@ -16,6 +16,7 @@ from numbers import Real
 import jax.numpy as jnp
 import numpy as np
 from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call
 
 from jgen.gaussian.families import fit_stats
@@ -24,11 +25,11 @@ from jgen.gaussian.params import GaussianNBParams
 from jgen.gaussian.stats import GaussianStats
 from jgen.gaussian.stats import merge_stats
 from jgen.gaussian.stats import sufficient_stats
-from jgen.sklearn.base import JgenClassifier
 from jgen.sklearn.base import bucket_size
 from jgen.sklearn.base import check_priors
 from jgen.sklearn.base import compute_dtype
 from jgen.sklearn.base import pad_rows
+from jgen.sklearn.missing import MarginalizeMissing
 
 __all__ = ["GaussianNB"]
 
@@ -43,7 +44,7 @@ def _moments(stats: GaussianStats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   return n, means, scatter
 
 
-class GaussianNB(JgenClassifier):
+class GaussianNB(MarginalizeMissing):
   """Gaussian naive Bayes (scikit-learn's ``GaussianNB``), fitted by jgen.
 
   Same parameters, attributes and methods as ``sklearn.naive_bayes.GaussianNB``;
@@ -54,6 +55,10 @@ class GaussianNB(JgenClassifier):
     priors: class prior probabilities ``[K]``; ``None`` uses the (weighted) class
       frequencies.
     var_smoothing: fraction of the largest feature variance added to every variance.
+    missing: ``"error"`` refuses NaN (scikit-learn's behaviour); ``"marginalize"``
+      treats NaN as a missing entry: each feature is fitted from the examples that
+      observe it, and predictions use the observed features only
+      (``jgen.sklearn.MarginalizeMissing``).
 
   Attributes:
     classes_: the labels ``[K]``, sorted.
@@ -76,11 +81,13 @@ class GaussianNB(JgenClassifier):
   _parameter_constraints: dict = {
       "priors": ["array-like", None],
       "var_smoothing": [Interval(Real, 0, None, closed="left")],
+      "missing": [StrOptions({"error", "marginalize"})],
   }
 
-  def __init__(self, *, priors=None, var_smoothing: float = 1e-9):
+  def __init__(self, *, priors=None, var_smoothing: float = 1e-9, missing: str = "error"):
     self.priors = priors
     self.var_smoothing = var_smoothing
+    self.missing = missing
 
   def _model(self):
     return gaussian_nb(var_smoothing=self.var_smoothing)
@@ -88,6 +95,8 @@ class GaussianNB(JgenClassifier):
   def fit(self, X, y, sample_weight=None):
     """Fits to ``X [n, D]``, ``y [n]`` (optionally weighted); returns ``self``."""
     self._validate_params()
+    if self._marginalize():
+      return self._fit_marginal(X, y, sample_weight)
     X, y, sample_weight = self._validate_fit(X, y, sample_weight)
     for name in ("classes_", "_stats"):
       self.__dict__.pop(name, None)
@@ -103,6 +112,9 @@ class GaussianNB(JgenClassifier):
       ``self``, fitted on all batches seen so far.
     """
     self._validate_params()
+    if hasattr(self, "classes_") and "_stats" not in self.__dict__:
+      raise ValueError("partial_fit cannot continue a fit with missing='marginalize'"
+                       " (batches of complete data only: NaN is refused here).")
     first = _check_partial_fit_first_call(self, classes)
     X, y, sample_weight = self._validate_fit(X, y, sample_weight, reset=first)
     if first:

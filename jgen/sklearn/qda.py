@@ -23,7 +23,6 @@ from jgen.gaussian.families import qda
 from jgen.gaussian.params import QDAParams
 from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
-from jgen.sklearn.base import JgenClassifier
 from jgen.sklearn.base import compute_dtype
 from jgen.sklearn.covariances import check_estimator_shrinkage
 from jgen.sklearn.covariances import check_rank
@@ -31,13 +30,14 @@ from jgen.sklearn.covariances import class_moments
 from jgen.sklearn.covariances import estimator_covariances
 from jgen.sklearn.covariances import shrunk
 from jgen.sklearn.covariances import standardized_target
+from jgen.sklearn.missing import MarginalizeMissing
 
 __all__ = ["QuadraticDiscriminantAnalysis"]
 
 _SHRINKAGE = [StrOptions({"auto"}), Interval(Real, 0, 1, closed="both"), None]
 
 
-class QuadraticDiscriminantAnalysis(JgenClassifier):
+class QuadraticDiscriminantAnalysis(MarginalizeMissing):
   """Quadratic discriminant analysis (scikit-learn's ``QuadraticDiscriminantAnalysis``).
 
   One Gaussian per class. ``solver="svd"`` (the default) uses the covariance
@@ -56,6 +56,10 @@ class QuadraticDiscriminantAnalysis(JgenClassifier):
     covariance_estimator: ``None``, or an estimator with ``fit`` and ``covariance_``
       (``"lsqr"``/``"eigen"``) that estimates each class covariance; it takes no
       weights, so only sample weights 0 and 1 go with it.
+    missing: ``"error"`` refuses NaN (scikit-learn's behaviour); ``"marginalize"``
+      treats NaN as a missing entry: EM over the missing entries in ``fit``, the exact
+      marginal of the observed features in ``predict*``
+      (``jgen.sklearn.MarginalizeMissing``).
 
   Attributes:
     classes_: the labels ``[K]``, sorted.
@@ -84,10 +88,13 @@ class QuadraticDiscriminantAnalysis(JgenClassifier):
       "store_covariance": ["boolean"],
       "tol": [Interval(Real, 0, None, closed="left")],
       "covariance_estimator": [HasMethods("fit"), None],
+      "missing": [StrOptions({"error", "marginalize"})],
   }
 
   def __init__(self, *, solver="svd", shrinkage=None, priors=None, reg_param=0.0,
-               store_covariance=False, tol=1.0e-4, covariance_estimator=None):
+               store_covariance=False, tol=1.0e-4, covariance_estimator=None,
+               missing="error"):
+    self.missing = missing
     self.solver = solver
     self.shrinkage = shrinkage
     self.priors = priors
@@ -111,6 +118,8 @@ class QuadraticDiscriminantAnalysis(JgenClassifier):
         raise ValueError("covariance_estimator is not supported with solver='svd'."
                          " Try solver='eigen' instead.")
     check_estimator_shrinkage(self.covariance_estimator, self.shrinkage)
+    if self._marginalize():
+      return self._fit_marginal(X, y, sample_weight)
     X, y, _ = self._validate_fit(X, y, None)
     n_classes = len(np.unique(y))
     if n_classes < 2:
@@ -165,6 +174,9 @@ class QuadraticDiscriminantAnalysis(JgenClassifier):
 
   def _set_fitted(self, params) -> None:
     self.params_ = params
+    if self._marginalize():   # the EM fit sets no moments of its own
+      self.means_ = np.asarray(params.means)
+      self.priors_ = np.exp(np.asarray(params.log_prior))
 
   def _decision(self, X) -> np.ndarray:
     """scikit-learn's per-class scores: ``log p(x | k) + log priors_ + D/2 log 2 pi``."""
