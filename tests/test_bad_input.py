@@ -113,7 +113,7 @@ CASES += [
     ("qda", "negative reg_param", lambda: jgen.qda(-0.1), ValueError,
      r"reg_param must lie in \[0, 1\]"),
     ("logistic_regression", "C <= 0", lambda: jgen.logistic_regression(C=0.0), ValueError,
-     r"C must be a finite number > 0"),
+     r"C must be a number > 0"),
     ("logistic_regression", "max_iter 0", lambda: jgen.logistic_regression(max_iter=0),
      ValueError, r"max_iter must be an int >= 1"),
     # Bayes rule, metrics, calibration.

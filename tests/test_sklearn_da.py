@@ -58,13 +58,17 @@ def _align_signs(ours, ref):
 @pytest.mark.parametrize("ours, ref", PAIRS, ids=lambda c: c.__name__)
 def test_constructor_signature_matches_sklearn(ours, ref):
   mine, theirs = inspect.signature(ours), inspect.signature(ref)
-  assert list(mine.parameters) == list(theirs.parameters)
+  # scikit-learn's parameters in its order, then jgen's one addition: the keyword-only
+  # ``missing`` (default "error": NaN refused, as scikit-learn does).
+  assert list(mine.parameters) == list(theirs.parameters) + ["missing"]
+  assert mine.parameters["missing"].default == "error"
+  assert mine.parameters["missing"].kind == inspect.Parameter.KEYWORD_ONLY
   for name, p in theirs.parameters.items():
     assert mine.parameters[name].default == p.default, name
     assert mine.parameters[name].kind == p.kind, name
   # Every keyword with its default is accepted; get_params round-trips them.
   kwargs = {name: p.default for name, p in theirs.parameters.items()}
-  assert ours(**kwargs).get_params() == kwargs
+  assert ours(**kwargs).get_params() == dict(kwargs, missing="error")
 
 
 @pytest.mark.parametrize("make, match", [

@@ -41,6 +41,14 @@ class DiscriminantSubspace(NamedTuple):
     explained_variance_ratio: ``[M]`` between-class variance per direction, summing
       to 1.
     rank: ``[]`` int, the number of directions kept.
+
+  Examples:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0, 1.0], [0.3, 0.7], [2.0, 2.2], [2.4, 1.9]])
+    >>> stats = jgen.gaussian.sufficient_stats(x, jnp.array([0, 0, 1, 1]), 2, pooled=True)
+    >>> sub = jgen.gaussian.discriminant_subspace(stats, jnp.log(jnp.ones(2) / 2))
+    >>> sub._fields
+    ('xbar', 'scalings', 'explained_variance_ratio', 'rank')
   """
   xbar: jax.Array
   scalings: jax.Array

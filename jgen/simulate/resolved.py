@@ -44,6 +44,13 @@ class MStar(NamedTuple):
       ``"right"`` (no size does).
     boot: ``[B]`` bootstrap replicates of ``m*`` (``inf`` where a replicate never
       crosses).
+
+  Examples:
+    >>> import numpy as np
+    >>> from jgen import simulate
+    >>> res = simulate.bootstrap_m_star([2, 4], np.array([[0.5, 0.4], [0.1, 0.2]]), 0.3)
+    >>> type(res).__name__, res.m_star
+    ('MStar', 4)
   """
   m_star: int | None
   low: float | None

@@ -254,11 +254,15 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
 
   def _set_fitted(self, params) -> None:
     self.params_ = params
-    if self._marginalize():   # the EM fit sets no moments of its own
+    svd = self._svd()
+    if self._marginalize() or "means_" not in self.__dict__:
+      # EM fits (missing entries, GenerativeEM) set no moments of their own: the
+      # scores come from the params' means and precision factor.
       self.means_ = np.asarray(params.means)
       self.priors_ = np.exp(np.asarray(params.log_prior))
       self._max_components = min(len(self.classes_) - 1, self.means_.shape[1])
-    if self._svd():
+      svd = False
+    if svd:
       coef = (self.means_ - self.xbar_) @ self.scalings_
       intercept = -0.5 * np.sum(coef ** 2, axis=1) + np.log(self.priors_)
       coef = coef @ self.scalings_.T

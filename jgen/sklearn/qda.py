@@ -174,7 +174,7 @@ class QuadraticDiscriminantAnalysis(MarginalizeMissing):
 
   def _set_fitted(self, params) -> None:
     self.params_ = params
-    if self._marginalize():   # the EM fit sets no moments of its own
+    if self._marginalize() or "means_" not in self.__dict__:   # EM fits set no moments
       self.means_ = np.asarray(params.means)
       self.priors_ = np.exp(np.asarray(params.log_prior))
 
