@@ -12,12 +12,13 @@ The tests that fail for a reason that is not a numerical difference are listed i
 is reported. All run in the slow tier.
 """
 
-import ast
-import inspect
-
-import numpy as np
 import pytest
 import sklearn.tests.test_naive_bayes as upstream
+
+from sklearn_upstream import global_dtype  # noqa: F401 (fixtures)
+from sklearn_upstream import global_random_seed  # noqa: F401
+from sklearn_upstream import mark_xfails
+from sklearn_upstream import swapped_source
 
 SWAP = "from jgen.sklearn import GaussianNB"
 
@@ -29,59 +30,6 @@ XFAIL = {
 }
 
 
-def _swapped_source(module, swap: str) -> str:
-  """The module's source with ``swap`` inserted after its last top-level import."""
-  source = inspect.getsource(module)
-  tree = ast.parse(source)
-  last = max(node.end_lineno for node in tree.body
-             if isinstance(node, (ast.Import, ast.ImportFrom)))
-  lines = source.splitlines()
-  return "\n".join(lines[:last] + [swap] + lines[last:]) + "\n"
-
-
-@pytest.fixture
-def global_random_seed():
-  """scikit-learn's conftest default (``SKLEARN_TESTS_GLOBAL_RANDOM_SEED`` unset)."""
-  return 42
-
-
-@pytest.fixture
-def global_dtype():
-  """scikit-learn's conftest default (float32 runs only on request)."""
-  return np.float64
-
-
-def _mark_xfails(namespace: dict, xfail: dict) -> None:
-  for key, reason in xfail.items():
-    name, _, param = key.partition("[")
-    func = namespace[name]
-    mark = pytest.mark.xfail(strict=True, reason=reason)
-    if not param:
-      namespace[name] = mark(func)
-      continue
-    # One parametrized case: rebuild the parametrize mark with this case marked.
-    param = param[:-1]
-    for m in getattr(func, "pytestmark", []):
-      if m.name != "parametrize":
-        continue
-      values = list(m.args[1])
-      ids = m.kwargs.get("ids")
-      for i, v in enumerate(values):
-        vid = ids[i] if ids else _id_of(v)
-        if vid == param:
-          v = v.values[0] if len(getattr(v, "values", ())) == 1 else v
-          values[i] = pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=mark,
-                                   id=vid)
-      m.args[1][:] = values
-
-
-def _id_of(v) -> str:
-  if hasattr(v, "id") and v.id is not None:
-    return v.id
-  v = v.values[0] if hasattr(v, "values") and len(v.values) == 1 else v
-  return getattr(v, "__name__", str(v))
-
-
-exec(compile(_swapped_source(upstream, SWAP), upstream.__file__, "exec"), globals())
-_mark_xfails(globals(), XFAIL)
+exec(compile(swapped_source(upstream, SWAP), upstream.__file__, "exec"), globals())
+mark_xfails(globals(), XFAIL)
 pytestmark = pytest.mark.slow
