@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from jgen import diffusion
+from jgen.core import plan
 from jgen.diffusion import importance, racing
 
 K, D = 4, 8
@@ -38,6 +39,26 @@ def test_race_finds_bayes_labels_with_fewer_evaluations(problem):
                                 vectorize=True)
   assert np.asarray(looped.label).tolist() == np.asarray(res.label).tolist()
   np.testing.assert_array_equal(looped.num_evals, res.num_evals)
+
+
+def test_memory_plan_chunks_the_vmapped_race_with_the_same_results(problem):
+  # A GPU/TPU-style memory budget that holds 4 of the 12 examples' rounds: the vmapped
+  # race runs in chunks of 4 and gives every example the result of one call.
+  den, params, x, _, _ = problem
+  cfg = diffusion.race_config(den, chunk_t=4, max_rounds=16)
+  one = diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg, vectorize=True)
+  per = K * 4 * diffusion.chunking.activation_bytes(den, params, x.shape[1:], x.dtype)
+  budget = 4 * per * plan.LIVE_FACTOR
+  with plan.use_plan(budget_bytes=budget, kind="memory") as p:
+    assert p.per_call(per, x.shape[0]) == 4
+    chunked = diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg,
+                                   vectorize=True)
+  np.testing.assert_array_equal(chunked.label, one.label)
+  np.testing.assert_array_equal(chunked.num_evals, one.num_evals)
+  np.testing.assert_allclose(chunked.scores, one.scores, rtol=1e-5)
+  with plan.use_plan(budget_bytes=per, kind="memory"):   # too small for one example
+    with pytest.raises(ValueError, match="budget_bytes"):
+      diffusion.batch_race(jax.random.key(0), params, x, K, cfg=cfg, vectorize=True)
 
 
 def test_no_elimination_counts_every_evaluation(problem):

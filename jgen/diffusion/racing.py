@@ -51,7 +51,9 @@ import numpy as np
 from jax import lax
 
 from jgen.core import compilation
+from jgen.core import plan as plan_lib
 from jgen.diffusion import validate
+from jgen.diffusion.chunking import activation_bytes
 from jgen.diffusion.elbo import class_errors_at, elbo_from_errors
 from jgen.diffusion.losses import draw
 from jgen.diffusion.importance import TimestepProposal, draw_importance
@@ -265,10 +267,15 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
   return ClassifyResult(ids[label], scores, evals)
 
 
-@functools.partial(compilation.jit, static_argnames=("cfg", "num_classes", "vectorize"))
-def _batch(keys, params, x, proposal, candidates, *, cfg, num_classes, vectorize):
+@functools.partial(compilation.jit,
+                   static_argnames=("cfg", "num_classes", "vectorize", "rows"))
+def _batch(keys, params, x, proposal, candidates, *, cfg, num_classes, vectorize,
+           rows=None):
   fn = lambda k, p, xi, q, c: race(k, p, xi, q, cfg=cfg, num_classes=num_classes,
                                    candidates=c)
+  if vectorize and rows is not None:   # vmapped in chunks of ``rows`` examples
+    return lax.map(lambda a: fn(a[0], params, a[1], proposal, a[2]),
+                   (keys, x, candidates), batch_size=rows)
   if vectorize:
     return jax.vmap(fn, in_axes=(0, None, 0, None, 0))(keys, params, x, proposal,
                                                        candidates)
@@ -302,7 +309,10 @@ def batch_race(key: jax.Array, params: Any, x, num_classes: int, *, cfg: RaceCon
 
   ``vectorize=False`` loops over examples (``lax.map``), so the bucket switch skips
   eliminated classes; ``vectorize=True`` vmaps, which runs every branch and every
-  lane to the slowest (``benchmarks/diffusion_ode.py`` measures both).
+  lane to the slowest (``benchmarks/diffusion_ode.py`` measures both). Under a memory
+  plan (GPU/TPU, ``jgen.core.plan``) the vmapped examples run in chunks the plan sizes
+  (one round of ``K`` classes by ``chunk_t`` draws per example); a CPU cache plan
+  vmaps all of them in one call, as XLA blocks for the cache itself.
 
   Examples:
     >>> import jax, jax.numpy as jnp
@@ -325,5 +335,11 @@ def batch_race(key: jax.Array, params: Any, x, num_classes: int, *, cfg: RaceCon
   x = validate.check_x(cfg.denoiser, params, x, batched=True)
   cand = _check_candidates(candidates, x.shape[0], num_classes)
   keys = jax.random.split(key, x.shape[0])
+  plan, rows = plan_lib.current_plan(), None
+  if vectorize and plan.kind == "memory":
+    per = num_classes * cfg.chunk_t * activation_bytes(cfg.denoiser, params,
+                                                       x.shape[1:], x.dtype)
+    rows = plan.per_call(per, x.shape[0])
+    rows = None if rows >= x.shape[0] else rows
   return _batch(keys, params, x, proposal, cand, cfg=cfg, num_classes=num_classes,
-                vectorize=bool(vectorize))
+                vectorize=bool(vectorize), rows=rows)
