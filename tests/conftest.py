@@ -46,6 +46,20 @@ def user_jax_config():
     jax.config.update(k, v)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_programs():
+  """Drops JAX's compiled programs after each test module.
+
+  Every loaded XLA CPU executable keeps about six memory mappings, and the jit caches
+  keep every executable alive: a test worker that compiles ten thousand programs (the
+  slow tier's scikit-learn suites compile one per new shape) reaches Linux's
+  ``vm.max_map_count`` (65,530), and XLA's compiler then crashes in the next compile.
+  Clearing the caches between modules bounds the live programs per worker.
+  """
+  yield
+  jax.clear_caches()
+
+
 @pytest.fixture
 def key():
   """A fixed-seed PRNG key; split it by purpose inside each test."""
