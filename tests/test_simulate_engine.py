@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 import warnings
 
 import jax
@@ -14,6 +10,7 @@ import numpy as np
 import pytest
 
 from jgen import logistic
+from jgen import parallel
 from jgen import simulate
 from jgen.logistic.batched import batched_logistic_regression
 
@@ -58,44 +55,22 @@ def test_vmapped_equals_looped_and_padding_is_exact(key):
                                atol=1e-6)
 
 
-_SHARDED_WORKER = textwrap.dedent("""
-    import jax, jax.numpy as jnp, numpy as np, pytest
-    jax.config.update("jax_enable_x64", True)
-    from jgen import parallel, simulate
-    from jgen.logistic.batched import batched_logistic_regression
-    # 8 virtual CPU devices: repetitions on the mesh's data axis.
-    assert jax.device_count() >= 8, jax.device_count()
-    key = jax.random.key(0)
-    # float64 and a tight tolerance: the solver's stopping point is not a source of
-    # difference, so any layout-dependent arithmetic would show.
-    mix = simulate.zheng_mixture(2, 6, dtype=jnp.float64)
-    test = simulate.sample(jax.random.fold_in(key, 1), mix, 500)
-    mesh = parallel.make_mesh(data=8, classes=1)
-    kw = dict(model=batched_logistic_regression(1.0, tol=1e-9), num_reps=8, chunk=4)
-    one = simulate.evaluate_sizes(key, mix, test, [8, 20, 40], **kw)
-    sharded = simulate.evaluate_sizes(key, mix, test, [8, 20, 40], mesh=mesh, **kw)
-    np.testing.assert_array_equal(one[0], sharded[0])
-    np.testing.assert_allclose(np.asarray(one[1].weights),
-                               np.asarray(sharded[1].weights), rtol=1e-7, atol=1e-8)
-    with pytest.raises(ValueError, match="num_reps"):
-      simulate.evaluate_sizes(key, mix, test, [8], mesh=mesh, model="lr", num_reps=6)
-    print("ok", flush=True)
-""")
-
-
-def test_sharded_repetitions_equal_one_device():
-  # In a fresh interpreter: compiling this sharded float64 sweep late in a long-lived
-  # test worker (after several hundred other programs) crashed XLA's CPU compiler
-  # twice at this test, while it passes alone and in a fresh process every time.
-  env = dict(os.environ)
-  env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "").replace(
-      "--xla_force_host_platform_device_count=8", "")
-                      + " --xla_force_host_platform_device_count=8").strip()
-  proc = subprocess.run([sys.executable, "-c", _SHARDED_WORKER], capture_output=True,
-                        text=True, env=env, timeout=300,
-                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  assert proc.returncode == 0 and proc.stdout.strip() == "ok", (
-      proc.stdout + proc.stderr[-3000:])
+def test_sharded_repetitions_equal_one_device(key):
+  # 8 virtual CPU devices (conftest): repetitions on the mesh's data axis.
+  assert jax.device_count() >= 8
+  # float64 and a tight tolerance: the solver's stopping point is not a source of
+  # difference, so any layout-dependent arithmetic would show.
+  mix = simulate.zheng_mixture(2, 6, dtype=jnp.float64)
+  test = simulate.sample(jax.random.fold_in(key, 1), mix, 500)
+  mesh = parallel.make_mesh(data=8, classes=1)
+  kw = dict(model=batched_logistic_regression(1.0, tol=1e-9), num_reps=8, chunk=4)
+  one = simulate.evaluate_sizes(key, mix, test, [8, 20, 40], **kw)
+  sharded = simulate.evaluate_sizes(key, mix, test, [8, 20, 40], mesh=mesh, **kw)
+  np.testing.assert_array_equal(one[0], sharded[0])
+  np.testing.assert_allclose(np.asarray(one[1].weights), np.asarray(sharded[1].weights),
+                             rtol=1e-7, atol=1e-8)
+  with pytest.raises(ValueError, match="num_reps"):
+    simulate.evaluate_sizes(key, mix, test, [8], mesh=mesh, model="lr", num_reps=6)
 
 
 def test_any_family_runs_through_the_engine(key):
