@@ -176,6 +176,18 @@ def gaussian_nb(var_smoothing: float = 1e-9, pooled: bool = False) -> Classifier
                      nb_log_likelihood, _nb_axes)
 
 
+def _check_shrinkage(shrinkage) -> float | str:
+  """``shrinkage`` as a float in ``[0, 1]`` or ``"auto"``; ``ValueError`` otherwise."""
+  if isinstance(shrinkage, str):
+    if shrinkage != "auto":
+      raise ValueError(f"shrinkage must be a float in [0, 1] or 'auto', got"
+                       f" {shrinkage!r}.")
+    return "auto"
+  if not 0.0 <= _checks.check_number(shrinkage, "shrinkage") <= 1.0:
+    raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage!r}.")
+  return float(shrinkage)
+
+
 def lda(shrinkage: float | str = 0.0, solver: str = "lsqr",
         tol: float = 1e-4) -> Classifier:
   r"""Linear discriminant analysis: ``p(x | y=k) = N(x; mu_k, Sigma)``, shared ``Sigma``.
@@ -227,15 +239,7 @@ def lda(shrinkage: float | str = 0.0, solver: str = "lsqr",
     raise ValueError(f"solver must be 'lsqr', 'eigen' or 'svd', got {solver!r}.")
   if not tol >= 0:
     raise ValueError(f"tol must be >= 0, got {tol!r}.")
-  if isinstance(shrinkage, str):
-    if shrinkage != "auto":
-      raise ValueError(f"shrinkage must be a float in [0, 1] or 'auto', got"
-                       f" {shrinkage!r}.")
-    s = "auto"
-  elif not 0.0 <= _checks.check_number(shrinkage, "shrinkage") <= 1.0:
-    raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage!r}.")
-  else:
-    s = float(shrinkage)
+  s = _check_shrinkage(shrinkage)
   if solver == "svd" and s != 0.0:
     raise ValueError(f"shrinkage is not supported with solver='svd' (got {shrinkage!r});"
                      " use solver='lsqr' or 'eigen'.")
@@ -276,15 +280,7 @@ def qda(reg_param: float = 0.0, shrinkage: float | str = 0.0) -> Classifier:
   _checks.check_number(reg_param, "reg_param")
   if not 0.0 <= reg_param <= 1.0:
     raise ValueError(f"reg_param must lie in [0, 1], got {reg_param!r}.")
-  if isinstance(shrinkage, str):
-    if shrinkage != "auto":
-      raise ValueError(f"shrinkage must be a float in [0, 1] or 'auto', got"
-                       f" {shrinkage!r}.")
-    s = "auto"
-  elif not 0.0 <= _checks.check_number(shrinkage, "shrinkage") <= 1.0:
-    raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage!r}.")
-  else:
-    s = float(shrinkage)
+  s = _check_shrinkage(shrinkage)
   r = float(reg_param)
   hyper = {"reg_param": r} if s == 0.0 else {"reg_param": r, "shrinkage": s}
   return _classifier("qda", hyper, QDAParams, qda_family(r, s),
