@@ -1,25 +1,33 @@
-"""Multiclass logistic regression with an L2 penalty: the discriminative baseline.
+"""Multiclass logistic regression with an L2, L1 or elastic-net penalty: the
+discriminative baseline.
 
-The objective follows scikit-learn's convention, so ``C`` means the same thing:
+The objective follows scikit-learn's convention, so ``C`` and ``l1_ratio`` mean the same
+thing:
 
 $$
-J(W, b) = C \\sum_i w_i \\, \\mathrm{CE}(x_i W + b, y_i) + \\tfrac12 \\lVert W \\rVert^2,
+J(W, b) = C \\sum_i w_i \\, \\mathrm{CE}(x_i W + b, y_i)
+  + \\tfrac{1 - \\rho}{2} \\lVert W \\rVert_2^2 + \\rho \\lVert W \\rVert_1,
 $$
 
-with sample weights ``w_i`` (1 by default) and the intercept ``b`` unpenalised.
-With ``K >= 3`` classes the model is the overparametrised multinomial one (``K`` weight
-vectors, identifiable thanks to the penalty; intercepts are centred to sum to zero as
-scikit-learn does). With ``K = 2`` it is scikit-learn's binary model: one weight vector
-for class 1 and class 0 pinned at zero, stored as ``weights[:, 0] = 0``.
+with sample weights ``w_i`` (1 by default), the L1 ratio ``rho`` (0 by default: the L2
+penalty) and the intercept ``b`` unpenalised. With ``K >= 3`` classes the model is the
+overparametrised multinomial one (``K`` weight vectors, identifiable thanks to the
+penalty; intercepts are centred to sum to zero as scikit-learn does). With ``K = 2`` it
+is scikit-learn's binary model: one weight vector for class 1 and class 0 pinned at
+zero, stored as ``weights[:, 0] = 0``.
 
-Two solvers:
+Solvers:
 
-* ``fit``: full-batch L-BFGS (``optax.lbfgs`` with its zoom line search) inside
-  ``jax.lax.while_loop``, run until the infinity norm of the gradient of ``J / (C
-  sum_i w_i)`` is at most ``tol`` (scikit-learn's ``gtol`` on its mean-scaled loss), or
-  until the relative decrease of the objective falls below ``ftol`` (scipy's second
-  stopping rule), or ``max_iter``. ``jax.vmap(fit)`` works over datasets of one shape.
-* [`fit_minibatch`][jgen.logistic.fit_minibatch]: stochastic optimisation of the same
+* ``fit`` with ``solver="lbfgs"`` (default): full-batch L-BFGS (``optax.lbfgs`` with
+  its zoom line search) inside ``jax.lax.while_loop``, run until the infinity norm of
+  the gradient of ``J / (C sum_i w_i)`` is at most ``tol`` (scikit-learn's ``gtol`` on
+  its mean-scaled loss), or until the relative decrease of the objective falls below
+  ``ftol`` (scipy's second stopping rule), or ``max_iter``. ``jax.vmap(fit)`` works
+  over datasets of one shape.
+* ``solver="newton-cholesky"`` / ``"newton-cg"`` / ``"proximal-newton"``: the
+  second-order solvers of ``jgen/logistic/newton.py`` (Newton's method; proximal Newton
+  for an L1 part), with the same gradient tolerance.
+* [`fit_minibatch`][jgen.logistic.fit_minibatch]: stochastic optimisation of the L2
   objective with an optax optimiser (Adam by default) for data that does not fit a full
   batch.
 """
@@ -38,9 +46,10 @@ from jax.typing import ArrayLike
 from jgen.core import checks as _checks
 from jgen.core.contract import Classifier
 from jgen.core.contract import check_params_type
+from jgen.logistic.dispatch import check_hyper
+from jgen.logistic.dispatch import solve
 from jgen.logistic.solvers import expand
 from jgen.logistic.solvers import free_columns
-from jgen.logistic.solvers import lbfgs_fit
 from jgen.logistic.solvers import losses
 from jgen.logistic.solvers import minibatch_fit
 from jgen.logistic.solvers import shrink
@@ -206,21 +215,44 @@ def _class_axes(params: LogisticParams) -> LogisticParams:
   return LogisticParams(weights=1, bias=0, info=info)
 
 
-def logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: int = 1000,
+def logistic_regression(C: float = 1.0, *, l1_ratio: float = 0.0, solver: str = "lbfgs",
+                        tol: float = 1e-4, max_iter: int = 1000,
                         fit_intercept: bool = True, ftol: float | None = None,
                         memory_size: int = 10) -> Classifier:
-  """Builds an L2-penalised multinomial logistic regression family.
+  """Builds a penalised multinomial logistic regression family.
+
+  The objective is scikit-learn's: ``C sum_i w_i CE_i + (1 - l1_ratio) ||W||^2 / 2 +
+  l1_ratio ||W||_1`` (intercepts unpenalised; ``l1_ratio=0`` is the L2 penalty).
 
   Args:
     C: inverse regularisation strength (> 0), scikit-learn's convention; ``inf`` fits
       without a penalty (the minimiser exists only for non-separable data).
-    tol: L-BFGS stops once ``max |grad J / (C sum w)| <= tol`` (scikit-learn's
-      ``tol`` for ``solver="lbfgs"``).
-    max_iter: L-BFGS iteration limit; hitting it sets ``info.converged=False`` and, in
-      eager calls, emits a [`ConvergenceWarning`][jgen.logistic.ConvergenceWarning].
+    l1_ratio: the L1 share of the penalty, in ``[0, 1]``; above 0 it needs
+      ``solver="proximal-newton"``.
+    solver: the algorithm, all minimising the same objective:
+
+      * ``"lbfgs"``: optax's L-BFGS with its zoom line search (L2 or none);
+      * ``"newton-cholesky"``: Newton's method, the Newton system solved by a Cholesky
+        factorisation of the dense ``[P, P]`` Hessian (``P = (D + 1) K'`` parameters)
+        with backtracking; if the Hessian is singular or very ill-conditioned it warns
+        (``scipy.linalg.LinAlgWarning``) and continues with L-BFGS, as scikit-learn's
+        ``newton-cholesky`` does;
+      * ``"newton-cg"``: Newton's method with the system solved by truncated conjugate
+        gradients on Hessian-vector products (no dense Hessian);
+      * ``"proximal-newton"``: proximal Newton for any ``l1_ratio`` (the GLMNET step:
+        coordinate descent on the second-order model plus the exact L1 term, then
+        backtracking), with a dense Hessian.
+
+      The module ``jgen/logistic/newton.py`` gives the formulas and references.
+    tol: stop once ``max |grad J / (C sum w)| <= tol`` (scikit-learn's ``tol`` for
+      ``solver="lbfgs"``); with an L1 part the minimum-norm subgradient replaces the
+      gradient.
+    max_iter: iteration limit of the solver (L-BFGS, Newton or proximal Newton steps);
+      hitting it sets ``info.converged=False`` and, in eager calls, emits a
+      [`ConvergenceWarning`][jgen.logistic.ConvergenceWarning].
     fit_intercept: learn ``bias`` (unpenalised) or keep it at zero.
-    ftol: stop once the relative objective decrease of one step is below this
-      (scipy's ``ftol``); default ``64 * eps(float64)`` for float64 data and
+    ftol: L-BFGS only: stop once the relative objective decrease of one step is below
+      this (scipy's ``ftol``); default ``64 * eps(float64)`` for float64 data and
       ``4 * eps(float32)`` for float32, where the objective is only that precise.
     memory_size: L-BFGS history length.
 
@@ -242,33 +274,23 @@ def logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: int = 10
     >>> params = lr.fit(x, y, num_classes=2)
     >>> lr.log_likelihood(params, x).argmax(-1).tolist()
     [0, 0, 1, 1]
+    >>> sparse = jgen.logistic_regression(C=0.5, l1_ratio=1.0, solver="proximal-newton")
+    >>> x2 = jnp.array([[0.0, 1.0], [1.0, -1.0], [2.0, 1.0], [3.0, -1.0]])
+    >>> sparse.fit(x2, y, num_classes=2).weights[1].tolist()   # the noise feature: 0
+    [0.0, 0.0]
   """
-  if isinstance(C, bool) or not isinstance(C, (int, float, np.floating, np.integer)):
-    raise TypeError(f"C must be a Python float, got {type(C).__name__}.")
-  if np.isnan(C) or C <= 0:
-    raise ValueError(f"C must be a number > 0 (inf: no penalty), got {C}.")
-  if not tol > 0:
-    raise ValueError(f"tol must be > 0, got {tol}.")
-  if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-    raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}.")
-  if ftol is not None and not ftol > 0:
-    raise ValueError(f"ftol must be > 0 or None, got {ftol}.")
-  if isinstance(memory_size, bool) or not isinstance(memory_size, int) or memory_size < 1:
-    raise ValueError(f"memory_size must be an int >= 1, got {memory_size!r}.")
-  C, tol = float(C), float(tol)
+  check_hyper(C, l1_ratio, solver, tol, max_iter, ftol, memory_size)
+  C, tol, l1_ratio = float(C), float(tol), float(l1_ratio)
+  hyper = {"C": C, "l1_ratio": l1_ratio, "solver": solver, "tol": tol,
+           "max_iter": max_iter, "fit_intercept": bool(fit_intercept), "ftol": ftol,
+           "memory_size": memory_size}
 
   def fit(x, y, *, num_classes, sample_weight=None, init=None) -> LogisticParams:
-    """Full-batch L-BFGS fit; see [`logistic_regression`][jgen.logistic_regression]."""
+    """Fit by the family's solver; see [`logistic_regression`][jgen.logistic_regression]."""
     num_classes = _checks.check_num_classes(num_classes)
     x, y, sw = check_data(x, y, sample_weight, num_classes)
     w0, b0 = _init_free(init, x.shape[1], num_classes, x.dtype)
-    f = ftol
-    if f is None:
-      f = 64 * float(np.finfo(np.float64).eps) if x.dtype == jnp.float64 else (
-          4 * float(np.finfo(np.float32).eps))
-    (w, b), it, gnorm, converged = lbfgs_fit(
-        x, y, sw, w0, b0, num_classes=num_classes, C=C, tol=tol, ftol=float(f),
-        max_iter=max_iter, fit_intercept=fit_intercept, memory_size=memory_size)
+    (w, b), it, gnorm, converged = solve(x, y, sw, w0, b0, num_classes, hyper)
     if _checks.is_concrete(converged) and not bool(converged):
       warnings.warn(
           f"logistic_regression.fit hit max_iter={max_iter} with gradient norm"
@@ -277,8 +299,6 @@ def logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: int = 10
     w, b = _finish(w, b, num_classes, fit_intercept)
     return LogisticParams(w, b, FitInfo(converged, it, gnorm))
 
-  hyper = {"C": C, "tol": tol, "max_iter": max_iter, "fit_intercept": bool(fit_intercept),
-           "ftol": ftol, "memory_size": memory_size}
   return Classifier(fit=fit, log_likelihood=_logits_contract, log_prior=_no_prior,
                     class_axes=_class_axes, name="logistic_regression",
                     hyperparams=hyper, params_type=LogisticParams, conditional=True)
@@ -313,6 +333,9 @@ def fit_minibatch(model: Classifier, key: jax.Array, x: ArrayLike, y: ArrayLike,
     [0, 0, 1, 1]
   """
   h = _check_model(model)
+  if h.get("l1_ratio", 0.0) > 0:
+    raise ValueError("fit_minibatch optimises the L2 objective; the model has l1_ratio="
+                     f"{h['l1_ratio']} (use its fit, solver='proximal-newton').")
   key = _checks.check_key(key)
   num_classes = _checks.check_num_classes(num_classes)
   batch_size = _checks.check_int(batch_size, "batch_size", 1)
@@ -335,7 +358,8 @@ def fit_minibatch(model: Classifier, key: jax.Array, x: ArrayLike, y: ArrayLike,
 
 def objective(model: Classifier, params: LogisticParams, x: ArrayLike, y: ArrayLike,
               sample_weight: ArrayLike | None = None) -> jax.Array:
-  """``C * sum_i w_i CE(x_i) + 0.5 ||W||^2`` (scalar, scikit-learn's convention).
+  """``C * sum_i w_i CE(x_i) + (1 - l1_ratio) ||W||^2 / 2 + l1_ratio ||W||_1`` (scalar,
+  scikit-learn's convention; ``C = inf``: the cross-entropy sum alone).
 
   The binary model's ``W`` is its class-1 column.
 
@@ -359,5 +383,10 @@ def objective(model: Classifier, params: LogisticParams, x: ArrayLike, y: ArrayL
     raise ValueError(f"params.bias must have shape ({num_classes},), got"
                      f" {tuple(jnp.shape(params.bias))}.")
   w, b = _shrink(params, num_classes)
-  ce = losses(w.astype(x.dtype), b.astype(x.dtype), x, y, num_classes)
-  return h["C"] * jnp.sum(sw * ce) + 0.5 * jnp.sum(w.astype(x.dtype) ** 2)
+  w = w.astype(x.dtype)
+  ce = jnp.sum(sw * losses(w, b.astype(x.dtype), x, y, num_classes))
+  if h["C"] == float("inf"):
+    return ce
+  rho = h.get("l1_ratio", 0.0)
+  return (h["C"] * ce + 0.5 * (1.0 - rho) * jnp.sum(w ** 2)
+          + rho * jnp.sum(jnp.abs(w)))
