@@ -1,15 +1,18 @@
-"""``LogisticRegression``: scikit-learn's L2-penalised (multinomial) logistic regression
-computed by [`jgen.logistic_regression`][jgen.logistic_regression] (L-BFGS, the same
-objective and ``C``).
+"""``LogisticRegression``: scikit-learn's penalised (multinomial) logistic regression
+computed by [`jgen.logistic_regression`][jgen.logistic_regression] (the same objective,
+``C`` and ``l1_ratio``).
 
 The constructor is scikit-learn 1.9's, keyword for keyword and default for default.
-What jgen computes: ``solver="lbfgs"``, the L2 penalty (``l1_ratio=0``, or the
-deprecated ``penalty="l2"``) or none (``C=np.inf``, or the deprecated ``penalty=None``),
-``class_weight``, ``warm_start``, ``fit_intercept``, ``tol``, ``max_iter``. Other
-solvers, L1 / elastic-net penalties and ``dual=True`` raise a ``ValueError`` naming the
-supported values. ``random_state``, ``verbose``, ``intercept_scaling`` (used only by
-scikit-learn's ``liblinear``) and ``n_jobs`` are accepted and change nothing, as in
-scikit-learn with ``lbfgs``.
+Every solver name is accepted and minimises scikit-learn's objective for it with a jgen
+algorithm: ``"lbfgs"`` by L-BFGS; ``"newton-cholesky"`` by Newton's method with a
+Cholesky solve (L-BFGS after a singular Hessian, as scikit-learn); ``"newton-cg"``,
+``"sag"`` and ``"saga"`` (L2 or none) by Newton's method with conjugate gradients;
+``"saga"`` with an L1 or elastic-net penalty by proximal Newton; ``"liblinear"`` (two
+classes) by Newton-CG (L2, primal or dual) or proximal Newton (L1) on liblinear's own
+objective, the constant feature ``intercept_scaling`` appended to ``X`` with its weight
+penalised. The solver / penalty / ``dual`` combinations scikit-learn rejects raise its
+``ValueError`` with its message. ``random_state``, ``verbose`` and ``n_jobs`` change
+nothing (every jgen solver is deterministic).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import sklearn.linear_model
 from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
@@ -38,13 +42,16 @@ __all__ = ["LogisticRegression"]
 
 _DTYPES = (np.float64, np.float32)   # scikit-learn's: other dtypes become float64
 
-_SUPPORTED = ("jgen's LogisticRegression computes solver='lbfgs' with the L2 penalty"
-              " (l1_ratio=0, C > 0) or no penalty (C=np.inf), dual=False")
+# scikit-learn's solver names -> the jgen solver that computes the same minimiser (for
+# the L2 penalty or none; an L1 part always runs proximal Newton).
+_FAMILY_SOLVER = {"lbfgs": "lbfgs", "sag": "newton-cg", "saga": "newton-cg",
+                  "newton-cg": "newton-cg", "newton-cholesky": "newton-cholesky",
+                  "liblinear": "newton-cg"}
 
 
 def _effective_penalty(penalty, C, l1_ratio) -> str | None:
   """The penalty scikit-learn 1.9 fits for these parameters (``penalty`` deprecated in
-  1.8: ``l1_ratio`` and ``C=np.inf`` say it), with scikit-learn's warnings."""
+  1.8: ``l1_ratio`` and ``C=np.inf`` say it), with scikit-learn's deprecation warnings."""
   if penalty == "deprecated":
     if l1_ratio is None or l1_ratio == 0:
       if l1_ratio is None:
@@ -60,59 +67,89 @@ def _effective_penalty(penalty, C, l1_ratio) -> str | None:
                 " penalty='l2', l1_ratio=1 instead of penalty='l1', l1_ratio set to a"
                 " float between 0 and 1 instead of penalty='elasticnet', and C=np.inf"
                 " instead of penalty=None.", FutureWarning)
-  if penalty is not None and l1_ratio is not None and 0 < l1_ratio < 1 and (
-      penalty != "elasticnet"):
-    warnings.warn(f"l1_ratio parameter is only used when penalty is 'elasticnet'."
-                  f" Got (penalty={penalty})")
-  if (penalty == "l2" and l1_ratio != 0) or (penalty == "l1" and l1_ratio != 1):
-    warnings.warn(f"Inconsistent values: penalty={penalty} with l1_ratio={l1_ratio}."
-                  " penalty is deprecated. Please use l1_ratio only.")
-  if penalty is None and C != 1.0:
-    warnings.warn("Setting penalty=None will ignore the C and l1_ratio parameters")
   return penalty
 
 
-class LogisticRegression(JgenClassifier):
-  """Logistic regression with an L2 penalty or none (scikit-learn's ``lbfgs``).
+def _check_solver(solver, penalty, dual) -> None:
+  """scikit-learn 1.9's solver / penalty / dual checks, with its messages."""
+  if solver not in ("liblinear", "saga") and penalty not in ("l2", None):
+    raise ValueError(f"Solver {solver} supports only 'l2' or None penalties, got"
+                     f" {penalty} penalty.")
+  if solver != "liblinear" and dual:
+    raise ValueError(f"Solver {solver} supports only dual=False, got dual={dual}")
+  if penalty == "elasticnet" and solver != "saga":
+    raise ValueError(f"Only 'saga' solver supports elasticnet penalty, got"
+                     f" solver={solver}.")
+  if solver == "liblinear" and penalty is None:
+    raise ValueError("C=np.inf as well as penalty=None is not supported for the"
+                     " liblinear solver")
 
-  Minimises ``C sum_i w_i CE_i + ||W||^2 / 2`` (intercept unpenalised; no penalty for
-  ``C=np.inf``): the model of ``sklearn.linear_model.LogisticRegression(C=C)`` with its
-  default ``lbfgs`` solver, binary for two classes and multinomial otherwise. ``w_i`` is
-  the sample weight times the class weight. Parameters and defaults are scikit-learn
-  1.9's; see the module docstring for the values jgen computes.
+
+def _convergence_message(solver: str, n_iter: int) -> str:
+  """scikit-learn's ConvergenceWarning text for ``solver``."""
+  if solver == "newton-cg":
+    return (f"newton-cg failed to converge after {n_iter} iteration(s). Increase the"
+            " number of iterations.")
+  if solver == "newton-cholesky":
+    return f"Newton solver did not converge after {n_iter} iterations."
+  if solver in ("sag", "saga"):
+    return "The max_iter was reached which means the coef_ did not converge"
+  if solver == "liblinear":
+    return "Liblinear failed to converge, increase the number of iterations."
+  return f"lbfgs failed to converge after {n_iter} iteration(s)"
+
+
+class LogisticRegression(JgenClassifier):
+  """Logistic regression with scikit-learn's L2, L1 or elastic-net penalty and solvers.
+
+  Minimises ``C sum_i w_i CE_i + (1 - rho) ||W||^2 / 2 + rho ||W||_1`` (``rho`` the
+  effective L1 ratio; intercept unpenalised except with ``liblinear``; no penalty for
+  ``C=np.inf``): the model of ``sklearn.linear_model.LogisticRegression`` with the same
+  parameters, binary for two classes and multinomial otherwise. ``w_i`` is the sample
+  weight times the class weight. Parameters and defaults are scikit-learn 1.9's; the
+  module docstring says which jgen algorithm each solver name runs.
 
   ``X`` may be a scipy sparse matrix (CSR/CSC, e.g. TF-IDF): the fit densifies it
   (``n_samples * n_features`` floats), predictions multiply it as it is.
 
   Prediction methods read ``coef_`` and ``intercept_``: set them and the model changes.
-  Fitted attributes have the input's dtype (float32 or float64) as in scikit-learn; the
-  fit computes in float32 unless JAX's x64 mode is on.
+  Fitted attributes have the input's dtype (float32 or float64; float64 for
+  ``liblinear``) as in scikit-learn; the fit computes in float32 unless JAX's x64 mode
+  is on.
 
   Args:
-    penalty: deprecated by scikit-learn 1.8: ``"l2"`` or ``None`` (use ``l1_ratio=0``
-      or ``C=np.inf``); ``"l1"``/``"elasticnet"`` raise ``ValueError``.
+    penalty: deprecated by scikit-learn 1.8 (use ``l1_ratio`` or ``C=np.inf``):
+      ``"l2"``, ``"l1"``, ``"elasticnet"`` or ``None``.
     C: inverse regularisation strength (> 0; ``np.inf``: no penalty).
-    l1_ratio: ``0`` (L2) is supported; other values raise ``ValueError``.
-    dual: ``False`` (``True`` raises ``ValueError``).
-    tol: stop once the largest gradient entry of the mean-scaled objective is below.
+    l1_ratio: the L1 share of the penalty in ``[0, 1]``; above 0 needs ``"saga"`` (or
+      ``1`` with ``"liblinear"``), as in scikit-learn.
+    dual: ``True`` only with ``"liblinear"`` and the L2 penalty (jgen solves the
+      primal problem, which has the same minimiser).
+    tol: stop once the largest entry of the gradient (the smallest subgradient with an
+      L1 part) of the objective divided by ``C sum w`` is below; the Newton-type
+      solvers also wait for their last step (relative) or half the squared Newton
+      decrement (``newton-cholesky``) to be below.
     fit_intercept: learn the intercepts.
-    intercept_scaling: used only by scikit-learn's ``liblinear``; ignored.
+    intercept_scaling: ``liblinear``'s constant feature; ignored by the other solvers.
     class_weight: ``None``, a dict ``{label: weight}`` or ``"balanced"``.
-    random_state: ignored (``lbfgs`` is deterministic).
-    solver: ``"lbfgs"`` (others raise ``ValueError``).
-    max_iter: L-BFGS iteration limit (``0``: return the starting point); reaching it
-      warns with scikit-learn's ``ConvergenceWarning``.
+    random_state: ignored (jgen's solvers are deterministic).
+    solver: ``"lbfgs"``, ``"newton-cholesky"``, ``"newton-cg"``, ``"sag"``,
+      ``"saga"`` or ``"liblinear"``.
+    max_iter: iteration limit of the solver (``0``: return the starting point);
+      reaching it warns with scikit-learn's ``ConvergenceWarning`` for that solver.
     verbose: ignored.
-    warm_start: start from the previous ``coef_``/``intercept_`` when they fit.
+    warm_start: start from the previous ``coef_``/``intercept_`` when they fit (not
+      with ``liblinear``).
     n_jobs: ignored; not ``None`` warns as scikit-learn 1.9 does.
 
   Attributes:
     classes_: the labels ``[K]``, sorted.
     coef_: ``[K, D]`` (``[1, D]`` for two classes).
     intercept_: ``[K]`` (``[1]`` for two classes).
-    n_iter_: L-BFGS iterations ``[1]``.
+    n_iter_: jgen's solver iterations ``[1]``.
     n_features_in_: ``D``.
-    params_: the jgen [`LogisticParams`][jgen.LogisticParams] of the last fit.
+    params_: the jgen [`LogisticParams`][jgen.LogisticParams] of the last fit (with
+      ``liblinear`` and an intercept, its last feature is the appended column).
 
   Examples:
     >>> import numpy as np
@@ -144,33 +181,52 @@ class LogisticRegression(JgenClassifier):
     self.warm_start = warm_start
     self.n_jobs = n_jobs
 
-  def _check_supported(self) -> float:
-    """Validates the parameters; returns the ``C`` jgen fits (``inf``: no penalty)."""
+  def _check_supported(self) -> tuple[str, float, float]:
+    """Validates the parameters as scikit-learn 1.9 does (same errors and warnings).
+
+    Returns:
+      ``(family_solver, C, l1_ratio)`` of the objective jgen fits (``C = inf``: no
+      penalty).
+    """
     self._validate_params()
     penalty = _effective_penalty(self.penalty, self.C, self.l1_ratio)
-    if penalty in ("l1", "elasticnet"):
-      raise ValueError(f"{_SUPPORTED}; got penalty={penalty!r} (l1_ratio="
-                       f"{self.l1_ratio!r}, penalty={self.penalty!r}).")
-    if self.solver != "lbfgs":
-      raise ValueError(f"{_SUPPORTED}; got solver={self.solver!r}.")
-    if self.dual:
-      raise ValueError(f"{_SUPPORTED}; got dual=True.")
+    _check_solver(self.solver, penalty, self.dual)
+    l1_ratio = self.l1_ratio
+    if penalty != "elasticnet" and l1_ratio is not None and 0 < l1_ratio < 1:
+      warnings.warn(f"l1_ratio parameter is only used when penalty is 'elasticnet'."
+                    f" Got (penalty={penalty})")
+    if (self.penalty == "l2" and l1_ratio != 0) or (
+        self.penalty == "l1" and l1_ratio != 1):
+      warnings.warn(f"Inconsistent values: penalty={self.penalty} with"
+                    f" l1_ratio={l1_ratio}. penalty is deprecated. Please use"
+                    " l1_ratio only.")
+    if penalty == "elasticnet" and l1_ratio is None:
+      raise ValueError("l1_ratio must be specified when penalty is elasticnet.")
+    if self.penalty is None and self.C != 1.0:
+      warnings.warn("Setting penalty=None will ignore the C and l1_ratio parameters")
     if self.n_jobs is not None:
       warnings.warn(f"'n_jobs' has no effect since 1.8 and will be removed in 1.10."
                     f" You provided 'n_jobs={self.n_jobs}', please leave it"
                     " unspecified.", FutureWarning)
-    return np.inf if penalty is None else float(self.C)
+    if penalty is None:
+      return _FAMILY_SOLVER[self.solver], np.inf, 0.0
+    rho = {"l2": 0.0, "l1": 1.0}.get(penalty, l1_ratio)
+    rho = float(rho)
+    solver = "proximal-newton" if rho > 0 else _FAMILY_SOLVER[self.solver]
+    return solver, float(self.C), rho
 
   def _model(self):
-    C = self._check_supported()
-    return logistic_regression(C=C, tol=max(float(self.tol), 1e-300),
+    solver, C, l1_ratio = self._check_supported()
+    fit_intercept = bool(self.fit_intercept) and self.solver != "liblinear"
+    return logistic_regression(C=C, l1_ratio=l1_ratio, solver=solver,
+                               tol=max(float(self.tol), 1e-300),
                                max_iter=max(int(self.max_iter), 1),
-                               fit_intercept=bool(self.fit_intercept))
+                               fit_intercept=fit_intercept)
 
   def _init(self, num_features: int):
     """Warm start: the previous fit as jgen parameters, or ``None``."""
     coef = getattr(self, "coef_", None) if self.warm_start else None
-    if coef is None:
+    if coef is None or self.solver == "liblinear":   # liblinear: no warm start
       return None
     coef = coef.toarray() if sp.issparse(coef) else np.asarray(coef, np.float64)
     intercept = np.asarray(getattr(self, "intercept_", np.zeros(len(coef))), np.float64)
@@ -185,6 +241,33 @@ class LogisticRegression(JgenClassifier):
       intercept = np.concatenate([np.zeros(1), intercept])
     return LogisticParams(coef.T, intercept)
 
+  def _liblinear_features(self, X, classes, l1: bool):
+    """scikit-learn's ``liblinear`` checks; ``X`` with its intercept column appended."""
+    if len(classes) != 2:
+      raise ValueError("The 'liblinear' solver does not support multiclass"
+                       " classification (n_classes >= 3). Either use another solver"
+                       " or wrap the estimator in a OneVsRestClassifier to keep"
+                       " applying a one-versus-rest scheme.")
+    if X.max() > 1e30:
+      raise ValueError("Using the 'liblinear' solver while X contains a maximum value"
+                       " > 1e30 results in a frozen fit. Please choose another solver"
+                       " or rescale the input X.")
+    if self.fit_intercept and self.intercept_scaling <= 0:
+      raise ValueError(f"Intercept scaling is {self.intercept_scaling!r} but needs to be"
+                       " greater than 0. To disable fitting an intercept, set"
+                       " fit_intercept=False.")
+    if l1 and self.dual:
+      raise ValueError("Unsupported set of arguments: The combination of penalty='l1'"
+                       " and loss='logistic_regression' are not supported when"
+                       " dual=True, Parameters: penalty='l1',"
+                       " loss='logistic_regression', dual=True")
+    if not self.fit_intercept:
+      return X
+    # liblinear's model: a constant feature intercept_scaling whose weight is
+    # penalised like the others; intercept_ = intercept_scaling * that weight.
+    column = np.full((X.shape[0], 1), self.intercept_scaling, X.dtype)
+    return np.concatenate([X, column], axis=1)
+
   def fit(self, X, y, sample_weight=None):
     """Fits the model to ``X [n_samples, n_features]`` (dense or scipy sparse) and
     labels ``y [n_samples]``.
@@ -198,13 +281,20 @@ class LogisticRegression(JgenClassifier):
       ``self``.
     """
     model = self._model()
-    X, y = validate_data(self, X, y, dtype=_DTYPES, accept_sparse=("csr", "csc"))
-    dtype = X.dtype   # float32 stays float32, as in scikit-learn
+    X, y = validate_data(
+        self, X, y, dtype=_DTYPES, accept_sparse=("csr", "csc"),
+        accept_large_sparse=self.solver not in ("liblinear", "sag", "saga"))
+    # float32 stays float32, as in scikit-learn; liblinear always returns float64.
+    dtype = np.float64 if self.solver == "liblinear" else X.dtype
     if compute_dtype() == np.float32:
       X = X.astype(np.float32)
     check_classification_targets(y)
     sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
     classes = np.unique(y)
+    if sp.issparse(X):
+      X = X.toarray()
+    if self.solver == "liblinear":
+      X = self._liblinear_features(X, classes, model.hyperparams["l1_ratio"] > 0)
     init = self._init(X.shape[1]) if len(classes) == len(getattr(
         self, "classes_", ())) and np.array_equal(classes, self.classes_) else None
     codes = self._encode(y)
@@ -212,8 +302,6 @@ class LogisticRegression(JgenClassifier):
       cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y,
                                 sample_weight=sample_weight)
       sample_weight = sample_weight * cw[codes].astype(X.dtype)
-    if sp.issparse(X):
-      X = X.toarray()
     params = self._fit_weighted(model, X, codes, sample_weight, init)
     self._set_fitted(params)
     self.coef_ = self.coef_.astype(dtype)
@@ -222,7 +310,8 @@ class LogisticRegression(JgenClassifier):
 
   def _fit_weighted(self, model, X, codes, sample_weight, init):
     if self.max_iter == 0:   # scikit-learn: the starting point, and its warning
-      warnings.warn("lbfgs failed to converge after 0 iteration(s): max_iter=0.",
+      message = _convergence_message(self.solver, 0)
+      warnings.warn(message + (": max_iter=0." if self.solver == "lbfgs" else ""),
                     SklearnConvergenceWarning, stacklevel=3)
       k, d = len(self.classes_), X.shape[1]
       if init is None:
@@ -233,12 +322,16 @@ class LogisticRegression(JgenClassifier):
                             FitInfo(np.zeros((), bool), zero, np.full((), np.nan)))
     def fit(x, y, num_classes, sw):
       with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("always")
         params = model.fit(x, y, num_classes=num_classes, sample_weight=sw, init=init)
+      # After a fall-back from Newton-Cholesky to L-BFGS, L-BFGS is what stopped.
+      solver = "lbfgs" if any(issubclass(w.category, scipy.linalg.LinAlgWarning)
+                              for w in caught) else self.solver
       for w in caught:
         if issubclass(w.category, ConvergenceWarning):   # scikit-learn's words
-          warnings.warn(f"lbfgs failed to converge after {self.max_iter} iteration(s):"
-                        f" {w.message}", SklearnConvergenceWarning, stacklevel=4)
+          n_iter = int(params.info.num_iter)
+          warnings.warn(f"{_convergence_message(solver, n_iter)}: {w.message}",
+                        SklearnConvergenceWarning, stacklevel=4)
         else:
           warnings.warn(str(w.message), w.category, stacklevel=4)
       return params
@@ -250,6 +343,11 @@ class LogisticRegression(JgenClassifier):
     intercept = np.asarray(params.bias)
     if len(self.classes_) == 2:   # jgen pins class 0 at zero: class 1 holds the model
       coef, intercept = coef[1:] - coef[:1], intercept[1:] - intercept[:1]
+    if self.solver == "liblinear":
+      intercept = np.zeros(1, coef.dtype)
+      if self.fit_intercept:   # the appended column's weight, scaled back
+        intercept = self.intercept_scaling * coef[:, -1]
+        coef = coef[:, :-1]
     self.coef_, self.intercept_ = coef, intercept
     self.n_iter_ = np.asarray([int(params.info.num_iter)], np.int32)
 
