@@ -92,9 +92,9 @@ def test_proximal_newton_meets_the_optimality_conditions(num_classes):
   np.testing.assert_allclose(gb, 0.0, atol=tol)
 
 
-@pytest.mark.parametrize("solver", ["newton-cholesky", "newton-cg"])
-@pytest.mark.parametrize("num_classes", [2, 3])
-@pytest.mark.parametrize("C", [0.3, np.inf])
+@pytest.mark.parametrize("solver, num_classes, C", [
+    ("newton-cholesky", 2, np.inf), ("newton-cholesky", 3, 0.3),
+    ("newton-cg", 2, 0.3), ("newton-cg", 3, np.inf)])
 def test_newton_solvers_reach_sklearns_lbfgs_minimiser(solver, num_classes, C):
   # Reference: scikit-learn's lbfgs at tol=1e-12 (the data are not separable, so the
   # unpenalised minimiser exists). Newton converges quadratically: at tol=1e-10 the
@@ -158,7 +158,7 @@ def test_liblinear_objective_with_penalised_intercept(l1_ratio):
   assert np.abs(free.intercept_ - ours.intercept_).max() > 1e-3
 
 
-@pytest.mark.parametrize("solver", ["sag", "saga", "newton-cg", "newton-cholesky"])
+@pytest.mark.parametrize("solver", ["saga", "newton-cholesky"])
 def test_sklearn_solver_names_reach_the_lbfgs_minimiser(solver):
   # Reference: scikit-learn's lbfgs at tol=1e-12 on the same data (3 classes).
   x, y, sw = _data(3, n=90, d=5, seed=5)
