@@ -144,7 +144,7 @@ def screen_nonfinite(x: jax.Array) -> jax.Array:
   A row sum is NaN or infinite whenever one of its entries is (IEEE arithmetic: NaN
   propagates through additions, an infinity survives every finite addend, and
   ``inf - inf`` is NaN), so a zero here proves ``x`` finite. A positive count says
-  "count exactly" ([`count_nonfinite`][jgen.core.checks.count_nonfinite]): finite
+  "count exactly" (``count_nonfinite``): finite
   entries can overflow a sum. The non-finite entries are still found by counting,
   here in ``N`` sums instead of ``N D`` entries: on XLA's CPU backend counting every
   entry of a 200,000 x 256 float32 array takes about ten times as long as summing it.
@@ -210,8 +210,8 @@ def raise_for_value_summary(bad: int, biggest: float, x: jax.Array, name: str = 
                             count: int | None = None, *, underflow: bool = True) -> None:
   """The errors of ``check_values`` from a summary computed elsewhere (for example in
   the same program as a result): ``bad`` from
-  [`screen_nonfinite`][jgen.core.checks.screen_nonfinite] or
-  [`count_nonfinite`][jgen.core.checks.count_nonfinite] (positive: ``x`` is counted
+  ``screen_nonfinite`` or
+  ``count_nonfinite`` (positive: ``x`` is counted
   exactly here), ``biggest`` the largest ``|x|``, used only when ``bad`` is zero."""
   if bad or not math.isfinite(biggest):
     check_values(x, name, count, underflow=underflow)
@@ -260,7 +260,7 @@ def xy_summary(x: jax.Array, y: jax.Array, num_classes: int,
   eager errors, recomputing the details it names only when there is one.
 
   Without ``sums`` the non-finite values are counted in the row sums of ``x``
-  ([`screen_nonfinite`][jgen.core.checks.screen_nonfinite]).
+  (``screen_nonfinite``).
   ``sums`` (optional): arrays that the same program built by adding up every entry of
   ``x`` (a fit's class sums). The non-finite entries are then counted in them instead
   of in ``x``: by IEEE arithmetic a NaN or infinite entry of ``x`` makes a sum NaN or

@@ -9,6 +9,7 @@ from typing import Iterable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
@@ -381,12 +382,18 @@ def streamed_diag_stats(blocks: Iterable[tuple[ArrayLike, ArrayLike, ArrayLike]]
   shift = jnp.asarray(shift)
   _checks.check_ndim(shift, 2, "shift")
   k, d = shift.shape
-  dtype = shift.dtype
-  acc = (jnp.zeros((k,), dtype), jnp.zeros((k, d), dtype), jnp.zeros((k, d), dtype),
-         jnp.zeros((), dtype))
+  # Zeros from the host and one program for the end: no small eager programs to
+  # compile on a process's first fit.
+  dtype = np.dtype(shift.dtype)
+  acc = tuple(jax.device_put(np.zeros(s, dtype)) for s in ((k,), (k, d), (k, d), ()))
   for x, y, w in blocks:
     acc = _diag_block_jit(acc, x, y, w, shift)
+  return _diag_finish_jit(acc, shift)
+
+
+@jax.jit
+def _diag_finish_jit(acc, shift):
   count, sums, squares, biggest = acc
   bad = _checks.count_nonfinite(sums) + _checks.count_nonfinite(squares)
   stats = GaussianStats(count, count[:, None] * shift, sums, squares)
-  return stats, jnp.stack([bad.astype(dtype), biggest])
+  return stats, jnp.stack([bad.astype(shift.dtype), biggest])

@@ -157,7 +157,7 @@ class GaussianNB(MarginalizeMissing):
     return self
 
   def _refit(self) -> None:
-    stats, k = self._stats, len(self.classes_)
+    stats, k = jax.device_get(self._stats), len(self.classes_)   # [K, D]: host work
     priors = check_priors(self.priors, k, compute_dtype())
     seen = np.flatnonzero(np.asarray(stats.count) > 0)
     if len(seen) == 0:
