@@ -6,7 +6,8 @@
 Part 1, ``GridSearchCV(cv=5)`` on the 1,437 training digits (64 pixels scaled to
 [0, 1], 10 classes) for each of the four estimators, the same grid for both libraries:
 ``jgen first`` is a fresh search in a fresh process state for that class (it includes
-the compilations), ``jgen`` the best of ``repeats`` further searches (what every later
+the compilations; ``first compile s`` is the part JAX spent tracing, lowering and
+compiling, ``programs`` the number of programs it compiled), ``jgen`` the best of ``repeats`` further searches (what every later
 search in a session costs), ``sklearn`` the best of ``repeats`` searches with
 scikit-learn's estimator. LDA is compared with scikit-learn's ``solver="lsqr"`` (the
 solver that takes ``shrinkage``).
@@ -29,6 +30,8 @@ import json
 import time
 import warnings
 
+import jax
+import jax.monitoring
 import numpy as np
 import sklearn.discriminant_analysis as skda
 import sklearn.linear_model as sklm
@@ -61,6 +64,28 @@ def _pair(name: str):
   return (lambda: ours(**ours_kwargs)), (lambda: PEERS[name](**kwargs))
 
 
+class _CompileClock:
+  """Seconds JAX spends tracing, lowering and compiling, and programs compiled
+  (``jax.monitoring``'s ``/jax/core/compile/*`` duration events)."""
+
+  def __init__(self):
+    self.seconds, self.programs = 0.0, 0
+    jax.monitoring.register_event_duration_secs_listener(self._on_event)
+
+  def _on_event(self, event: str, seconds: float, **kwargs) -> None:
+    if event.startswith("/jax/core/compile/"):
+      self.seconds += seconds
+      self.programs += event.endswith("backend_compile_duration")
+
+  def read(self) -> tuple[float, int]:
+    out = (self.seconds, self.programs)
+    self.seconds, self.programs = 0.0, 0
+    return out
+
+
+_CLOCK = _CompileClock()
+
+
 def _search(make, grid, x, y) -> tuple[float, float]:
   t0 = time.perf_counter()
   with warnings.catch_warnings():
@@ -75,12 +100,15 @@ def grid_searches(repeats: int) -> list[dict]:
   rows = []
   for name, grid in GRIDS.items():
     ours, peer = _pair(name)
+    _CLOCK.read()
     first, score = _search(ours, grid, x, y)
+    compile_s, programs = _CLOCK.read()
     warm = min(_search(ours, grid, x, y)[0] for _ in range(repeats))
     ref, ref_score = min(_search(peer, grid, x, y) for _ in range(repeats))
     rows.append({"task": f"GridSearchCV {name}", "jgen first s": first,
                  "jgen s": warm, "sklearn s": ref, "ratio": warm / ref,
-                 "first ratio": first / ref, "best score": score,
+                 "first ratio": first / ref, "first compile s": compile_s,
+                 "programs": programs, "best score": score,
                  "sklearn best score": ref_score, "roofline jgen": "",
                  "roofline sklearn": ""})
   return rows
@@ -121,8 +149,8 @@ def main() -> None:
   args = parser.parse_args()
   n, d = (20_000, 64) if args.quick else (200_000, 256)
   rows = grid_searches(args.repeats) + large(n, d, 10, args.repeats)
-  print(common.fmt_table(rows, ["task", "jgen first s", "jgen s", "sklearn s", "ratio",
-                                "best score", "sklearn best score", "roofline jgen",
+  print(common.fmt_table(rows, ["task", "jgen first s", "first ratio", "first compile s",
+                                "programs", "jgen s", "sklearn s", "ratio", "best score", "sklearn best score", "roofline jgen",
                                 "roofline sklearn"]))
   if args.json:
     with open(args.json, "w") as f:

@@ -255,3 +255,17 @@ def test_training_rejects_one_non_finite_value(dtype):
                                   jnp.asarray(y), num_classes=K, batch_size=32,
                                   num_steps=1)
 
+
+
+@pytest.mark.parametrize("pos", [0, 50_000, -1])
+def test_value_screen_counts_nonfinite_at_any_position_and_overflow_is_not_nan(pos):
+  # check_values screens row sums first: a NaN anywhere is still counted exactly, and
+  # finite rows whose sum overflows are reported as a scale error, not as NaN.
+  x = np.zeros((100_000, 8), np.float32)
+  x.reshape(-1)[pos] = np.nan
+  with pytest.raises(ValueError, match="contains 1 non-finite"):
+    jgen.core.checks.check_values(jnp.asarray(x), "x")
+  big = np.zeros((100_000, 8), np.float32)
+  big[pos, :2] = 3e38        # finite entries, an infinite row sum
+  with pytest.raises(ValueError, match="x has values up to 3e.38.*overflow"):
+    jgen.core.checks.check_values(jnp.asarray(big), "x")

@@ -259,3 +259,63 @@ def test_lda_covariance_estimator_matches_sklearn():
     ours = QuadraticDiscriminantAnalysis(solver="eigen", covariance_estimator=OAS())
     ref = skda.QuadraticDiscriminantAnalysis(solver="eigen", covariance_estimator=OAS())
     _close(ours.fit(x, y).predict_proba(x), ref.fit(x, y).predict_proba(x))
+
+
+@pytest.mark.parametrize("classes", [10, 2])
+def test_lda_lsqr_on_singular_covariance_is_sklearns_least_squares(digits, classes):
+  # Constant pixels make the pooled covariance singular; scikit-learn's lsqr solver
+  # then returns scipy.linalg.lstsq(covariance_, means_.T) (its _solve_lstsq): the
+  # reference is scikit-learn's own estimator, fitted on the same float64 data.
+  x, y = digits
+  keep = y < classes
+  x, y = x[keep], y[keep]
+  assert (x.std(axis=0) == 0).any()
+  ours = LinearDiscriminantAnalysis(solver="lsqr").fit(x, y)
+  ref = skda.LinearDiscriminantAnalysis(solver="lsqr").fit(x, y)
+  _close(ours.coef_, ref.coef_, rtol=1e-8)
+  _close(ours.intercept_, ref.intercept_, rtol=1e-8)
+  _close(ours.predict_proba(x), ref.predict_proba(x), rtol=1e-8)
+  assert (ours.predict(x) == ref.predict(x)).all()
+  # A full-rank fit after it is the family's again.
+  again = ours.set_params(shrinkage=0.1).fit(x, y)
+  _close(again.predict_proba(x), skda.LinearDiscriminantAnalysis(
+      solver="lsqr", shrinkage=0.1).fit(x, y).predict_proba(x), rtol=1e-8)
+
+
+def _small_blocks():
+  # A 32 KiB cache budget: 64-row blocks of digits (64 float64 pixels), so fit and
+  # predict stream 29 blocks, the last one padded.
+  return jgen.core.plan.use_plan(budget_bytes=32 << 10, kind="cache")
+
+
+def test_gaussian_nb_in_row_blocks_matches_sklearn(digits):
+  x, y = digits
+  with _small_blocks():
+    assert jgen.sklearn.block_rows(len(x), x.shape[1] * 8) == 64
+    ours = GaussianNB().fit(x, y)
+    joint = ours.predict_joint_log_proba(x)
+    part = GaussianNB().partial_fit(x[:700], y[:700], classes=np.arange(10))
+    part.partial_fit(x[700:], y[700:])
+  ref = sknb.GaussianNB().fit(x, y)
+  _close(ours.theta_, ref.theta_, rtol=1e-10)
+  _close(ours.var_, ref.var_, rtol=1e-10)
+  _close(joint, ref.predict_joint_log_proba(x), rtol=1e-8)
+  _close(part.var_, ref.var_, rtol=1e-10)
+  with _small_blocks():
+    qda = QuadraticDiscriminantAnalysis(reg_param=0.1).fit(x, y).predict_proba(x)
+  _close(qda, skda.QuadraticDiscriminantAnalysis(reg_param=0.1).fit(x, y).predict_proba(x))
+
+
+@pytest.mark.parametrize("row", [0, 900, 1796])
+def test_gaussian_nb_overflowing_value_in_any_block_raises(digits, row):
+  # |x|^2 summed over a column overflows float64 (max ~1.8e308): a clear error naming
+  # x, from fit's streamed sums and from predict's per-block summaries.
+  x, y = digits
+  bad = x.copy()
+  bad[row, 5] = 1e160
+  with _small_blocks():
+    with pytest.raises(ValueError, match="x has values up to 1e.160.*overflow"):
+      GaussianNB().fit(bad, y)
+    clf = GaussianNB().fit(x, y)
+    with pytest.raises(ValueError, match="x has values up to 1e.160.*overflow"):
+      clf.predict(bad)

@@ -25,6 +25,12 @@ from jgen.core.arguments import as_features  # noqa: F401
 from jgen.core.arguments import check_int  # noqa: F401
 from jgen.core.arguments import check_key  # noqa: F401
 from jgen.core.arguments import check_number  # noqa: F401
+# Non-finite counts live in jgen.core.finite, re-exported here likewise.
+from jgen.core.finite import count_nonfinite  # noqa: F401
+from jgen.core.finite import max_finite_abs  # noqa: F401
+from jgen.core.finite import screen_nonfinite  # noqa: F401
+from jgen.core.finite import value_screen
+from jgen.core.finite import value_summary
 
 # True while a function is being traced by jgen.checked: value checks that cannot run
 # on tracers are then staged as checkify checks instead of being skipped.
@@ -125,42 +131,6 @@ def check_float(x: jax.Array, name: str) -> None:
     raise TypeError(f"{name} must have a floating dtype, got {x.dtype}.")
 
 
-@jax.jit
-def _value_summary(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """``(number of non-finite entries, largest finite |x|)`` on device: one pass."""
-  return count_nonfinite(x), max_finite_abs(x)
-
-
-def count_nonfinite(x: jax.Array) -> jax.Array:
-  """Number of NaN and infinite entries of ``x`` (traceable), by counting.
-
-  The one way jgen detects non-finite values. A reduction such as ``max |x|`` is no
-  substitute: XLA's CPU backend does not propagate NaN through a float32 ``max`` over
-  more than about 4096 elements (it returns the largest finite value or ``-inf``),
-  and GPU and TPU reductions make no promise either; a count is exact everywhere.
-
-  Examples:
-    >>> import jax.numpy as jnp
-    >>> from jgen.core import checks
-    >>> x = jnp.zeros(5000, jnp.float32).at[-1].set(jnp.nan)
-    >>> int(checks.count_nonfinite(x))
-    1
-  """
-  return jnp.sum(~jnp.isfinite(x), dtype=jnp.int32)
-
-
-def max_finite_abs(x: jax.Array) -> jax.Array:
-  """Largest ``|x|`` over the finite entries of ``x`` (0 when there are none).
-
-  Examples:
-    >>> import jax.numpy as jnp
-    >>> from jgen.core import checks
-    >>> float(checks.max_finite_abs(jnp.array([1.0, -3.0, jnp.inf, jnp.nan])))
-    3.0
-  """
-  return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0), initial=0)
-
-
 def _summary(x: jax.Array) -> tuple[int, float]:
   """``(number of non-finite entries, largest finite |x|)`` on the host for a concrete
   ``x``: one reduction and one small transfer."""
@@ -168,11 +138,26 @@ def _summary(x: jax.Array) -> tuple[int, float]:
     xv = np.asarray(x)
     finite = np.isfinite(xv)
     return int(np.sum(~finite)), float(np.max(np.abs(xv[finite]), initial=0.0))
-  bad, biggest = _value_summary(x)
+  bad, biggest = value_screen(x)
   if isinstance(bad, jax.core.Tracer):   # a concrete array inside someone's trace
     return _summary(np.asarray(x))
   bad, biggest = jax.device_get((bad, biggest))
+  if bad:   # a non-finite or overflowing row sum: count the entries themselves
+    bad, biggest = jax.device_get(value_summary(x))
   return int(bad), float(biggest)
+
+
+def raise_for_value_summary(bad: int, biggest: float, x: jax.Array, name: str = "x",
+                            count: int | None = None, *, underflow: bool = True) -> None:
+  """The errors of ``check_values`` from a summary computed elsewhere (for example in
+  the same program as a result): ``bad`` from
+  ``screen_nonfinite`` or
+  ``count_nonfinite`` (positive: ``x`` is counted
+  exactly here), ``biggest`` the largest ``|x|``, used only when ``bad`` is zero."""
+  if bad or not math.isfinite(biggest):
+    check_values(x, name, count, underflow=underflow)
+    return
+  _check_scale_of(biggest, x, name, count, underflow)
 
 
 def check_finite(x: jax.Array, name: str) -> None:
@@ -211,10 +196,12 @@ XY_SUMMARY_SIZE = 3
 def xy_summary(x: jax.Array, y: jax.Array, num_classes: int,
                sums: Any = None) -> jax.Array:
   """Traced value summary of training data, to compute inside a fit's own program:
-  ``[non-finite entries, largest |x|, labels outside [0, num_classes)]`` in ``x``'s
+  ``[non-finite sums, largest |x|, labels outside [0, num_classes)]`` in ``x``'s
   dtype (``XY_SUMMARY_SIZE`` entries). ``raise_for_xy_summary`` turns it into the
   eager errors, recomputing the details it names only when there is one.
 
+  Without ``sums`` the non-finite values are counted in the row sums of ``x``
+  (``screen_nonfinite``).
   ``sums`` (optional): arrays that the same program built by adding up every entry of
   ``x`` (a fit's class sums). The non-finite entries are then counted in them instead
   of in ``x``: by IEEE arithmetic a NaN or infinite entry of ``x`` makes a sum NaN or
@@ -224,8 +211,8 @@ def xy_summary(x: jax.Array, y: jax.Array, num_classes: int,
   may also overflow). The largest ``|x|`` serves the scale check once ``x`` is known
   to be finite; nothing relies on ``max`` propagating NaN."""
   off = jnp.sum((y < 0) | (y >= num_classes))
-  if sums is None:
-    bad, biggest = count_nonfinite(x), max_finite_abs(x)
+  if sums is None:   # a screen: raise_for_xy_summary counts x exactly when positive
+    bad, biggest = screen_nonfinite(x), jnp.max(jnp.abs(x))
   else:
     bad = sum(count_nonfinite(s) for s in jax.tree.leaves(sums))
     biggest = jnp.max(jnp.abs(x))

@@ -9,6 +9,7 @@ data that is chunked or sharded over devices.
 from jgen.gaussian.stats import GaussianStats
 from jgen.gaussian.stats import sufficient_stats
 from jgen.gaussian.stats import merge_stats
+from jgen.gaussian.stats import streamed_diag_stats
 from jgen.gaussian.params import GaussianNBParams
 from jgen.gaussian.params import LDAParams
 from jgen.gaussian.params import QDAParams
@@ -29,6 +30,7 @@ __all__ = (
     "GaussianStats",
     "sufficient_stats",
     "merge_stats",
+    "streamed_diag_stats",
     "GaussianNBParams",
     "LDAParams",
     "QDAParams",

@@ -24,7 +24,6 @@ from jgen.gaussian.params import LDAParams
 from jgen.gaussian.params import QDAParams
 from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.params import valid_classes
-from jgen.gaussian.params import valid_classes_jit
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 from jgen.gaussian.solvers import standardized_target
 from jgen.gaussian.solvers import svd_lda_core
@@ -60,16 +59,6 @@ def _empirical_log_prior(count: jax.Array) -> jax.Array:
 
 def _mask_invalid(means: jax.Array, valid: jax.Array) -> jax.Array:
   return jnp.where(valid[:, None], means, jnp.nan)
-
-
-def _raise_if_invalid(stats: GaussianStats, params, min_count: int, family: str,
-                      remedy: str) -> None:
-  """Eager counterpart of the -inf sentinel: name the first bad class and why."""
-  if not (_checks.is_concrete(stats.count) and _checks.is_concrete(params.means)):
-    return
-  # One transfer for both: each device-to-host copy waits for the device.
-  count, ok = jax.device_get((stats.count, valid_classes_jit(params)))
-  _raise_for_classes(count, np.asarray(ok), params, min_count, family, remedy)
 
 
 def _raise_for_classes(count: np.ndarray, ok: np.ndarray, params, min_count: int,
@@ -234,9 +223,29 @@ def from_stats(spec: Family, stats: GaussianStats, priors):
                      " (Ledoit-Wolf), which statistics do not determine: use model.fit.")
   k, _ = check_stats(stats, need_full=spec.full_covariance,
                      need_per_class=not spec.pooled, family=spec.family)
-  params = _core_jit(spec.core, stats, _log_prior(stats, priors, k), spec.reg)
-  _raise_if_invalid(stats, params, spec.min_count, spec.family, spec.remedy)
+  log_prior = None if priors is None else _user_log_prior(priors, k,
+                                                          stats.count.dtype)
+  if not all(_checks.is_concrete(a) for a in jax.tree.leaves(stats)):
+    if log_prior is None:
+      log_prior = _empirical_log_prior(stats.count)
+    return _core_jit(spec.core, stats, log_prior, spec.reg)
+  # Concrete statistics: the map and what the class errors need as one program (one
+  # compilation and one transfer per fit).
+  params, count, ok = _from_stats_jit(spec.core, stats, log_prior, spec.reg)
+  count, ok = jax.device_get((count, ok))
+  _raise_for_classes(count, np.asarray(ok), params, spec.min_count, spec.family,
+                     spec.remedy)
   return params
+
+
+def _from_stats(core, stats, log_prior, reg):
+  if log_prior is None:
+    log_prior = _empirical_log_prior(stats.count)
+  params = core(stats, log_prior, reg)
+  return params, stats.count, jnp.broadcast_to(valid_classes(params), stats.count.shape)
+
+
+_from_stats_jit = jax.jit(_from_stats, static_argnums=0)
 
 
 def fit(spec: Family, x, y, num_classes, sample_weight, priors):

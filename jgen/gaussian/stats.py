@@ -5,10 +5,11 @@ Public names are re-exported from [`jgen.gaussian`][jgen.gaussian].
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
@@ -324,3 +325,75 @@ def class_mean_stats(x, y, w, num_classes, full_covariance, pooled) -> GaussianS
   """Statistics about the class means (two passes, no cancellation) of inputs that
   ``prepare_fit`` has checked; the value checks are the caller's."""
   return _stats_class_shift_jit(x, y, w, num_classes, full_covariance, pooled)
+
+
+def _diag_block(acc, x, y, w, shift):
+  """``acc`` plus one block's per-class weighted sums of ``x - c`` and its squares."""
+  count, sums, squares, biggest = acc
+  k = shift.shape[0]
+  weight = jnp.where(y[:, None] == jnp.arange(k)[None, :], w[:, None], 0).astype(x.dtype)
+  xc = x - shift[jnp.clip(y, 0, k - 1)]
+  # [K, B] @ [B, D] matmuls: on XLA's CPU backend about 3x faster than segment sums.
+  sums = sums + jnp.matmul(weight.T, xc, precision=_HIGHEST)
+  squares = squares + jnp.matmul(weight.T, xc * xc, precision=_HIGHEST)
+  return (count + jnp.sum(weight, axis=0), sums, squares,
+          jnp.maximum(biggest, jnp.max(jnp.abs(x))))
+
+
+_diag_block_jit = jax.jit(_diag_block)
+
+
+def streamed_diag_stats(blocks: Iterable[tuple[ArrayLike, ArrayLike, ArrayLike]],
+                        shift: ArrayLike) -> tuple[GaussianStats, jax.Array]:
+  r"""Per-class diagonal statistics (naive Bayes) of data given in row blocks.
+
+  The statistics of ``sufficient_stats(x, y, K, full_covariance=False, shift=shift,
+  weights=w)`` on the concatenated blocks, computed one block at a time: each block
+  (of one shape, so one compiled program serves them all) stays in cache while its
+  class sums are taken as two ``[K, B] @ [B, D]`` matmuls, and no ``[N, D]``
+  temporary is formed. Values are not checked here: the returned summary says
+  whether they may be used (``jgen.core.checks.raise_for_value_summary``).
+
+  A non-finite entry makes the sums of every class non-finite (the one-hot weights
+  multiply it by zero), which the summary's count reports; unlike
+  ``sufficient_stats`` under ``jit``, such statistics are an error, not a sentinel.
+
+  Args:
+    blocks: ``(x [B, D], y [B] int, w [B])`` triples with labels in ``[0, K)`` and
+      non-negative weights (zero-weight rows, e.g. padding, change nothing).
+    shift: ``[K, D]`` shift ``c`` (the same for every block).
+
+  Returns:
+    ``(stats, summary)``: [`GaussianStats`][jgen.gaussian.GaussianStats] with
+    ``[K, D]`` second moments, and ``[non-finite class sums, largest |x|]``.
+
+  Examples:
+    >>> import jax.numpy as jnp, jgen
+    >>> x = jnp.array([[0.0, 1.0], [0.2, 1.4], [2.0, 0.0], [2.4, 0.2]])
+    >>> y = jnp.array([0, 0, 1, 1]); w = jnp.ones(4)
+    >>> c = jnp.zeros((2, 2))
+    >>> stats, summary = jgen.gaussian.streamed_diag_stats(
+    ...     [(x[:2], y[:2], w[:2]), (x[2:], y[2:], w[2:])], c)
+    >>> whole = jgen.gaussian.sufficient_stats(x, y, 2, full_covariance=False,
+    ...                                        shift=c, weights=w)
+    >>> all(bool(jnp.allclose(u, v)) for u, v in zip(stats, whole)), summary.tolist()
+    (True, [0.0, 2.4000000953674316])
+  """
+  shift = jnp.asarray(shift)
+  _checks.check_ndim(shift, 2, "shift")
+  k, d = shift.shape
+  # Zeros from the host and one program for the end: no small eager programs to
+  # compile on a process's first fit.
+  dtype = np.dtype(shift.dtype)
+  acc = tuple(jax.device_put(np.zeros(s, dtype)) for s in ((k,), (k, d), (k, d), ()))
+  for x, y, w in blocks:
+    acc = _diag_block_jit(acc, x, y, w, shift)
+  return _diag_finish_jit(acc, shift)
+
+
+@jax.jit
+def _diag_finish_jit(acc, shift):
+  count, sums, squares, biggest = acc
+  bad = _checks.count_nonfinite(sums) + _checks.count_nonfinite(squares)
+  stats = GaussianStats(count, count[:, None] * shift, sums, squares)
+  return stats, jnp.stack([bad.astype(shift.dtype), biggest])

@@ -12,6 +12,7 @@ Requires scikit-learn (the ``jgen[sklearn]`` extra).
 """
 
 from jgen.sklearn.base import JgenClassifier
+from jgen.sklearn.base import block_rows
 from jgen.sklearn.base import bucket_size
 from jgen.sklearn.base import compute_dtype
 from jgen.sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -23,6 +24,7 @@ from jgen.sklearn.semi_supervised import GenerativeEM
 
 __all__ = (
     "JgenClassifier",
+    "block_rows",
     "bucket_size",
     "compute_dtype",
     "GaussianNB",

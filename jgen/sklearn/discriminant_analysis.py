@@ -28,6 +28,7 @@ from sklearn.utils.validation import validate_data
 from jgen.gaussian.families import fit_stats
 from jgen.gaussian.families import lda
 from jgen.gaussian.params import LDAParams
+from jgen.gaussian.params import covariance_ok
 from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.solvers import discriminant_subspace
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
@@ -153,6 +154,7 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
         raise ValueError("covariance estimator is not supported with svd solver."
                          " Try another solver")
     check_estimator_shrinkage(self.covariance_estimator, self.shrinkage)
+    self.__dict__.pop("_lstsq", None)
     super().fit(X, y, sample_weight)
     if getattr(X, "dtype", None) == np.float32:   # scikit-learn keeps float32 input's
       for name in ("coef_", "intercept_", "means_", "priors_", "covariance_",
@@ -195,12 +197,36 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
       scale = self.priors_ / np.where(m.count > 0, m.count, 1)
       weights = sample_weight if self.priors is None else sample_weight * jnp.asarray(
           scale, sample_weight.dtype)[y]
+    if self.solver == "lsqr" and s != "auto" and not self._positive_definite(m):
+      return self._fit_lstsq(m, dtype)
     self.covariance_ = self.covariance_.astype(dtype)
     params = self._model().fit(x, y, num_classes=num_classes, sample_weight=weights,
                                priors=jnp.asarray(self.priors_))
     if self.solver == "eigen":
       self._eigen(xn, wn, s, m)
     return params
+
+  def _positive_definite(self, m) -> bool:
+    """jgen's relative decision (``covariance_ok``) on the pooled ``covariance_``."""
+    mean_sq = np.einsum("k,kd->d", m.count / m.count.sum(), m.means ** 2)
+    return bool(covariance_ok(jnp.asarray(self.covariance_), jnp.asarray(mean_sq)))
+
+  def _fit_lstsq(self, m, dtype):
+    """scikit-learn's ``solver="lsqr"`` on a singular covariance (constant or collinear
+    features, no shrinkage): ``coef_`` is the least-squares solution of
+    ``covariance_ @ coef_k = means_k`` (``scipy.linalg.lstsq``, minimum norm), as in
+    scikit-learn's ``_solve_lstsq``. There is no Gaussian density then: ``params_``
+    holds the means and NaN for the precision factor (jgen's mark of a degenerate
+    covariance), and the predictions come from ``coef_`` and ``intercept_``."""
+    cov = np.asarray(self.covariance_, np.float64)
+    means = np.asarray(m.means, np.float64)
+    coef = scipy.linalg.lstsq(cov, means.T)[0].T
+    intercept = -0.5 * np.sum(means * coef, axis=1) + np.log(self.priors_)
+    self._lstsq = (coef, intercept)
+    self.covariance_ = self.covariance_.astype(dtype)
+    d = means.shape[1]
+    return LDAParams(jnp.asarray(means, dtype), jnp.full((d, d), jnp.nan, dtype),
+                     jnp.log(jnp.asarray(self.priors_, dtype)))
 
   def _fit_estimator(self, xn, yn, wn, m, dtype):
     """``covariance_estimator``: the pooled class covariances it estimates."""
@@ -267,6 +293,8 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
       intercept = -0.5 * np.sum(coef ** 2, axis=1) + np.log(self.priors_)
       coef = coef @ self.scalings_.T
       intercept = intercept - self.xbar_ @ coef.T
+    elif "_lstsq" in self.__dict__:
+      coef, intercept = self._lstsq
     else:
       u = np.asarray(params.prec_chol, np.float64)
       coef = (self.means_ @ u) @ u.T

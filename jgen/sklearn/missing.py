@@ -19,6 +19,11 @@ from sklearn.utils.validation import validate_data
 
 from jgen.gaussian.missing_fit import fit_missing
 from jgen.gaussian.params import GaussianNBParams
+from jgen.gaussian.params import LDAParams
+from jgen.gaussian.params import QDAParams
+from jgen.gaussian.scoring import lda_log_likelihood
+from jgen.gaussian.scoring import nb_log_likelihood
+from jgen.gaussian.scoring import qda_log_likelihood
 from jgen.sklearn.base import JgenClassifier
 from jgen.sklearn.base import bucket_size
 from jgen.sklearn.base import check_priors
@@ -90,6 +95,12 @@ class MarginalizeMissing(JgenClassifier):
     if self._marginalize():
       return self._fit_marginal(X, y, sample_weight)
     return super().fit(X, y, sample_weight=sample_weight)
+
+  def _score_kernel(self):
+    # The families' kernels, called on validated row blocks (base._joint).
+    kernels = {GaussianNBParams: nb_log_likelihood, LDAParams: lda_log_likelihood,
+               QDAParams: qda_log_likelihood}
+    return kernels.get(type(getattr(self, "params_", None)))
 
   def _joint(self, X) -> np.ndarray:
     if not self._marginalize():

@@ -13,22 +13,24 @@ from __future__ import annotations
 
 from numbers import Real
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.utils._param_validation import Interval
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call
 
+from jgen.core.checks import raise_for_value_summary
 from jgen.gaussian.families import fit_stats
 from jgen.gaussian.families import gaussian_nb
 from jgen.gaussian.params import GaussianNBParams
 from jgen.gaussian.stats import GaussianStats
 from jgen.gaussian.stats import merge_stats
-from jgen.gaussian.stats import sufficient_stats
-from jgen.sklearn.base import bucket_size
+from jgen.gaussian.stats import streamed_diag_stats
+from jgen.sklearn.base import block_rows
 from jgen.sklearn.base import check_priors
 from jgen.sklearn.base import compute_dtype
-from jgen.sklearn.base import pad_rows
+from jgen.sklearn.base import row_blocks
 from jgen.sklearn.missing import MarginalizeMissing
 
 __all__ = ["GaussianNB"]
@@ -131,27 +133,31 @@ class GaussianNB(MarginalizeMissing):
                        f" the initial classes {classes}")
     self.classes_ = classes
     codes = np.searchsorted(classes, y).astype(np.int32)
+    rows = block_rows(X.shape[0], X.shape[1] * X.dtype.itemsize)
     if first:
-      # One shift for every batch keeps the statistics additive; the first batch's
-      # class means (its overall mean for classes it lacks) avoid cancellation.
-      k = len(classes)
-      shift = np.broadcast_to(X.mean(axis=0), (k, X.shape[1])).copy()
-      for c in np.unique(codes):
-        shift[c] = X[codes == c].mean(axis=0)
+      # One shift for every batch keeps the statistics additive; the class means of
+      # the first block of the first batch (its overall mean for classes it lacks)
+      # avoid cancellation: they are within a sampling error of the class means.
+      k, head, head_codes = len(classes), X[:rows], codes[:rows]
+      shift = np.broadcast_to(head.mean(axis=0), (k, X.shape[1])).copy()
+      for c in np.unique(head_codes):
+        shift[c] = head[head_codes == c].mean(axis=0)
       self._shift = shift
     if sample_weight is None:
       sample_weight = np.ones(X.shape[0], X.dtype)
-    rows = bucket_size(X.shape[0])   # zero-weight padding: fewer compiled shapes
-    batch = sufficient_stats(jnp.asarray(pad_rows(X, rows)),
-                             jnp.asarray(pad_rows(codes, rows)), len(classes),
-                             full_covariance=False, shift=jnp.asarray(self._shift),
-                             weights=jnp.asarray(pad_rows(sample_weight, rows)))
+    # Row blocks of one shape (zero-weight padding in the last): one compiled program
+    # for every fold and batch size, and each block's temporaries stay in cache.
+    blocks = zip(*(map(jax.device_put, row_blocks(a, rows))
+                   for a in (X, codes, sample_weight)))
+    batch, summary = streamed_diag_stats(blocks, self._shift)
+    bad, biggest = (float(v) for v in jax.device_get(summary))
+    raise_for_value_summary(int(bad), biggest, X, "x")
     self._stats = batch if first else merge_stats(self._stats, batch)
     self._refit()
     return self
 
   def _refit(self) -> None:
-    stats, k = self._stats, len(self.classes_)
+    stats, k = jax.device_get(self._stats), len(self.classes_)   # [K, D]: host work
     priors = check_priors(self.priors, k, compute_dtype())
     seen = np.flatnonzero(np.asarray(stats.count) > 0)
     if len(seen) == 0:
