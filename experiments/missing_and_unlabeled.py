@@ -24,6 +24,11 @@ test example's observed features is computed exactly and averaged. Error bars ar
 standard errors over seeds. Writes results/missing_and_unlabeled/{results.json (means and standard errors),
 rows_missing.json, rows_unlabeled.json (every cell), missing.png, unlabeled.png};
 ``--part a`` or ``--part b`` runs one part (the files of the other are kept).
+
+The scikit-learn cells run with BLAS and OpenMP limited to one thread
+(``threadpoolctl``): beside JAX's own thread pool, OpenBLAS's threads oversubscribe
+the cores and ``IterativeImputer`` + ``LogisticRegression`` on digits ran ~35x slower
+with the default thread count.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import warnings
 
 import numpy as np
 from scipy.stats import norm
+from threadpoolctl import threadpool_limits
 
 if __package__ in (None, ""):  # allow `python experiments/missing_and_unlabeled.py`
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -118,16 +124,6 @@ def _jgen_missing(model, x, y, o, xt, yt, ot, k):
 
 
 def _part_a(names, fractions, seeds, progress, save):
-  from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-  from sklearn.ensemble import HistGradientBoostingClassifier
-  from sklearn.experimental import enable_iterative_imputer  # noqa: F401
-  from sklearn.impute import IterativeImputer, SimpleImputer
-  from sklearn.linear_model import LogisticRegression
-  from sklearn.naive_bayes import GaussianNB
-
-  clfs = {"GaussianNB": GaussianNB,
-          "LDA": lambda: LinearDiscriminantAnalysis(solver="lsqr", shrinkage=SHRINKAGE),
-          "LogisticRegression": lambda: LogisticRegression(max_iter=1000)}
   rows = []
   for name in names:
     for frac in fractions:
@@ -145,16 +141,9 @@ def _part_a(names, fractions, seeds, progress, save):
                                                         yt, ot, k)
         rec["time jgen"] = time.perf_counter() - t
         t = time.perf_counter()
-        for iname, imp in (("mean", SimpleImputer()),
-                           ("iterative", IterativeImputer(max_iter=5, random_state=seed))):
-          with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            xi, xti = (imp.fit_transform(xn), imp.transform(xtn)) if frac else (x, xt)
-            for cname, make in clfs.items():
-              rec[f"{iname} impute + {cname}"] = float(
-                  np.mean(make().fit(xi, y).predict(xti) == yt))
-        hgb = HistGradientBoostingClassifier(random_state=seed).fit(xn, y)
-        rec["HistGradientBoosting (NaN)"] = float(np.mean(hgb.predict(xtn) == yt))
+        with threadpool_limits(limits=1), warnings.catch_warnings():
+          warnings.simplefilter("ignore")
+          _sklearn_missing(rec, seed, x, y, xt, yt, xn, xtn, frac)
         rec["time sklearn"] = time.perf_counter() - t
         if name == "mixture":
           rec["Bayes error"] = mixture_bayes_error(ot)
@@ -162,6 +151,28 @@ def _part_a(names, fractions, seeds, progress, save):
         save(rows)      # an interrupted run keeps every finished cell
         progress.update(1)
   return rows
+
+
+def _sklearn_missing(rec, seed, x, y, xt, yt, xn, xtn, frac):
+  """The scikit-learn cells of (a): imputation pipelines and HistGradientBoosting."""
+  from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+  from sklearn.ensemble import HistGradientBoostingClassifier
+  from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+  from sklearn.impute import IterativeImputer, SimpleImputer
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.naive_bayes import GaussianNB
+
+  clfs = {"GaussianNB": GaussianNB,
+          "LDA": lambda: LinearDiscriminantAnalysis(solver="lsqr", shrinkage=SHRINKAGE),
+          "LogisticRegression": lambda: LogisticRegression(max_iter=1000)}
+  for iname, imp in (("mean", SimpleImputer()),
+                           ("iterative", IterativeImputer(max_iter=5, random_state=seed))):
+    xi, xti = (imp.fit_transform(xn), imp.transform(xtn)) if frac else (x, xt)
+    for cname, make in clfs.items():
+      rec[f"{iname} impute + {cname}"] = float(
+          np.mean(make().fit(xi, y).predict(xti) == yt))
+  hgb = HistGradientBoostingClassifier(random_state=seed).fit(xn, y)
+  rec["HistGradientBoosting (NaN)"] = float(np.mean(hgb.predict(xtn) == yt))
 
 
 def _labelled(y, count, rng):
@@ -204,7 +215,7 @@ def _part_b(names, counts, seeds, progress, save):
                   tol=1e-6))
             res = fits[key](jnp.asarray(x), jnp.asarray(ylab))
             rec[f"jgen {mname} EM (weight {lam:g})"] = acc(model, res.params)
-        with warnings.catch_warnings():
+        with threadpool_limits(limits=1), warnings.catch_warnings():
           warnings.simplefilter("ignore")
           st = SelfTrainingClassifier(GaussianNB(var_smoothing=SEMI_VS)).fit(x, ylab)
           rec["SelfTraining(GaussianNB)"] = float(np.mean(st.predict(xt) == yt))

@@ -36,7 +36,7 @@ from jgen.gaussian.params import valid_classes
 from jgen.gaussian.stats import as_features
 
 __all__ = ["check_observed", "prepare_observed", "covariance_from_prec_chol",
-           "observed_log_likelihood", "row_block"]
+           "observed_log_likelihood", "row_block", "solve_lower"]
 
 _HIGHEST = lax.Precision.HIGHEST
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -94,6 +94,22 @@ def row_block(m: int, d: int, k: int = 1) -> int:
   return max(1, min(m, _BLOCK_ELEMENTS // max(d * d + k * d, 1)))
 
 
+def solve_lower(chol: jax.Array, b: jax.Array) -> jax.Array:
+  """``chol^{-1} b`` ``[D, R]`` for one lower-triangular ``chol [D, D]``, by forward
+  substitution in XLA operations (one row per step).
+
+  Vmapped over examples this is a batched product per step. The LAPACK triangular
+  solve that ``solve_triangular`` calls on the CPU took 700 ms for 504 ``64 x 64``
+  systems with 65 right-hand sides (forward substitution: 42 ms), and it once hung
+  inside a loop (a wait in its parallel batch map that never returned)."""
+  def step(i, v):
+    row = lax.dynamic_index_in_dim(chol, i, axis=0, keepdims=False)        # [D]
+    s = jnp.matmul(row, v, precision=_HIGHEST)          # rows >= i of v are still 0
+    new = (lax.dynamic_index_in_dim(b, i, axis=0, keepdims=False) - s) / row[i]
+    return lax.dynamic_update_index_in_dim(v, new, i, axis=0)
+  return lax.fori_loop(0, chol.shape[0], step, jnp.zeros_like(b))
+
+
 def _nb_observed(params: GaussianNBParams, x: jax.Array, o: jax.Array) -> jax.Array:
   valid = valid_classes(params)
   means = jnp.where(valid[:, None], params.means, 0)
@@ -121,7 +137,7 @@ def _marginal_row(sigma: jax.Array, means: jax.Array, x: jax.Array,
   a = jnp.where(both, sigma, jnp.eye(d, dtype=sigma.dtype))
   chol = jnp.linalg.cholesky(a)
   r = jnp.where(o[None, :], x[None, :] - means, 0)                       # [K, D]
-  z = solve_triangular(chol, r.T, lower=True)                            # [D, K]
+  z = solve_lower(chol, r.T)                                             # [D, K]
   half_logdet = jnp.sum(jnp.log(jnp.diagonal(chol)))
   n_obs = jnp.sum(o).astype(x.dtype)
   return -0.5 * jnp.sum(z * z, axis=0) - half_logdet - 0.5 * n_obs * _LOG_2PI

@@ -16,13 +16,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.scipy.linalg import cho_solve
 
 from jgen.core import checks as _checks
 from jgen.core.contract import Classifier
@@ -32,6 +32,7 @@ from jgen.gaussian.missing import check_observed
 from jgen.gaussian.missing import covariance_from_prec_chol
 from jgen.gaussian.missing import observed_log_likelihood
 from jgen.gaussian.missing import row_block
+from jgen.gaussian.missing import solve_lower
 from jgen.gaussian.params import GaussianNBParams
 from jgen.gaussian.params import LDAParams
 from jgen.gaussian.params import valid_classes
@@ -42,6 +43,7 @@ from jgen.gaussian.stats import class_mean_stats
 __all__ = ["MissingFitResult", "fit_missing"]
 
 _HIGHEST = lax.Precision.HIGHEST
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 class MissingFitResult(NamedTuple):
@@ -110,25 +112,34 @@ def _nb_missing(x, y, w, o, log_prior, var_smoothing, num_classes, pooled):
 
 
 def _conditional_row(sigma, mu, x, o):
-  """E-step of one example: ``(x_hat [D], conditional covariance [D, D], log p(x_o))``."""
+  """E-step of one example: ``(x_hat [D], V [D, D], log p(x_o))`` with
+  ``V = L^{-1} Sigma[o, m]`` (``L = chol(Sigma_oo)``; zero outside the observed rows
+  and the missing columns), so that the conditional covariance of the missing block
+  is ``Sigma_mm - V^T V``.
+
+  One triangular solve with ``D + 1`` right-hand sides gives both ``V`` and
+  ``L^{-1} r_o``: the conditional mean is ``mu_m + V^T L^{-1} r_o`` and the
+  Mahalanobis term ``|L^{-1} r_o|^2``.
+  """
   d = x.shape[0]
-  miss = ~o
   a = jnp.where(o[:, None] & o[None, :], sigma, jnp.eye(d, dtype=sigma.dtype))
   chol = jnp.linalg.cholesky(a)
   r = jnp.where(o, x - mu, 0)
-  z = cho_solve((chol, True), r)                       # Sigma_oo^{-1} r_o, 0 elsewhere
-  x_hat = jnp.where(o, x, mu + jnp.matmul(sigma, z, precision=_HIGHEST))
-  b = jnp.where(o[None, :], sigma, 0)                  # Sigma[:, o]
-  g = cho_solve((chol, True), b.T)
-  cond = sigma - jnp.matmul(b, g, precision=_HIGHEST)
-  cond = jnp.where(miss[:, None] & miss[None, :], cond, 0)
-  log_p = (-0.5 * jnp.dot(r, z) - jnp.sum(jnp.log(jnp.diagonal(chol)))
-           - 0.5 * jnp.sum(o).astype(x.dtype) * jnp.log(2 * jnp.pi).astype(x.dtype))
-  return x_hat, 0.5 * (cond + cond.T), log_p
+  rhs = jnp.concatenate([jnp.where(o[:, None] & ~o[None, :], sigma, 0), r[:, None]], 1)
+  v = solve_lower(chol, rhs)                                             # [D, D + 1]
+  vm, vr = v[:, :d], v[:, d]
+  x_hat = jnp.where(o, x, mu + jnp.matmul(vr, vm, precision=_HIGHEST))
+  log_p = (-0.5 * jnp.dot(vr, vr) - jnp.sum(jnp.log(jnp.diagonal(chol)))
+           - 0.5 * jnp.sum(o).astype(x.dtype) * _LOG_2PI)
+  return x_hat, vm, log_p
 
 
 def _e_step(params, x, y, w, o, num_classes, pooled):
-  """Expected statistics about the current means and the observed-data log-lik."""
+  """Expected statistics about the current means and the observed-data log-lik.
+
+  Each example adds ``dev dev^T + Sigma_mm - V^T V`` to the second moments (its
+  conditional covariance on the missing block, zero elsewhere): the first two terms
+  are rank-one and masked sums, ``V^T V`` one batched product per block of rows."""
   n_rows, d = x.shape
   k = num_classes
   sigma = covariance_from_prec_chol(params.prec_chol)
@@ -142,23 +153,30 @@ def _e_step(params, x, y, w, o, num_classes, pooled):
   sq_k = 1 if pooled else k
 
   def body(carry, args):
-    s1, s2, ll = carry
+    s1, s2, miss2, ll = carry
     xb, yb, wb, ob = args
     sig = sigma if shared else sigma[yb]
     row = jax.vmap(_conditional_row, in_axes=(None if shared else 0, 0, 0, 0))
-    x_hat, cond, log_p = row(sig, means[yb], xb, ob)
+    x_hat, vm, log_p = row(sig, means[yb], xb, ob)
     dev = x_hat - means[yb]
     onehot = (yb[:, None] == jnp.arange(k)[None, :]).astype(x.dtype) * wb[:, None]
     s1 = s1 + jnp.matmul(onehot.T, dev, precision=_HIGHEST)
-    outer = dev[:, :, None] * dev[:, None, :] + cond                       # [B, D, D]
-    grp = jnp.sum(onehot, axis=1, keepdims=True) if pooled else onehot
+    grp = jnp.sum(onehot, axis=1, keepdims=True) if pooled else onehot  # [B, sq_k]
+    vtv = jnp.matmul(jnp.swapaxes(vm, 1, 2), vm, precision=_HIGHEST)    # [B, D, D]
+    outer = dev[:, :, None] * dev[:, None, :] - vtv
     s2 = s2 + jnp.einsum("bk,bde->kde", grp, outer, precision=_HIGHEST)
+    # sum_i g_ik m_i m_i^T: which entries of Sigma_k each class adds (m = missing).
+    mb = (~ob).astype(x.dtype)
+    miss2 = miss2 + jnp.einsum("bk,bd,be->kde", grp, mb, mb, precision=_HIGHEST)
     ll = ll + jnp.sum(wb * (log_p + params.log_prior[yb]))
-    return (s1, s2, ll), None
+    return (s1, s2, miss2, ll), None
 
   init = (jnp.zeros((k, d), x.dtype), jnp.zeros((sq_k, d, d), x.dtype),
-          jnp.zeros((), x.dtype))
-  (s1, s2, ll), _ = lax.scan(body, init, (blocks(x), blocks(yc), blocks(w), blocks(o)))
+          jnp.zeros((sq_k, d, d), x.dtype), jnp.zeros((), x.dtype))
+  (s1, s2, miss2, ll), _ = lax.scan(
+      body, init, (blocks(x), blocks(yc), blocks(w), blocks(o)))
+  s2 = s2 + miss2 * (sigma[None] if shared else sigma)
+  s2 = 0.5 * (s2 + jnp.swapaxes(s2, 1, 2))
   count = jnp.zeros((k,), x.dtype).at[y].add(w, mode="drop")
   return GaussianStats(count, count[:, None] * means, s1, s2), ll
 
