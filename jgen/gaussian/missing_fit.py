@@ -217,9 +217,6 @@ def _em(x, y, w, o, log_prior, reg, tol, max_iter, core, num_classes, pooled):
   return MissingFitResult(params, history, t, done)
 
 
-_em_jit = jax.jit(_em, static_argnums=(7, 8, 9, 10))
-
-
 def _nb_program(x, y, w, o, log_prior, reg, num_classes, pooled):
   params = _nb_missing(x, y, w, o, log_prior, reg, num_classes, pooled)
   ll = jnp.sum(w * jnp.take_along_axis(
@@ -229,7 +226,28 @@ def _nb_program(x, y, w, o, log_prior, reg, num_classes, pooled):
                           jnp.ones((), bool))
 
 
-_nb_jit = jax.jit(_nb_program, static_argnums=(6, 7))
+def _program(x, y, w, o, priors, reg, tol, max_iter, core, num_classes, pooled,
+             full_covariance):
+  """The whole fit as one program, with what the eager errors need packed into one
+  vector (one transfer): ``[xy_summary (3), count [K], valid [K], finite means
+  [K * D]]``."""
+  x = jnp.where(o, x, 0)
+  summary = _checks.xy_summary(x, y, num_classes)
+  w = jnp.ones(x.shape[:1], x.dtype) if w is None else w
+  count = jnp.zeros((num_classes,), x.dtype).at[y].add(w, mode="drop")
+  log_prior = (jnp.log(count) - jnp.log(jnp.sum(count)) if priors is None
+               else jnp.log(priors.astype(x.dtype)))
+  if full_covariance:
+    res = _em(x, y, w, o, log_prior, reg, tol, max_iter, core, num_classes, pooled)
+  else:
+    res = _nb_program(x, y, w, o, log_prior, reg, num_classes, pooled)
+  valid = jnp.broadcast_to(valid_classes(res.params), count.shape)
+  packed = jnp.concatenate([summary, count, valid.astype(x.dtype),
+                            jnp.isfinite(res.params.means).ravel().astype(x.dtype)])
+  return res, packed
+
+
+_program_jit = jax.jit(_program, static_argnums=(7, 8, 9, 10, 11))
 
 
 def fit_missing(model: Classifier, x, y, observed, *, num_classes: int,
@@ -279,37 +297,36 @@ def fit_missing(model: Classifier, x, y, observed, *, num_classes: int,
   if not (isinstance(max_iter, int) and max_iter >= 1):
     raise ValueError(f"max_iter must be a positive int, got {max_iter!r}.")
   o = check_observed(observed, x.shape)
-  x = jnp.where(o, x, 0)
-  _checks.check_labels_and_values(x, y, num_classes)
   w = _checks.check_sample_weight(sample_weight, x.shape[0], x.dtype)
-  w = jnp.ones(x.shape[:1], x.dtype) if w is None else w
-  count = jnp.zeros((num_classes,), x.dtype).at[y].add(w, mode="drop")
-  log_prior = (jnp.log(count) - jnp.log(jnp.sum(count)) if priors is None
-               else jnp.log(jnp.asarray(priors, x.dtype)))
-  if spec.full_covariance:
-    res = _em_jit(x, y, w, o, log_prior, spec.reg, tol, max_iter, spec.core,
-                  num_classes, spec.pooled)
-  else:
-    res = _nb_jit(x, y, w, o, log_prior, spec.reg, num_classes, spec.pooled)
-  _raise_if_invalid(spec, res.params, count, o, y)
+  p = None if priors is None else jnp.asarray(priors)
+  if not _checks.values_checkable(x, y):
+    _checks.check_labels_and_values(jnp.where(o, x, 0), y, num_classes)
+  res, packed = _program_jit(x, y, w, o, p, spec.reg, tol, max_iter, spec.core,
+                             num_classes, spec.pooled, spec.full_covariance)
+  if not isinstance(packed, jax.core.Tracer):
+    _raise_if_invalid(spec, np.asarray(packed), x, y, o, num_classes)
   return res
 
 
-def _raise_if_invalid(spec: Family, params, count, o, y) -> None:
-  """Eager errors: a class without examples, or a feature a class never shows (naive
-  Bayes), or a degenerate covariance."""
-  if not _checks.is_concrete(params.means):
-    return
-  count = np.asarray(count)
+def _raise_if_invalid(spec: Family, packed: np.ndarray, x, y, o, num_classes) -> None:
+  """Eager errors from the program's packed summary: bad labels or values, a class
+  without examples, a feature a class never shows (naive Bayes), or a degenerate
+  covariance."""
+  n, k_num = _checks.XY_SUMMARY_SIZE, num_classes
+  # Recounting (only on an error) must see the unobserved entries as zeros.
+  bad = packed[0] or not np.isfinite(packed[1])
+  _checks.raise_for_xy_summary(packed[:n], jnp.where(o, x, 0) if bad else x, y,
+                               num_classes)
+  count, valid = packed[n:n + k_num], packed[n + k_num:n + 2 * k_num] > 0
+  finite = packed[n + 2 * k_num:].reshape(k_num, -1) > 0
   for k, c in enumerate(count):
     if not c >= spec.min_count and not (spec.min_count == 1 and c > 0):
       raise ValueError(f"y: class {k} has {c:g} sample(s); {spec.family} needs at least"
                        f" {spec.min_count} per class.")
-  means = np.asarray(params.means)
-  if not np.all(np.isfinite(means)):
-    k, d = np.argwhere(~np.isfinite(means))[0]
+  if not np.all(finite):
+    k, d = np.argwhere(~finite)[0]
     raise ValueError(f"observed: feature {d} is never observed in class {k}, so"
                      f" {spec.family} cannot estimate it.")
-  if not np.all(np.asarray(valid_classes(params))):
+  if not np.all(valid):
     raise ValueError(f"{spec.family}: a fitted covariance is not positive definite"
                      f" (constant or collinear observed features); {spec.remedy}.")
