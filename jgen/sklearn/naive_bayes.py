@@ -112,9 +112,11 @@ class GaussianNB(MarginalizeMissing):
       ``self``, fitted on all batches seen so far.
     """
     self._validate_params()
+    if self._marginalize():
+      return self._partial_fit_marginal(X, y, classes, sample_weight)
     if hasattr(self, "classes_") and "_stats" not in self.__dict__:
-      raise ValueError("partial_fit cannot continue a fit with missing='marginalize'"
-                       " (batches of complete data only: NaN is refused here).")
+      raise ValueError("partial_fit with missing='error' cannot continue a fit made"
+                       " with missing='marginalize'.")
     first = _check_partial_fit_first_call(self, classes)
     X, y, sample_weight = self._validate_fit(X, y, sample_weight, reset=first)
     if first:
