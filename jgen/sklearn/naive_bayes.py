@@ -58,7 +58,7 @@ class GaussianNB(MarginalizeMissing):
     missing: ``"error"`` refuses NaN (scikit-learn's behaviour); ``"marginalize"``
       treats NaN as a missing entry: each feature is fitted from the examples that
       observe it, and predictions use the observed features only
-      (``jgen.sklearn.MarginalizeMissing``).
+      (``jgen.sklearn.MarginalizeMissing``); ``partial_fit`` adds batches with NaN.
 
   Attributes:
     classes_: the labels ``[K]``, sorted.
