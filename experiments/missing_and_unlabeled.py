@@ -1,6 +1,8 @@
 """Missing features and unlabeled data: what a generative classifier does with them.
 
     python experiments/missing_and_unlabeled.py          # quick: wine + mixture, 2 seeds
+                                                          # (2.5 min wall, 45 s CPU on 2
+                                                          # cores shared with other jobs)
     python experiments/missing_and_unlabeled.py --full   # digits, wine, MNIST-1D and the
                                                           # mixture, 10 seeds
 
@@ -23,7 +25,13 @@ whose complete-data Bayes error is 10%; with missing features the Bayes error of
 test example's observed features is computed exactly and averaged. Error bars are
 standard errors over seeds. Writes results/missing_and_unlabeled/{results.json (means and standard errors),
 rows_missing.json, rows_unlabeled.json (every cell), missing.png, unlabeled.png};
-``--part a`` or ``--part b`` runs one part (the files of the other are kept).
+``--part a`` or ``--part b`` runs one part (the files of the other are kept);
+``--resume`` keeps the cells already in ``--out`` and runs the others, seed by seed.
+
+The scikit-learn cells run with BLAS and OpenMP limited to one thread
+(``threadpoolctl``): beside JAX's own thread pool, OpenBLAS's threads oversubscribe
+the cores and ``IterativeImputer`` + ``LogisticRegression`` on digits ran ~35x slower
+with the default thread count.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import warnings
 
 import numpy as np
 from scipy.stats import norm
+from threadpoolctl import threadpool_limits
 
 if __package__ in (None, ""):  # allow `python experiments/missing_and_unlabeled.py`
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -117,7 +126,46 @@ def _jgen_missing(model, x, y, o, xt, yt, ot, k):
   return float(np.mean(np.asarray(jgen.predict(ll, res.params.log_prior)) == yt))
 
 
-def _part_a(names, fractions, seeds, progress, save):
+def _cells(names, grid, seeds, rows, x_key):
+  """``(name, value, seed)`` of every cell not already in ``rows``, seed by seed (an
+  interrupted run has the same number of seeds in every cell, give or take one)."""
+  done = {(r["dataset"], r[x_key], r["seed"]) for r in rows}
+  for seed in range(seeds):
+    for name in names:
+      for value in grid:
+        if (name, value, seed) not in done:
+          yield name, value, seed
+
+
+def _part_a(names, fractions, seeds, progress, save, rows):
+  for name, frac, seed in _cells(names, fractions, seeds, rows, "fraction"):
+    x, y, xt, yt = _load(name, seed, subsample=1000)
+    k = int(y.max()) + 1
+    rng = np.random.default_rng(seed)
+    o, ot = rng.random(x.shape) >= frac, rng.random(xt.shape) >= frac
+    xn, xtn = np.where(o, x, np.nan), np.where(ot, xt, np.nan)
+    rec = {"dataset": name, "fraction": frac, "seed": seed}
+    t = time.perf_counter()
+    rec["jgen NB (marginal)"] = _jgen_missing(jgen.gaussian_nb(), x, y, o, xt, yt, ot,
+                                              k)
+    rec["jgen LDA (EM + marginal)"] = _jgen_missing(jgen.lda(SHRINKAGE), x, y, o, xt,
+                                                    yt, ot, k)
+    rec["time jgen"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      _sklearn_missing(rec, seed, x, y, xt, yt, xn, xtn, frac)
+    rec["time sklearn"] = time.perf_counter() - t
+    if name == "mixture":
+      rec["Bayes error"] = mixture_bayes_error(ot)
+    rows.append(rec)
+    save(rows)      # an interrupted run keeps every finished cell
+    progress.update(1)
+  return rows
+
+
+def _sklearn_missing(rec, seed, x, y, xt, yt, xn, xtn, frac):
+  """The scikit-learn cells of (a): imputation pipelines and HistGradientBoosting."""
   from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
   from sklearn.ensemble import HistGradientBoostingClassifier
   from sklearn.experimental import enable_iterative_imputer  # noqa: F401
@@ -128,40 +176,14 @@ def _part_a(names, fractions, seeds, progress, save):
   clfs = {"GaussianNB": GaussianNB,
           "LDA": lambda: LinearDiscriminantAnalysis(solver="lsqr", shrinkage=SHRINKAGE),
           "LogisticRegression": lambda: LogisticRegression(max_iter=1000)}
-  rows = []
-  for name in names:
-    for frac in fractions:
-      for seed in range(seeds):
-        x, y, xt, yt = _load(name, seed, subsample=1000)
-        k = int(y.max()) + 1
-        rng = np.random.default_rng(seed)
-        o, ot = rng.random(x.shape) >= frac, rng.random(xt.shape) >= frac
-        xn, xtn = np.where(o, x, np.nan), np.where(ot, xt, np.nan)
-        rec = {"dataset": name, "fraction": frac, "seed": seed}
-        t = time.perf_counter()
-        rec["jgen NB (marginal)"] = _jgen_missing(jgen.gaussian_nb(), x, y, o, xt, yt, ot,
-                                                  k)
-        rec["jgen LDA (EM + marginal)"] = _jgen_missing(jgen.lda(SHRINKAGE), x, y, o, xt,
-                                                        yt, ot, k)
-        rec["time jgen"] = time.perf_counter() - t
-        t = time.perf_counter()
-        for iname, imp in (("mean", SimpleImputer()),
+  for iname, imp in (("mean", SimpleImputer()),
                            ("iterative", IterativeImputer(max_iter=5, random_state=seed))):
-          with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            xi, xti = (imp.fit_transform(xn), imp.transform(xtn)) if frac else (x, xt)
-            for cname, make in clfs.items():
-              rec[f"{iname} impute + {cname}"] = float(
-                  np.mean(make().fit(xi, y).predict(xti) == yt))
-        hgb = HistGradientBoostingClassifier(random_state=seed).fit(xn, y)
-        rec["HistGradientBoosting (NaN)"] = float(np.mean(hgb.predict(xtn) == yt))
-        rec["time sklearn"] = time.perf_counter() - t
-        if name == "mixture":
-          rec["Bayes error"] = mixture_bayes_error(ot)
-        rows.append(rec)
-        save(rows)      # an interrupted run keeps every finished cell
-        progress.update(1)
-  return rows
+    xi, xti = (imp.fit_transform(xn), imp.transform(xtn)) if frac else (x, xt)
+    for cname, make in clfs.items():
+      rec[f"{iname} impute + {cname}"] = float(
+          np.mean(make().fit(xi, y).predict(xti) == yt))
+  hgb = HistGradientBoostingClassifier(random_state=seed).fit(xn, y)
+  rec["HistGradientBoosting (NaN)"] = float(np.mean(hgb.predict(xtn) == yt))
 
 
 def _labelled(y, count, rng):
@@ -172,47 +194,44 @@ def _labelled(y, count, rng):
   return ylab
 
 
-def _part_b(names, counts, seeds, progress, save):
+def _part_b(names, counts, seeds, progress, save, rows):
   from sklearn.naive_bayes import GaussianNB
   from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
 
   semi = jgen.parallel.semi_supervised_fit
   fits = {}
-  rows = []
-  for name in names:
-    for count in counts:
-      for seed in range(seeds):
-        x, y, xt, yt = _load(name, seed)
-        k = int(y.max()) + 1
-        ylab = _labelled(y, count, np.random.default_rng(seed))
-        lab = ylab >= 0
-        acc = lambda model, p: float(np.mean(np.asarray(
-            jgen.predict(model, p, jnp.asarray(xt))) == yt))
-        rec = {"dataset": name, "count": count, "seed": seed}
-        for mname, model, ok in (
-            ("NB", jgen.gaussian_nb(var_smoothing=SEMI_VS), True),
-            ("LDA", jgen.lda(shrinkage=SEMI_SHRINKAGE), count >= 2)):
-          if not ok:
-            continue
-          rec[f"jgen {mname} labelled only"] = acc(
-              model, model.fit(jnp.asarray(x[lab]), jnp.asarray(ylab[lab]), num_classes=k))
-          for lam in (1.0, 0.1):
-            key = (mname, lam, k)
-            if key not in fits:
-              fits[key] = jax.jit(lambda x, y, model=model, lam=lam, k=k: semi(
-                  model, x, y, num_classes=k, unlabeled_weight=lam, max_iter=50,
-                  tol=1e-6))
-            res = fits[key](jnp.asarray(x), jnp.asarray(ylab))
-            rec[f"jgen {mname} EM (weight {lam:g})"] = acc(model, res.params)
-        with warnings.catch_warnings():
-          warnings.simplefilter("ignore")
-          st = SelfTrainingClassifier(GaussianNB(var_smoothing=SEMI_VS)).fit(x, ylab)
-          rec["SelfTraining(GaussianNB)"] = float(np.mean(st.predict(xt) == yt))
-          ls = LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100).fit(x, ylab)
-          rec["LabelSpreading (kNN)"] = float(np.mean(ls.predict(xt) == yt))
-        rows.append(rec)
-        save(rows)      # an interrupted run keeps every finished cell
-        progress.update(1)
+  for name, count, seed in _cells(names, counts, seeds, rows, "count"):
+    x, y, xt, yt = _load(name, seed)
+    k = int(y.max()) + 1
+    ylab = _labelled(y, count, np.random.default_rng(seed))
+    lab = ylab >= 0
+    acc = lambda model, p: float(np.mean(np.asarray(
+        jgen.predict(model, p, jnp.asarray(xt))) == yt))
+    rec = {"dataset": name, "count": count, "seed": seed}
+    for mname, model, ok in (
+        ("NB", jgen.gaussian_nb(var_smoothing=SEMI_VS), True),
+        ("LDA", jgen.lda(shrinkage=SEMI_SHRINKAGE), count >= 2)):
+      if not ok:
+        continue
+      rec[f"jgen {mname} labelled only"] = acc(
+          model, model.fit(jnp.asarray(x[lab]), jnp.asarray(ylab[lab]), num_classes=k))
+      for lam in (1.0, 0.1):
+        key = (mname, lam, k)
+        if key not in fits:
+          fits[key] = jax.jit(lambda x, y, model=model, lam=lam, k=k: semi(
+              model, x, y, num_classes=k, unlabeled_weight=lam, max_iter=50,
+              tol=1e-6))
+        res = fits[key](jnp.asarray(x), jnp.asarray(ylab))
+        rec[f"jgen {mname} EM (weight {lam:g})"] = acc(model, res.params)
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      st = SelfTrainingClassifier(GaussianNB(var_smoothing=SEMI_VS)).fit(x, ylab)
+      rec["SelfTraining(GaussianNB)"] = float(np.mean(st.predict(xt) == yt))
+      ls = LabelSpreading(kernel="knn", n_neighbors=7, max_iter=100).fit(x, ylab)
+      rec["LabelSpreading (kNN)"] = float(np.mean(ls.predict(xt) == yt))
+    rows.append(rec)
+    save(rows)      # an interrupted run keeps every finished cell
+    progress.update(1)
   return rows
 
 
@@ -274,6 +293,8 @@ def main(argv=None):
   parser.add_argument("--datasets", nargs="*", help="a subset of the datasets")
   parser.add_argument("--fractions", nargs="*", type=float, help="a subset of (a)'s grid")
   parser.add_argument("--seeds", type=int, help="seeds 0 .. seeds-1 instead")
+  parser.add_argument("--resume", action="store_true",
+                      help="keep the cells already in --out's rows files, run the rest")
   args = parser.parse_args(argv)
   cfg = dict(FULL if args.full else QUICK)
   if args.datasets:
@@ -293,9 +314,13 @@ def main(argv=None):
     key, x_key, run, grid, desc = parts[part]
     path = os.path.join(args.out, f"rows_{key}.json")
     save = lambda rows, path=path: _dump(path, rows)
-    total = len(cfg["datasets"]) * len(cfg[grid]) * cfg["seeds"]
+    rows = []
+    if args.resume and os.path.exists(path):
+      with open(path) as f:
+        rows = json.load(f)
+    total = len(list(_cells(cfg["datasets"], cfg[grid], cfg["seeds"], rows, x_key)))
     with tqdm(total=total, desc=desc) as bar:
-      run(cfg["datasets"], cfg[grid], cfg["seeds"], bar, save)
+      run(cfg["datasets"], cfg[grid], cfg["seeds"], bar, save, rows)
   written = _write(args.out, cfg, args.full, time.perf_counter() - start)
   report.print_written(written)
 

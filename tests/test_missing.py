@@ -281,3 +281,47 @@ def test_fit_missing_errors_name_the_argument():
   with pytest.raises(TypeError, match="observed must be a boolean mask"):
     jgen.gaussian.fit_missing(jgen.lda(), jnp.asarray(x), jnp.asarray(y),
                               jnp.ones(x.shape), num_classes=3)
+
+
+def _em_step_reference(params, x, y, o, pooled):
+  """One EM step's expected statistics in float64, row by row with the missing columns
+  dropped (Little and Rubin, ch. 11): ``x_m = mu_m + S_mo S_oo^{-1} (x_o - mu_o)`` and
+  the conditional covariance ``S_mm - S_mo S_oo^{-1} S_om`` added to the second moments,
+  all about the current class means."""
+  means = np.asarray(params.means, np.float64)
+  k_num, d = means.shape
+  u = np.broadcast_to(np.asarray(params.prec_chol, np.float64), (k_num, d, d))
+  covs = [np.linalg.inv(u[k] @ u[k].T) for k in range(k_num)]
+  count, s1 = np.zeros(k_num), np.zeros((k_num, d))
+  s2 = np.zeros((1 if pooled else k_num, d, d))
+  for i in range(x.shape[0]):
+    c, s = y[i], covs[y[i]]
+    ob, mi = np.flatnonzero(o[i]), np.flatnonzero(~o[i])
+    x_hat, cond = x[i].copy(), np.zeros((d, d))
+    gain = s[np.ix_(mi, ob)] @ np.linalg.inv(s[np.ix_(ob, ob)])
+    x_hat[mi] = means[c, mi] + gain @ (x[i, ob] - means[c, ob])
+    cond[np.ix_(mi, mi)] = s[np.ix_(mi, mi)] - gain @ s[np.ix_(ob, mi)]
+    dev = x_hat - means[c]
+    count[c] += 1
+    s1[c] += dev
+    s2[0 if pooled else c] += np.outer(dev, dev) + cond
+  return jgen.gaussian.GaussianStats(jnp.asarray(count), jnp.asarray(count[:, None] * means),
+                                     jnp.asarray(s1), jnp.asarray(s2))
+
+
+@pytest.mark.parametrize("name", ["lda", "qda"])
+def test_em_step_equals_float64_row_by_row_reference(name):
+  x, y, _, _ = _data("wine")
+  x = (x - x.mean(0)) / x.std(0)
+  o = _mask(x.shape, 0.3, 7)
+  o[0] = True
+  model = _MODELS[name]()
+  xn, yj, oj = jnp.asarray(np.where(o, x, np.nan)), jnp.asarray(y), jnp.asarray(o)
+  one = jgen.gaussian.fit_missing(model, xn, yj, oj, num_classes=3, max_iter=1, tol=0.0)
+  two = jgen.gaussian.fit_missing(model, xn, yj, oj, num_classes=3, max_iter=2, tol=0.0)
+  assert int(two.num_iter) == 2
+  stats = _em_step_reference(one.params, x, y, o, pooled=name == "lda")
+  want = jgen.gaussian.fit_stats(model, stats)
+  for a, b in zip(two.params, want):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9,
+                               atol=1e-9 * np.abs(np.asarray(b)).max())

@@ -16,13 +16,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.scipy.linalg import cho_solve
 
 from jgen.core import checks as _checks
 from jgen.core.contract import Classifier
@@ -32,6 +32,7 @@ from jgen.gaussian.missing import check_observed
 from jgen.gaussian.missing import covariance_from_prec_chol
 from jgen.gaussian.missing import observed_log_likelihood
 from jgen.gaussian.missing import row_block
+from jgen.gaussian.missing import solve_lower
 from jgen.gaussian.params import GaussianNBParams
 from jgen.gaussian.params import LDAParams
 from jgen.gaussian.params import valid_classes
@@ -42,6 +43,7 @@ from jgen.gaussian.stats import class_mean_stats
 __all__ = ["MissingFitResult", "fit_missing"]
 
 _HIGHEST = lax.Precision.HIGHEST
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 class MissingFitResult(NamedTuple):
@@ -110,25 +112,34 @@ def _nb_missing(x, y, w, o, log_prior, var_smoothing, num_classes, pooled):
 
 
 def _conditional_row(sigma, mu, x, o):
-  """E-step of one example: ``(x_hat [D], conditional covariance [D, D], log p(x_o))``."""
+  """E-step of one example: ``(x_hat [D], V [D, D], log p(x_o))`` with
+  ``V = L^{-1} Sigma[o, m]`` (``L = chol(Sigma_oo)``; zero outside the observed rows
+  and the missing columns), so that the conditional covariance of the missing block
+  is ``Sigma_mm - V^T V``.
+
+  One triangular solve with ``D + 1`` right-hand sides gives both ``V`` and
+  ``L^{-1} r_o``: the conditional mean is ``mu_m + V^T L^{-1} r_o`` and the
+  Mahalanobis term ``|L^{-1} r_o|^2``.
+  """
   d = x.shape[0]
-  miss = ~o
   a = jnp.where(o[:, None] & o[None, :], sigma, jnp.eye(d, dtype=sigma.dtype))
   chol = jnp.linalg.cholesky(a)
   r = jnp.where(o, x - mu, 0)
-  z = cho_solve((chol, True), r)                       # Sigma_oo^{-1} r_o, 0 elsewhere
-  x_hat = jnp.where(o, x, mu + jnp.matmul(sigma, z, precision=_HIGHEST))
-  b = jnp.where(o[None, :], sigma, 0)                  # Sigma[:, o]
-  g = cho_solve((chol, True), b.T)
-  cond = sigma - jnp.matmul(b, g, precision=_HIGHEST)
-  cond = jnp.where(miss[:, None] & miss[None, :], cond, 0)
-  log_p = (-0.5 * jnp.dot(r, z) - jnp.sum(jnp.log(jnp.diagonal(chol)))
-           - 0.5 * jnp.sum(o).astype(x.dtype) * jnp.log(2 * jnp.pi).astype(x.dtype))
-  return x_hat, 0.5 * (cond + cond.T), log_p
+  rhs = jnp.concatenate([jnp.where(o[:, None] & ~o[None, :], sigma, 0), r[:, None]], 1)
+  v = solve_lower(chol, rhs)                                             # [D, D + 1]
+  vm, vr = v[:, :d], v[:, d]
+  x_hat = jnp.where(o, x, mu + jnp.matmul(vr, vm, precision=_HIGHEST))
+  log_p = (-0.5 * jnp.dot(vr, vr) - jnp.sum(jnp.log(jnp.diagonal(chol)))
+           - 0.5 * jnp.sum(o).astype(x.dtype) * _LOG_2PI)
+  return x_hat, vm, log_p
 
 
 def _e_step(params, x, y, w, o, num_classes, pooled):
-  """Expected statistics about the current means and the observed-data log-lik."""
+  """Expected statistics about the current means and the observed-data log-lik.
+
+  Each example adds ``dev dev^T + Sigma_mm - V^T V`` to the second moments (its
+  conditional covariance on the missing block, zero elsewhere): the first two terms
+  are rank-one and masked sums, ``V^T V`` one batched product per block of rows."""
   n_rows, d = x.shape
   k = num_classes
   sigma = covariance_from_prec_chol(params.prec_chol)
@@ -142,23 +153,30 @@ def _e_step(params, x, y, w, o, num_classes, pooled):
   sq_k = 1 if pooled else k
 
   def body(carry, args):
-    s1, s2, ll = carry
+    s1, s2, miss2, ll = carry
     xb, yb, wb, ob = args
     sig = sigma if shared else sigma[yb]
     row = jax.vmap(_conditional_row, in_axes=(None if shared else 0, 0, 0, 0))
-    x_hat, cond, log_p = row(sig, means[yb], xb, ob)
+    x_hat, vm, log_p = row(sig, means[yb], xb, ob)
     dev = x_hat - means[yb]
     onehot = (yb[:, None] == jnp.arange(k)[None, :]).astype(x.dtype) * wb[:, None]
     s1 = s1 + jnp.matmul(onehot.T, dev, precision=_HIGHEST)
-    outer = dev[:, :, None] * dev[:, None, :] + cond                       # [B, D, D]
-    grp = jnp.sum(onehot, axis=1, keepdims=True) if pooled else onehot
+    grp = jnp.sum(onehot, axis=1, keepdims=True) if pooled else onehot  # [B, sq_k]
+    vtv = jnp.matmul(jnp.swapaxes(vm, 1, 2), vm, precision=_HIGHEST)    # [B, D, D]
+    outer = dev[:, :, None] * dev[:, None, :] - vtv
     s2 = s2 + jnp.einsum("bk,bde->kde", grp, outer, precision=_HIGHEST)
+    # sum_i g_ik m_i m_i^T: which entries of Sigma_k each class adds (m = missing).
+    mb = (~ob).astype(x.dtype)
+    miss2 = miss2 + jnp.einsum("bk,bd,be->kde", grp, mb, mb, precision=_HIGHEST)
     ll = ll + jnp.sum(wb * (log_p + params.log_prior[yb]))
-    return (s1, s2, ll), None
+    return (s1, s2, miss2, ll), None
 
   init = (jnp.zeros((k, d), x.dtype), jnp.zeros((sq_k, d, d), x.dtype),
-          jnp.zeros((), x.dtype))
-  (s1, s2, ll), _ = lax.scan(body, init, (blocks(x), blocks(yc), blocks(w), blocks(o)))
+          jnp.zeros((sq_k, d, d), x.dtype), jnp.zeros((), x.dtype))
+  (s1, s2, miss2, ll), _ = lax.scan(
+      body, init, (blocks(x), blocks(yc), blocks(w), blocks(o)))
+  s2 = s2 + miss2 * (sigma[None] if shared else sigma)
+  s2 = 0.5 * (s2 + jnp.swapaxes(s2, 1, 2))
   count = jnp.zeros((k,), x.dtype).at[y].add(w, mode="drop")
   return GaussianStats(count, count[:, None] * means, s1, s2), ll
 
@@ -199,9 +217,6 @@ def _em(x, y, w, o, log_prior, reg, tol, max_iter, core, num_classes, pooled):
   return MissingFitResult(params, history, t, done)
 
 
-_em_jit = jax.jit(_em, static_argnums=(7, 8, 9, 10))
-
-
 def _nb_program(x, y, w, o, log_prior, reg, num_classes, pooled):
   params = _nb_missing(x, y, w, o, log_prior, reg, num_classes, pooled)
   ll = jnp.sum(w * jnp.take_along_axis(
@@ -211,7 +226,28 @@ def _nb_program(x, y, w, o, log_prior, reg, num_classes, pooled):
                           jnp.ones((), bool))
 
 
-_nb_jit = jax.jit(_nb_program, static_argnums=(6, 7))
+def _program(x, y, w, o, priors, reg, tol, max_iter, core, num_classes, pooled,
+             full_covariance):
+  """The whole fit as one program, with what the eager errors need packed into one
+  vector (one transfer): ``[xy_summary (3), count [K], valid [K], finite means
+  [K * D]]``."""
+  x = jnp.where(o, x, 0)
+  summary = _checks.xy_summary(x, y, num_classes)
+  w = jnp.ones(x.shape[:1], x.dtype) if w is None else w
+  count = jnp.zeros((num_classes,), x.dtype).at[y].add(w, mode="drop")
+  log_prior = (jnp.log(count) - jnp.log(jnp.sum(count)) if priors is None
+               else jnp.log(priors.astype(x.dtype)))
+  if full_covariance:
+    res = _em(x, y, w, o, log_prior, reg, tol, max_iter, core, num_classes, pooled)
+  else:
+    res = _nb_program(x, y, w, o, log_prior, reg, num_classes, pooled)
+  valid = jnp.broadcast_to(valid_classes(res.params), count.shape)
+  packed = jnp.concatenate([summary, count, valid.astype(x.dtype),
+                            jnp.isfinite(res.params.means).ravel().astype(x.dtype)])
+  return res, packed
+
+
+_program_jit = jax.jit(_program, static_argnums=(7, 8, 9, 10, 11))
 
 
 def fit_missing(model: Classifier, x, y, observed, *, num_classes: int,
@@ -261,37 +297,36 @@ def fit_missing(model: Classifier, x, y, observed, *, num_classes: int,
   if not (isinstance(max_iter, int) and max_iter >= 1):
     raise ValueError(f"max_iter must be a positive int, got {max_iter!r}.")
   o = check_observed(observed, x.shape)
-  x = jnp.where(o, x, 0)
-  _checks.check_labels_and_values(x, y, num_classes)
   w = _checks.check_sample_weight(sample_weight, x.shape[0], x.dtype)
-  w = jnp.ones(x.shape[:1], x.dtype) if w is None else w
-  count = jnp.zeros((num_classes,), x.dtype).at[y].add(w, mode="drop")
-  log_prior = (jnp.log(count) - jnp.log(jnp.sum(count)) if priors is None
-               else jnp.log(jnp.asarray(priors, x.dtype)))
-  if spec.full_covariance:
-    res = _em_jit(x, y, w, o, log_prior, spec.reg, tol, max_iter, spec.core,
-                  num_classes, spec.pooled)
-  else:
-    res = _nb_jit(x, y, w, o, log_prior, spec.reg, num_classes, spec.pooled)
-  _raise_if_invalid(spec, res.params, count, o, y)
+  p = None if priors is None else jnp.asarray(priors)
+  if not _checks.values_checkable(x, y):
+    _checks.check_labels_and_values(jnp.where(o, x, 0), y, num_classes)
+  res, packed = _program_jit(x, y, w, o, p, spec.reg, tol, max_iter, spec.core,
+                             num_classes, spec.pooled, spec.full_covariance)
+  if not isinstance(packed, jax.core.Tracer):
+    _raise_if_invalid(spec, np.asarray(packed), x, y, o, num_classes)
   return res
 
 
-def _raise_if_invalid(spec: Family, params, count, o, y) -> None:
-  """Eager errors: a class without examples, or a feature a class never shows (naive
-  Bayes), or a degenerate covariance."""
-  if not _checks.is_concrete(params.means):
-    return
-  count = np.asarray(count)
+def _raise_if_invalid(spec: Family, packed: np.ndarray, x, y, o, num_classes) -> None:
+  """Eager errors from the program's packed summary: bad labels or values, a class
+  without examples, a feature a class never shows (naive Bayes), or a degenerate
+  covariance."""
+  n, k_num = _checks.XY_SUMMARY_SIZE, num_classes
+  # Recounting (only on an error) must see the unobserved entries as zeros.
+  bad = packed[0] or not np.isfinite(packed[1])
+  _checks.raise_for_xy_summary(packed[:n], jnp.where(o, x, 0) if bad else x, y,
+                               num_classes)
+  count, valid = packed[n:n + k_num], packed[n + k_num:n + 2 * k_num] > 0
+  finite = packed[n + 2 * k_num:].reshape(k_num, -1) > 0
   for k, c in enumerate(count):
     if not c >= spec.min_count and not (spec.min_count == 1 and c > 0):
       raise ValueError(f"y: class {k} has {c:g} sample(s); {spec.family} needs at least"
                        f" {spec.min_count} per class.")
-  means = np.asarray(params.means)
-  if not np.all(np.isfinite(means)):
-    k, d = np.argwhere(~np.isfinite(means))[0]
+  if not np.all(finite):
+    k, d = np.argwhere(~finite)[0]
     raise ValueError(f"observed: feature {d} is never observed in class {k}, so"
                      f" {spec.family} cannot estimate it.")
-  if not np.all(np.asarray(valid_classes(params))):
+  if not np.all(valid):
     raise ValueError(f"{spec.family}: a fitted covariance is not positive definite"
                      f" (constant or collinear observed features); {spec.remedy}.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+from sklearn.utils.multiclass import _check_partial_fit_first_call
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight
 from sklearn.utils.validation import check_is_fitted
@@ -86,9 +87,63 @@ class MarginalizeMissing(JgenClassifier):
       self.theta_, self.var_ = np.asarray(params.means), np.asarray(params.variances)
       self.class_count_ = np.bincount(codes, weights=sample_weight, minlength=k)
       self.class_prior_ = np.exp(np.asarray(params.log_prior))
+      self._observed_stats = _observed_stats(X, codes, sample_weight, k, None)
     else:
       self._set_fitted(params)
     return self
+
+  def _partial_fit_marginal(self, X, y, classes, sample_weight):
+    """``partial_fit`` of naive Bayes from observed entries: per class and feature,
+    weighted counts, sums and sums of squares of the observed entries (about the first
+    batch's means) add up over batches, so any split gives the one-batch fit."""
+    first = _check_partial_fit_first_call(self, classes)
+    if not first and "_observed_stats" not in self.__dict__:
+      raise ValueError("partial_fit with missing='marginalize' cannot continue a fit"
+                       " made with missing='error'.")
+    X, y = validate_data(self, X, y, dtype=compute_dtype(), reset=first,
+                         ensure_all_finite="allow-nan")
+    k = len(self.classes_)
+    known = np.isin(y, self.classes_)
+    if not known.all():
+      raise ValueError(f"The target label(s) {np.unique(y[~known])} in y do not exist in"
+                       f" the initial classes {self.classes_}")
+    codes = np.searchsorted(self.classes_, y)
+    w = (np.ones(X.shape[0]) if sample_weight is None
+         else _check_sample_weight(sample_weight, X, dtype=np.float64))
+    old = None if first else self._observed_stats
+    batch = _observed_stats(X, codes, w, k, None if old is None else old[0])
+    self._observed_stats = batch if old is None else (
+        old[0], *(a + b for a, b in zip(old[1:], batch[1:])))
+    self._set_from_observed_stats(X.dtype)
+    return self
+
+  def _set_from_observed_stats(self, dtype) -> None:
+    shift, count, n, s1, s2 = self._observed_stats
+    seen = count > 0
+    bad = seen[:, None] & (n <= 0)
+    if bad.any():
+      k, d = np.argwhere(bad)[0]
+      raise ValueError(f"observed: feature {d} is never observed in class"
+                       f" {self.classes_[k]!r}, so GaussianNB cannot estimate it.")
+    safe = np.where(n > 0, n, 1)
+    mean = s1 / safe
+    var = np.maximum(s2 / safe - mean**2, 0)
+    # var_smoothing times the largest feature variance over its observed entries.
+    full = np.where(n > 0, shift + mean, 0)
+    tot = np.maximum(n.sum(0), 1)
+    grand = (n * full).sum(0) / tot
+    total_var = (n * var + n * (full - grand) ** 2).sum(0) / tot
+    self.epsilon_ = float(self.var_smoothing * total_var.max())
+    theta = np.where(seen[:, None], full, 0)
+    var = np.where(seen[:, None], var, 0) + self.epsilon_
+    self.class_count_ = count
+    priors = check_priors(getattr(self, "priors", None), len(count), dtype)
+    self.class_prior_ = np.asarray(count / count.sum() if priors is None else priors, dtype)
+    self.theta_, self.var_ = theta.astype(dtype), var.astype(dtype)
+    with np.errstate(divide="ignore"):
+      log_prior = np.log(self.class_prior_)
+    self.params_ = GaussianNBParams(jnp.asarray(self.theta_), jnp.asarray(self.var_),
+                                    jnp.asarray(log_prior))
 
   def fit(self, X, y, sample_weight=None):
     """Fits to ``X [n, D]`` (NaN = missing with ``missing="marginalize"``), ``y [n]``."""
@@ -119,3 +174,19 @@ class MarginalizeMissing(JgenClassifier):
     tags = super().__sklearn_tags__()
     tags.input_tags.allow_nan = getattr(self, "missing", "error") == "marginalize"
     return tags
+
+
+def _observed_stats(X, codes, w, k, shift):
+  """``(shift [K, D], class counts [K], observed counts, sums and squares about shift
+  [K, D])`` of the non-NaN entries, in float64; ``shift`` defaults to the class means
+  of the observed entries (the feature's observed mean, or 0, where a class has none)."""
+  o = ~np.isnan(X)
+  x = np.where(o, X, 0).astype(np.float64)
+  member = np.eye(k)[codes] * np.asarray(w, np.float64)[:, None]        # [N, K]
+  wo = o.astype(np.float64)
+  n = member.T @ wo
+  if shift is None:
+    grand = (wo * x).sum(0) / np.maximum(wo.sum(0), 1)
+    shift = np.where(n > 0, (member.T @ x) / np.where(n > 0, n, 1), grand[None, :])
+  r = np.where(o, x - shift[codes], 0)
+  return shift, member.sum(0), n, member.T @ r, member.T @ (r * r)

@@ -60,7 +60,7 @@ class GaussianNB(MarginalizeMissing):
     missing: ``"error"`` refuses NaN (scikit-learn's behaviour); ``"marginalize"``
       treats NaN as a missing entry: each feature is fitted from the examples that
       observe it, and predictions use the observed features only
-      (``jgen.sklearn.MarginalizeMissing``).
+      (``jgen.sklearn.MarginalizeMissing``); ``partial_fit`` adds batches with NaN.
 
   Attributes:
     classes_: the labels ``[K]``, sorted.
@@ -114,9 +114,11 @@ class GaussianNB(MarginalizeMissing):
       ``self``, fitted on all batches seen so far.
     """
     self._validate_params()
+    if self._marginalize():
+      return self._partial_fit_marginal(X, y, classes, sample_weight)
     if hasattr(self, "classes_") and "_stats" not in self.__dict__:
-      raise ValueError("partial_fit cannot continue a fit with missing='marginalize'"
-                       " (batches of complete data only: NaN is refused here).")
+      raise ValueError("partial_fit with missing='error' cannot continue a fit made"
+                       " with missing='marginalize'.")
     first = _check_partial_fit_first_call(self, classes)
     X, y, sample_weight = self._validate_fit(X, y, sample_weight, reset=first)
     if first:
