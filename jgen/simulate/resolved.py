@@ -214,10 +214,10 @@ def growth_fit(ns, boots, *, level: float = 0.95) -> dict:
 def _two_term(ns, point, boots, level):
   """``m* = a + b ln n + c n`` by least squares, with percentile intervals of ``b, c``.
 
-  The verdict: ``"n"`` when ``c``'s interval lies above 0 and ``b``'s contains 0,
-  ``"ln n"`` the other way round, ``"both"`` when both lie above 0, otherwise
-  ``"cannot decide"``; ``None`` below four dimensions (three points fit any
-  ``a, b, c`` exactly).
+  The verdict: ``"n"`` when ``c``'s interval lies above 0 and ``b``'s does not (``b``
+  may be negative: growth at least linear), ``"ln n"`` the other way round, ``"both"``
+  when both lie above 0, otherwise ``"cannot decide"``; ``None`` below four dimensions
+  (three points fit any ``a, b, c`` exactly).
   """
   out = dict(joint_log_n=None, joint_log_n_ci=None, joint_n=None, joint_n_ci=None,
              verdict=None)
@@ -234,9 +234,8 @@ def _two_term(ns, point, boots, level):
   b_ci, c_ci = (np.quantile(reps[i], q).tolist() for i in (1, 2))
   out.update(joint_log_n_ci=b_ci, joint_n_ci=c_ci)
   b_up, c_up = b_ci[0] > 0, c_ci[0] > 0
-  b_zero, c_zero = b_ci[0] <= 0 <= b_ci[1], c_ci[0] <= 0 <= c_ci[1]
-  out["verdict"] = ("both" if b_up and c_up else "n" if c_up and b_zero else
-                    "ln n" if b_up and c_zero else "cannot decide")
+  out["verdict"] = ("both" if b_up and c_up else "n" if c_up else "ln n" if b_up else
+                    "cannot decide")
   return out
 
 
