@@ -9,8 +9,13 @@ error being the error of the model's infinite-sample rule on the same test point
 grid; a crossing at the first size is reported as left-censored, none as
 right-censored. Intervals: percentile bootstrap over repetitions (1000 replicates).
 
-    python experiments/nb_vs_lr.py --mode fixed-difficulty           # quick: K = 2
-    python experiments/nb_vs_lr.py --mode fixed-difficulty --full    # K 2..7, n 4..16
+    python experiments/nb_vs_lr.py --mode fixed-difficulty           # quick: K = 2, n <= 16
+    python experiments/nb_vs_lr.py --mode fixed-difficulty --full    # K 2..7, n 4..64
+    python experiments/nb_vs_lr.py --mode fixed-difficulty --full --level 0.05 0.1 0.2
+
+Slopes of m* against n and against ln n are fitted per (level, K, model, eps), and from
+four dimensions on the joint fit m* = a + b ln n + c n says which term the data need
+(`jgen.simulate.growth_fit`).
 
 Writes ``results/nb_vs_lr_fixed/results.json`` (rewritten after every cell),
 ``m_star_vs_n.png`` and ``excess_error_vs_m.png``.
@@ -36,12 +41,20 @@ if __package__ in (None, ""):  # allow `python experiments/nb_vs_lr_fixed.py`
 from experiments import report  # noqa: E402
 
 EPS = (0.005, 0.01, 0.02)
-QUICK = dict(Ks=(2,), ns=(4, 8, 16), level=0.1, reps=100, corr_Ks=(), rho=0.5)
-FULL = dict(Ks=(2, 3, 5, 7), ns=(4, 8, 16), level=0.1, reps=100, corr_Ks=(2,),
-            rho=0.5)
+QUICK = dict(Ks=(2,), ns=(4, 8, 16), levels=(0.1,), reps=100, corr_Ks=(), rho=0.5)
+# n up to 64 for K = 2, 3, so that growth in ln n and in n can be told apart; K = 5, 7
+# stop at 16 (their logistic m* at n = 4 is already 10 to 20 times K n).
+FULL = dict(Ks=(2, 3, 5, 7), ns=(4, 8, 16, 32, 64), large_K_ns=(4, 8, 16),
+            levels=(0.1,), reps=100, corr_Ks=(2,), corr_ns=(4, 8, 16), rho=0.5)
 # Largest size tried: MAX_FACTOR * K * n (logistic regression's m*(0.005) was ~47 n at
 # K = 2, n = 32 in a pilot run); a cell that does not cross is right-censored.
 MAX_FACTOR = 150
+
+
+def level_of(r):
+  """A record's Bayes-error level (files written before levels were stored: its exact
+  Bayes error, rounded)."""
+  return r["level"] if "level" in r else round(r["bayes_error"], 3)
 
 
 def run_cell(k, n, rho, *, level, reps, num_test, seed, max_factor=MAX_FACTOR,
@@ -67,7 +80,7 @@ def run_cell(k, n, rho, *, level, reps, num_test, seed, max_factor=MAX_FACTOR,
       m_stars.append(dict(eps=eps, m_star=r.m_star, low=r.low, high=r.high,
                           censored=r.censored, boot=r.boot.tolist()))
     se = errors.std(1, ddof=1) / np.sqrt(reps)
-    out.append(dict(K=k, n=n, rho=rho, model=model, bayes_error=simulate.bayes_error(mix),
+    out.append(dict(K=k, n=n, rho=rho, model=model, level=level, bayes_error=simulate.bayes_error(mix),
                     asymptotic_error=asym[model]["exact"],
                     asymptotic_error_on_test=asym[model]["test"], reps=reps,
                     not_converged=bad, seconds=time.perf_counter() - t0,
@@ -78,15 +91,17 @@ def run_cell(k, n, rho, *, level, reps, num_test, seed, max_factor=MAX_FACTOR,
 
 
 def fits(records):
-  """Slopes of m* vs n and ln n per (rho, K, model, eps), censored cells left out."""
+  """Slopes of m* vs n and ln n per (level, rho, K, model, eps), censored cells left
+  out."""
   out = []
-  keys = sorted({(r["rho"], r["K"], r["model"]) for r in records})
-  for rho, k, model in keys:
-    rows = sorted((r for r in records if (r["rho"], r["K"], r["model"]) == (rho, k, model)),
+  keys = sorted({(level_of(r), r["rho"], r["K"], r["model"]) for r in records})
+  for level, rho, k, model in keys:
+    rows = sorted((r for r in records
+                   if (level_of(r), r["rho"], r["K"], r["model"]) == (level, rho, k, model)),
                   key=lambda r: r["n"])
     for j, eps in enumerate(EPS):
       ok = [r for r in rows if r["m_star"][j]["censored"] is None]
-      fit = dict(rho=rho, K=k, model=model, eps=eps, ns=[r["n"] for r in ok],
+      fit = dict(level=level, rho=rho, K=k, model=model, eps=eps, ns=[r["n"] for r in ok],
                  censored_ns=[r["n"] for r in rows if r["m_star"][j]["censored"]])
       if len(ok) >= 2:
         fit.update(simulate.growth_fit(fit["ns"], [r["m_star"][j]["boot"] for r in ok]))
@@ -100,13 +115,13 @@ def plot(results, out_dir: Path):
   import matplotlib.pyplot as plt
   from matplotlib import ticker
   recs = results["records"]
-  panels = sorted({(r["rho"], r["K"]) for r in recs})
+  panels = sorted({(level_of(r), r["rho"], r["K"]) for r in recs})
   fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
   styles = dict(zip(EPS, ("o", "s", "^")))
-  for ax, (rho, k) in zip(axes[0], panels):
+  for ax, (level, rho, k) in zip(axes[0], panels):
     for model, color in (("nb", "C0"), ("lr", "C3")):
-      rows = sorted((r for r in recs if (r["rho"], r["K"], r["model"]) == (rho, k, model)),
-                    key=lambda r: r["n"])
+      rows = sorted((r for r in recs if (level_of(r), r["rho"], r["K"], r["model"])
+                     == (level, rho, k, model)), key=lambda r: r["n"])
       for j, eps in enumerate(EPS):
         pts = [(r["n"], r["m_star"][j]) for r in rows]
         right = [r for r in rows if r["m_star"][j]["m_star"] is None]
@@ -132,7 +147,8 @@ def plot(results, out_dir: Path):
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_yscale("log")
     ax.set_xlabel("dimension n")
-    ax.set_title(f"K={k}" + (f", AR(1) rho={rho}" if rho else ""), fontsize=9)
+    ax.set_title(f"K={k}, Bayes error {level:g}" + (f", AR(1) rho={rho}" if rho else ""),
+                 fontsize=9)
     ax.legend(fontsize=5.5, ncol=2)
   axes[0, 0].set_ylabel("m* (95% bootstrap interval)")
   fig.tight_layout()
@@ -143,11 +159,11 @@ def plot(results, out_dir: Path):
 
 def _plot_curves(results, out_dir, plt):
   recs = results["records"]
-  panels = sorted({(r["rho"], r["K"]) for r in recs})
+  panels = sorted({(level_of(r), r["rho"], r["K"]) for r in recs})
   fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
   colors = {n: f"C{i}" for i, n in enumerate(sorted({r["n"] for r in recs}))}
-  for ax, (rho, k) in zip(axes[0], panels):
-    for r in (r for r in recs if (r["rho"], r["K"]) == (rho, k)):
+  for ax, (level, rho, k) in zip(axes[0], panels):
+    for r in (r for r in recs if (level_of(r), r["rho"], r["K"]) == (level, rho, k)):
       m, mean, se = (np.asarray(r["curve"][f]) for f in ("m", "mean_error", "std_error"))
       excess = mean - r["asymptotic_error_on_test"]
       keep = excess > 0
@@ -159,7 +175,8 @@ def _plot_curves(results, out_dir, plt):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training size m")
-    ax.set_title(f"K={k}" + (f", AR(1) rho={rho}" if rho else ""), fontsize=9)
+    ax.set_title(f"K={k}, Bayes error {level:g}" + (f", AR(1) rho={rho}" if rho else ""),
+                 fontsize=9)
     ax.legend(fontsize=5.5, ncol=2)
   axes[0, 0].set_ylabel("mean error - asymptotic (±2 SE)")
   axes[0, 0].annotate("solid: NB, dashed: LR; dotted: eps", (0.02, 0.02),
@@ -179,16 +196,21 @@ def summary(results) -> str:
     return txt + " censored" if m["censored"] else txt
 
   table = report.format_table(
-      ["K", "n", "rho", "model", "asymptotic error"] + [f"m*({e})" for e in EPS],
-      [[r["K"], r["n"], r["rho"], r["model"], f"{r['asymptotic_error']:.4f}"]
+      ["level", "K", "n", "rho", "model", "asymptotic error"] + [f"m*({e})" for e in EPS],
+      [[level_of(r), r["K"], r["n"], r["rho"], r["model"], f"{r['asymptotic_error']:.4f}"]
        + [cell(m) for m in r["m_star"]] for r in results["records"]])
   ci = lambda v: "-" if v is None else f"[{v[0]:.3g}, {v[1]:.3g}]"
+  joint = lambda f, name: ("-" if f.get(name) is None else
+                           f"{f[name]:.3g} {ci(f.get(name + '_ci'))}")
   slopes = report.format_table(
-      ["rho", "K", "model", "eps", "slope vs n", "95% CI", "R²", "slope vs ln n",
-       "95% CI", "R²", "censored n"],
-      [[f["rho"], f["K"], f["model"], f["eps"], f.get("slope_vs_n"),
+      ["level", "rho", "K", "model", "eps", "slope vs n", "95% CI", "R²", "slope vs ln n",
+       "95% CI", "R²", "joint: n term [CI]", "joint: ln n term [CI]", "verdict",
+       "censored n"],
+      [[f["level"], f["rho"], f["K"], f["model"], f["eps"], f.get("slope_vs_n"),
         ci(f.get("slope_vs_n_ci")), f.get("r2_vs_n"), f.get("slope_vs_log_n"),
-        ci(f.get("slope_vs_log_n_ci")), f.get("r2_vs_log_n"), f["censored_ns"] or "-"]
+        ci(f.get("slope_vs_log_n_ci")), f.get("r2_vs_log_n"),
+        joint(f, "joint_n"), joint(f, "joint_log_n"), f.get("verdict") or "-",
+        f["censored_ns"] or "-"]
        for f in results["fits"]])
   return table + "\n\n" + slopes
 
@@ -196,11 +218,13 @@ def summary(results) -> str:
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--full", action="store_true",
-                 help="K in {2, 3, 5, 7}, n in {4, 8, 16}, and K = 2 with rho = 0.5")
+                 help="K in {2, 3} with n in {4, ..., 64}, K in {5, 7} with n in {4, 8,"
+                      " 16}, and K = 2 with rho = 0.5 at n in {4, 8, 16}")
   p.add_argument("--K", type=int, nargs="+")
   p.add_argument("--n", type=int, nargs="+")
   p.add_argument("--reps", type=int)
-  p.add_argument("--level", type=float, help="the Bayes error held fixed (default 0.1)")
+  p.add_argument("--level", type=float, nargs="+",
+                 help="the Bayes error(s) held fixed (default 0.1)")
   p.add_argument("--rho", type=float,
                  help="run only AR(1)-correlated cells with this correlation")
   p.add_argument("--num-test", type=int, default=10_000)
@@ -224,13 +248,19 @@ def main(argv=None):
     return res
   cfg = dict(FULL if args.full else QUICK)
   for name, val in (("Ks", args.K), ("ns", args.n), ("reps", args.reps),
-                    ("level", args.level)):
+                    ("levels", args.level)):
     if val:
       cfg[name] = tuple(val) if isinstance(val, list) else val
-  cells = [(k, n, 0.0) for n in cfg["ns"] for k in cfg["Ks"]]
-  cells += [(k, n, cfg["rho"]) for n in cfg["ns"] for k in cfg["corr_Ks"]]
+  if args.n:  # an explicit --n applies to every K
+    cfg.pop("large_K_ns", None)
+    cfg["corr_ns"] = cfg["ns"]
+  ns_of = lambda k: cfg.get("large_K_ns", cfg["ns"]) if k >= 5 else cfg["ns"]
+  cells = [(lv, k, n, 0.0) for lv in cfg["levels"] for k in cfg["Ks"] for n in ns_of(k)]
+  cells += [(lv, k, n, cfg["rho"]) for lv in cfg["levels"] for k in cfg["corr_Ks"]
+            for n in cfg.get("corr_ns", cfg["ns"])]
   if args.rho is not None:
-    cells = [(k, n, args.rho) for n in cfg["ns"] for k in cfg["Ks"]]
+    cells = [(lv, k, n, args.rho) for lv in cfg["levels"] for k in cfg["Ks"]
+             for n in ns_of(k)]
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   command = "python experiments/nb_vs_lr.py --mode fixed-difficulty " + " ".join(
@@ -242,17 +272,20 @@ def main(argv=None):
   from tqdm import tqdm
   t0, c0 = time.perf_counter(), time.process_time()
   records = []
+  sizes_bar = tqdm(desc="sizes fitted (both models)", unit="size", position=1,
+                   disable=args.no_progress)
   with tqdm(cells, desc="fixed-difficulty", disable=args.no_progress) as bar:
-    for k, n, rho in bar:
-      bar.set_postfix(K=k, n=n, rho=rho)
-      records += run_cell(k, n, rho, level=cfg["level"], reps=cfg["reps"],
+    for level, k, n, rho in bar:
+      bar.set_postfix(level=level, K=k, n=n, rho=rho)
+      records += run_cell(k, n, rho, level=level, reps=cfg["reps"],
                           num_test=args.num_test, seed=args.seed,
-                          max_factor=args.max_factor)
+                          max_factor=args.max_factor, on_size=sizes_bar.update)
       results = dict(config=dict(config, seconds=time.perf_counter() - t0,
                                  cpu_seconds=time.process_time() - c0,
                                  partial=len(records) < 2 * len(cells)),
                      records=records, fits=fits(records))
       (out / "results.json").write_text(json.dumps(results, indent=1))
+  sizes_bar.close()
   results["config"].update(load_average=list(os.getloadavg()), cpu_count=os.cpu_count())
   (out / "results.json").write_text(json.dumps(results, indent=1))
   plot(results, out)
@@ -270,7 +303,7 @@ def merge(paths, out: Path):
     res = json.loads(path.read_text())
     configs.append(dict(res["config"], file=str(path)))
     for r in res["records"]:
-      key = (r["K"], r["n"], r["rho"], r["model"])
+      key = (level_of(r), r["K"], r["n"], r["rho"], r["model"])
       if key in cells and cells[key]["m_star"] != r["m_star"]:
         raise ValueError(f"cell {key} differs between the merged runs.")
       cells[key] = r

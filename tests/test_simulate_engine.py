@@ -48,8 +48,12 @@ def test_vmapped_equals_looped_and_padding_is_exact(key):
   batched = jax.jit(jax.vmap(fit))(xs, ys)
   for r in range(4):
     one = jax.jit(fit)(xs[r], ys[r])
+    # Same iterations per lane; the batched reductions round differently (measured:
+    # 8.9e-11 on one lane, equal iteration counts, since the line search sums the
+    # true-class term outside its loop), 100 times below the fit's own error at tol 1e-8.
     np.testing.assert_allclose(np.asarray(batched.weights[r]), np.asarray(one.weights),
-                               rtol=1e-10, atol=1e-12)
+                               rtol=1e-9, atol=1e-12)
+    assert int(batched.info.num_iter[r]) == int(one.info.num_iter)
     direct = lr.fit(xs[r, :37], ys[r, :37], num_classes=3)  # zero weights == dropped rows
     np.testing.assert_allclose(np.asarray(one.weights), np.asarray(direct.weights),
                                atol=1e-6)

@@ -198,13 +198,13 @@ def test_fixed_difficulty_experiment_smoke(tmp_path):
 
 def test_summary_marks_censored_cells():
   from experiments import nb_vs_lr_fixed
-  rec = dict(K=2, n=4, rho=0.0, model="nb", asymptotic_error=0.1,
+  rec = dict(K=2, n=4, rho=0.0, model="nb", level=0.1, asymptotic_error=0.1,
              m_star=[dict(eps=e, m_star=m, low=lo, high=hi, censored=c, boot=[])
                      for e, m, lo, hi, c in ((0.005, None, None, None, "right"),
                                              (0.01, 2, 2.0, 4.0, "left"),
                                              (0.02, 6, 4.0, 8.0, None))])
   text = nb_vs_lr_fixed.summary(dict(records=[rec], fits=nb_vs_lr_fixed.fits([rec])))
-  row = next(line for line in text.splitlines() if line.startswith("| 2 | 4 "))
+  row = next(line for line in text.splitlines() if line.startswith("| 0.1 | 2 | 4 "))
   assert "censored (none)" in row and "2 [2, 4] censored" in row and "6 [4, 8] |" in row
 
 

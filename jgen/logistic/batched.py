@@ -15,10 +15,16 @@ iteration is therefore exactly two passes over the data (``x dW`` and the gradie
 ``x^T r``) whatever the data, and under ``vmap`` every lane does the same work per
 iteration; lanes that have converged are frozen by ``while_loop``'s batching rule.
 
-The objective, stopping rule and coordinates are those of
-[`jgen.logistic.logistic_regression`][jgen.logistic_regression] (scikit-learn's ``C``,
-``tol`` on the gradient of ``J / (C sum w)``, scipy's ``ftol``; features centred and
-scaled inside the solver), so both families return the same minimiser.
+The objective and coordinates are those of
+[`jgen.logistic.logistic_regression`][jgen.logistic_regression] (scikit-learn's ``C``;
+features centred and scaled inside the solver), so both families return the same
+minimiser. Stopping: ``tol`` on the gradient of ``J / (C sum w)`` (scikit-learn's),
+``max_iter``, or a stall: a step that does not move, or whose measured relative decrease
+is below ``ftol`` (scipy's rule; off by default, used only when given). A
+quasi-Newton step that stalls first clears the L-BFGS history, so only a stalled
+steepest-descent step ends the fit. Where ``phi``'s decrease rounds away (float32 near
+the optimum) the line search takes the largest trial with ``phi' < 0``, which decreases
+``phi`` by convexity. ``converged`` is true exactly when the gradient test holds.
 [`batched_logistic_regression`][jgen.logistic.batched_logistic_regression] returns the
 same [`jgen.Classifier`][jgen.Classifier] (name ``"logistic_regression"``,
 ``LogisticParams``).
@@ -65,27 +71,44 @@ def _two_loop(g, s_mem, y_mem, rho, newest, memory):
   return -jax.lax.fori_loop(0, memory, fwd, r)
 
 
-def _line_derivs(t, z, dz, onehot, sw_t, pen):
-  """``phi(t)``, ``phi'(t)``, ``phi''(t)`` from logits only (``pen = (a, b, c)``)."""
+def _line_derivs(t, z, dz, sw_t, pen):
+  """``phi(t)``, ``phi'(t)``, ``phi''(t)`` from logits only.
+
+  ``pen = (a, b, c)`` holds the terms linear and quadratic in ``t``: the penalty's and the
+  true-class logits' (``sum_i w_i z_{i y_i}`` is linear in ``t``, so it is summed once per
+  direction, outside the search).
+  """
   zt = z + t * dz
   lse = jax.nn.logsumexp(zt, axis=-1)
   p = jnp.exp(zt - lse[:, None])
   pdz = jnp.sum(p * dz, -1)
   a, b, c = pen
-  f = jnp.sum(sw_t * (lse - jnp.sum(onehot * zt, -1))) + a + t * b + 0.5 * c * t * t
-  d1 = jnp.sum(sw_t * (pdz - jnp.sum(onehot * dz, -1))) + b + c * t
+  f = jnp.sum(sw_t * lse) + a + t * b + 0.5 * c * t * t
+  d1 = jnp.sum(sw_t * pdz) + b + c * t
   d2 = jnp.sum(sw_t * (jnp.sum(p * dz * dz, -1) - pdz * pdz)) + c
   return f, d1, d2
 
 
 def _line_search(z, dz, onehot, sw_t, pen):
-  """Safeguarded Newton on the convex ``phi``; returns the best step seen and ``phi``."""
+  """Safeguarded Newton on the convex ``phi``.
+
+  Returns ``(t, phi(t), phi(0), measured)``: the trial with the lowest ``phi`` or, when
+  no trial compares below ``phi(0)`` (``measured`` false), the largest trial with
+  ``phi' < 0`` (``0`` if none).
+  """
   dtype = z.dtype
-  f0, _, _ = _line_derivs(jnp.zeros((), dtype), z, dz, onehot, sw_t, pen)
+  # The true-class term, linear in t, is summed here once. Written inside
+  # `_line_derivs` as sum(onehot * (z + t dz)), XLA's CPU compiler (jax 0.10) returned a
+  # wrong phi(t) for some lanes of a vmapped fit (phi rising where phi' < 0), so every
+  # trial step looked worse than t = 0 and the fit stopped after one or two iterations.
+  a, b, c = pen
+  pen = (a - jnp.sum(sw_t * jnp.sum(onehot * z, -1)),
+         b - jnp.sum(sw_t * jnp.sum(onehot * dz, -1)), c)
+  f0, _, _ = _line_derivs(jnp.zeros((), dtype), z, dz, sw_t, pen)
 
   def step(_, c):
     t, lo, hi, best_t, best_f = c
-    f, d1, d2 = _line_derivs(t, z, dz, onehot, sw_t, pen)
+    f, d1, d2 = _line_derivs(t, z, dz, sw_t, pen)
     better = f < best_f
     best_t, best_f = jnp.where(better, t, best_t), jnp.where(better, f, best_f)
     lo, hi = jnp.where(d1 < 0, t, lo), jnp.where(d1 < 0, hi, t)
@@ -96,8 +119,13 @@ def _line_search(z, dz, onehot, sw_t, pen):
 
   one, zero = jnp.ones((), dtype), jnp.zeros((), dtype)
   init = (one, zero, jnp.asarray(jnp.inf, dtype), zero, f0)
-  _, _, _, t, f = jax.lax.fori_loop(0, _LS_STEPS, step, init)
-  return t, f, f0
+  _, lo, _, t, f = jax.lax.fori_loop(0, _LS_STEPS, step, init)
+  # Near the minimum phi's changes fall below its rounding (float32) and no trial
+  # compares lower than phi(0); phi'(lo) < 0 still proves phi(lo) < phi(0) (convexity).
+  measured = t > 0  # a trial compared lower than phi(0)
+  f_lo, _, _ = _line_derivs(lo, z, dz, sw_t, pen)
+  return (jnp.where(measured, t, lo), jnp.where(measured, f, jnp.minimum(f_lo, f0)), f0,
+          measured)
 
 
 def _flat(w, b):
@@ -161,15 +189,19 @@ def exact_ls_fit(x, y, sw, w0, b0, *, num_classes, C, tol, ftol, max_iter,
     return jnp.maximum(jnp.max(jnp.abs(s[:, None] * gw + mu[:, None] * gb[None, :])),
                        jnp.max(jnp.abs(gb)))
 
+  def stalled(f0, f1):
+    return (f0 - f1) <= ftol * jnp.maximum(jnp.maximum(jnp.abs(f0), jnp.abs(f1)), 1.0)
+
   def body(c):
-    w, b, z, g, s_mem, y_mem, rho, newest, it, _, _, f_prev = c
+    w, b, z, g, s_mem, y_mem, rho, newest, it, _, _ = c
+    fresh = jnp.all(rho == 0)  # no curvature pairs: this step is steepest descent
     p = _two_loop(g, s_mem, y_mem, rho, newest, memory_size)
     p = jnp.where(jnp.dot(p, g) < 0, p, -g)  # a descent direction, always
     dw, db = p[:d * kf].reshape(d, kf), bmask * p[d * kf:]
     dz = logits(dw, db)
     pen = (0.5 * jnp.sum(w * w * inv_s2), jnp.sum(w * dw * inv_s2),
            jnp.sum(dw * dw * inv_s2))
-    t, f_new, f0 = _line_search(z, dz, onehot, sw_t, pen)
+    t, f_new, f0, measured = _line_search(z, dz, onehot, sw_t, pen)
     w, b, z = w + t * dw, b + t * db, z + t * dz
     g_new = grad_at(z, w)
     sv, yv = t * _flat(dw, db), g_new - g
@@ -179,26 +211,32 @@ def exact_ls_fit(x, y, sw, w0, b0, *, num_classes, C, tol, ftol, max_iter,
     s_mem = jnp.where(keep, s_mem.at[slot].set(sv), s_mem)
     y_mem = jnp.where(keep, y_mem.at[slot].set(yv), y_mem)
     rho = jnp.where(keep, rho.at[slot].set(1.0 / jnp.where(keep, sy, 1.0)), rho)
-    return w, b, z, g_new, s_mem, y_mem, rho, slot, it + 1, orig_norm(g_new), f0, f_new
-
-  def stalled(f0, f1):
-    return (f0 - f1) <= ftol * jnp.maximum(jnp.maximum(jnp.abs(f0), jnp.abs(f1)), 1.0)
+    # A quasi-Newton step that stalls drops the history, so that the next step is
+    # steepest descent; only a steepest-descent step that stalls ends the fit.
+    # A step is stalled if it did not move, or if its decrease was measured and is
+    # below ftol (scipy's rule); a decrease proven by phi' alone is progress.
+    stall = (t == 0) | (measured & stalled(f0, f_new))
+    rho = jnp.where(stall, jnp.zeros_like(rho), rho)
+    return (w, b, z, g_new, s_mem, y_mem, rho, slot, it + 1, orig_norm(g_new),
+            stall & fresh)
 
   def cond(c):
-    it, gnorm, f0, f1 = c[8], c[9], c[10], c[11]
-    return (it < max_iter) & (gnorm > tol) & ~((it > 0) & stalled(f0, f1))
+    it, gnorm, stop = c[8], c[9], c[10]
+    return (it < max_iter) & (gnorm > tol) & ~stop
 
   w, b = s[:, None] * w0, (b0 + mu @ w0) * bmask
   z = logits(w, b)
   g = grad_at(z, w)
   p_size = d * kf + kf
-  inf = jnp.asarray(jnp.inf, dtype)
   carry = (w, b, z, g, jnp.zeros((memory_size, p_size), dtype),
            jnp.zeros((memory_size, p_size), dtype), jnp.zeros((memory_size,), dtype),
-           jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), orig_norm(g), inf, inf)
-  w, b, _, _, _, _, _, _, it, _, f0, f1 = jax.lax.while_loop(cond, body, carry)
+           jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), orig_norm(g),
+           jnp.asarray(False))
+  w, b, _, _, _, _, _, _, it, _, _ = jax.lax.while_loop(cond, body, carry)
   gnorm = orig_norm(grad_at(logits(w, b), w))  # exact, not the running logits
-  converged = (gnorm <= tol) | ((it > 0) & (it < max_iter) & stalled(f0, f1))
+  # Converged means the gradient criterion holds: a fit that stopped because its
+  # objective stalled (rounding, a failed line search) or at max_iter is not converged.
+  converged = gnorm <= tol
   w = w / s[:, None]
   b = b - mu @ w if fit_intercept else jnp.zeros_like(b)
   return (w, b), it, gnorm, converged
@@ -244,8 +282,11 @@ def batched_logistic_regression(C: float = 1.0, *, tol: float = 1e-4, max_iter: 
       w0, b0 = (a.astype(x.dtype) for a in shrink(init.weights, init.bias, num_classes))
     f = h["ftol"]
     if f is None:
-      f = 64 * float(np.finfo(np.float64).eps) if x.dtype == jnp.float64 else (
-          4 * float(np.finfo(np.float32).eps))
+      # No relative-change rule by default: near the optimum it fired while the
+      # gradient was still above tol (4 eps in float32, 64 eps in float64), and the
+      # line search proves progress from phi' where phi's change rounds away; the fit
+      # stops at tol, at max_iter, or when a steepest-descent step cannot move.
+      f = 0.0
     (w, b), it, gnorm, ok = exact_ls_fit(
         x, y, sw, w0, b0, num_classes=num_classes, C=h["C"], tol=h["tol"], ftol=f,
         max_iter=h["max_iter"], fit_intercept=h["fit_intercept"],

@@ -170,7 +170,10 @@ def growth_fit(ns, boots, *, level: float = 0.95) -> dict:
     level: interval coverage.
 
   Returns:
-    ``{"slope_vs_n", "slope_vs_n_ci", "r2_vs_n", "slope_vs_log_n", ...}``.
+    ``{"slope_vs_n", "slope_vs_n_ci", "r2_vs_n", "slope_vs_log_n", ...}`` and, from
+    four dimensions on, the joint fit ``m* = a + b ln n + c n``: ``joint_log_n`` (b),
+    ``joint_n`` (c), their intervals and a ``verdict`` (``"n"``, ``"ln n"``,
+    ``"both"`` or ``"cannot decide"``: which terms' intervals lie above 0).
 
   Examples:
     >>> import numpy as np
@@ -180,6 +183,13 @@ def growth_fit(ns, boots, *, level: float = 0.95) -> dict:
     (2.0, 1.0)
     >>> [round(v, 6) for v in fit["slope_vs_n_ci"]]  # every replicate is exact
     [2.0, 2.0]
+    >>> ns = np.array([4, 8, 16, 32, 64.0])
+    >>> rng = np.random.default_rng(0)
+    >>> boots = 50 * np.log(ns)[:, None] + rng.normal(0, 2, (5, 200))
+    >>> simulate.growth_fit(ns, boots)["verdict"]
+    'ln n'
+    >>> simulate.growth_fit(ns, 3 * ns[:, None] + rng.normal(0, 2, (5, 200)))["verdict"]
+    'n'
   """
   ns = np.asarray(ns, np.float64)
   boots = np.asarray(boots, np.float64)
@@ -197,7 +207,48 @@ def growth_fit(ns, boots, *, level: float = 0.95) -> dict:
           if slopes.size else None)
     res.update({f"slope_vs_{name}": float(slope), f"intercept_vs_{name}": float(intercept),
                 f"r2_vs_{name}": r2, f"slope_vs_{name}_ci": ci})
+  res.update(_two_term(ns, point, boots[:, finite], level))
   return res
+
+
+def _two_term(ns, point, boots, level):
+  """``m* = a + b ln n + c n`` by least squares, with percentile intervals of ``b, c``.
+
+  The verdict: ``"n"`` when ``c``'s interval lies above 0 and ``b``'s does not (``b``
+  may be negative: growth at least linear), ``"ln n"`` the other way round, ``"both"``
+  when both lie above 0, otherwise ``"cannot decide"``; ``None`` below four dimensions
+  (three points fit any ``a, b, c`` exactly).
+  """
+  out = dict(joint_log_n=None, joint_log_n_ci=None, joint_n=None, joint_n_ci=None,
+             verdict=None)
+  if ns.size < 4:
+    return out
+  design = np.stack([np.ones_like(ns), np.log(ns), ns], 1)
+  coef = np.linalg.lstsq(design, point, rcond=None)[0]
+  out.update(joint_log_n=float(coef[1]), joint_n=float(coef[2]))
+  if boots.shape[1] == 0:
+    out["verdict"] = "cannot decide"
+    return out
+  reps = np.linalg.lstsq(design, boots, rcond=None)[0]               # [3, B]
+  q = [(1 - level) / 2, (1 + level) / 2]
+  b_ci, c_ci = (np.quantile(reps[i], q).tolist() for i in (1, 2))
+  out.update(joint_log_n_ci=b_ci, joint_n_ci=c_ci)
+  b_up, c_up = b_ci[0] > 0, c_ci[0] > 0
+  out["verdict"] = ("both" if b_up and c_up else "n" if c_up else "ln n" if b_up else
+                    "cannot decide")
+  return out
+
+
+def _chunks(grid, buckets, chunk):
+  """Consecutive runs of ``grid`` of at most ``chunk`` sizes, each within one bucket."""
+  which = np.searchsorted(np.asarray(buckets), grid)
+  start = 0
+  while start < grid.size:
+    stop = start + 1
+    while stop < grid.size and stop - start < chunk and which[stop] == which[start]:
+      stop += 1
+    yield grid[start:stop]
+    start = stop
 
 
 def scan_until(key, mixture, grid, *, model, stop_target: float, num_reps: int = 100,
@@ -205,9 +256,10 @@ def scan_until(key, mixture, grid, *, model, stop_target: float, num_reps: int =
                bucket_ratio: int = 4, progress=None):
   """Evaluates ``grid`` in order until ``overshoot`` times past the first crossing.
 
-  Sizes run ``chunk`` per compiled call (warm-started logistic fits, as in
-  [`evaluate_sizes`][jgen.simulate.evaluate_sizes]); the scan stops at the end of the
-  chunk in which the size reaches ``overshoot * m`` for the first ``m`` whose mean error
+  Sizes run up to ``chunk`` per compiled call, all of one call in one padding bucket
+  (warm-started logistic fits, as in [`evaluate_sizes`][jgen.simulate.evaluate_sizes]);
+  each bucket's program is compiled when the scan first reaches it. The scan stops at
+  the end of the chunk in which the size reaches ``overshoot * m`` for the first ``m`` whose mean error
   is below ``stop_target``, so bootstrap replicates crossing later stay on the grid.
 
   Args:
@@ -245,11 +297,14 @@ def scan_until(key, mixture, grid, *, model, stop_target: float, num_reps: int =
     test = mixtures.sample(test_key, mixture, num_test)
   buckets = engine.buckets_for(int(grid[-1]), ratio=bucket_ratio)
   x, y = engine.sample_streams(train_key, mixture, num_reps, buckets[-1])
-  prog = engine.curve_program(model, num_classes=k, buckets=buckets)
   init = engine.zeros_init(model, x, y, k)
   errs, bad, stop_at = [], 0, None
-  for start in range(0, grid.size, chunk):
-    part = grid[start:start + chunk]
+  for part in _chunks(grid, buckets, chunk):
+    # One program per bucket, compiled when the scan first reaches it: a scan that
+    # stops early never compiles the larger buckets (a program holding every bucket
+    # compiled one solver per bucket, most of a cell's time at n <= 16).
+    bucket = buckets[int(np.searchsorted(buckets, part[-1]))]
+    prog = engine.curve_program(model, num_classes=k, buckets=(bucket,))
     e, p, ok = prog.run(x, y, *test, jnp.asarray(engine.as_sizes(part, chunk)), init)
     errs.append(np.asarray(e)[: part.size])
     bad += int(np.sum(~np.asarray(ok)[: part.size]))
