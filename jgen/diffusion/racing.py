@@ -61,7 +61,8 @@ from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule, linear_schedule
 from jgen.diffusion.strategies import ClassifyResult, buckets
 
-__all__ = ["RaceConfig", "race_config", "cs_multipliers", "race", "batch_race"]
+__all__ = ["RaceConfig", "race_config", "round_draws", "cs_multipliers", "race",
+           "batch_race"]
 
 
 class RaceConfig(NamedTuple):
@@ -132,8 +133,22 @@ def race_config(denoiser: Denoiser, *, schedule: Schedule | None = None,
                     int(min_rounds), bool(antithetic), weighting, int(cs_draws))
 
 
-def _draws(key, x, cfg: RaceConfig, proposal):
-  """``(t, eps, w)`` of one round: stratified (weights 1) or ``t ~ q`` (``1 / q``)."""
+def round_draws(key: jax.Array, x: jax.Array, cfg: RaceConfig,
+                proposal: TimestepProposal | None) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The ``cfg.chunk_t`` shared draws of one round: ``(t [n], eps [n, *x.shape], w [n])``,
+  stratified (weights 1) or ``t ~ q`` with weights ``1 / q(t)``; with
+  ``cfg.antithetic`` the second half is ``(t, -eps)`` of the first.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> from jgen.diffusion import racing
+    >>> den, _ = diffusion.gaussian_oracle(jnp.eye(2), jnp.ones((2, 2)))
+    >>> cfg = diffusion.race_config(den, chunk_t=4, antithetic=True)
+    >>> t, eps, w = racing.round_draws(jax.random.key(0), jnp.zeros(2), cfg, None)
+    >>> t.shape, bool((eps[:2] == -eps[2:]).all()), w.tolist()
+    ((4,), True, [1.0, 1.0, 1.0, 1.0])
+  """
   if proposal is None:
     t, eps = draw(key, cfg.chunk_t, x, cfg.schedule, "stratified", cfg.antithetic)
     return t, eps, jnp.ones_like(t)
@@ -187,19 +202,26 @@ def _cs_quantile(cfg: RaceConfig, num_c: int, rounds: int) -> np.ndarray:
 
 
 def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
-         num_classes: int, candidates=None) -> ClassifyResult:
+         num_classes: int, candidates=None, classes=None) -> ClassifyResult:
   """Races the ``num_classes`` classes for ONE example (module docstring); jittable.
 
   ``candidates``: optional ``[K]`` bool mask of the classes that enter the race (at
   least one ``True``; all classes when ``None``).
 
+  ``classes``: optional ``[K]`` int32 class ids the ``K = num_classes`` race slots
+  stand for (a race among a few classes of a larger model, e.g. the survivors of
+  [`hierarchical_race`][jgen.diffusion.hierarchy.hierarchical_race]); slot ``i``
+  is class ``classes[i]``, and ``label`` is a class id. The error level's union bound
+  is over the ``K - 1`` slots.
+
   Returns:
-    [`ClassifyResult`][jgen.diffusion.ClassifyResult]: ``scores [K]`` are ELBO estimates
-    (``weighting="elbo"``) or minus mean errors, from each class's own draws; ``-inf``
-    for classes never evaluated.
+    [`ClassifyResult`][jgen.diffusion.ClassifyResult]: ``scores [K]`` (per slot) are ELBO
+    estimates (``weighting="elbo"``) or minus mean errors, from each class's own draws;
+    ``-inf`` for classes never evaluated.
   """
   k, rounds = num_classes, cfg.max_rounds + cfg.refine_rounds
-  ids = jnp.arange(k, dtype=jnp.int32)
+  ids = (jnp.arange(k, dtype=jnp.int32) if classes is None
+         else jnp.asarray(classes, jnp.int32))
   q = jnp.asarray((_cs_quantile if cfg.rule == "cs" else _quantile)(cfg, k, rounds),
                   x.dtype)
   sizes = buckets(k)
@@ -207,8 +229,8 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
 
   def evaluate(b, r, order):
     cls = order[:b]
-    t, eps, w = _draws(jax.random.fold_in(key, r), x, cfg, proposal)
-    err = class_errors_at(cfg.denoiser, params, x, t, eps, cls,
+    t, eps, w = round_draws(jax.random.fold_in(key, r), x, cfg, proposal)
+    err = class_errors_at(cfg.denoiser, params, x, t, eps, ids[cls],
                           schedule=cfg.schedule, weighting=cfg.weighting) * w[None, :]
     return jnp.zeros((k, n_draw), x.dtype).at[cls].set(err)
 
