@@ -38,6 +38,17 @@ among its top few; the others are never evaluated and score ``-inf``.
 Variance reduction: ``antithetic`` draws ``(t, eps), (t, -eps)``, and an importance
 proposal ``q`` (``jgen.diffusion.importance``) for the times with weights
 ``1 / q(t)``: both keep every class's mean unbiased.
+
+Per-image timesteps (``adapt_t=True``): the proposal adapts during the race. Round
+``r`` draws from ``q_r propto sqrt(m_b)`` on equal bins of ``t``, ``m_b`` the mean
+squared paired difference (leader against the classes still racing, unweighted)
+seen in bin ``b`` in rounds ``< r``, shrunk to the starting proposal's shape (the
+given ``proposal``, or uniform on 16 bins) and mixed with a uniform floor of 0.2. As
+``q_r`` depends on earlier rounds only, each round's weighted errors are conditionally
+unbiased given the past, so every class's running mean stays unbiased and the paired
+differences keep a constant conditional mean: the tests see martingale differences,
+which the martingale form of the asymptotic confidence sequence covers (Waudby-Smith
+et al. 2024).
 """
 
 from __future__ import annotations
@@ -94,6 +105,7 @@ class RaceConfig(NamedTuple):
   antithetic: bool = False
   weighting: str = "elbo"
   cs_draws: int = 32
+  adapt_t: bool = False
 
 
 def race_config(denoiser: Denoiser, *, schedule: Schedule | None = None,
@@ -101,7 +113,7 @@ def race_config(denoiser: Denoiser, *, schedule: Schedule | None = None,
                 refine_rounds: int = 0, rule: str = "test", margin: float = 1.0,
                 confidence: float = 0.99, min_rounds: int = 2,
                 antithetic: bool = False, weighting: str = "elbo",
-                cs_draws: int = 32) -> RaceConfig:
+                cs_draws: int = 32, adapt_t: bool = False) -> RaceConfig:
   """Checked [`RaceConfig`][jgen.diffusion.RaceConfig] (module docstring for the meaning
   of each field).
 
@@ -127,10 +139,15 @@ def race_config(denoiser: Denoiser, *, schedule: Schedule | None = None,
   if not 0.0 < confidence < 1.0:
     raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
   validate.check_options(weighting, "l2")
+  if not isinstance(adapt_t, bool):
+    raise TypeError(f"adapt_t must be a bool, got {type(adapt_t).__name__}.")
   schedule = linear_schedule() if schedule is None else schedule
+  if adapt_t and schedule.num_steps is not None:
+    raise ValueError("adapt_t needs a continuous schedule (num_steps=None).")
   return RaceConfig(denoiser, schedule, int(chunk_t), int(max_rounds), int(keep),
                     int(refine_rounds), rule, float(margin), float(confidence),
-                    int(min_rounds), bool(antithetic), weighting, int(cs_draws))
+                    int(min_rounds), bool(antithetic), weighting, int(cs_draws),
+                    bool(adapt_t))
 
 
 def round_draws(key: jax.Array, x: jax.Array, cfg: RaceConfig,
@@ -201,6 +218,42 @@ def _cs_quantile(cfg: RaceConfig, num_c: int, rounds: int) -> np.ndarray:
   return np.where(np.arange(rounds) + 1 < cfg.min_rounds, np.inf, m)
 
 
+# Per-image timestep adaptation (``adapt_t``): bins of the uniform start, the uniform
+# floor mixed in (as fit_proposal's default: weights <= 5) and the pseudo-observations
+# per bin of the starting proposal's shape.
+ADAPT_BINS, ADAPT_FLOOR, ADAPT_PRIOR = 16, 0.2, 2.0
+
+
+def _adapted_probs(q0, s2, nb):
+  """Next round's bin probabilities: ``sqrt`` of the per-bin mean squared difference,
+  shrunk to ``q0``'s shape by ``ADAPT_PRIOR`` pseudo-observations, floored; ``q0``
+  until an observation exists. Depends on past rounds only."""
+  tot = jnp.sum(nb)
+  mbar = jnp.sum(s2) / jnp.maximum(tot, 1.0)
+  prior = mbar * q0 * q0 / jnp.mean(q0 * q0)
+  rms = jnp.sqrt((s2 + ADAPT_PRIOR * prior) / (nb + ADAPT_PRIOR))
+  total = jnp.sum(rms)
+  q = (1.0 - ADAPT_FLOOR) * rms / jnp.where(total > 0, total, 1.0) + ADAPT_FLOOR / q0.size
+  return jnp.where((tot > 0) & (total > 0), q, q0)
+
+
+def _adapt_stats(s2, nb, h_r, t_r, w_r, comp, leader, antithetic):
+  """Adds one round's squared paired differences (unweighted, averaged over the
+  competitors ``comp [K]`` of the leader; one per antithetic pair) to their bins."""
+  raw = (h_r - h_r[leader][None, :]) / w_r[None, :]
+  t_obs = t_r
+  if antithetic:
+    h = t_r.shape[0] // 2
+    raw, t_obs = 0.5 * (raw[:, :h] + raw[:, h:]), t_r[:h]
+  n_comp = jnp.sum(comp)
+  d2 = jnp.sum(jnp.where(comp[:, None], raw * raw, 0.0), axis=0)
+  d2 = d2 / jnp.maximum(n_comp, 1)
+  ok = jnp.isfinite(d2) & (n_comp > 0)
+  bins = jnp.clip(jnp.floor(t_obs * s2.shape[0]).astype(jnp.int32), 0, s2.shape[0] - 1)
+  return (s2.at[bins].add(jnp.where(ok, d2, 0.0)),
+          nb.at[bins].add(ok.astype(nb.dtype)))
+
+
 def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
          num_classes: int, candidates=None, classes=None) -> ClassifyResult:
   """Races the ``num_classes`` classes for ONE example (module docstring); jittable.
@@ -226,21 +279,30 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
                   x.dtype)
   sizes = buckets(k)
   n_draw = cfg.chunk_t
+  ids_slot = jnp.arange(k, dtype=jnp.int32)
 
-  def evaluate(b, r, order):
+  if cfg.adapt_t:   # the first round's proposal; later rounds adapt (module docstring)
+    q0 = (jnp.full((ADAPT_BINS,), 1.0 / ADAPT_BINS, x.dtype) if proposal is None
+          else proposal.probs.astype(x.dtype))
+  n_bins = q0.shape[0] if cfg.adapt_t else 1
+
+  def evaluate(b, r, order, probs):
     cls = order[:b]
-    t, eps, w = round_draws(jax.random.fold_in(key, r), x, cfg, proposal)
+    prop = TimestepProposal(probs) if cfg.adapt_t else proposal
+    t, eps, w = round_draws(jax.random.fold_in(key, r), x, cfg, prop)
     err = class_errors_at(cfg.denoiser, params, x, t, eps, ids[cls],
                           schedule=cfg.schedule, weighting=cfg.weighting) * w[None, :]
-    return jnp.zeros((k, n_draw), x.dtype).at[cls].set(err)
+    return jnp.zeros((k, n_draw), x.dtype).at[cls].set(err), t, w
 
   def body(state):
-    r, active, hist, evals, refine = state
+    r, active, hist, evals, refine, (s2, nb) = state
     order = jnp.argsort(~active, stable=True).astype(jnp.int32)
     n_act = jnp.sum(active)
     bidx = jnp.searchsorted(jnp.asarray(sizes), n_act)
-    hist = hist.at[r].set(lax.switch(bidx, [functools.partial(evaluate, b, r)
-                                            for b in sizes], order))
+    probs = _adapted_probs(q0, s2, nb) if cfg.adapt_t else jnp.zeros((1,), x.dtype)
+    h_r, t_r, w_r = lax.switch(bidx, [functools.partial(evaluate, b, r)
+                                      for b in sizes], order, probs)
+    hist = hist.at[r].set(h_r)
     rows = (jnp.arange(rounds) <= r)[:, None, None]
     n = ((r + 1) * n_draw).astype(x.dtype)
     mean = jnp.sum(jnp.where(rows, hist, 0.0), axis=(0, 2)) / n
@@ -258,14 +320,17 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
       var = jnp.sum(jnp.where(rows, (obs - d_mean[None, :, None]) ** 2, 0.0),
                     axis=(0, 2)) / jnp.maximum(n_obs - 1, 1)
       out = d_mean > q[r] * jnp.sqrt(var / n_obs)
+    if cfg.adapt_t:
+      s2, nb = _adapt_stats(s2, nb, h_r, t_r, w_r, active & (ids_slot != leader),
+                            leader, cfg.antithetic)
     active = active & ~(out | (mean == jnp.inf))
     active = active.at[leader].set(True)
     refine = refine - (n_act <= cfg.keep).astype(jnp.int32)
     spent = jnp.asarray(sizes, jnp.int32)[bidx] * n_draw
-    return r + 1, active, hist, evals + spent, refine
+    return r + 1, active, hist, evals + spent, refine, (s2, nb)
 
   def cond(state):
-    r, active, _, _, refine = state
+    r, active, _, _, refine, _ = state
     n_act = jnp.sum(active)
     sifting = (n_act > cfg.keep) & (r < cfg.max_rounds)
     return (n_act > 1) & (sifting | ((n_act <= cfg.keep) & (refine > 0)))
@@ -273,8 +338,9 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
   start = jnp.ones((k,), bool) if candidates is None else jnp.asarray(candidates, bool)
   init = (jnp.asarray(0, jnp.int32), start,
           jnp.zeros((rounds, k, n_draw), x.dtype), jnp.asarray(0, jnp.int32),
-          jnp.asarray(cfg.refine_rounds, jnp.int32))
-  r, active, hist, evals, _ = lax.while_loop(cond, body, init)
+          jnp.asarray(cfg.refine_rounds, jnp.int32),
+          (jnp.zeros((n_bins,), x.dtype), jnp.zeros((n_bins,), x.dtype)))
+  _, active, hist, evals, _, _ = lax.while_loop(cond, body, init)
   seen = jnp.any(hist != 0.0, axis=2)                                 # [R, K]
   count = jnp.maximum(jnp.sum(seen, axis=0), 1).astype(x.dtype) * n_draw
   mean_err = jnp.sum(hist, axis=(0, 2)) / count
