@@ -252,3 +252,29 @@ def test_adapted_timesteps_keep_class_means_unbiased_and_cut_variance(problem):
     assert np.all(np.abs(z) < 5.0), (adapt, z)
     var[adapt] = np.var(sc[:, top2[0]] - sc[:, top2[1]], ddof=1)
   assert var[True] < 0.9 * var[False], var
+
+
+def test_race_strategy_of_batch_classify_is_batch_race(problem):
+  # strategy="race" runs the same race, jitted, with max_rounds = num_t // chunk_t:
+  # the same key gives the same labels, scores and counts as batch_race.
+  den, params, x, _, bayes = problem
+  res = diffusion.batch_classify(jax.random.key(2), den, params, x, K, strategy="race",
+                                 num_t=64, chunk_t=8, rule="cs", confidence=0.9,
+                                 antithetic=True, adapt_t=True)
+  cfg = diffusion.race_config(den, chunk_t=8, max_rounds=8, rule="cs",
+                              confidence=0.9, antithetic=True, adapt_t=True)
+  ref = diffusion.batch_race(jax.random.key(2), params, x, K, cfg=cfg)
+  np.testing.assert_array_equal(res.label, ref.label)
+  np.testing.assert_array_equal(res.num_evals, ref.num_evals)
+  np.testing.assert_allclose(res.scores, ref.scores, rtol=1e-6)
+  assert np.mean(np.asarray(res.label) == bayes) >= 11 / 12
+  one = diffusion.classify(jax.random.split(jax.random.key(2), len(x))[3], den, params,
+                           x[3], K, strategy="race", num_t=64, chunk_t=8, rule="cs",
+                           confidence=0.9, antithetic=True, adapt_t=True)
+  assert int(one.label) == int(res.label[3])
+  with pytest.raises(ValueError, match="strategy='race' supports loss='l2'"):
+    diffusion.classify(jax.random.key(0), den, params, x[0], K, strategy="race",
+                       loss="l1")
+  with pytest.raises(ValueError, match="rule must be"):
+    diffusion.classify(jax.random.key(0), den, params, x[0], K, strategy="race",
+                       rule="bandit")

@@ -67,10 +67,14 @@ from jgen.diffusion import validate
 from jgen.diffusion.chunking import activation_bytes
 from jgen.diffusion.elbo import class_errors_at, elbo_from_errors
 from jgen.diffusion.losses import draw
-from jgen.diffusion.importance import TimestepProposal, draw_importance
+from jgen.diffusion import boundaries, importance
+from jgen.diffusion.boundaries import cs_multipliers
+from jgen.diffusion.importance import (TimestepProposal, add_square_differences,
+                                       adapted_probs, draw_importance)
 from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule, linear_schedule
-from jgen.diffusion.strategies import ClassifyResult, buckets
+from jgen.diffusion.strategies import (ClassifyResult, buckets, class_offset,
+                                       first_argmax, id_at, psum_over)
 
 __all__ = ["RaceConfig", "race_config", "round_draws", "cs_multipliers", "race",
            "batch_race"]
@@ -179,83 +183,19 @@ def round_draws(key: jax.Array, x: jax.Array, cfg: RaceConfig,
 
 
 def _quantile(cfg: RaceConfig, num_c: int, rounds: int) -> np.ndarray:
-  """Critical values per round (dof = draws - 1); inf before ``min_rounds``."""
-  level = (1.0 - cfg.confidence) / (max(num_c - 1, 1) * rounds)
-  n = (np.arange(rounds) + 1) * cfg.chunk_t
-  import scipy.stats  # here: importing jgen.diffusion must not load scipy
-
-  q = scipy.stats.t.ppf(1.0 - level, np.maximum(n - 1, 1))
-  return np.where(np.arange(rounds) + 1 < cfg.min_rounds, np.inf, q)
-
-
-def cs_multipliers(num_obs, confidence: float, num_classes: int,
-                   cs_draws: int = 32) -> np.ndarray:
-  """Half-widths, in sample standard deviations, of the asymptotic confidence sequence
-  for a mean after ``num_obs`` observations (module docstring, ``rule="cs"``).
-
-  ``rho^2 = (-2 log a + log(1 - 2 log a)) / cs_draws`` makes the boundary tightest at
-  ``cs_draws`` observations (Waudby-Smith et al. 2024, section 2.3).
-
-  Examples:
-    >>> import numpy as np
-    >>> from jgen.diffusion import racing
-    >>> m = racing.cs_multipliers(np.array([8, 64, 4096]), 0.9, 2)
-    >>> bool(np.all(np.diff(m) < 0)), bool(m[-1] * np.sqrt(4096) > 1.645)
-    (True, True)
-  """
-  a = (1.0 - confidence) / max(num_classes - 1, 1)
-  rho2 = (-2.0 * np.log(a) + np.log(1.0 - 2.0 * np.log(a))) / cs_draws
-  n = np.asarray(num_obs, np.float64)
-  return np.sqrt(2.0 * (n * rho2 + 1.0) / (n * n * rho2)
-                 * np.log(np.sqrt(n * rho2 + 1.0) / a))
-
-
-def _cs_quantile(cfg: RaceConfig, num_c: int, rounds: int) -> np.ndarray:
-  """Per-round multipliers of ``sqrt(var / n)``, like ``_quantile``, for ``rule="cs"``."""
-  per = cfg.chunk_t // 2 if cfg.antithetic else cfg.chunk_t
-  n = (np.arange(rounds) + 1) * per
-  m = cs_multipliers(n, cfg.confidence, num_c, cfg.cs_draws) * np.sqrt(n)
+  """Per-round multipliers of ``sqrt(var / n)`` for the race's rule; ``inf`` before
+  ``min_rounds`` (``jgen.diffusion.boundaries``)."""
+  per = cfg.chunk_t // 2 if cfg.antithetic and cfg.rule == "cs" else cfg.chunk_t
+  if cfg.rule == "cs":
+    m = boundaries.cs_boundaries(per, cfg.confidence, num_c, rounds, cfg.cs_draws)
+  else:
+    m = boundaries.t_boundaries(per, cfg.confidence, num_c, rounds)
   return np.where(np.arange(rounds) + 1 < cfg.min_rounds, np.inf, m)
 
 
-# Per-image timestep adaptation (``adapt_t``): bins of the uniform start, the uniform
-# floor mixed in (as fit_proposal's default: weights <= 5) and the pseudo-observations
-# per bin of the starting proposal's shape.
-ADAPT_BINS, ADAPT_FLOOR, ADAPT_PRIOR = 16, 0.2, 2.0
-
-
-def _adapted_probs(q0, s2, nb):
-  """Next round's bin probabilities: ``sqrt`` of the per-bin mean squared difference,
-  shrunk to ``q0``'s shape by ``ADAPT_PRIOR`` pseudo-observations, floored; ``q0``
-  until an observation exists. Depends on past rounds only."""
-  tot = jnp.sum(nb)
-  mbar = jnp.sum(s2) / jnp.maximum(tot, 1.0)
-  prior = mbar * q0 * q0 / jnp.mean(q0 * q0)
-  rms = jnp.sqrt((s2 + ADAPT_PRIOR * prior) / (nb + ADAPT_PRIOR))
-  total = jnp.sum(rms)
-  q = (1.0 - ADAPT_FLOOR) * rms / jnp.where(total > 0, total, 1.0) + ADAPT_FLOOR / q0.size
-  return jnp.where((tot > 0) & (total > 0), q, q0)
-
-
-def _adapt_stats(s2, nb, h_r, t_r, w_r, comp, leader, antithetic):
-  """Adds one round's squared paired differences (unweighted, averaged over the
-  competitors ``comp [K]`` of the leader; one per antithetic pair) to their bins."""
-  raw = (h_r - h_r[leader][None, :]) / w_r[None, :]
-  t_obs = t_r
-  if antithetic:
-    h = t_r.shape[0] // 2
-    raw, t_obs = 0.5 * (raw[:, :h] + raw[:, h:]), t_r[:h]
-  n_comp = jnp.sum(comp)
-  d2 = jnp.sum(jnp.where(comp[:, None], raw * raw, 0.0), axis=0)
-  d2 = d2 / jnp.maximum(n_comp, 1)
-  ok = jnp.isfinite(d2) & (n_comp > 0)
-  bins = jnp.clip(jnp.floor(t_obs * s2.shape[0]).astype(jnp.int32), 0, s2.shape[0] - 1)
-  return (s2.at[bins].add(jnp.where(ok, d2, 0.0)),
-          nb.at[bins].add(ok.astype(nb.dtype)))
-
-
 def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
-         num_classes: int, candidates=None, classes=None) -> ClassifyResult:
+         num_classes: int, candidates=None, classes=None, axis_name=None,
+         num_classes_total: int | None = None) -> ClassifyResult:
   """Races the ``num_classes`` classes for ONE example (module docstring); jittable.
 
   ``candidates``: optional ``[K]`` bool mask of the classes that enter the race (at
@@ -267,22 +207,30 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
   is class ``classes[i]``, and ``label`` is a class id. The error level's union bound
   is over the ``K - 1`` slots.
 
+  ``axis_name``: the class axis of a ``shard_map`` (``None``: one device). With a
+  name, ``classes`` is this device's slice of the class ids (padded with ``-1``, which
+  never enter), ``num_classes`` its length, and ``num_classes_total`` the count the
+  union bound covers; the leader, its draws, the survivor count and ``num_evals`` are
+  reduced over the axis (``pmin``/``psum``), so every device returns the same label
+  and, for the same key, the single-device result.
+
   Returns:
     [`ClassifyResult`][jgen.diffusion.ClassifyResult]: ``scores [K]`` (per slot) are ELBO
     estimates (``weighting="elbo"``) or minus mean errors, from each class's own draws;
     ``-inf`` for classes never evaluated.
   """
   k, rounds = num_classes, cfg.max_rounds + cfg.refine_rounds
+  k_total = k if num_classes_total is None else num_classes_total
   ids = (jnp.arange(k, dtype=jnp.int32) if classes is None
          else jnp.asarray(classes, jnp.int32))
-  q = jnp.asarray((_cs_quantile if cfg.rule == "cs" else _quantile)(cfg, k, rounds),
-                  x.dtype)
+  q = jnp.asarray(_quantile(cfg, k_total, rounds), x.dtype)
   sizes = buckets(k)
   n_draw = cfg.chunk_t
-  ids_slot = jnp.arange(k, dtype=jnp.int32)
+  slot = jnp.arange(k, dtype=jnp.int32)
+  offset = class_offset(k, axis_name)
 
   if cfg.adapt_t:   # the first round's proposal; later rounds adapt (module docstring)
-    q0 = (jnp.full((ADAPT_BINS,), 1.0 / ADAPT_BINS, x.dtype) if proposal is None
+    q0 = (jnp.full((importance.ADAPT_BINS,), 1.0 / importance.ADAPT_BINS, x.dtype) if proposal is None
           else proposal.probs.astype(x.dtype))
   n_bins = q0.shape[0] if cfg.adapt_t else 1
 
@@ -295,20 +243,24 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
     return jnp.zeros((k, n_draw), x.dtype).at[cls].set(err), t, w
 
   def body(state):
-    r, active, hist, evals, refine, (s2, nb) = state
+    r, active, n_glob, hist, evals, refine, (s2, nb) = state
     order = jnp.argsort(~active, stable=True).astype(jnp.int32)
-    n_act = jnp.sum(active)
-    bidx = jnp.searchsorted(jnp.asarray(sizes), n_act)
-    probs = _adapted_probs(q0, s2, nb) if cfg.adapt_t else jnp.zeros((1,), x.dtype)
+    bidx = jnp.searchsorted(jnp.asarray(sizes), jnp.sum(active))
+    probs = adapted_probs(q0, s2, nb) if cfg.adapt_t else jnp.zeros((1,), x.dtype)
     h_r, t_r, w_r = lax.switch(bidx, [functools.partial(evaluate, b, r)
                                       for b in sizes], order, probs)
-    hist = hist.at[r].set(h_r)
+    # a bucket's padding evaluations (classes already out) are counted, not kept: a
+    # class's score uses the rounds it raced in, however the classes are split
+    hist = hist.at[r].set(jnp.where(active[:, None], h_r, 0.0))
     rows = (jnp.arange(rounds) <= r)[:, None, None]
     n = ((r + 1) * n_draw).astype(x.dtype)
     mean = jnp.sum(jnp.where(rows, hist, 0.0), axis=(0, 2)) / n
     mean = jnp.where(jnp.isnan(mean), jnp.inf, mean)
-    leader = jnp.argmin(jnp.where(active, mean, jnp.inf))
-    d = jnp.where(rows, hist - hist[:, leader][:, None, :], 0.0)
+    leader = first_argmax(jnp.where(active, -mean, -jnp.inf), axis_name)
+    local = jnp.clip(leader - offset, 0, k - 1)
+    is_leader = (slot == leader - offset)
+    lead = psum_over(jnp.where(jnp.any(is_leader), hist[:, local], 0.0), axis_name)
+    d = jnp.where(rows, hist - lead[:, None, :], 0.0)
     d_mean = jnp.sum(d, axis=(0, 2)) / n
     if cfg.rule == "margin":
       out = (d_mean > cfg.margin) & (r + 1 >= cfg.min_rounds)
@@ -321,26 +273,28 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
                     axis=(0, 2)) / jnp.maximum(n_obs - 1, 1)
       out = d_mean > q[r] * jnp.sqrt(var / n_obs)
     if cfg.adapt_t:
-      s2, nb = _adapt_stats(s2, nb, h_r, t_r, w_r, active & (ids_slot != leader),
-                            leader, cfg.antithetic)
-    active = active & ~(out | (mean == jnp.inf))
-    active = active.at[leader].set(True)
-    refine = refine - (n_act <= cfg.keep).astype(jnp.int32)
-    spent = jnp.asarray(sizes, jnp.int32)[bidx] * n_draw
-    return r + 1, active, hist, evals + spent, refine, (s2, nb)
+      s2, nb = add_square_differences(s2, nb, h_r, lead[r], t_r, w_r, active & ~is_leader,
+                            cfg.antithetic, axis_name)
+    active = (active & ~(out | (mean == jnp.inf))) | is_leader
+    refine = refine - (n_glob <= cfg.keep).astype(jnp.int32)
+    spent = psum_over(jnp.asarray(sizes, jnp.int32)[bidx], axis_name) * n_draw
+    n_glob = psum_over(jnp.sum(active).astype(jnp.int32), axis_name)
+    return r + 1, active, n_glob, hist, evals + spent, refine, (s2, nb)
 
   def cond(state):
-    r, active, _, _, refine, _ = state
-    n_act = jnp.sum(active)
+    r, _, n_act, _, _, refine, _ = state
     sifting = (n_act > cfg.keep) & (r < cfg.max_rounds)
     return (n_act > 1) & (sifting | ((n_act <= cfg.keep) & (refine > 0)))
 
   start = jnp.ones((k,), bool) if candidates is None else jnp.asarray(candidates, bool)
+  if axis_name is not None:
+    start = start & (ids >= 0)
   init = (jnp.asarray(0, jnp.int32), start,
+          psum_over(jnp.sum(start).astype(jnp.int32), axis_name),
           jnp.zeros((rounds, k, n_draw), x.dtype), jnp.asarray(0, jnp.int32),
           jnp.asarray(cfg.refine_rounds, jnp.int32),
           (jnp.zeros((n_bins,), x.dtype), jnp.zeros((n_bins,), x.dtype)))
-  _, active, hist, evals, _, _ = lax.while_loop(cond, body, init)
+  _, active, _, hist, evals, _, _ = lax.while_loop(cond, body, init)
   seen = jnp.any(hist != 0.0, axis=2)                                 # [R, K]
   count = jnp.maximum(jnp.sum(seen, axis=0), 1).astype(x.dtype) * n_draw
   mean_err = jnp.sum(hist, axis=(0, 2)) / count
@@ -349,10 +303,10 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
   else:
     scores = -mean_err
   scores = jnp.where(jnp.isnan(scores) | ~jnp.any(seen, axis=0), -jnp.inf, scores)
-  label = jnp.argmax(jnp.where(active, scores, -jnp.inf)).astype(jnp.int32)
+  pos = first_argmax(jnp.where(active, scores, -jnp.inf), axis_name)
   # a single candidate wins without evaluations
-  label = jnp.where(evals > 0, label, jnp.argmax(active).astype(jnp.int32))
-  return ClassifyResult(ids[label], scores, evals)
+  pos = jnp.where(evals > 0, pos, first_argmax(active.astype(jnp.int32), axis_name))
+  return ClassifyResult(id_at(ids, pos, axis_name).astype(jnp.int32), scores, evals)
 
 
 @functools.partial(compilation.jit,
