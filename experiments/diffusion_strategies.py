@@ -10,7 +10,10 @@ test with a union bound over rounds), and the race's ingredients alone and toget
 ``+cs`` (anytime-valid confidence sequence, ``rule="cs"``), ``+is+anti``
 (importance-sampled timesteps fitted on pilot training examples, and antithetic noise),
 ``+qda2`` (a first stage: only the two classes a QDA on ``x`` ranks highest enter the
-race; not on the oracles, where a Gaussian classifier on ``x`` would be exact).
+race; not on the oracles, where a Gaussian classifier on ``x`` would be exact);
+with 10 classes ``+c4`` (rounds of 4 draws instead of 8) and ``+adapt`` (the
+per-image timestep proposal, ``adapt_t=True``, from the uniform start or from the
+pilot proposal).
 With 1,000 classes, ``jgen.diffusion.hierarchy`` too: ``screen2/32+race+cs+is+anti``
 (every class scored on one antithetic pair of importance-sampled draws, the best 32
 race under the confidence sequence) and ``tree+...`` (first a cut to the 8 best of 32
@@ -165,6 +168,11 @@ def race_settings(den, schedule, k, full_t, q, candidates):
          "race+is+anti": (base._replace(**anti), q, None),
          "race+cs": (cs, None, None),
          "race+cs+is+anti": (cs._replace(**anti), q, None)}
+  if k <= 10:   # chunks of 4 draws; the per-image proposal without and with a pilot
+    out["race+cs+is+anti+c4"] = (cs._replace(chunk_t=4, max_rounds=full_t // 4,
+                                             **anti), q, None)
+    out["race+cs+anti+adapt"] = (cs._replace(adapt_t=True, **anti), None, None)
+    out["race+cs+is+anti+adapt"] = (cs._replace(adapt_t=True, **anti), q, None)
   if candidates is not None:
     out["race+qda2"] = (base, None, candidates)
     out["race+cs+is+anti+qda2"] = (cs._replace(**anti), q, candidates)
@@ -326,6 +334,8 @@ STYLE = {"full": ("k", "s"), "adaptive": ("tab:gray", "D"),
          "race+is+anti": ("tab:cyan", "o"), "race+cs": ("tab:orange", "^"),
          "race+cs+is+anti": ("tab:red", "^"), "race+qda2": ("tab:green", "P"),
          "race+cs+is+anti+qda2": ("tab:purple", "*"),
+         "race+cs+is+anti+c4": ("darkred", "v"),
+         "race+cs+anti+adapt": ("gold", "^"), "race+cs+is+anti+adapt": ("olive", "^"),
          "screen2/32+race+cs+is+anti": ("tab:olive", "X"),
          "tree8/32+screen2/32+race+cs+is+anti": ("tab:pink", "X")}
 
