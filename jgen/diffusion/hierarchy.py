@@ -157,7 +157,7 @@ def build_tree(scores: ArrayLike, num_groups: int) -> ClassTree:
 class HierarchyConfig(NamedTuple):
   """Static settings (hashable) of
   [`hierarchical_race`][jgen.diffusion.hierarchy.hierarchical_race]; build with
-  [`hierarchy_config`][jgen.diffusion.hierarchy.hierarchy_config].
+  [`hierarchy_config`][jgen.diffusion.hierarchy_config].
 
   Examples:
     >>> import jax.numpy as jnp
