@@ -10,7 +10,14 @@ test with a union bound over rounds), and the race's ingredients alone and toget
 ``+cs`` (anytime-valid confidence sequence, ``rule="cs"``), ``+is+anti``
 (importance-sampled timesteps fitted on pilot training examples, and antithetic noise),
 ``+qda2`` (a first stage: only the two classes a QDA on ``x`` ranks highest enter the
-race; not on the oracles, where a Gaussian classifier on ``x`` would be exact).
+race; not on the oracles, where a Gaussian classifier on ``x`` would be exact);
+with 10 classes ``+c4`` (rounds of 4 draws instead of 8) and ``+adapt`` (the
+per-image timestep proposal, ``adapt_t=True``, from the uniform start or from the
+pilot proposal).
+With 1,000 classes, ``jgen.diffusion.hierarchy`` too: ``screen2/32+race+cs+is+anti``
+(every class scored on one antithetic pair of importance-sampled draws, the best 32
+race under the confidence sequence) and ``tree+...`` (first a cut to the 8 best of 32
+groups clustered from the denoiser's scores on 128 calibration examples).
 Every point carries its standard error over images (and seeds with ``--seeds``).
 ``variance`` records the per-draw variance of the paired class difference with and
 without control variates; ``agreement`` (``--agreement``) the fraction of anytime-race
@@ -70,11 +77,12 @@ def mixture(num_classes, dim, n, seed=0, scale=1.0):
 
 
 def run_strategies(key, model, x, y, x_pilot, y_pilot, k, schedule, full_t, chunk=50,
-                   seeds=1, candidates=None, first_stage_s=0.0):
+                   seeds=1, candidates=None, first_stage_s=0.0, x_cal=None):
   """Accuracy and mean evaluations per image of every strategy; ``[records]``.
 
   ``candidates [N, K]``: a first stage's class mask (``+qda2`` strategies), which cost
-  ``first_stage_s`` seconds per image."""
+  ``first_stage_s`` seconds per image. ``x_cal``: unlabelled calibration examples
+  for the class tree (more than 10 classes)."""
   den, params = model
   recs = []
 
@@ -119,7 +127,32 @@ def run_strategies(key, model, x, y, x_pilot, y_pilot, k, schedule, full_t, chun
                                 proposal=prop, candidates=cand) for s in range(seeds)]
     record(name, [r.label for r in res], [r.num_evals for r in res],
            time.perf_counter() - t0, first_stage_s if cand is not None else 0.0)
+  if k > 10:
+    for name, (cfg, tree) in hierarchy_settings(model, schedule, k, x_cal).items():
+      t0 = time.perf_counter()
+      res = [diffusion.batch_hierarchical_race(jax.random.fold_in(key, s), params, x, k,
+                                               cfg=cfg, tree=tree, proposal=q)
+             for s in range(seeds)]
+      record(name, [r.label for r in res], [r.num_evals for r in res],
+             time.perf_counter() - t0)
   return recs
+
+
+def hierarchy_settings(model, schedule, k, x_cal, groups=32):
+  """``{name: (HierarchyConfig, ClassTree or None)}`` for many classes: a screen of one
+  antithetic pair per class then the anytime race among the best 32, alone and after a
+  tree cut (the tree clustered from the ``full`` protocol's scores, 8 draws per
+  class, on the calibration examples; calibration not counted per image)."""
+  den, params = model
+  rc = diffusion.race_config(den, schedule=schedule, rule="cs", confidence=CS_CONFIDENCE,
+                             chunk_t=8, max_rounds=128, antithetic=True)
+  cal = diffusion.batch_classify(jax.random.key(3), den, params, x_cal, k,
+                                 schedule=schedule, num_t=8)
+  tree = diffusion.hierarchy.build_tree(np.asarray(cal.scores), groups)
+  screen = diffusion.hierarchy_config(rc, screen_draws=2, keep=32)
+  return {"screen2/32+race+cs+is+anti": (screen, None),
+          "tree8/32+screen2/32+race+cs+is+anti": (
+              screen._replace(node_draws=8, keep_groups=8), tree)}
 
 
 def race_settings(den, schedule, k, full_t, q, candidates):
@@ -135,6 +168,11 @@ def race_settings(den, schedule, k, full_t, q, candidates):
          "race+is+anti": (base._replace(**anti), q, None),
          "race+cs": (cs, None, None),
          "race+cs+is+anti": (cs._replace(**anti), q, None)}
+  if k <= 10:   # chunks of 4 draws; the per-image proposal without and with a pilot
+    out["race+cs+is+anti+c4"] = (cs._replace(chunk_t=4, max_rounds=full_t // 4,
+                                             **anti), q, None)
+    out["race+cs+anti+adapt"] = (cs._replace(adapt_t=True, **anti), None, None)
+    out["race+cs+is+anti+adapt"] = (cs._replace(adapt_t=True, **anti), q, None)
   if candidates is not None:
     out["race+qda2"] = (base, None, candidates)
     out["race+cs+is+anti+qda2"] = (cs._replace(**anti), q, candidates)
@@ -213,7 +251,7 @@ def oracle_dataset(key, k, n, full_t, seeds=1, extra=False):
   print(f"  oracle K={k}: Bayes accuracy {100 * bayes:.1f}% (n={n})", flush=True)
   model, schedule = diffusion.gaussian_oracle(means, variances), diffusion.linear_schedule()
   recs = run_strategies(key, model, x, y, xp[:32], yp[:32], k, schedule, full_t,
-                        seeds=seeds)
+                        seeds=seeds, x_cal=xp[32:160])
   out = dict(dataset=f"oracle{k}", reference=bayes, reference_name="Bayes", n=n,
              records=recs)
   if k <= 10:
@@ -295,7 +333,11 @@ STYLE = {"full": ("k", "s"), "adaptive": ("tab:gray", "D"),
          "sequential": ("tab:brown", "v"), "race": ("tab:blue", "o"),
          "race+is+anti": ("tab:cyan", "o"), "race+cs": ("tab:orange", "^"),
          "race+cs+is+anti": ("tab:red", "^"), "race+qda2": ("tab:green", "P"),
-         "race+cs+is+anti+qda2": ("tab:purple", "*")}
+         "race+cs+is+anti+qda2": ("tab:purple", "*"),
+         "race+cs+is+anti+c4": ("darkred", "v"),
+         "race+cs+anti+adapt": ("gold", "^"), "race+cs+is+anti+adapt": ("olive", "^"),
+         "screen2/32+race+cs+is+anti": ("tab:olive", "X"),
+         "tree8/32+screen2/32+race+cs+is+anti": ("tab:pink", "X")}
 
 
 def plot(result, path):

@@ -17,6 +17,8 @@ FULL = ("full", dict(num_t=32))
 # to_keep[0] = 9 exceeds a shard's 2 classes: the global top-9 spans shards.
 ADAPTIVE3 = ("adaptive", dict(n_samples=(4, 8, 32), to_keep=(9, 3, 1)))
 SEQUENTIAL = ("sequential", dict(num_t=64, chunk_t=8))
+RACE = ("race", dict(num_t=64, chunk_t=8, confidence=0.9, antithetic=True,
+                     adapt_t=True))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def test_sharded_classify_matches_single_device(problem, key, strategy, opts):
     assert int(got.num_evals) == int(ref.num_evals) + padding
 
 
-@pytest.mark.parametrize("strategy, opts", [FULL, SEQUENTIAL])
+@pytest.mark.parametrize("strategy, opts", [FULL, SEQUENTIAL, RACE])
 def test_sharded_batch_classify_matches_single_device(problem, key, strategy, opts):
   # float64: ELBO scores are -(KL + recon + mean error), a cancellation that turns
   # float32 rounding of differently vectorised sums into 2e-6 relative differences.
@@ -82,5 +84,7 @@ def test_sharded_batch_classify_matches_single_device(problem, key, strategy, op
   np.testing.assert_array_equal(got.label, ref5.label)
   np.testing.assert_allclose(np.asarray(got.scores)[:, :K], ref5.scores, rtol=1e-12)
   assert got.scores.shape == (5, 16)
-  if strategy == "sequential":  # classes were really eliminated, within each shard
+  if strategy != "full":  # classes were really eliminated, within each shard
     assert np.all(np.asarray(got.num_evals) < 16 * opts["num_t"])
+  if strategy == "race":  # each shard's bucket rounds up to a power of two
+    assert np.all(np.asarray(got.num_evals) >= np.asarray(ref5.num_evals))

@@ -166,8 +166,11 @@ __all__ = __all__ + (
     "rectified_flow_schedule",
 )
 
+from jgen.diffusion import hierarchy
 from jgen.diffusion import importance
 from jgen.diffusion import racing
+from jgen.diffusion.hierarchy import batch_hierarchical_race
+from jgen.diffusion.hierarchy import hierarchy_config
 from jgen.diffusion.importance import TimestepProposal
 from jgen.diffusion.importance import fit_proposal
 from jgen.diffusion.racing import RaceConfig
@@ -175,8 +178,11 @@ from jgen.diffusion.racing import batch_race
 from jgen.diffusion.racing import race_config
 
 __all__ = __all__ + (
+    "hierarchy",
     "importance",
     "racing",
+    "batch_hierarchical_race",
+    "hierarchy_config",
     "TimestepProposal",
     "fit_proposal",
     "RaceConfig",

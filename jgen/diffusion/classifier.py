@@ -28,8 +28,9 @@ from jgen.diffusion import validate
 from jgen.diffusion.chunking import pairs_per_call
 from jgen.diffusion.schedules import Schedule
 from jgen.diffusion.schedules import linear_schedule
-from jgen.diffusion.strategies import (ClassifyResult, StrategyConfig, adaptive_plan,
-                                       run)
+from jgen.diffusion.dispatch import run_strategy
+from jgen.diffusion.racing import race_config
+from jgen.diffusion.strategies import ClassifyResult, StrategyConfig, adaptive_plan
 
 __all__ = ["DEFAULT_SCHEDULE", "DEFAULTS", "Prepared", "prepare", "classify",
            "batch_classify"]
@@ -39,7 +40,8 @@ DEFAULT_SCHEDULE = linear_schedule()
 DEFAULTS = dict(strategy="full", schedule=None, num_t=256, timesteps="stratified",
                 weighting="elbo", loss="l2", classes=None, chunk_size=None,
                 cache_bytes=None, n_samples=(50, 500), to_keep=(5, 1),
-                chunk_t=8, confidence=0.99, antithetic=False)
+                chunk_t=8, confidence=0.99, antithetic=False, rule="cs",
+                adapt_t=False)
 # A progress bar without a batch size gets about this many updates.
 PROGRESS_UPDATES = 20
 
@@ -80,6 +82,19 @@ def _strategy_opts(o: dict, num_c: int) -> tuple[dict, int]:
                num_classes_total=num_c), num_c * chunk_t)
 
 
+def _race_opts(o: dict, denoiser, schedule: Schedule, num_c: int) -> dict:
+  """``strategy="race"``: the checked [`RaceConfig`][jgen.diffusion.RaceConfig]
+  (``num_t // chunk_t`` rounds at most)."""
+  if o["loss"] != "l2" or o["timesteps"] != "stratified":
+    raise ValueError("strategy='race' supports loss='l2' and timesteps='stratified'"
+                     f" only, got loss={o['loss']!r}, timesteps={o['timesteps']!r}.")
+  cfg = race_config(denoiser, schedule=schedule, chunk_t=o["chunk_t"],
+                    max_rounds=o["num_t"] // o["chunk_t"], rule=o["rule"],
+                    confidence=o["confidence"], antithetic=o["antithetic"],
+                    weighting=o["weighting"], adapt_t=o["adapt_t"])
+  return dict(race_cfg=cfg, num_classes_total=num_c)
+
+
 def prepare(denoiser, params: Any, x: ArrayLike, num_classes: int, options: dict, *,
             batched: bool, rows: int | None = None) -> Prepared:
   """Validates a classify call (every entry point, sharded or not, goes through here).
@@ -98,9 +113,9 @@ def prepare(denoiser, params: Any, x: ArrayLike, num_classes: int, options: dict
   o = {**DEFAULTS, **options}
   validate.check_denoiser(denoiser)
   num_classes = validate.check_num_classes_fit(denoiser, num_classes)
-  if o["strategy"] not in ("full", "adaptive", "sequential"):
-    raise ValueError("strategy must be one of ('full', 'adaptive', 'sequential'), got"
-                     f" {o['strategy']!r}.")
+  if o["strategy"] not in ("full", "adaptive", "sequential", "race"):
+    raise ValueError("strategy must be one of ('full', 'adaptive', 'sequential',"
+                     f" 'race'), got {o['strategy']!r}.")
   validate.check_options(o["weighting"], o["loss"], o["timesteps"])
   x = validate.check_x(denoiser, params, x, batched=batched)
   ids = validate.class_ids(o["classes"], num_classes)
@@ -124,13 +139,15 @@ def prepare(denoiser, params: Any, x: ArrayLike, num_classes: int, options: dict
                     f" {type(schedule).__name__} ({schedule!r:.40}).")
   cfg = StrategyConfig(denoiser, schedule, o["timesteps"], o["weighting"], o["loss"],
                        chunk, bool(o["antithetic"]))
+  if o["strategy"] == "race":
+    opts = _race_opts(o, denoiser, schedule, int(ids.shape[0]))
   return Prepared(x, ids, o["strategy"], cfg, tuple(sorted(opts.items())))
 
 
 @functools.partial(compilation.jit, static_argnames=("strategy", "cfg", "opts", "batched"))
 def _run(key, params, x, ids, *, strategy, cfg, opts, batched):
-  return mark_unclassifiable(run(strategy, key, params, x, ids, cfg=cfg,
-                                 opts=dict(opts), batched=batched))
+  return mark_unclassifiable(run_strategy(strategy, key, params, x, ids, cfg=cfg,
+                                          opts=dict(opts), batched=batched))
 
 
 def mark_unclassifiable(res: ClassifyResult) -> ClassifyResult:
@@ -182,7 +199,8 @@ def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: i
     x: one example ``[*data_shape]``.
     num_classes: static ``K`` (at most the denoiser's ``num_classes``).
     **options: any of [`DEFAULTS`][jgen.diffusion.DEFAULTS]: ``strategy`` (``"full"``,
-      ``"adaptive"``, ``"sequential"``; ``jgen.diffusion.strategies``), ``schedule``
+      ``"adaptive"``, ``"sequential"``; ``jgen.diffusion.strategies``; ``"race"``,
+      ``jgen.diffusion.racing``), ``schedule``
       (default VDM linear), ``num_t`` (draws per class, or the per-class budget of
       ``sequential``), ``timesteps`` (``"stratified"``, ``"grid"``, ``"iid"``),
       ``weighting`` (``"elbo"``, ``"uniform"``, callable), ``loss`` (``"l2"``, ``"l1"``,
@@ -190,8 +208,11 @@ def classify(key: jax.Array, denoiser, params: Any, x: ArrayLike, num_classes: i
       ``chunk_size`` ((class, draw) pairs per vectorised denoiser call; default from the
       shapes and the execution plan in force, ``jgen.core.plan``, or a cache budget of
       ``cache_bytes`` bytes when given), ``n_samples``/``to_keep`` (adaptive stages),
-      ``chunk_t``/``confidence`` (sequential rounds and guarantee), ``antithetic`` (pair
-      ``(t, eps)`` with ``(t, -eps)``).
+      ``chunk_t``/``confidence`` (sequential and race rounds and guarantee),
+      ``antithetic`` (pair ``(t, eps)`` with ``(t, -eps)``), ``rule``/``adapt_t``
+      (``strategy="race"``: [`race_config`][jgen.diffusion.race_config]'s, with
+      ``max_rounds = num_t // chunk_t``; an importance ``proposal`` or ``candidates``
+      need [`batch_race`][jgen.diffusion.batch_race]).
 
   Returns:
     [`ClassifyResult`][jgen.diffusion.ClassifyResult]

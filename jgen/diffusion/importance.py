@@ -26,8 +26,10 @@ from jgen.diffusion import validate
 from jgen.diffusion.elbo import class_errors_at
 from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule
+from jgen.diffusion.strategies import psum_over
 
-__all__ = ["TimestepProposal", "uniform_proposal", "fit_proposal", "draw_importance"]
+__all__ = ["TimestepProposal", "uniform_proposal", "fit_proposal", "draw_importance",
+           "adapted_probs", "add_square_differences"]
 
 
 class TimestepProposal(NamedTuple):
@@ -157,3 +159,64 @@ def fit_proposal(key: jax.Array, denoiser: Denoiser, params: Any, x: ArrayLike,
   rms = jnp.sqrt(second)
   q = rms / jnp.sum(rms)
   return TimestepProposal((1.0 - floor) * q + floor / num_bins)
+
+
+# Per-image timestep adaptation (``adapt_t``): bins of the uniform start, the uniform
+# floor mixed in (as fit_proposal's default: weights <= 5) and the pseudo-observations
+# per bin of the starting proposal's shape.
+ADAPT_BINS, ADAPT_FLOOR, ADAPT_PRIOR = 16, 0.2, 2.0
+
+
+def adapted_probs(q0: jax.Array, s2: jax.Array, nb: jax.Array) -> jax.Array:
+  """Next round's bin probabilities: ``sqrt`` of the per-bin mean squared difference,
+  shrunk to ``q0``'s shape by ``ADAPT_PRIOR`` pseudo-observations, floored; ``q0``
+  until an observation exists. ``q0, s2, nb [B]``: the starting probabilities, the
+  sums of squared differences and their counts per bin. Depends on past rounds only.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen.diffusion import importance
+    >>> q0 = jnp.full(4, 0.25)
+    >>> importance.adapted_probs(q0, jnp.zeros(4), jnp.zeros(4)).tolist()  # no data
+    [0.25, 0.25, 0.25, 0.25]
+    >>> q = importance.adapted_probs(q0, jnp.array([0.0, 0, 0, 400]), jnp.full(4, 4.0))
+    >>> bool(q[3] > q[0]), round(float(q.sum()), 6)
+    (True, 1.0)
+  """
+  tot = jnp.sum(nb)
+  mbar = jnp.sum(s2) / jnp.maximum(tot, 1.0)
+  prior = mbar * q0 * q0 / jnp.mean(q0 * q0)
+  rms = jnp.sqrt((s2 + ADAPT_PRIOR * prior) / (nb + ADAPT_PRIOR))
+  total = jnp.sum(rms)
+  q = (1.0 - ADAPT_FLOOR) * rms / jnp.where(total > 0, total, 1.0) + ADAPT_FLOOR / q0.size
+  return jnp.where((tot > 0) & (total > 0), q, q0)
+
+
+def add_square_differences(s2, nb, h_r, lead_r, t_r, w_r, comp, antithetic,
+                           axis_name=None):
+  """Adds one round's squared paired differences with the leader's errors ``lead_r``
+  (unweighted, averaged over the competitors ``comp [K]``; one per antithetic pair)
+  to their bins: ``h_r [K, n]`` weighted errors of one round, ``lead_r [n]`` the
+  leader's, ``t_r, w_r [n]`` its times and weights; returns the new ``(s2, nb)``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen.diffusion import importance
+    >>> h = jnp.array([[1.0, 1.0], [3.0, 1.0]])
+    >>> s2, nb = importance.add_square_differences(jnp.zeros(2), jnp.zeros(2), h, h[0],
+    ...     jnp.array([0.2, 0.7]), jnp.ones(2), jnp.array([False, True]), False)
+    >>> s2.tolist(), nb.tolist()
+    ([4.0, 0.0], [1.0, 1.0])
+  """
+  raw = (h_r - lead_r[None, :]) / w_r[None, :]
+  t_obs = t_r
+  if antithetic:
+    h = t_r.shape[0] // 2
+    raw, t_obs = 0.5 * (raw[:, :h] + raw[:, h:]), t_r[:h]
+  n_comp = psum_over(jnp.sum(comp), axis_name)
+  d2 = psum_over(jnp.sum(jnp.where(comp[:, None], raw * raw, 0.0), axis=0), axis_name)
+  d2 = d2 / jnp.maximum(n_comp, 1)
+  ok = jnp.isfinite(d2) & (n_comp > 0)
+  bins = jnp.clip(jnp.floor(t_obs * s2.shape[0]).astype(jnp.int32), 0, s2.shape[0] - 1)
+  return (s2.at[bins].add(jnp.where(ok, d2, 0.0)),
+          nb.at[bins].add(ok.astype(nb.dtype)))

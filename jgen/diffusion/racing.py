@@ -38,6 +38,17 @@ among its top few; the others are never evaluated and score ``-inf``.
 Variance reduction: ``antithetic`` draws ``(t, eps), (t, -eps)``, and an importance
 proposal ``q`` (``jgen.diffusion.importance``) for the times with weights
 ``1 / q(t)``: both keep every class's mean unbiased.
+
+Per-image timesteps (``adapt_t=True``): the proposal adapts during the race. Round
+``r`` draws from ``q_r propto sqrt(m_b)`` on equal bins of ``t``, ``m_b`` the mean
+squared paired difference (leader against the classes still racing, unweighted)
+seen in bin ``b`` in rounds ``< r``, shrunk to the starting proposal's shape (the
+given ``proposal``, or uniform on 16 bins) and mixed with a uniform floor of 0.2. As
+``q_r`` depends on earlier rounds only, each round's weighted errors are conditionally
+unbiased given the past, so every class's running mean stays unbiased and the paired
+differences keep a constant conditional mean: the tests see martingale differences,
+which the martingale form of the asymptotic confidence sequence covers (Waudby-Smith
+et al. 2024).
 """
 
 from __future__ import annotations
@@ -56,12 +67,17 @@ from jgen.diffusion import validate
 from jgen.diffusion.chunking import activation_bytes
 from jgen.diffusion.elbo import class_errors_at, elbo_from_errors
 from jgen.diffusion.losses import draw
-from jgen.diffusion.importance import TimestepProposal, draw_importance
+from jgen.diffusion import boundaries, importance
+from jgen.diffusion.boundaries import cs_multipliers
+from jgen.diffusion.importance import (TimestepProposal, add_square_differences,
+                                       adapted_probs, draw_importance)
 from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule, linear_schedule
-from jgen.diffusion.strategies import ClassifyResult, buckets
+from jgen.diffusion.strategies import (ClassifyResult, buckets, class_offset,
+                                       first_argmax, id_at, psum_over)
 
-__all__ = ["RaceConfig", "race_config", "cs_multipliers", "race", "batch_race"]
+__all__ = ["RaceConfig", "race_config", "round_draws", "cs_multipliers", "race",
+           "batch_race"]
 
 
 class RaceConfig(NamedTuple):
@@ -93,6 +109,7 @@ class RaceConfig(NamedTuple):
   antithetic: bool = False
   weighting: str = "elbo"
   cs_draws: int = 32
+  adapt_t: bool = False
 
 
 def race_config(denoiser: Denoiser, *, schedule: Schedule | None = None,
@@ -100,7 +117,7 @@ def race_config(denoiser: Denoiser, *, schedule: Schedule | None = None,
                 refine_rounds: int = 0, rule: str = "test", margin: float = 1.0,
                 confidence: float = 0.99, min_rounds: int = 2,
                 antithetic: bool = False, weighting: str = "elbo",
-                cs_draws: int = 32) -> RaceConfig:
+                cs_draws: int = 32, adapt_t: bool = False) -> RaceConfig:
   """Checked [`RaceConfig`][jgen.diffusion.RaceConfig] (module docstring for the meaning
   of each field).
 
@@ -126,14 +143,33 @@ def race_config(denoiser: Denoiser, *, schedule: Schedule | None = None,
   if not 0.0 < confidence < 1.0:
     raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
   validate.check_options(weighting, "l2")
+  if not isinstance(adapt_t, bool):
+    raise TypeError(f"adapt_t must be a bool, got {type(adapt_t).__name__}.")
   schedule = linear_schedule() if schedule is None else schedule
+  if adapt_t and schedule.num_steps is not None:
+    raise ValueError("adapt_t needs a continuous schedule (num_steps=None).")
   return RaceConfig(denoiser, schedule, int(chunk_t), int(max_rounds), int(keep),
                     int(refine_rounds), rule, float(margin), float(confidence),
-                    int(min_rounds), bool(antithetic), weighting, int(cs_draws))
+                    int(min_rounds), bool(antithetic), weighting, int(cs_draws),
+                    bool(adapt_t))
 
 
-def _draws(key, x, cfg: RaceConfig, proposal):
-  """``(t, eps, w)`` of one round: stratified (weights 1) or ``t ~ q`` (``1 / q``)."""
+def round_draws(key: jax.Array, x: jax.Array, cfg: RaceConfig,
+                proposal: TimestepProposal | None) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The ``cfg.chunk_t`` shared draws of one round: ``(t [n], eps [n, *x.shape], w [n])``,
+  stratified (weights 1) or ``t ~ q`` with weights ``1 / q(t)``; with
+  ``cfg.antithetic`` the second half is ``(t, -eps)`` of the first.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> from jgen.diffusion import racing
+    >>> den, _ = diffusion.gaussian_oracle(jnp.eye(2), jnp.ones((2, 2)))
+    >>> cfg = diffusion.race_config(den, chunk_t=4, antithetic=True)
+    >>> t, eps, w = racing.round_draws(jax.random.key(0), jnp.zeros(2), cfg, None)
+    >>> t.shape, bool((eps[:2] == -eps[2:]).all()), w.tolist()
+    ((4,), True, [1.0, 1.0, 1.0, 1.0])
+  """
   if proposal is None:
     t, eps = draw(key, cfg.chunk_t, x, cfg.schedule, "stratified", cfg.antithetic)
     return t, eps, jnp.ones_like(t)
@@ -147,84 +183,84 @@ def _draws(key, x, cfg: RaceConfig, proposal):
 
 
 def _quantile(cfg: RaceConfig, num_c: int, rounds: int) -> np.ndarray:
-  """Critical values per round (dof = draws - 1); inf before ``min_rounds``."""
-  level = (1.0 - cfg.confidence) / (max(num_c - 1, 1) * rounds)
-  n = (np.arange(rounds) + 1) * cfg.chunk_t
-  import scipy.stats  # here: importing jgen.diffusion must not load scipy
-
-  q = scipy.stats.t.ppf(1.0 - level, np.maximum(n - 1, 1))
-  return np.where(np.arange(rounds) + 1 < cfg.min_rounds, np.inf, q)
-
-
-def cs_multipliers(num_obs, confidence: float, num_classes: int,
-                   cs_draws: int = 32) -> np.ndarray:
-  """Half-widths, in sample standard deviations, of the asymptotic confidence sequence
-  for a mean after ``num_obs`` observations (module docstring, ``rule="cs"``).
-
-  ``rho^2 = (-2 log a + log(1 - 2 log a)) / cs_draws`` makes the boundary tightest at
-  ``cs_draws`` observations (Waudby-Smith et al. 2024, section 2.3).
-
-  Examples:
-    >>> import numpy as np
-    >>> from jgen.diffusion import racing
-    >>> m = racing.cs_multipliers(np.array([8, 64, 4096]), 0.9, 2)
-    >>> bool(np.all(np.diff(m) < 0)), bool(m[-1] * np.sqrt(4096) > 1.645)
-    (True, True)
-  """
-  a = (1.0 - confidence) / max(num_classes - 1, 1)
-  rho2 = (-2.0 * np.log(a) + np.log(1.0 - 2.0 * np.log(a))) / cs_draws
-  n = np.asarray(num_obs, np.float64)
-  return np.sqrt(2.0 * (n * rho2 + 1.0) / (n * n * rho2)
-                 * np.log(np.sqrt(n * rho2 + 1.0) / a))
-
-
-def _cs_quantile(cfg: RaceConfig, num_c: int, rounds: int) -> np.ndarray:
-  """Per-round multipliers of ``sqrt(var / n)``, like ``_quantile``, for ``rule="cs"``."""
-  per = cfg.chunk_t // 2 if cfg.antithetic else cfg.chunk_t
-  n = (np.arange(rounds) + 1) * per
-  m = cs_multipliers(n, cfg.confidence, num_c, cfg.cs_draws) * np.sqrt(n)
+  """Per-round multipliers of ``sqrt(var / n)`` for the race's rule; ``inf`` before
+  ``min_rounds`` (``jgen.diffusion.boundaries``)."""
+  per = cfg.chunk_t // 2 if cfg.antithetic and cfg.rule == "cs" else cfg.chunk_t
+  if cfg.rule == "cs":
+    m = boundaries.cs_boundaries(per, cfg.confidence, num_c, rounds, cfg.cs_draws)
+  else:
+    m = boundaries.t_boundaries(per, cfg.confidence, num_c, rounds)
   return np.where(np.arange(rounds) + 1 < cfg.min_rounds, np.inf, m)
 
 
 def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
-         num_classes: int, candidates=None) -> ClassifyResult:
+         num_classes: int, candidates=None, classes=None, axis_name=None,
+         num_classes_total: int | None = None) -> ClassifyResult:
   """Races the ``num_classes`` classes for ONE example (module docstring); jittable.
 
   ``candidates``: optional ``[K]`` bool mask of the classes that enter the race (at
   least one ``True``; all classes when ``None``).
 
+  ``classes``: optional ``[K]`` int32 class ids the ``K = num_classes`` race slots
+  stand for (a race among a few classes of a larger model, e.g. the survivors of
+  [`hierarchical_race`][jgen.diffusion.hierarchy.hierarchical_race]); slot ``i``
+  is class ``classes[i]``, and ``label`` is a class id. The error level's union bound
+  is over the ``K - 1`` slots.
+
+  ``axis_name``: the class axis of a ``shard_map`` (``None``: one device). With a
+  name, ``classes`` is this device's slice of the class ids (padded with ``-1``, which
+  never enter), ``num_classes`` its length, and ``num_classes_total`` the count the
+  union bound covers; the leader, its draws, the survivor count and ``num_evals`` are
+  reduced over the axis (``pmin``/``psum``), so every device returns the same label
+  and, for the same key, the single-device result.
+
   Returns:
-    [`ClassifyResult`][jgen.diffusion.ClassifyResult]: ``scores [K]`` are ELBO estimates
-    (``weighting="elbo"``) or minus mean errors, from each class's own draws; ``-inf``
-    for classes never evaluated.
+    [`ClassifyResult`][jgen.diffusion.ClassifyResult]: ``scores [K]`` (per slot) are ELBO
+    estimates (``weighting="elbo"``) or minus mean errors, from each class's own draws;
+    ``-inf`` for classes never evaluated.
   """
   k, rounds = num_classes, cfg.max_rounds + cfg.refine_rounds
-  ids = jnp.arange(k, dtype=jnp.int32)
-  q = jnp.asarray((_cs_quantile if cfg.rule == "cs" else _quantile)(cfg, k, rounds),
-                  x.dtype)
+  k_total = k if num_classes_total is None else num_classes_total
+  ids = (jnp.arange(k, dtype=jnp.int32) if classes is None
+         else jnp.asarray(classes, jnp.int32))
+  q = jnp.asarray(_quantile(cfg, k_total, rounds), x.dtype)
   sizes = buckets(k)
   n_draw = cfg.chunk_t
+  slot = jnp.arange(k, dtype=jnp.int32)
+  offset = class_offset(k, axis_name)
 
-  def evaluate(b, r, order):
+  if cfg.adapt_t:   # the first round's proposal; later rounds adapt (module docstring)
+    q0 = (jnp.full((importance.ADAPT_BINS,), 1.0 / importance.ADAPT_BINS, x.dtype) if proposal is None
+          else proposal.probs.astype(x.dtype))
+  n_bins = q0.shape[0] if cfg.adapt_t else 1
+
+  def evaluate(b, r, order, probs):
     cls = order[:b]
-    t, eps, w = _draws(jax.random.fold_in(key, r), x, cfg, proposal)
-    err = class_errors_at(cfg.denoiser, params, x, t, eps, cls,
+    prop = TimestepProposal(probs) if cfg.adapt_t else proposal
+    t, eps, w = round_draws(jax.random.fold_in(key, r), x, cfg, prop)
+    err = class_errors_at(cfg.denoiser, params, x, t, eps, ids[cls],
                           schedule=cfg.schedule, weighting=cfg.weighting) * w[None, :]
-    return jnp.zeros((k, n_draw), x.dtype).at[cls].set(err)
+    return jnp.zeros((k, n_draw), x.dtype).at[cls].set(err), t, w
 
   def body(state):
-    r, active, hist, evals, refine = state
+    r, active, n_glob, hist, evals, refine, (s2, nb) = state
     order = jnp.argsort(~active, stable=True).astype(jnp.int32)
-    n_act = jnp.sum(active)
-    bidx = jnp.searchsorted(jnp.asarray(sizes), n_act)
-    hist = hist.at[r].set(lax.switch(bidx, [functools.partial(evaluate, b, r)
-                                            for b in sizes], order))
+    bidx = jnp.searchsorted(jnp.asarray(sizes), jnp.sum(active))
+    probs = adapted_probs(q0, s2, nb) if cfg.adapt_t else jnp.zeros((1,), x.dtype)
+    h_r, t_r, w_r = lax.switch(bidx, [functools.partial(evaluate, b, r)
+                                      for b in sizes], order, probs)
+    # a bucket's padding evaluations (classes already out) are counted, not kept: a
+    # class's score uses the rounds it raced in, however the classes are split
+    hist = hist.at[r].set(jnp.where(active[:, None], h_r, 0.0))
     rows = (jnp.arange(rounds) <= r)[:, None, None]
     n = ((r + 1) * n_draw).astype(x.dtype)
     mean = jnp.sum(jnp.where(rows, hist, 0.0), axis=(0, 2)) / n
     mean = jnp.where(jnp.isnan(mean), jnp.inf, mean)
-    leader = jnp.argmin(jnp.where(active, mean, jnp.inf))
-    d = jnp.where(rows, hist - hist[:, leader][:, None, :], 0.0)
+    leader = first_argmax(jnp.where(active, -mean, -jnp.inf), axis_name)
+    local = jnp.clip(leader - offset, 0, k - 1)
+    is_leader = (slot == leader - offset)
+    lead = psum_over(jnp.where(jnp.any(is_leader), hist[:, local], 0.0), axis_name)
+    d = jnp.where(rows, hist - lead[:, None, :], 0.0)
     d_mean = jnp.sum(d, axis=(0, 2)) / n
     if cfg.rule == "margin":
       out = (d_mean > cfg.margin) & (r + 1 >= cfg.min_rounds)
@@ -236,23 +272,29 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
       var = jnp.sum(jnp.where(rows, (obs - d_mean[None, :, None]) ** 2, 0.0),
                     axis=(0, 2)) / jnp.maximum(n_obs - 1, 1)
       out = d_mean > q[r] * jnp.sqrt(var / n_obs)
-    active = active & ~(out | (mean == jnp.inf))
-    active = active.at[leader].set(True)
-    refine = refine - (n_act <= cfg.keep).astype(jnp.int32)
-    spent = jnp.asarray(sizes, jnp.int32)[bidx] * n_draw
-    return r + 1, active, hist, evals + spent, refine
+    if cfg.adapt_t:
+      s2, nb = add_square_differences(s2, nb, h_r, lead[r], t_r, w_r, active & ~is_leader,
+                            cfg.antithetic, axis_name)
+    active = (active & ~(out | (mean == jnp.inf))) | is_leader
+    refine = refine - (n_glob <= cfg.keep).astype(jnp.int32)
+    spent = psum_over(jnp.asarray(sizes, jnp.int32)[bidx], axis_name) * n_draw
+    n_glob = psum_over(jnp.sum(active).astype(jnp.int32), axis_name)
+    return r + 1, active, n_glob, hist, evals + spent, refine, (s2, nb)
 
   def cond(state):
-    r, active, _, _, refine = state
-    n_act = jnp.sum(active)
+    r, _, n_act, _, _, refine, _ = state
     sifting = (n_act > cfg.keep) & (r < cfg.max_rounds)
     return (n_act > 1) & (sifting | ((n_act <= cfg.keep) & (refine > 0)))
 
   start = jnp.ones((k,), bool) if candidates is None else jnp.asarray(candidates, bool)
+  if axis_name is not None:
+    start = start & (ids >= 0)
   init = (jnp.asarray(0, jnp.int32), start,
+          psum_over(jnp.sum(start).astype(jnp.int32), axis_name),
           jnp.zeros((rounds, k, n_draw), x.dtype), jnp.asarray(0, jnp.int32),
-          jnp.asarray(cfg.refine_rounds, jnp.int32))
-  r, active, hist, evals, _ = lax.while_loop(cond, body, init)
+          jnp.asarray(cfg.refine_rounds, jnp.int32),
+          (jnp.zeros((n_bins,), x.dtype), jnp.zeros((n_bins,), x.dtype)))
+  _, active, _, hist, evals, _, _ = lax.while_loop(cond, body, init)
   seen = jnp.any(hist != 0.0, axis=2)                                 # [R, K]
   count = jnp.maximum(jnp.sum(seen, axis=0), 1).astype(x.dtype) * n_draw
   mean_err = jnp.sum(hist, axis=(0, 2)) / count
@@ -261,10 +303,10 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
   else:
     scores = -mean_err
   scores = jnp.where(jnp.isnan(scores) | ~jnp.any(seen, axis=0), -jnp.inf, scores)
-  label = jnp.argmax(jnp.where(active, scores, -jnp.inf)).astype(jnp.int32)
+  pos = first_argmax(jnp.where(active, scores, -jnp.inf), axis_name)
   # a single candidate wins without evaluations
-  label = jnp.where(evals > 0, label, jnp.argmax(active).astype(jnp.int32))
-  return ClassifyResult(ids[label], scores, evals)
+  pos = jnp.where(evals > 0, pos, first_argmax(active.astype(jnp.int32), axis_name))
+  return ClassifyResult(id_at(ids, pos, axis_name).astype(jnp.int32), scores, evals)
 
 
 @functools.partial(compilation.jit,

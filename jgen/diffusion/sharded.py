@@ -27,7 +27,8 @@ from jgen.diffusion.classifier import mark_unclassifiable
 from jgen.diffusion.classifier import prepare
 from jgen.diffusion.elbo import class_errors_at
 from jgen.diffusion.losses import draw
-from jgen.diffusion.strategies import ClassifyResult, run
+from jgen.diffusion.dispatch import run_strategy
+from jgen.diffusion.strategies import ClassifyResult
 from jgen.parallel import mesh as pmesh
 
 __all__ = ["sharded_class_errors", "sharded_classify", "sharded_batch_classify"]
@@ -44,8 +45,8 @@ def _pad_ids(ids: jax.Array, mesh: Mesh) -> jax.Array:
 def _run(key_data, params, x, ids, *, mesh, strategy, cfg, opts, batched, impl):
   def block(kd, p, xs, ids_local):
     keys = kd if impl is None else jax.random.wrap_key_data(kd, impl=impl)
-    return run(strategy, keys, p, xs, ids_local, cfg=cfg, opts=dict(opts),
-               axis_name=pmesh.CLASSES, batched=True)
+    return run_strategy(strategy, keys, p, xs, ids_local, cfg=cfg, opts=dict(opts),
+                        axis_name=pmesh.CLASSES, batched=True)
 
   rows = P(pmesh.DATA) if batched else P(None)
   n = x.shape[0]

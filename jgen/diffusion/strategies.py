@@ -48,7 +48,8 @@ from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule
 
 __all__ = ["ClassifyResult", "StrategyConfig", "STRATEGIES", "adaptive_plan", "full",
-           "adaptive", "sequential", "run", "t_quantiles", "buckets"]
+           "adaptive", "sequential", "run", "t_quantiles", "buckets", "psum_over",
+           "class_offset", "first_argmax", "id_at"]
 
 
 class ClassifyResult(NamedTuple):
@@ -99,30 +100,32 @@ def _errors(params, x, t, eps, ids, cfg):
                          loss=cfg.loss, chunk_size=cfg.chunk_size)
 
 
-def _psum(v, axis_name):
+def psum_over(v, axis_name):
+  """``v`` summed over the class axis ``axis_name`` (``v`` itself when ``None``)."""
   return v if axis_name is None else lax.psum(v, axis_name)
 
 
-def _offset(k_local: int, axis_name):
+def class_offset(k_local: int, axis_name):
+  """Global position of this device's first class slot (``0`` when ``None``)."""
   return 0 if axis_name is None else lax.axis_index(axis_name) * k_local
 
 
-def _first_argmax(v: jax.Array, axis_name) -> jax.Array:
+def first_argmax(v: jax.Array, axis_name) -> jax.Array:
   """Global position of the first maximum of the class-split vector ``v``."""
   i = jnp.argmax(v).astype(jnp.int32)
   if axis_name is None:
     return i
   best = v[i]
-  pos = _offset(v.shape[0], axis_name) + i
+  pos = class_offset(v.shape[0], axis_name) + i
   top = lax.pmax(best, axis_name)
   return lax.pmin(jnp.where(best == top, pos, jnp.iinfo(jnp.int32).max), axis_name)
 
 
-def _id_at(ids: jax.Array, pos: jax.Array, axis_name) -> jax.Array:
+def id_at(ids: jax.Array, pos: jax.Array, axis_name) -> jax.Array:
   """The class id at global position ``pos`` of the class-split ``ids``."""
   if axis_name is None:
     return ids[pos]
-  local = pos - _offset(ids.shape[0], axis_name)
+  local = pos - class_offset(ids.shape[0], axis_name)
   mine = (local >= 0) & (local < ids.shape[0])
   return lax.psum(jnp.where(mine, ids[jnp.clip(local, 0, ids.shape[0] - 1)], 0),
                   axis_name)
@@ -144,8 +147,8 @@ def full(key, params, x, ids, *, cfg: StrategyConfig, num_t: int, axis_name=None
   t, eps = draw(key, num_t, x, cfg.schedule, cfg.timesteps, cfg.antithetic)
   scores = _scores(jnp.mean(_errors(params, x, t, eps, ids, cfg), axis=1), x, cfg)
   scores = jnp.where(ids >= 0, scores, -jnp.inf)
-  label = _id_at(ids, _first_argmax(scores, axis_name), axis_name)
-  evals = _psum(ids.shape[0], axis_name) * num_t
+  label = id_at(ids, first_argmax(scores, axis_name), axis_name)
+  evals = psum_over(ids.shape[0], axis_name) * num_t
   return ClassifyResult(label.astype(jnp.int32), scores, jnp.asarray(evals, jnp.int32))
 
 
@@ -198,7 +201,7 @@ def adaptive(key, params, x, ids, *, cfg: StrategyConfig, n_samples, to_keep,
   (every global winner is in its own shard's local top-k) and replicated stages."""
   positions, _, _ = adaptive_plan(n_samples, to_keep, to_keep[0])
   n_base, k_local = n_samples[-1], ids.shape[0]
-  offset = _offset(k_local, axis_name)
+  offset = class_offset(k_local, axis_name)
   t, eps = _draws(key, x, positions[0], n_base, cfg)
   sums = jnp.sum(_errors(params, x, t, eps, ids, cfg), axis=1)          # [k_local]
   counts = jnp.full((k_local,), len(positions[0]), x.dtype)
@@ -211,7 +214,7 @@ def adaptive(key, params, x, ids, *, cfg: StrategyConfig, n_samples, to_keep,
     _, best = lax.top_k(gather(val), to_keep[0])
     a_pos, a_ids, a_sums = (gather(a)[best] for a in (a_pos, a_ids, a_sums))
   a_counts = jnp.full(a_pos.shape, len(positions[0]), x.dtype)
-  evals = _psum(k_local, axis_name) * len(positions[0])
+  evals = psum_over(k_local, axis_name) * len(positions[0])
   for pos, keep, prev in zip(positions[1:], to_keep[1:], to_keep):
     t, eps = _draws(key, x, pos, n_base, cfg)
     stage = jnp.sum(_errors(params, x, t, eps, a_ids, cfg), axis=1)
@@ -255,7 +258,7 @@ def sequential(key, params, x, ids, *, cfg: StrategyConfig, num_t, chunk_t,
   """Paired successive elimination (module docstring); every device evaluates its own
   survivors in a power-of-two bucket and all agree on the leader every round."""
   k_local, rounds = ids.shape[0], num_t // chunk_t
-  offset = _offset(k_local, axis_name)
+  offset = class_offset(k_local, axis_name)
   q = jnp.asarray(t_quantiles(num_classes_total, rounds, confidence), x.dtype)
   sizes = buckets(k_local)
 
@@ -276,17 +279,17 @@ def sequential(key, params, x, ids, *, cfg: StrategyConfig, num_t, chunk_t,
     n = (r + 1).astype(x.dtype)
     rows = (jnp.arange(rounds) <= r)[:, None]
     mean = jnp.sum(jnp.where(rows, hist, 0.0), axis=0) / n
-    leader = _first_argmax(jnp.where(active, mean, -jnp.inf), axis_name)
+    leader = first_argmax(jnp.where(active, mean, -jnp.inf), axis_name)
     mine = (leader >= offset) & (leader < offset + k_local)
     col = hist[:, jnp.clip(leader - offset, 0, k_local - 1)]
-    lead_hist = _psum(jnp.where(mine, col, 0.0), axis_name)           # [R]
+    lead_hist = psum_over(jnp.where(mine, col, 0.0), axis_name)           # [R]
     d = jnp.where(rows, lead_hist[:, None] - hist, 0.0)
     d_mean = jnp.sum(d, axis=0) / n
     d_var = (jnp.sum(jnp.where(rows, (d - d_mean[None, :]) ** 2, 0.0), axis=0)
              / jnp.maximum(n - 1, 1))
     active = active & ~(d_mean > q[r] * jnp.sqrt(d_var / n))
-    n_active = _psum(jnp.sum(active).astype(jnp.int32), axis_name)
-    spent = _psum(jnp.asarray(sizes, jnp.int32)[bidx], axis_name) * chunk_t
+    n_active = psum_over(jnp.sum(active).astype(jnp.int32), axis_name)
+    spent = psum_over(jnp.asarray(sizes, jnp.int32)[bidx], axis_name) * chunk_t
     return r + 1, active, n_active, hist, seen, evals + spent
 
   init = (jnp.asarray(0, jnp.int32), ids >= 0,
@@ -298,8 +301,8 @@ def sequential(key, params, x, ids, *, cfg: StrategyConfig, num_t, chunk_t,
   count = jnp.maximum(jnp.sum(seen, axis=0), 1).astype(x.dtype)
   scores = _scores(-jnp.sum(jnp.where(seen, hist, 0.0), axis=0) / count, x, cfg)
   scores = jnp.where(ids >= 0, scores, -jnp.inf)
-  pos = _first_argmax(jnp.where(active, scores, -jnp.inf), axis_name)
-  return ClassifyResult(_id_at(ids, pos, axis_name).astype(jnp.int32), scores, evals)
+  pos = first_argmax(jnp.where(active, scores, -jnp.inf), axis_name)
+  return ClassifyResult(id_at(ids, pos, axis_name).astype(jnp.int32), scores, evals)
 
 
 STRATEGIES = {"full": full, "adaptive": adaptive, "sequential": sequential}

@@ -1,0 +1,309 @@
+r"""Hierarchical class pruning: cut whole subtrees, screen the rest, race the survivors.
+
+With many classes the race's first round alone costs ``K x chunk_t`` evaluations, and a
+confidence sequence needs several observations per class before it can drop any. In the
+spirit of the Hierarchical Diffusion Classifier (Shanbhag et al., arXiv 2411.12073),
+which scores a label tree's upper nodes first and keeps only the best subtrees,
+[`hierarchical_race`][jgen.diffusion.hierarchy.hierarchical_race] runs three stages on
+one example, each on fresh shared ``(t, eps)`` draws (the race's
+[`round_draws`][jgen.diffusion.racing.round_draws]: stratified or importance-sampled,
+antithetic when the race is):
+
+1. **Tree** (optional, a [`ClassTree`][jgen.diffusion.hierarchy.ClassTree] of ``G``
+   groups): each group's representative class is scored with ``node_draws`` draws and
+   the ``keep_groups`` best groups are kept (HDC's top-k per level). A test on a
+   representative says nothing valid about its siblings, so this cut is a heuristic
+   whose recall must be measured: it pays only when classes of a group really are
+   close (a label hierarchy, or clusters of the denoiser's confusions).
+2. **Screen**: every class left is scored with ``screen_draws`` draws and the ``keep``
+   lowest mean errors go on (the top-k cut of Li et al. 2023's adaptive stages).
+3. **Race**: [`race`][jgen.diffusion.racing.race] among the ``keep`` survivors with the
+   configured rule (``rule="cs"``: anytime-valid among them, the survivors being
+   fixed by draws independent of the race's).
+
+``num_evals`` counts every denoiser call of the three stages, padding included (a tree's
+groups are padded to the largest).
+
+A tree comes from the user
+([`tree_from_groups`][jgen.diffusion.hierarchy.tree_from_groups]) or from the
+denoiser's own confusions ([`build_tree`][jgen.diffusion.hierarchy.build_tree]:
+agglomerative clustering, Ward's criterion, of each class's column of ELBO differences
+to the best class on calibration examples).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.typing import ArrayLike
+
+from jgen.core import compilation
+from jgen.diffusion import validate
+from jgen.diffusion.elbo import class_errors_at
+from jgen.diffusion.importance import TimestepProposal
+from jgen.diffusion.racing import RaceConfig, race, round_draws
+from jgen.diffusion.strategies import ClassifyResult
+
+__all__ = ["ClassTree", "HierarchyConfig", "batch_hierarchical_race", "build_tree",
+           "hierarchical_race", "hierarchy_config", "tree_from_groups"]
+
+
+class ClassTree(NamedTuple):
+  """A two-level class tree: ``members [G, S]`` class ids per group (``-1`` pads groups
+  smaller than the largest, ``S``) and ``representatives [G]`` (one member per group).
+
+  Examples:
+    >>> import jgen
+    >>> tree = jgen.diffusion.hierarchy.tree_from_groups([0, 0, 1, 1, 1])
+    >>> tree.members.tolist(), tree.representatives.tolist()
+    ([[0, 1, -1], [2, 3, 4]], [0, 2])
+  """
+  members: jax.Array
+  representatives: jax.Array
+
+
+def tree_from_groups(groups: ArrayLike, representatives: ArrayLike | None = None
+                     ) -> ClassTree:
+  """A [`ClassTree`][jgen.diffusion.hierarchy.ClassTree] from a group id per class.
+
+  Args:
+    groups: ``[K]`` ints in ``[0, G)``, every group non-empty.
+    representatives: optional ``[G]`` class ids, each a member of its group; the
+      lowest member when ``None``.
+
+  Examples:
+    >>> from jgen.diffusion import hierarchy
+    >>> tree = hierarchy.tree_from_groups([1, 0, 1], [1, 2])
+    >>> tree.members.tolist(), tree.representatives.tolist()
+    ([[1, -1], [0, 2]], [1, 2])
+  """
+  g = np.asarray(groups)
+  if g.ndim != 1 or g.size == 0 or not np.issubdtype(g.dtype, np.integer):
+    raise ValueError(f"groups must be a non-empty 1-D int array, got shape {g.shape},"
+                     f" dtype {g.dtype}.")
+  num_g = int(g.max()) + 1
+  sizes = np.bincount(g, minlength=num_g) if g.min() >= 0 else None
+  if sizes is None or not (sizes > 0).all():
+    raise ValueError(f"groups must number every group in [0, {num_g}) at least once"
+                     " with ids >= 0.")
+  members = np.full((num_g, int(sizes.max())), -1, np.int32)
+  for j in range(num_g):
+    idx = np.flatnonzero(g == j)
+    members[j, :idx.size] = idx
+  if representatives is None:
+    reps = members[:, 0].copy()
+  else:
+    reps = np.asarray(representatives)
+    if reps.shape != (num_g,) or not np.issubdtype(reps.dtype, np.integer):
+      raise ValueError(f"representatives must be {num_g} ints (one per group), got"
+                       f" shape {reps.shape}, dtype {reps.dtype}.")
+    if not ((reps >= 0) & (reps < g.size)).all() or not (g[reps] == np.arange(num_g)).all():
+      raise ValueError("representatives must name one member of each group, in group"
+                       " order.")
+  return ClassTree(jnp.asarray(members), jnp.asarray(reps, jnp.int32))
+
+
+def build_tree(scores: ArrayLike, num_groups: int) -> ClassTree:
+  """Clusters the classes by the denoiser's confusions on calibration examples.
+
+  Each class's feature is its column of ELBO differences to the best class,
+  ``scores[n, k] - max_j scores[n, j]`` (classes the denoiser confuses rise and fall
+  together), clipped below at the 5th percentile so that hopeless classes do not
+  dominate; Ward-linkage agglomerative clustering cuts it into ``num_groups`` groups,
+  and each group's representative is the member nearest its centroid.
+
+  Args:
+    scores: ``[N, K]`` class scores (ELBO estimates, e.g.
+      ``batch_classify(..., strategy="full").scores``) of ``N >= 2`` calibration
+      examples, finite.
+    num_groups: ``G`` in ``[1, K]``.
+
+  Examples:
+    >>> import numpy as np
+    >>> from jgen.diffusion import hierarchy
+    >>> s = np.array([[0., -.1, -9, -9], [-9, -9, 0, -.2], [0, -.3, -8, -9]])
+    >>> hierarchy.build_tree(s, 2).members.tolist()
+    [[0, 1], [2, 3]]
+  """
+  s = np.asarray(scores, np.float64)
+  if s.ndim != 2 or s.shape[0] < 2:
+    raise ValueError(f"scores must be [N, K] with N >= 2, got shape {s.shape}.")
+  bad = np.count_nonzero(~np.isfinite(s))
+  if bad:
+    raise ValueError(f"scores must be finite; {bad} entries are not.")
+  num_groups = validate.check_static_int(num_groups, "num_groups")
+  if num_groups > s.shape[1]:
+    raise ValueError(f"num_groups must be <= the {s.shape[1]} classes, got {num_groups}.")
+  d = s - s.max(axis=1, keepdims=True)
+  d = np.maximum(d, np.percentile(d, 5))
+  feat = d.T                                                       # [K, N]
+  import scipy.cluster.hierarchy as sch  # here: importing jgen must not load scipy
+
+  labels = sch.fcluster(sch.linkage(feat, "ward"), num_groups, "maxclust") - 1
+  _, labels = np.unique(labels, return_inverse=True)    # ids 0..G'-1, no gaps
+  reps = []
+  for j in range(labels.max() + 1):
+    idx = np.flatnonzero(labels == j)
+    c = feat[idx].mean(axis=0)
+    reps.append(idx[np.argmin(np.sum((feat[idx] - c) ** 2, axis=1))])
+  return tree_from_groups(labels, np.asarray(reps))
+
+
+class HierarchyConfig(NamedTuple):
+  """Static settings (hashable) of
+  [`hierarchical_race`][jgen.diffusion.hierarchy.hierarchical_race]; build with
+  [`hierarchy_config`][jgen.diffusion.hierarchy_config].
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> den, _ = diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))
+    >>> cfg = diffusion.hierarchy.hierarchy_config(diffusion.race_config(den), keep=2)
+    >>> cfg.keep, cfg.screen_draws, hash(cfg) == hash(cfg)
+    (2, 8, True)
+  """
+  race: RaceConfig
+  screen_draws: int = 2
+  keep: int = 32
+  node_draws: int = 2
+  keep_groups: int = 4
+
+
+def hierarchy_config(race_cfg: RaceConfig, *, screen_draws: int | None = None,
+                     keep: int = 32, node_draws: int | None = None,
+                     keep_groups: int = 4) -> HierarchyConfig:
+  """Checked [`HierarchyConfig`][jgen.diffusion.hierarchy.HierarchyConfig].
+
+  Args:
+    race_cfg: the final race's [`RaceConfig`][jgen.diffusion.RaceConfig] (its
+      denoiser, schedule, rule and ``antithetic`` serve every stage).
+    screen_draws: draws per class of the screen (default ``race_cfg.chunk_t``); even
+      when antithetic.
+    keep: classes that enter the race.
+    node_draws: draws per representative of the tree stage (default
+      ``screen_draws``).
+    keep_groups: groups the tree stage keeps.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> den, _ = diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))
+    >>> race = diffusion.race_config(den, rule="cs", antithetic=True, chunk_t=8)
+    >>> diffusion.hierarchy.hierarchy_config(race, screen_draws=2).node_draws
+    2
+  """
+  if not isinstance(race_cfg, RaceConfig):
+    raise TypeError(f"race_cfg must be a RaceConfig (race_config()), got"
+                    f" {type(race_cfg).__name__}.")
+  screen = race_cfg.chunk_t if screen_draws is None else screen_draws
+  validate.check_static_int(screen, "screen_draws")
+  node = screen if node_draws is None else node_draws
+  validate.check_static_int(node, "node_draws")
+  validate.check_static_int(keep, "keep")
+  validate.check_static_int(keep_groups, "keep_groups")
+  validate.check_antithetic(race_cfg.antithetic, screen, "screen_draws")
+  validate.check_antithetic(race_cfg.antithetic, node, "node_draws")
+  return HierarchyConfig(race_cfg, int(screen), int(keep), int(node), int(keep_groups))
+
+
+def _mean_errors(key, params, x, proposal, cfg: RaceConfig, classes, draws):
+  """Mean importance-weighted error ``[C]`` of ``classes [C]`` on ``draws`` shared draws."""
+  t, eps, w = round_draws(key, x, cfg._replace(chunk_t=draws), proposal)
+  err = class_errors_at(cfg.denoiser, params, x, t, eps, classes, schedule=cfg.schedule,
+                        weighting=cfg.weighting)
+  return jnp.mean(err * w[None, :], axis=1)
+
+
+def hierarchical_race(key: jax.Array, params: Any, x: jax.Array,
+                      proposal: TimestepProposal | None, *, cfg: HierarchyConfig,
+                      num_classes: int, tree: ClassTree | None = None) -> ClassifyResult:
+  """Tree cut, screen, race (module docstring) for ONE example; jittable.
+
+  Returns:
+    [`ClassifyResult`][jgen.diffusion.ClassifyResult]: ``scores [K]`` are the race's
+    (``-inf`` for classes that did not enter it), ``num_evals`` all three stages'.
+  """
+  k, rc = num_classes, cfg.race
+  tree_key, screen_key, race_key = jax.random.split(key, 3)
+  evals = jnp.asarray(0, jnp.int32)
+  if tree is None:
+    classes = jnp.arange(k, dtype=jnp.int32)
+  else:
+    reps = tree.representatives
+    err = _mean_errors(tree_key, params, x, proposal, rc, reps, cfg.node_draws)
+    err = jnp.where(jnp.isnan(err), jnp.inf, err)
+    _, top = lax.top_k(-err, min(cfg.keep_groups, reps.shape[0]))
+    classes = tree.members[top].reshape(-1)                     # -1 = padding
+    evals = evals + reps.shape[0] * cfg.node_draws
+  valid = classes >= 0
+  err = _mean_errors(screen_key, params, x, proposal, rc, jnp.maximum(classes, 0),
+                     cfg.screen_draws)
+  err = jnp.where(valid & ~jnp.isnan(err), err, jnp.inf)
+  evals = evals + classes.shape[0] * cfg.screen_draws
+  m = min(cfg.keep, classes.shape[0])
+  _, top = lax.top_k(-err, m)
+  survivors, entered = classes[top], valid[top]
+  res = race(race_key, params, x, proposal, cfg=rc, num_classes=m,
+             candidates=entered, classes=jnp.maximum(survivors, 0))
+  scores = jnp.full((k,), -jnp.inf, res.scores.dtype).at[
+      jnp.where(entered, survivors, k)].set(res.scores, mode="drop")
+  return ClassifyResult(res.label, scores, evals + res.num_evals)
+
+
+@functools.partial(compilation.jit, static_argnames=("cfg", "num_classes", "vectorize"))
+def _batch(keys, params, x, proposal, tree, *, cfg, num_classes, vectorize):
+  fn = lambda kk, xi: hierarchical_race(kk, params, xi, proposal, cfg=cfg,
+                                        num_classes=num_classes, tree=tree)
+  if vectorize:
+    return jax.vmap(fn)(keys, x)
+  return lax.map(lambda a: fn(*a), (keys, x))
+
+
+def _check_tree(tree, k: int) -> ClassTree:
+  if not isinstance(tree, ClassTree):
+    raise TypeError(f"tree must be a ClassTree (tree_from_groups, build_tree), got"
+                    f" {type(tree).__name__}.")
+  m = np.asarray(tree.members)
+  ids = np.sort(m[m >= 0])
+  if ids.size != k or not (ids == np.arange(k)).all():
+    raise ValueError(f"tree must hold each of the {k} classes exactly once.")
+  return tree
+
+
+def batch_hierarchical_race(key: jax.Array, params: Any, x, num_classes: int, *,
+                            cfg: HierarchyConfig, tree: ClassTree | None = None,
+                            proposal: TimestepProposal | None = None,
+                            vectorize: bool = True) -> ClassifyResult:
+  """[`hierarchical_race`][jgen.diffusion.hierarchy.hierarchical_race] for ``x [N,
+  *data_shape]`` (keys ``split(key, N)``), one compile per architecture and tree shape
+  (``params``, ``proposal`` and ``tree`` traced). ``vectorize=True`` vmaps over the
+  examples: every stage has a fixed size except the race, which runs on ``keep``
+  classes only, so few bucket branches are wasted; ``False`` loops (``lax.map``).
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> from jgen.diffusion import hierarchy
+    >>> den, p = diffusion.gaussian_oracle(4 * jnp.eye(4), jnp.ones((4, 4)))
+    >>> cfg = hierarchy.hierarchy_config(diffusion.race_config(den), keep=2)
+    >>> tree = hierarchy.tree_from_groups([0, 0, 1, 1])
+    >>> res = hierarchy.batch_hierarchical_race(jax.random.key(0), p, 4 * jnp.eye(4), 4,
+    ...                                         cfg=cfg, tree=tree)
+    >>> res.label.tolist(), res.scores.shape
+    ([0, 1, 2, 3], (4, 4))
+  """
+  if not isinstance(cfg, HierarchyConfig):
+    raise TypeError(f"cfg must be a HierarchyConfig (hierarchy_config()), got"
+                    f" {type(cfg).__name__}.")
+  num_classes = validate.check_num_classes_fit(cfg.race.denoiser, num_classes)
+  x = validate.check_x(cfg.race.denoiser, params, x, batched=True)
+  if tree is not None:
+    tree = _check_tree(tree, num_classes)
+  keys = jax.random.split(key, x.shape[0])
+  return _batch(keys, params, x, proposal, tree, cfg=cfg, num_classes=num_classes,
+                vectorize=bool(vectorize))
