@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["ClassMoments", "class_moments", "discriminant_priors", "shrunk",
            "standardized_target", "check_rank", "estimator_covariance",
-           "estimator_covariances", "check_estimator_shrinkage"]
+           "estimator_covariances", "check_estimator_shrinkage", "check_solver_options"]
 
 
 class ClassMoments(NamedTuple):
@@ -156,3 +156,17 @@ def check_estimator_shrinkage(covariance_estimator, shrinkage) -> None:
   if covariance_estimator is not None and shrinkage is not None and shrinkage != 0:
     raise ValueError("covariance_estimator and shrinkage parameters are not None."
                      " Only one of the two can be set.")
+
+
+def check_solver_options(solver, covariance_estimator, shrinkage,
+                         svd_estimator_message: str) -> None:
+  """scikit-learn's checks of ``solver`` against ``shrinkage`` and
+  ``covariance_estimator``. ``svd_estimator_message`` is the estimator's own
+  scikit-learn message for a covariance estimator under ``solver='svd'`` (LDA and
+  QDA word it differently, and scikit-learn's tests match each)."""
+  if solver == "svd":
+    if shrinkage is not None:
+      raise NotImplementedError("shrinkage not supported with 'svd' solver.")
+    if covariance_estimator is not None:
+      raise ValueError(svd_estimator_message)
+  check_estimator_shrinkage(covariance_estimator, shrinkage)

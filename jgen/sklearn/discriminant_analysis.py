@@ -33,9 +33,8 @@ from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.solvers import discriminant_subspace
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 from jgen.gaussian.stats import sufficient_stats
-from jgen.sklearn.base import JgenClassifier
 from jgen.sklearn.base import compute_dtype
-from jgen.sklearn.covariances import check_estimator_shrinkage
+from jgen.sklearn.covariances import check_solver_options
 from jgen.sklearn.covariances import estimator_covariance
 from jgen.sklearn.covariances import estimator_covariances
 from jgen.sklearn.covariances import class_moments
@@ -147,13 +146,8 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
   def fit(self, X, y, sample_weight=None):
     """Fits to ``X [n, D]``, ``y [n]`` (optionally weighted); returns ``self``."""
     self._validate_params()
-    if self.solver == "svd":
-      if self.shrinkage is not None:
-        raise NotImplementedError("shrinkage not supported with 'svd' solver.")
-      if self.covariance_estimator is not None:
-        raise ValueError("covariance estimator is not supported with svd solver."
-                         " Try another solver")
-    check_estimator_shrinkage(self.covariance_estimator, self.shrinkage)
+    check_solver_options(self.solver, self.covariance_estimator, self.shrinkage,
+                         "covariance estimator is not supported with svd solver. Try another solver")
     self.__dict__.pop("_lstsq", None)
     super().fit(X, y, sample_weight)
     if getattr(X, "dtype", None) == np.float32:   # scikit-learn keeps float32 input's

@@ -24,7 +24,7 @@ from jgen.gaussian.params import QDAParams
 from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 from jgen.sklearn.base import compute_dtype
-from jgen.sklearn.covariances import check_estimator_shrinkage
+from jgen.sklearn.covariances import check_solver_options
 from jgen.sklearn.covariances import check_rank
 from jgen.sklearn.covariances import class_moments
 from jgen.sklearn.covariances import estimator_covariances
@@ -111,13 +111,9 @@ class QuadraticDiscriminantAnalysis(MarginalizeMissing):
   def fit(self, X, y, sample_weight=None):
     """Fits to ``X [n, D]``, ``y [n]`` (optionally weighted); returns ``self``."""
     self._validate_params()
-    if self.solver == "svd":
-      if self.shrinkage is not None:
-        raise NotImplementedError("shrinkage not supported with 'svd' solver.")
-      if self.covariance_estimator is not None:
-        raise ValueError("covariance_estimator is not supported with solver='svd'."
+    check_solver_options(self.solver, self.covariance_estimator, self.shrinkage,
+                         "covariance_estimator is not supported with solver='svd'."
                          " Try solver='eigen' instead.")
-    check_estimator_shrinkage(self.covariance_estimator, self.shrinkage)
     if self._marginalize():
       return self._fit_marginal(X, y, sample_weight)
     X, y, _ = self._validate_fit(X, y, None)
