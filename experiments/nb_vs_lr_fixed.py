@@ -147,14 +147,17 @@ def plot(results, out_dir: Path):
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_yscale("log")
     ax.set_xlabel("dimension n")
-    ax.set_title(f"K={k}, Bayes error {level:g}" + (f", AR(1) rho={rho}" if rho else ""),
-                 fontsize=9)
+    ax.set_title(_panel_title(k, level, rho), fontsize=9)
     ax.legend(fontsize=5.5, ncol=2)
   axes[0, 0].set_ylabel("m* (95% bootstrap interval)")
   fig.tight_layout()
   fig.savefig(out_dir / "m_star_vs_n.png", dpi=110)
   plt.close(fig)
   _plot_curves(results, out_dir, plt)
+
+
+def _panel_title(k, level, rho):
+  return f"K={k}, Bayes error {level:g}" + (f", AR(1) rho={rho}" if rho else "")
 
 
 def _plot_curves(results, out_dir, plt):
@@ -175,8 +178,7 @@ def _plot_curves(results, out_dir, plt):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training size m")
-    ax.set_title(f"K={k}, Bayes error {level:g}" + (f", AR(1) rho={rho}" if rho else ""),
-                 fontsize=9)
+    ax.set_title(_panel_title(k, level, rho), fontsize=9)
     ax.legend(fontsize=5.5, ncol=2)
   axes[0, 0].set_ylabel("mean error - asymptotic (±2 SE)")
   axes[0, 0].annotate("solid: NB, dashed: LR; dotted: eps", (0.02, 0.02),
