@@ -22,7 +22,7 @@ from jgen.sklearn import LogisticRegression
 from jgen.sklearn import QuadraticDiscriminantAnalysis
 
 ESTIMATORS = [GaussianNB(), LinearDiscriminantAnalysis(),
-              QuadraticDiscriminantAnalysis(reg_param=0.01), LogisticRegression()]
+              QuadraticDiscriminantAnalysis(), LogisticRegression()]
 
 # Checks expected to fail, with the reason (scikit-learn's expected_failed_checks,
 # the mechanism that replaced the _xfail_checks tag in scikit-learn 1.6).
@@ -82,8 +82,9 @@ def test_matches_sklearn_with_string_labels(make):
   x, y = _blobs()
   labels = np.array(["cat", "dog", "emu"])[y]
   w = np.random.RandomState(1).uniform(0.2, 2.0, len(y)) if make[2] else None
-  ours = make[0]().fit(x, labels, sample_weight=w)
-  ref = make[1]().fit(x, labels, sample_weight=w) if make[2] else make[1]().fit(x, labels)
+  fit_kw = {} if w is None else {"sample_weight": w}
+  ours = make[0]().fit(x, labels, **fit_kw)
+  ref = make[1]().fit(x, labels, **fit_kw)
   np.testing.assert_array_equal(ours.classes_, ref.classes_)
   np.testing.assert_allclose(ours.predict_proba(x), ref.predict_proba(x), atol=1e-9)
   np.testing.assert_array_equal(ours.predict(x), ref.predict(x))
@@ -100,7 +101,7 @@ def test_weighted_fit_equals_repeated_rows():
   x, y = _blobs(n=40)
   reps = np.random.RandomState(3).randint(0, 3, len(y))
   reps[:6] = 1  # keep every class populated
-  for est in (LinearDiscriminantAnalysis(), QuadraticDiscriminantAnalysis(reg_param=0.1)):
+  for est in (LinearDiscriminantAnalysis(), GaussianNB()):   # QDA's: tests/test_sklearn_da.py
     a = est.fit(x, y, sample_weight=reps.astype(float)).predict_proba(x)
     b = est.fit(np.repeat(x, reps, 0), np.repeat(y, reps)).predict_proba(x)
     np.testing.assert_allclose(a, b, atol=1e-10)

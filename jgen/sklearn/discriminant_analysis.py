@@ -3,8 +3,9 @@
 Same constructor parameters and defaults as scikit-learn 1.9's classes. The models are
 [`jgen.lda`][jgen.lda] (``solver="svd"``, rank-aware; ``"lsqr"``/``"eigen"`` with
 ``shrinkage`` a float or ``"auto"``) and [`jgen.qda`][jgen.qda] (``reg_param`` for the
-svd solver, ``shrinkage`` for the eigen solver). ``fit`` also takes ``sample_weight``
-(scikit-learn's discriminant analyses do not): integer weights are repeated rows.
+svd solver, ``shrinkage`` for the eigen solver). LDA's ``fit`` also takes
+``sample_weight`` (scikit-learn's does not): integer weights are repeated rows; QDA's
+``fit`` has scikit-learn's signature (see its docstring).
 """
 
 from __future__ import annotations

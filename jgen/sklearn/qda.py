@@ -3,8 +3,10 @@
 
 Same constructor parameters and defaults as scikit-learn 1.9's class; the model is
 [`jgen.qda`][jgen.qda] (``reg_param`` for the svd solver, ``shrinkage`` for the eigen
-solver). ``fit`` also takes ``sample_weight`` (scikit-learn's does not): integer weights
-are repeated rows.
+solver). ``fit(X, y)`` has scikit-learn's signature, without ``sample_weight``: the
+family's weighted fit (``jgen.qda(...).fit(x, y, num_classes=K, sample_weight=w)``)
+is there for users who need weights, and the estimator uses it only for the
+zero-weight padding of its row buckets.
 """
 
 from __future__ import annotations
@@ -108,8 +110,15 @@ class QuadraticDiscriminantAnalysis(MarginalizeMissing):
       return qda(reg_param=self.reg_param)
     return qda(shrinkage=0.0 if self.shrinkage is None else self.shrinkage)
 
-  def fit(self, X, y, sample_weight=None):
-    """Fits to ``X [n, D]``, ``y [n]`` (optionally weighted); returns ``self``."""
+  def fit(self, X, y):
+    """Fits to ``X [n, D]``, ``y [n]``; returns ``self``.
+
+    No ``sample_weight``, as in scikit-learn: with weights, scikit-learn's
+    ``check_estimator`` fits data whose classes have constant features, where the
+    unregularised class covariance is singular and QDA (scikit-learn's too) must
+    raise. Weighted QDA is ``jgen.qda(...).fit(..., sample_weight=w)``.
+    """
+    sample_weight = None
     self._validate_params()
     check_solver_options(self.solver, self.covariance_estimator, self.shrinkage,
                          "covariance_estimator is not supported with solver='svd'."
