@@ -186,6 +186,26 @@ def test_qda_rank_check_raises_linalg_error_as_sklearn(digits):
       skda.QuadraticDiscriminantAnalysis(**kwargs).fit(x, y)
 
 
+def test_qda_svd_refuses_a_class_with_fewer_examples_than_features_as_sklearn():
+  # scikit-learn's svd solver keeps min(n_k, D) directions of class k, so a class with
+  # 3 examples and 4 features is refused even with reg_param = 0.3; the eigen solver
+  # with shrinkage fits it. Class 1 (6 examples) and the decisions both sides take
+  # come from scikit-learn's QuadraticDiscriminantAnalysis on the same data.
+  x = np.random.default_rng(0).normal(size=(9, 4))
+  y = np.array([1, 1, 1, 1, 1, 1, 2, 2, 2])
+  for make in (QuadraticDiscriminantAnalysis, skda.QuadraticDiscriminantAnalysis):
+    for reg in (0.0, 0.3):
+      with pytest.raises(np.linalg.LinAlgError, match="When using `solver='svd'`"):
+        make(reg_param=reg).fit(x, y)
+  ours = QuadraticDiscriminantAnalysis(solver="eigen", shrinkage=0.3).fit(x, y)
+  ref = skda.QuadraticDiscriminantAnalysis(solver="eigen", shrinkage=0.3).fit(x, y)
+  _close(ours.predict_proba(x), ref.predict_proba(x))
+  # n_k = D: the centred rows leave one direction at zero, which reg_param lifts.
+  x4, y4 = x[:8], np.array([1, 1, 1, 1, 2, 2, 2, 2])
+  _close(QuadraticDiscriminantAnalysis(reg_param=0.3).fit(x4, y4).predict_proba(x4),
+         skda.QuadraticDiscriminantAnalysis(reg_param=0.3).fit(x4, y4).predict_proba(x4))
+
+
 def test_gaussian_nb_joint_log_proba_matches_sklearn(digits):
   x, y = digits
   ours = GaussianNB().fit(x, y)

@@ -24,13 +24,7 @@ SWAP = ("from jgen.sklearn import LinearDiscriminantAnalysis,"
         " QuadraticDiscriminantAnalysis")
 
 # test id (function name, or name[param id]) -> why it fails.
-XFAIL = {
-    "test_qda_regularization[svd]": (
-        "not a numerical difference: with reg_param > 0 jgen's svd solver fits the"
-        " full-rank covariance (1 - r) C_k + r I of a class with fewer examples than"
-        " features, where scikit-learn's factorisation keeps only n_k directions and"
-        " raises LinAlgError, which the test expects"),
-}
+XFAIL: dict[str, str] = {}
 
 
 exec(compile(swapped_source(upstream, SWAP), upstream.__file__, "exec"), globals())

@@ -101,18 +101,23 @@ def standardized_target(cov: np.ndarray, means: np.ndarray) -> np.ndarray:
   return (mu * scale2)[..., None] * np.eye(cov.shape[-1])
 
 
-def check_rank(cov: np.ndarray, count: np.ndarray, classes, tol: float,
+def check_rank(eigenvalues: np.ndarray, count: np.ndarray, classes, tol: float,
                param: str, svd: bool) -> None:
   """scikit-learn's QDA check: every class covariance (regularised or shrunk) has
-  all its eigenvalues above ``tol``, else ``LinAlgError`` with scikit-learn's message.
+  all its ``eigenvalues [K, D]`` above ``tol``, else ``LinAlgError`` with
+  scikit-learn's message.
 
-  scikit-learn's svd solver also refuses a class with at most ``D`` examples when
-  ``reg_param > 0`` makes its covariance full rank (its factorisation keeps only
-  ``min(n_k, D)`` directions); jgen fits that covariance.
+  scikit-learn's svd solver factors the ``n_k`` centred rows of class ``k``, which
+  gives ``min(n_k, D)`` directions, so a class with fewer examples than features is
+  refused even when ``reg_param > 0`` makes its covariance full rank; ``count`` (the
+  examples per class) does the same here.
   """
-  d = cov.shape[-1]
+  d = eigenvalues.shape[-1]
   for k, label in enumerate(classes):
-    if int(np.sum(np.linalg.eigvalsh(cov[k]) > tol)) == d:
+    rank = int(np.sum(eigenvalues[k] > tol))
+    if svd:
+      rank = min(rank, int(count[k]))
+    if rank == d:
       continue
     if svd and count[k] <= d:
       raise np.linalg.LinAlgError(

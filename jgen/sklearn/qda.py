@@ -36,6 +36,8 @@ from jgen.sklearn.missing import MarginalizeMissing
 
 __all__ = ["QuadraticDiscriminantAnalysis"]
 
+_precision_cholesky = jax.jit(jax.vmap(precision_cholesky))
+
 _SHRINKAGE = [StrOptions({"auto"}), Interval(Real, 0, 1, closed="both"), None]
 
 
@@ -158,24 +160,23 @@ class QuadraticDiscriminantAnalysis(MarginalizeMissing):
       cov = m.cov + lw[:, None, None] * (standardized_target(m.cov, m.means) - m.cov)
     else:
       cov = shrunk(m.cov, 0.0 if self.shrinkage is None else self.shrinkage)
-    check_rank(cov, m.count, self.classes_, self.tol,
+    # One eigendecomposition per class serves the rank check and the attributes.
+    lam, vec = np.linalg.eigh(cov)
+    check_rank(lam, m.count, self.classes_, self.tol,
                "reg_param" if self.solver == "svd" else "shrinkage",
                self.solver == "svd")
-    lam, vec = np.linalg.eigh(cov)
     dtype = compute_dtype()
     self.scalings_ = lam[:, ::-1].astype(dtype)
     self.rotations_ = vec[:, :, ::-1].astype(dtype)
     self.means_ = m.means.astype(dtype)
     if self.store_covariance:
       self.covariance_ = cov.astype(dtype)
-    total = self.priors_.sum()
-    if self.covariance_estimator is not None:
-      dt = x.dtype
-      u = jax.vmap(precision_cholesky)(jnp.asarray(cov, dt), jnp.asarray(m.means ** 2, dt))
-      return QDAParams(jnp.asarray(m.means, dt), u,
-                       jnp.log(jnp.asarray(self.priors_ / total, dt)))
-    return self._model().fit(x, y, num_classes=num_classes, sample_weight=sample_weight,
-                             priors=jnp.asarray(self.priors_ / total, x.dtype))
+    # The family's parameters from these moments (the ones jgen.qda's fit computes
+    # from the data): a second pass over the rows would only repeat them.
+    dt = x.dtype
+    return QDAParams(jnp.asarray(m.means, dt),
+                     _precision_cholesky(jnp.asarray(cov, dt), jnp.asarray(m.means ** 2, dt)),
+                     jnp.log(jnp.asarray(self.priors_ / self.priors_.sum(), dt)))
 
   def _set_fitted(self, params) -> None:
     self.params_ = params
