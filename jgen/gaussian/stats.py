@@ -382,10 +382,11 @@ def streamed_diag_stats(blocks: Iterable[tuple[ArrayLike, ArrayLike, ArrayLike]]
   shift = jnp.asarray(shift)
   _checks.check_ndim(shift, 2, "shift")
   k, d = shift.shape
-  # Zeros from the host and one program for the end: no small eager programs to
-  # compile on a process's first fit.
+  # Zeros from the host (given to the compiled call as NumPy arrays, which its
+  # dispatch copies) and one program for the end: no small eager programs to compile
+  # on a process's first fit.
   dtype = np.dtype(shift.dtype)
-  acc = tuple(jax.device_put(np.zeros(s, dtype)) for s in ((k,), (k, d), (k, d), ()))
+  acc = tuple(np.zeros(s, dtype) for s in ((k,), (k, d), (k, d), ()))
   for x, y, w in blocks:
     acc = _diag_block_jit(acc, x, y, w, shift)
   return _diag_finish_jit(acc, shift)

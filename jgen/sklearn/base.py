@@ -100,6 +100,24 @@ def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
   return np.pad(a, pad)
 
 
+def to_device(a, dtype=None) -> jax.Array:
+  """``a`` (host data) as a JAX array of ``dtype``, converted on the host.
+
+  ``jnp.asarray`` of a NumPy array compiles a small program per shape in this JAX (and
+  one more for a dtype change); ``jax.device_put`` of the converted array compiles
+  nothing, so a search's folds and hyperparameter values add no programs.
+  """
+  if isinstance(a, jax.Array):
+    return a if dtype is None or a.dtype == dtype else a.astype(dtype)
+  return jax.device_put(np.asarray(a, dtype))
+
+
+def log_to_device(p, dtype=None) -> jax.Array:
+  """``log(p)`` computed on the host (``-inf`` for zeros), as a JAX array."""
+  with np.errstate(divide="ignore"):
+    return to_device(np.log(np.asarray(p, np.float64)), dtype)
+
+
 def compute_dtype() -> type:
   """``np.float64`` when JAX's x64 mode is on, else ``np.float32``.
 
@@ -196,8 +214,8 @@ class JgenClassifier(ClassifierMixin, BaseEstimator):
     if sample_weight is None:
       sample_weight = np.ones(X.shape[0], X.dtype)
     rows = bucket_size(X.shape[0])
-    return fit(jnp.asarray(pad_rows(X, rows)), jnp.asarray(pad_rows(codes, rows)),
-               len(self.classes_), jnp.asarray(pad_rows(sample_weight, rows)))
+    return fit(to_device(pad_rows(X, rows)), to_device(pad_rows(codes, rows)),
+               len(self.classes_), to_device(pad_rows(sample_weight, rows)))
 
   def _score_kernel(self):
     """``kernel(params, x [B, D]) -> log p(x | y=k) [B, K]`` for inputs already
@@ -209,13 +227,14 @@ class JgenClassifier(ClassifierMixin, BaseEstimator):
     X = validate_data(self, X, dtype=compute_dtype(), reset=False)
     kernel = self._score_kernel()
     if kernel is None:
-      x = jnp.asarray(pad_rows(X, bucket_size(X.shape[0])))
+      x = to_device(pad_rows(X, bucket_size(X.shape[0])))
       return np.asarray(log_joint(self._model(), self.params_, x))[:X.shape[0]]
     # Row blocks of one shape: one compiled program, and every call is dispatched
-    # before the first result is read back, so copies and compute overlap.
+    # before the first result is read back, so copies and compute overlap. NumPy
+    # blocks go straight to the compiled call, whose C++ dispatch copies them: a
+    # jax.device_put first costs more than the copy on small inputs.
     rows = block_rows(X.shape[0], X.shape[1] * X.dtype.itemsize)
-    out = [_block_joint(kernel, self.params_, jax.device_put(b))
-           for b in row_blocks(X, rows)]
+    out = [_block_joint(kernel, self.params_, b) for b in row_blocks(X, rows)]
     out = jax.device_get(out)
     summary = np.stack([s for _, s in out])
     _checks.raise_for_value_summary(int(summary[:, 0].sum()), float(summary[:, 1].max()),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from numbers import Integral
 from numbers import Real
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
@@ -35,6 +36,8 @@ from jgen.gaussian.solvers import discriminant_subspace
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 from jgen.gaussian.stats import sufficient_stats
 from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.base import log_to_device
+from jgen.sklearn.base import to_device
 from jgen.sklearn.covariances import check_solver_options
 from jgen.sklearn.covariances import estimator_covariance
 from jgen.sklearn.covariances import estimator_covariances
@@ -44,6 +47,9 @@ from jgen.sklearn.covariances import shrunk
 from jgen.sklearn.covariances import standardized_target
 from jgen.sklearn.missing import MarginalizeMissing
 from jgen.sklearn.qda import QuadraticDiscriminantAnalysis
+
+_covariance_ok = jax.jit(covariance_ok)
+_precision_cholesky = jax.jit(precision_cholesky)
 
 __all__ = ["LinearDiscriminantAnalysis", "QuadraticDiscriminantAnalysis"]
 
@@ -184,27 +190,30 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
                       np.float64)
       cov = m.cov + lw[:, None, None] * (standardized_target(m.cov, m.means) - m.cov)
       self.covariance_ = np.einsum("k,kde->de", self.priors_.astype(np.float64), cov)
-      weights = sample_weight
     else:
       self.covariance_ = shrunk(pooled, s)
-      # The family pools class covariances by class weight; weights proportional to
-      # priors_ / count pool them by the priors, as scikit-learn does.
-      scale = self.priors_ / np.where(m.count > 0, m.count, 1)
-      weights = sample_weight if self.priors is None else sample_weight * jnp.asarray(
-          scale, sample_weight.dtype)[y]
     if self.solver == "lsqr" and s != "auto" and not self._positive_definite(m):
       return self._fit_lstsq(m, dtype)
-    self.covariance_ = self.covariance_.astype(dtype)
-    params = self._model().fit(x, y, num_classes=num_classes, sample_weight=weights,
-                               priors=jnp.asarray(self.priors_))
     if self.solver == "eigen":
       self._eigen(xn, wn, s, m)
-    return params
+    return self._params_from_covariance(m, x.dtype)
+
+  def _mean_sq(self, m) -> np.ndarray:
+    """The scale of the features' values that covariance_ok's relative decision uses."""
+    return np.einsum("k,kd->d", m.count / m.count.sum(), m.means ** 2)
 
   def _positive_definite(self, m) -> bool:
     """jgen's relative decision (``covariance_ok``) on the pooled ``covariance_``."""
-    mean_sq = np.einsum("k,kd->d", m.count / m.count.sum(), m.means ** 2)
-    return bool(covariance_ok(jnp.asarray(self.covariance_), jnp.asarray(mean_sq)))
+    return bool(_covariance_ok(to_device(self.covariance_), to_device(self._mean_sq(m))))
+
+  def _params_from_covariance(self, m, dtype) -> LDAParams:
+    """The family's parameters (``jgen.lda``'s, pooled by ``priors_`` as scikit-learn
+    pools) from the host moments and ``covariance_``: a second pass over the rows on
+    the device would only repeat them."""
+    u = _precision_cholesky(to_device(self.covariance_, dtype),
+                            to_device(self._mean_sq(m), dtype))
+    self.covariance_ = self.covariance_.astype(compute_dtype())
+    return LDAParams(to_device(m.means, dtype), u, log_to_device(self.priors_, dtype))
 
   def _fit_lstsq(self, m, dtype):
     """scikit-learn's ``solver="lsqr"`` on a singular covariance (constant or collinear
@@ -220,26 +229,21 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     self._lstsq = (coef, intercept)
     self.covariance_ = self.covariance_.astype(dtype)
     d = means.shape[1]
-    return LDAParams(jnp.asarray(means, dtype), jnp.full((d, d), jnp.nan, dtype),
-                     jnp.log(jnp.asarray(self.priors_, dtype)))
+    return LDAParams(to_device(means, dtype), to_device(np.full((d, d), np.nan), dtype),
+                     log_to_device(self.priors_, dtype))
 
   def _fit_estimator(self, xn, yn, wn, m, dtype):
     """``covariance_estimator``: the pooled class covariances it estimates."""
     covs = estimator_covariances(self.covariance_estimator, xn, yn, wn, len(m.count))
     self.covariance_ = np.einsum("k,kde->de", self.priors_.astype(np.float64), covs)
-    mean_sq = np.einsum("k,kd->d", m.count / m.count.sum(), m.means ** 2)
-    u = precision_cholesky(jnp.asarray(self.covariance_, dtype),
-                           jnp.asarray(mean_sq, dtype))
     if self.solver == "eigen":
       self._eigen(xn, wn, None, m)
-    self.covariance_ = self.covariance_.astype(compute_dtype())
-    return LDAParams(jnp.asarray(m.means, dtype), u,
-                     jnp.log(jnp.asarray(self.priors_, dtype)))
+    return self._params_from_covariance(m, dtype)
 
   def _fit_svd(self, x, y, num_classes, w, m, pooled):
     stats = sufficient_stats(x, y, num_classes, pooled=True, weights=w,
-                             shift=jnp.asarray(m.means, x.dtype))
-    log_prior = jnp.log(jnp.asarray(self.priors_))
+                             shift=to_device(m.means, x.dtype))
+    log_prior = log_to_device(self.priors_)
     params = fit_stats(self._model(), stats, priors=jnp.exp(log_prior))
     sub = discriminant_subspace(stats, log_prior, self.tol)
     self.xbar_ = np.asarray(sub.xbar)

@@ -10,7 +10,6 @@ observed features. The default, ``missing="error"``, refuses NaN as scikit-learn
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 from sklearn.utils.multiclass import _check_partial_fit_first_call
 from sklearn.utils.multiclass import check_classification_targets
@@ -29,6 +28,7 @@ from jgen.sklearn.base import JgenClassifier
 from jgen.sklearn.base import bucket_size
 from jgen.sklearn.base import check_priors
 from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.base import to_device
 from jgen.sklearn.base import pad_rows
 
 __all__ = ["MISSING", "MarginalizeMissing"]
@@ -75,11 +75,11 @@ class MarginalizeMissing(JgenClassifier):
     observed = ~np.isnan(X)
     rows = bucket_size(X.shape[0])   # zero-weight padding: fewer compiled shapes
     priors = check_priors(getattr(self, "priors", None), k, X.dtype)
-    res = fit_missing(self._model(), jnp.asarray(pad_rows(np.where(observed, X, 0), rows)),
-                      jnp.asarray(pad_rows(codes, rows)),
-                      jnp.asarray(pad_rows(observed, rows)), num_classes=k,
-                      sample_weight=jnp.asarray(pad_rows(sample_weight, rows)),
-                      priors=None if priors is None else jnp.asarray(priors))
+    res = fit_missing(self._model(), to_device(pad_rows(np.where(observed, X, 0), rows)),
+                      to_device(pad_rows(codes, rows)),
+                      to_device(pad_rows(observed, rows)), num_classes=k,
+                      sample_weight=to_device(pad_rows(sample_weight, rows)),
+                      priors=None if priors is None else to_device(priors))
     self.n_iter_ = int(res.num_iter)
     params = res.params
     if isinstance(params, GaussianNBParams):
@@ -142,8 +142,8 @@ class MarginalizeMissing(JgenClassifier):
     self.theta_, self.var_ = theta.astype(dtype), var.astype(dtype)
     with np.errstate(divide="ignore"):
       log_prior = np.log(self.class_prior_)
-    self.params_ = GaussianNBParams(jnp.asarray(self.theta_), jnp.asarray(self.var_),
-                                    jnp.asarray(log_prior))
+    self.params_ = GaussianNBParams(to_device(self.theta_), to_device(self.var_),
+                                    to_device(log_prior))
 
   def fit(self, X, y, sample_weight=None):
     """Fits to ``X [n, D]`` (NaN = missing with ``missing="marginalize"``), ``y [n]``."""
@@ -164,8 +164,8 @@ class MarginalizeMissing(JgenClassifier):
     X = self._validate_nan(X, reset=False)
     observed = ~np.isnan(X)
     rows = bucket_size(X.shape[0])
-    x = jnp.asarray(pad_rows(np.where(observed, X, 0), rows))
-    o = jnp.asarray(pad_rows(observed, rows))
+    x = to_device(pad_rows(np.where(observed, X, 0), rows))
+    o = to_device(pad_rows(observed, rows))
     model, params = self._model(), self.params_
     scores = model.log_likelihood(params, x, observed=o) + params.log_prior[None, :]
     return np.asarray(scores)[:X.shape[0]]

@@ -14,7 +14,6 @@ from __future__ import annotations
 from numbers import Real
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from sklearn.utils._param_validation import Interval
 from sklearn.utils._param_validation import StrOptions
@@ -30,6 +29,7 @@ from jgen.gaussian.stats import streamed_diag_stats
 from jgen.sklearn.base import block_rows
 from jgen.sklearn.base import check_priors
 from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.base import to_device
 from jgen.sklearn.base import row_blocks
 from jgen.sklearn.missing import MarginalizeMissing
 
@@ -149,8 +149,8 @@ class GaussianNB(MarginalizeMissing):
       sample_weight = np.ones(X.shape[0], X.dtype)
     # Row blocks of one shape (zero-weight padding in the last): one compiled program
     # for every fold and batch size, and each block's temporaries stay in cache.
-    blocks = zip(*(map(jax.device_put, row_blocks(a, rows))
-                   for a in (X, codes, sample_weight)))
+    # NumPy blocks go straight to the compiled call (its dispatch copies them).
+    blocks = zip(*(row_blocks(a, rows) for a in (X, codes, sample_weight)))
     batch, summary = streamed_diag_stats(blocks, self._shift)
     bad, biggest = (float(v) for v in jax.device_get(summary))
     raise_for_value_summary(int(bad), biggest, X, "x")
@@ -185,8 +185,8 @@ class GaussianNB(MarginalizeMissing):
     self.theta_, self.var_ = theta, var
     with np.errstate(divide="ignore"):
       log_prior = np.log(self.class_prior_)
-    self.params_ = GaussianNBParams(jnp.asarray(theta), jnp.asarray(var),
-                                    jnp.asarray(log_prior))
+    self.params_ = GaussianNBParams(to_device(theta), to_device(var),
+                                    to_device(log_prior))
 
   def predict_joint_log_proba(self, X) -> np.ndarray:
     """Joint log-probabilities ``log p(x, y=k)`` ``[n_samples, K]`` (columns follow

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils._param_validation import Interval
@@ -26,6 +25,8 @@ from jgen.gaussian.params import QDAParams
 from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.base import log_to_device
+from jgen.sklearn.base import to_device
 from jgen.sklearn.covariances import check_solver_options
 from jgen.sklearn.covariances import check_rank
 from jgen.sklearn.covariances import class_moments
@@ -174,9 +175,9 @@ class QuadraticDiscriminantAnalysis(MarginalizeMissing):
     # The family's parameters from these moments (the ones jgen.qda's fit computes
     # from the data): a second pass over the rows would only repeat them.
     dt = x.dtype
-    return QDAParams(jnp.asarray(m.means, dt),
-                     _precision_cholesky(jnp.asarray(cov, dt), jnp.asarray(m.means ** 2, dt)),
-                     jnp.log(jnp.asarray(self.priors_ / self.priors_.sum(), dt)))
+    return QDAParams(to_device(m.means, dt),
+                     _precision_cholesky(to_device(cov, dt), to_device(m.means ** 2, dt)),
+                     log_to_device(self.priors_ / self.priors_.sum(), dt))
 
   def _set_fitted(self, params) -> None:
     self.params_ = params

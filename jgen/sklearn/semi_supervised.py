@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numbers
 
-import jax.numpy as jnp
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils.multiclass import check_classification_targets
@@ -25,6 +24,7 @@ from jgen.sklearn.base import JgenClassifier
 from jgen.sklearn.base import bucket_size
 from jgen.sklearn.base import check_priors
 from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.base import to_device
 from jgen.sklearn.base import pad_rows
 from jgen.sklearn.missing import MarginalizeMissing
 from jgen.sklearn.naive_bayes import GaussianNB
@@ -114,13 +114,13 @@ class GenerativeEM(JgenClassifier):
     k = len(self.classes_)
     base = self._base()
     priors = check_priors(getattr(base, "priors", None), k, dtype)
-    kwargs = {} if priors is None else {"priors": jnp.asarray(priors)}
+    kwargs = {} if priors is None else {"priors": to_device(priors)}
     rows = bucket_size(X.shape[0])   # padding: label -1, weight 0 (no effect)
     pad_codes = np.concatenate([codes, np.full(rows - X.shape[0], -1, np.int32)])
     res = semi_supervised_fit(
-        self._model(), jnp.asarray(pad_rows(X, rows)), jnp.asarray(pad_codes),
+        self._model(), to_device(pad_rows(X, rows)), to_device(pad_codes),
         num_classes=k, unlabeled_weight=float(self.unlabeled_weight),
-        sample_weight=jnp.asarray(pad_rows(sample_weight, rows)),
+        sample_weight=to_device(pad_rows(sample_weight, rows)),
         max_iter=int(self.max_iter), tol=float(self.tol), **kwargs)
     self.params_ = res.params
     self.n_iter_ = int(res.num_iter)
