@@ -10,19 +10,43 @@ one example, each on fresh shared ``(t, eps)`` draws (the race's
 antithetic when the race is):
 
 1. **Tree** (optional, a [`ClassTree`][jgen.diffusion.hierarchy.ClassTree] of ``G``
-   groups): each group's representative class is scored with ``node_draws`` draws and
-   the ``keep_groups`` best groups are kept (HDC's top-k per level). A test on a
-   representative says nothing valid about its siblings, so this cut is a heuristic
-   whose recall must be measured: it pays only when classes of a group really are
-   close (a label hierarchy, or clusters of the denoiser's confusions).
+   groups), one of two cuts (``prune``):
+
+   * ``"top_k"`` (default): each group's representative class is scored with
+     ``node_draws`` draws and the ``keep_groups`` best groups are kept (HDC's top-k
+     per level), whatever the evidence.
+   * ``"test"``: the groups race. Each group is scored through its representative, and
+     the representatives run [`race`][jgen.diffusion.race]'s own rounds
+     ([`race_survivors`][jgen.diffusion.racing.race_survivors]: rounds of
+     ``node_draws`` shared draws, the paired differences with the leading
+     representative, the race's rule, boundary and ``confidence``, a union bound over
+     the ``G - 1`` other groups), stopping once at most ``keep_groups`` groups remain or
+     after ``node_rounds`` rounds (the draw budget); every group no test has eliminated
+     is kept. Why the representative and not the best member: the representatives are
+     fixed before any draw, so each group's per-draw score is one class's unbiased
+     weighted error and the race's guarantee carries over word for word (with
+     probability ``>= confidence`` the group whose representative has the lowest
+     expected error is never cut), at ``G`` evaluations per draw. A group's running
+     best member would be chosen by the same draws that test it (the minimum of noisy
+     means is biased low, more so for larger groups) and would cost every member's
+     evaluation, as much as no tree at all.
+
+   Either way, what a representative says about its siblings is an assumption on the
+   tree, not a test: the cut pays only when the classes of a group really are close
+   (a label hierarchy, or clusters of the denoiser's confusions), and its recall must be
+   measured.
 2. **Screen**: every class left is scored with ``screen_draws`` draws and the ``keep``
-   lowest mean errors go on (the top-k cut of Li et al. 2023's adaptive stages).
+   lowest mean errors go on (the top-k cut of Li et al. 2023's adaptive stages). After a
+   ``"test"`` cut the number of classes left varies: they are evaluated in the race's
+   power-of-two buckets (padding counted), and the screen is skipped when at most
+   ``keep`` are left.
 3. **Race**: [`race`][jgen.diffusion.racing.race] among the ``keep`` survivors with the
    configured rule (``rule="cs"``: anytime-valid among them, the survivors being
    fixed by draws independent of the race's).
 
 ``num_evals`` counts every denoiser call of the three stages, padding included (a tree's
-groups are padded to the largest).
+groups are padded to the largest under ``"top_k"``; the buckets' padding under
+``"test"``).
 
 A tree comes from the user
 ([`tree_from_groups`][jgen.diffusion.hierarchy.tree_from_groups]) or from the
@@ -46,11 +70,12 @@ from jgen.core import compilation
 from jgen.diffusion import validate
 from jgen.diffusion.elbo import class_errors_at
 from jgen.diffusion.importance import TimestepProposal
-from jgen.diffusion.racing import RaceConfig, race, round_draws
-from jgen.diffusion.strategies import ClassifyResult
+from jgen.diffusion.racing import RaceConfig, race, race_survivors, round_draws
+from jgen.diffusion.strategies import ClassifyResult, buckets
 
 __all__ = ["ClassTree", "HierarchyConfig", "batch_hierarchical_race", "build_tree",
-           "hierarchical_race", "hierarchy_config", "tree_from_groups"]
+           "hierarchical_race", "hierarchy_config", "node_race_config",
+           "tree_from_groups"]
 
 
 class ClassTree(NamedTuple):
@@ -172,11 +197,17 @@ class HierarchyConfig(NamedTuple):
   keep: int = 32
   node_draws: int = 2
   keep_groups: int = 4
+  prune: str = "top_k"
+  node_rounds: int = 8
+
+
+PRUNE = ("top_k", "test")
 
 
 def hierarchy_config(race_cfg: RaceConfig, *, screen_draws: int | None = None,
                      keep: int = 32, node_draws: int | None = None,
-                     keep_groups: int = 4) -> HierarchyConfig:
+                     keep_groups: int = 4, prune: str = "top_k",
+                     node_rounds: int = 8) -> HierarchyConfig:
   """Checked [`HierarchyConfig`][jgen.diffusion.hierarchy.HierarchyConfig].
 
   Args:
@@ -187,7 +218,12 @@ def hierarchy_config(race_cfg: RaceConfig, *, screen_draws: int | None = None,
     keep: classes that enter the race.
     node_draws: draws per representative of the tree stage (default
       ``screen_draws``).
-    keep_groups: groups the tree stage keeps.
+    keep_groups: groups the tree stage keeps (``"top_k"``), or at which the groups'
+      race stops early (``"test"``; more are kept when the budget runs out first).
+    prune: ``"top_k"`` (the ``keep_groups`` best representatives) or ``"test"`` (the
+      race's paired tests among the representatives; module docstring).
+    node_rounds: the groups' race's budget, in rounds of ``node_draws`` draws
+      (``"test"`` only).
 
   Examples:
     >>> import jax.numpy as jnp
@@ -196,6 +232,8 @@ def hierarchy_config(race_cfg: RaceConfig, *, screen_draws: int | None = None,
     >>> race = diffusion.race_config(den, rule="cs", antithetic=True, chunk_t=8)
     >>> diffusion.hierarchy.hierarchy_config(race, screen_draws=2).node_draws
     2
+    >>> diffusion.hierarchy.hierarchy_config(race, prune="test", node_rounds=4).prune
+    'test'
   """
   if not isinstance(race_cfg, RaceConfig):
     raise TypeError(f"race_cfg must be a RaceConfig (race_config()), got"
@@ -208,7 +246,11 @@ def hierarchy_config(race_cfg: RaceConfig, *, screen_draws: int | None = None,
   validate.check_static_int(keep_groups, "keep_groups")
   validate.check_antithetic(race_cfg.antithetic, screen, "screen_draws")
   validate.check_antithetic(race_cfg.antithetic, node, "node_draws")
-  return HierarchyConfig(race_cfg, int(screen), int(keep), int(node), int(keep_groups))
+  if prune not in PRUNE:
+    raise ValueError(f"prune must be 'top_k' or 'test', got {prune!r}.")
+  validate.check_static_int(node_rounds, "node_rounds")
+  return HierarchyConfig(race_cfg, int(screen), int(keep), int(node), int(keep_groups),
+                         prune, int(node_rounds))
 
 
 def _mean_errors(key, params, x, proposal, cfg: RaceConfig, classes, draws):
@@ -231,6 +273,14 @@ def hierarchical_race(key: jax.Array, params: Any, x: jax.Array,
   k, rc = num_classes, cfg.race
   tree_key, screen_key, race_key = jax.random.split(key, 3)
   evals = jnp.asarray(0, jnp.int32)
+  if tree is not None and cfg.prune == "test":
+    kept, node_evals = _test_cut(tree_key, params, x, proposal, cfg, tree)
+    classes = tree.members.reshape(-1)                          # -1 = padding
+    cand = ((tree.members >= 0) & kept[:, None]).reshape(-1)
+    err, screen_evals = _bucketed_screen(screen_key, params, x, proposal, cfg, classes,
+                                         cand)
+    return _final_race(race_key, params, x, proposal, cfg, k, classes, cand, err,
+                       node_evals + screen_evals)
   if tree is None:
     classes = jnp.arange(k, dtype=jnp.int32)
   else:
@@ -245,14 +295,61 @@ def hierarchical_race(key: jax.Array, params: Any, x: jax.Array,
                      cfg.screen_draws)
   err = jnp.where(valid & ~jnp.isnan(err), err, jnp.inf)
   evals = evals + classes.shape[0] * cfg.screen_draws
+  return _final_race(race_key, params, x, proposal, cfg, k, classes, valid, err, evals)
+
+
+def _final_race(key, params, x, proposal, cfg: HierarchyConfig, k, classes, valid, err,
+                evals):
+  """The race among the ``keep`` lowest screen errors ``err [C]`` of ``classes [C]``."""
   m = min(cfg.keep, classes.shape[0])
   _, top = lax.top_k(-err, m)
   survivors, entered = classes[top], valid[top]
-  res = race(race_key, params, x, proposal, cfg=rc, num_classes=m,
+  res = race(key, params, x, proposal, cfg=cfg.race, num_classes=m,
              candidates=entered, classes=jnp.maximum(survivors, 0))
   scores = jnp.full((k,), -jnp.inf, res.scores.dtype).at[
       jnp.where(entered, survivors, k)].set(res.scores, mode="drop")
   return ClassifyResult(res.label, scores, evals + res.num_evals)
+
+
+def node_race_config(cfg: HierarchyConfig) -> RaceConfig:
+  """The groups' race of ``prune="test"``: the final race's rule, boundary, confidence
+  and draws, in rounds of ``node_draws``, stopping at ``keep_groups`` groups or after
+  ``node_rounds`` rounds, without a refine stage."""
+  return cfg.race._replace(chunk_t=cfg.node_draws, max_rounds=cfg.node_rounds,
+                           keep=cfg.keep_groups, refine_rounds=0)
+
+
+def _test_cut(key, params, x, proposal, cfg: HierarchyConfig, tree: ClassTree):
+  """``(kept [G] bool, num_evals)``: the groups no paired test among the
+  representatives eliminated (module docstring)."""
+  reps = tree.representatives
+  return race_survivors(key, params, x, proposal, cfg=node_race_config(cfg),
+                        num_classes=reps.shape[0], classes=reps)
+
+
+def _bucketed_screen(key, params, x, proposal, cfg: HierarchyConfig, classes, cand):
+  """Screen errors ``[C]`` (``inf`` off the candidates) and their count. The ``n``
+  candidates come first and the smallest power-of-two bucket holding them is evaluated
+  (its padding counted); at most ``keep`` candidates all go on unscreened (zeros)."""
+  c = classes.shape[0]
+  sizes = buckets(c)
+  n = jnp.sum(cand)
+  order = jnp.argsort(~cand, stable=True).astype(jnp.int32)
+
+  def evaluate(b):
+    cls = order[:b]
+    e = _mean_errors(key, params, x, proposal, cfg.race, jnp.maximum(classes[cls], 0),
+                     cfg.screen_draws)
+    return jnp.full((c,), jnp.inf, x.dtype).at[cls].set(e)
+
+  skip = n <= cfg.keep
+  bidx = jnp.searchsorted(jnp.asarray(sizes), n)
+  branches = [lambda: jnp.zeros((c,), x.dtype)] + [functools.partial(evaluate, b)
+                                                   for b in sizes]
+  err = lax.switch(jnp.where(skip, 0, bidx + 1), branches)
+  err = jnp.where(cand & ~jnp.isnan(err), err, jnp.inf)
+  spent = jnp.where(skip, 0, jnp.asarray(sizes, jnp.int32)[bidx]) * cfg.screen_draws
+  return err, spent.astype(jnp.int32)
 
 
 @functools.partial(compilation.jit, static_argnames=("cfg", "num_classes", "vectorize"))
