@@ -5,7 +5,8 @@ References: the exact Bayes labels of Gaussian class-conditionals
 stage sizes (G representatives x node draws + kept members x screen draws + the race's
 own count; under prune="test", rounds x G x node draws + the power-of-two bucket
 holding the kept classes x screen draws); planted groups for the clustering; the
-race's stated confidence for the test-based cut (a binomial bound).
+race's stated confidence for the test-based cut (a binomial bound); the single-device
+hierarchical race for the class-sharded one (8 virtual devices, tests/conftest.py).
 """
 
 import jax
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jgen
 from jgen import diffusion
 from jgen.diffusion import hierarchy, racing
 
@@ -238,3 +240,63 @@ def test_bad_pruning_arguments_raise(nested):
     hierarchy.hierarchy_config(rc, prune="test", node_rounds=0)
   with pytest.raises(ValueError, match="even node_draws"):
     hierarchy.hierarchy_config(rc, prune="test", node_draws=3)
+
+
+# Groups of 5, 3, 3 and 1 classes: 20 member slots, padded within the groups.
+UNEVEN = np.r_[np.zeros(5, int), np.ones(3, int), np.full(3, 2), [3]]
+
+
+@pytest.mark.parametrize("prune", ["top_k", "test"])
+def test_class_sharded_hierarchical_race_is_the_single_device_one(nested, prune):
+  # float64: ELBO scores cancel large terms, and differently batched float32 sums
+  # differ in the last bits (as in tests/test_sharding_diffusion.py).
+  den, params, x, _ = nested
+  den, params = diffusion.gaussian_oracle(np.asarray(params.means, np.float64),
+                                          np.asarray(params.variances, np.float64))
+  x = np.asarray(x[:5], np.float64)     # 5 rows over a data axis of 2: one padded
+  rc = diffusion.race_config(den, rule="cs", confidence=0.9, chunk_t=4, max_rounds=16,
+                             antithetic=True)
+  cfg = hierarchy.hierarchy_config(rc, screen_draws=2, node_draws=4, keep=3,
+                                   keep_groups=2, node_rounds=4, prune=prune)
+  tree = hierarchy.tree_from_groups(UNEVEN)
+  mesh = jgen.parallel.make_mesh(data=2, classes=4)
+  ref = hierarchy.batch_hierarchical_race(jax.random.key(0), params, x, K, cfg=cfg,
+                                          tree=tree)
+  got = hierarchy.batch_hierarchical_race(jax.random.key(0), params, x, K, cfg=cfg,
+                                          tree=tree, mesh=mesh)
+  np.testing.assert_array_equal(got.label, ref.label)
+  assert got.scores.shape == (5, K)
+  fin = np.isfinite(np.asarray(ref.scores))
+  np.testing.assert_array_equal(np.isfinite(np.asarray(got.scores)), fin)
+  np.testing.assert_allclose(np.asarray(got.scores)[fin], np.asarray(ref.scores)[fin],
+                             rtol=1e-12)
+  # padding and each device's own bucket only add evaluations
+  assert np.all(np.asarray(got.num_evals) >= np.asarray(ref.num_evals))
+
+
+def test_class_sharded_evaluation_count_includes_the_padding(nested):
+  # keep=1 leaves the final race nothing to do; 4 class shards.
+  den, params, x, _ = nested
+  mesh = jgen.parallel.make_mesh(classes=4)
+  tree = hierarchy.tree_from_groups(UNEVEN)
+  nd, sd, rounds = 4, 2, 3
+  # top_k: the 4 representatives, one per device; the 2 groups kept hold 10 slots
+  # (padded within groups), 3 per device: 12 evaluated.
+  rc = diffusion.race_config(den, chunk_t=4)
+  cfg = hierarchy.hierarchy_config(rc, screen_draws=sd, node_draws=nd, keep=1,
+                                   keep_groups=2)
+  res = hierarchy.batch_hierarchical_race(jax.random.key(0), params, x[:4], K, cfg=cfg,
+                                          tree=tree, mesh=mesh)
+  assert np.all(np.asarray(res.num_evals) == G * nd + 12 * sd)
+  # test, no elimination possible (margin 1e9): 4 groups for the whole budget; the 20
+  # slots split 5 per device holding 5, 3, 3 and 1 kept classes, whose power-of-two
+  # buckets (of 1, 2, 4, 5) are 5, 4, 4 and 1.
+  rc = diffusion.race_config(den, rule="margin", margin=1e9)
+  cfg = cfg._replace(race=rc, prune="test", node_rounds=rounds)
+  res = hierarchy.batch_hierarchical_race(jax.random.key(0), params, x[:4], K, cfg=cfg,
+                                          tree=tree, mesh=mesh)
+  assert np.all(np.asarray(res.num_evals) == rounds * G * nd + (5 + 4 + 4 + 1) * sd)
+  with pytest.raises(ValueError, match="mesh must have an axis named 'classes'"):
+    hierarchy.batch_hierarchical_race(
+        jax.random.key(0), params, x[:4], K, cfg=cfg, tree=tree,
+        mesh=jax.make_mesh((1,), ("rows",), devices=jax.devices()[:1]))

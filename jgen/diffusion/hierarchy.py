@@ -64,6 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from jax.typing import ArrayLike
 
 from jgen.core import compilation
@@ -71,7 +72,8 @@ from jgen.diffusion import validate
 from jgen.diffusion.elbo import class_errors_at
 from jgen.diffusion.importance import TimestepProposal
 from jgen.diffusion.racing import RaceConfig, race, race_survivors, round_draws
-from jgen.diffusion.strategies import ClassifyResult, buckets
+from jgen.diffusion.strategies import ClassifyResult, buckets, psum_over
+from jgen.parallel import mesh as pmesh
 
 __all__ = ["ClassTree", "HierarchyConfig", "batch_hierarchical_race", "build_tree",
            "hierarchical_race", "hierarchy_config", "node_race_config",
@@ -263,8 +265,17 @@ def _mean_errors(key, params, x, proposal, cfg: RaceConfig, classes, draws):
 
 def hierarchical_race(key: jax.Array, params: Any, x: jax.Array,
                       proposal: TimestepProposal | None, *, cfg: HierarchyConfig,
-                      num_classes: int, tree: ClassTree | None = None) -> ClassifyResult:
+                      num_classes: int, tree: ClassTree | None = None,
+                      axis_name=None) -> ClassifyResult:
   """Tree cut, screen, race (module docstring) for ONE example; jittable.
+
+  ``axis_name``: the class axis of a ``shard_map`` (``None``: one device). Every
+  argument is then the same on every device, and each stage splits its classes
+  (representatives, screened classes, the race's slots) over the axis, padded with
+  classes that never enter; errors are gathered before each cut and the final race is
+  [`race`][jgen.diffusion.race]'s own sharded race, so for the same key every device
+  returns the single-device label and scores, and ``num_evals`` counts all devices'
+  evaluations, padding included.
 
   Returns:
     [`ClassifyResult`][jgen.diffusion.ClassifyResult]: ``scores [K]`` are the race's
@@ -274,40 +285,71 @@ def hierarchical_race(key: jax.Array, params: Any, x: jax.Array,
   tree_key, screen_key, race_key = jax.random.split(key, 3)
   evals = jnp.asarray(0, jnp.int32)
   if tree is not None and cfg.prune == "test":
-    kept, node_evals = _test_cut(tree_key, params, x, proposal, cfg, tree)
+    kept, node_evals = _test_cut(tree_key, params, x, proposal, cfg, tree, axis_name)
     classes = tree.members.reshape(-1)                          # -1 = padding
     cand = ((tree.members >= 0) & kept[:, None]).reshape(-1)
     err, screen_evals = _bucketed_screen(screen_key, params, x, proposal, cfg, classes,
-                                         cand)
+                                         cand, axis_name)
     return _final_race(race_key, params, x, proposal, cfg, k, classes, cand, err,
-                       node_evals + screen_evals)
+                       node_evals + screen_evals, axis_name)
   if tree is None:
     classes = jnp.arange(k, dtype=jnp.int32)
   else:
     reps = tree.representatives
-    err = _mean_errors(tree_key, params, x, proposal, rc, reps, cfg.node_draws)
-    err = jnp.where(jnp.isnan(err), jnp.inf, err)
+    err, spent = _split_errors(tree_key, params, x, proposal, rc, reps, cfg.node_draws,
+                               axis_name)
     _, top = lax.top_k(-err, min(cfg.keep_groups, reps.shape[0]))
     classes = tree.members[top].reshape(-1)                     # -1 = padding
-    evals = evals + reps.shape[0] * cfg.node_draws
+    evals = evals + spent
   valid = classes >= 0
-  err = _mean_errors(screen_key, params, x, proposal, rc, jnp.maximum(classes, 0),
-                     cfg.screen_draws)
-  err = jnp.where(valid & ~jnp.isnan(err), err, jnp.inf)
-  evals = evals + classes.shape[0] * cfg.screen_draws
-  return _final_race(race_key, params, x, proposal, cfg, k, classes, valid, err, evals)
+  err, spent = _split_errors(screen_key, params, x, proposal, rc, classes,
+                             cfg.screen_draws, axis_name)
+  return _final_race(race_key, params, x, proposal, cfg, k, classes, valid, err,
+                     evals + spent, axis_name)
+
+
+def _local(v: jax.Array, axis_name, fill) -> jax.Array:
+  """This device's slice of the class vector ``v [C]`` (the same on every device),
+  padded with ``fill`` to a multiple of the axis size; ``v`` itself when ``None``."""
+  if axis_name is None:
+    return v
+  shards = lax.axis_size(axis_name)
+  loc = -(-v.shape[0] // shards)
+  v = jnp.pad(v, (0, loc * shards - v.shape[0]), constant_values=fill)
+  return lax.dynamic_slice_in_dim(v, lax.axis_index(axis_name) * loc, loc)
+
+
+def _gather(v: jax.Array, axis_name, c: int) -> jax.Array:
+  """The first ``c`` entries of the devices' slices ``v`` put back together."""
+  if axis_name is None:
+    return v
+  return lax.all_gather(v, axis_name, tiled=True)[:c]
+
+
+def _split_errors(key, params, x, proposal, rc: RaceConfig, classes, draws, axis_name):
+  """Mean errors ``[C]`` of ``classes [C]`` (``-1`` padding: ``inf``), each device
+  evaluating its slice, and their count, padding included."""
+  ids = _local(classes, axis_name, -1)
+  err = _mean_errors(key, params, x, proposal, rc, jnp.maximum(ids, 0), draws)
+  err = jnp.where((ids >= 0) & ~jnp.isnan(err), err, jnp.inf)
+  spent = psum_over(jnp.asarray(ids.shape[0] * draws, jnp.int32), axis_name)
+  return _gather(err, axis_name, classes.shape[0]), spent
 
 
 def _final_race(key, params, x, proposal, cfg: HierarchyConfig, k, classes, valid, err,
-                evals):
+                evals, axis_name):
   """The race among the ``keep`` lowest screen errors ``err [C]`` of ``classes [C]``."""
   m = min(cfg.keep, classes.shape[0])
   _, top = lax.top_k(-err, m)
   survivors, entered = classes[top], valid[top]
-  res = race(key, params, x, proposal, cfg=cfg.race, num_classes=m,
-             candidates=entered, classes=jnp.maximum(survivors, 0))
+  res = race(key, params, x, proposal, cfg=cfg.race,
+             num_classes=_local(entered, axis_name, False).shape[0],
+             candidates=_local(entered, axis_name, False),
+             classes=_local(jnp.maximum(survivors, 0), axis_name, 0),
+             axis_name=axis_name, num_classes_total=m)
+  race_scores = _gather(res.scores, axis_name, m)
   scores = jnp.full((k,), -jnp.inf, res.scores.dtype).at[
-      jnp.where(entered, survivors, k)].set(res.scores, mode="drop")
+      jnp.where(entered, survivors, k)].set(race_scores, mode="drop")
   return ClassifyResult(res.label, scores, evals + res.num_evals)
 
 
@@ -319,18 +361,27 @@ def node_race_config(cfg: HierarchyConfig) -> RaceConfig:
                            keep=cfg.keep_groups, refine_rounds=0)
 
 
-def _test_cut(key, params, x, proposal, cfg: HierarchyConfig, tree: ClassTree):
+def _test_cut(key, params, x, proposal, cfg: HierarchyConfig, tree: ClassTree,
+              axis_name):
   """``(kept [G] bool, num_evals)``: the groups no paired test among the
   representatives eliminated (module docstring)."""
   reps = tree.representatives
-  return race_survivors(key, params, x, proposal, cfg=node_race_config(cfg),
-                        num_classes=reps.shape[0], classes=reps)
+  ids = _local(reps, axis_name, -1)
+  kept, evals = race_survivors(key, params, x, proposal, cfg=node_race_config(cfg),
+                               num_classes=ids.shape[0], candidates=ids >= 0,
+                               classes=jnp.maximum(ids, 0), axis_name=axis_name,
+                               num_classes_total=reps.shape[0])
+  return _gather(kept, axis_name, reps.shape[0]), evals
 
 
-def _bucketed_screen(key, params, x, proposal, cfg: HierarchyConfig, classes, cand):
-  """Screen errors ``[C]`` (``inf`` off the candidates) and their count. The ``n``
-  candidates come first and the smallest power-of-two bucket holding them is evaluated
-  (its padding counted); at most ``keep`` candidates all go on unscreened (zeros)."""
+def _bucketed_screen(key, params, x, proposal, cfg: HierarchyConfig, classes, cand,
+                     axis_name):
+  """Screen errors ``[C]`` (``inf`` off the candidates) and their count. Each device
+  puts its ``n`` candidates first and evaluates the smallest power-of-two bucket holding
+  them (its padding counted); at most ``keep`` candidates in all go on unscreened
+  (zeros)."""
+  c_all = classes.shape[0]
+  classes, cand = _local(classes, axis_name, -1), _local(cand, axis_name, False)
   c = classes.shape[0]
   sizes = buckets(c)
   n = jnp.sum(cand)
@@ -342,23 +393,49 @@ def _bucketed_screen(key, params, x, proposal, cfg: HierarchyConfig, classes, ca
                      cfg.screen_draws)
     return jnp.full((c,), jnp.inf, x.dtype).at[cls].set(e)
 
-  skip = n <= cfg.keep
+  skip = psum_over(n, axis_name) <= cfg.keep
   bidx = jnp.searchsorted(jnp.asarray(sizes), n)
   branches = [lambda: jnp.zeros((c,), x.dtype)] + [functools.partial(evaluate, b)
                                                    for b in sizes]
   err = lax.switch(jnp.where(skip, 0, bidx + 1), branches)
   err = jnp.where(cand & ~jnp.isnan(err), err, jnp.inf)
   spent = jnp.where(skip, 0, jnp.asarray(sizes, jnp.int32)[bidx]) * cfg.screen_draws
-  return err, spent.astype(jnp.int32)
+  return (_gather(err, axis_name, c_all),
+          psum_over(spent.astype(jnp.int32), axis_name))
+
+
+def _rows(keys, params, x, proposal, tree, cfg, num_classes, vectorize, axis_name=None):
+  fn = lambda kk, xi: hierarchical_race(kk, params, xi, proposal, cfg=cfg,
+                                        num_classes=num_classes, tree=tree,
+                                        axis_name=axis_name)
+  if vectorize:
+    return jax.vmap(fn)(keys, x)
+  return lax.map(lambda a: fn(*a), (keys, x))
 
 
 @functools.partial(compilation.jit, static_argnames=("cfg", "num_classes", "vectorize"))
 def _batch(keys, params, x, proposal, tree, *, cfg, num_classes, vectorize):
-  fn = lambda kk, xi: hierarchical_race(kk, params, xi, proposal, cfg=cfg,
-                                        num_classes=num_classes, tree=tree)
-  if vectorize:
-    return jax.vmap(fn)(keys, x)
-  return lax.map(lambda a: fn(*a), (keys, x))
+  return _rows(keys, params, x, proposal, tree, cfg, num_classes, vectorize)
+
+
+@functools.partial(compilation.jit, static_argnames=("cfg", "num_classes", "vectorize",
+                                                     "mesh", "impl"))
+def _batch_sharded(key_data, params, x, proposal, tree, *, cfg, num_classes, vectorize,
+                   mesh, impl):
+  def block(kd, p, xs, q, tr):
+    keys = kd if impl is None else jax.random.wrap_key_data(kd, impl=impl)
+    return _rows(keys, p, xs, q, tr, cfg, num_classes, vectorize, pmesh.CLASSES)
+
+  n = x.shape[0]
+  d = pmesh.axis_size(mesh, pmesh.DATA)
+  key_data, x = pmesh.pad_rows(key_data, d), pmesh.pad_rows(x, d)
+  rows = P(pmesh.DATA)
+  out = jax.shard_map(block, mesh=mesh, in_specs=(rows, P(), rows, P(), P()),
+                      out_specs=ClassifyResult(rows, rows, rows),
+                      check_vma=False)(key_data, params, x, proposal, tree)
+  if all(t == AxisType.Explicit for t in mesh.axis_types):   # no uneven sharded slice
+    out = jax.tree.map(lambda v: jax.reshard(v, NamedSharding(mesh, P())), out)
+  return jax.tree.map(lambda v: v[:n], out)
 
 
 def _check_tree(tree, k: int) -> ClassTree:
@@ -375,12 +452,21 @@ def _check_tree(tree, k: int) -> ClassTree:
 def batch_hierarchical_race(key: jax.Array, params: Any, x, num_classes: int, *,
                             cfg: HierarchyConfig, tree: ClassTree | None = None,
                             proposal: TimestepProposal | None = None,
-                            vectorize: bool = True) -> ClassifyResult:
+                            vectorize: bool = True, mesh: Mesh | None = None
+                            ) -> ClassifyResult:
   """[`hierarchical_race`][jgen.diffusion.hierarchy.hierarchical_race] for ``x [N,
   *data_shape]`` (keys ``split(key, N)``), one compile per architecture and tree shape
   (``params``, ``proposal`` and ``tree`` traced). ``vectorize=True`` vmaps over the
   examples: every stage has a fixed size except the race, which runs on ``keep``
   classes only, so few bucket branches are wasted; ``False`` loops (``lax.map``).
+
+  ``mesh``: a device mesh (``jgen.parallel.make_mesh``) whose ``classes`` axis splits
+  every stage's classes, as the sharded race does
+  ([`hierarchical_race`][jgen.diffusion.hierarchy.hierarchical_race] with
+  ``axis_name``), and whose ``data`` axis splits the examples. For the same key the
+  labels and scores are the single-device ones (up to the rounding of differently
+  batched sums); ``num_evals`` adds the evaluations of the padding that rounds each
+  stage's classes up to the axis size, and of each device's own bucket.
 
   Examples:
     >>> import jax, jax.numpy as jnp
@@ -402,5 +488,16 @@ def batch_hierarchical_race(key: jax.Array, params: Any, x, num_classes: int, *,
   if tree is not None:
     tree = _check_tree(tree, num_classes)
   keys = jax.random.split(key, x.shape[0])
+  if mesh is not None:
+    if not isinstance(mesh, Mesh):
+      raise TypeError(f"mesh must be a jax.sharding.Mesh (jgen.parallel.make_mesh), got"
+                      f" {type(mesh).__name__}.")
+    pmesh.axis_size(mesh, pmesh.CLASSES)     # ValueError naming the missing axis
+    pmesh.axis_size(mesh, pmesh.DATA)
+    typed = jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)   # raw uint32 keys pass
+    return _batch_sharded(jax.random.key_data(keys) if typed else keys, params, x,
+                          proposal, tree, cfg=cfg, num_classes=num_classes,
+                          vectorize=bool(vectorize), mesh=mesh,
+                          impl=jax.random.key_impl(keys) if typed else None)
   return _batch(keys, params, x, proposal, tree, cfg=cfg, num_classes=num_classes,
                 vectorize=bool(vectorize))
