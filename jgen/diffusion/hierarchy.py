@@ -356,7 +356,18 @@ def _final_race(key, params, x, proposal, cfg: HierarchyConfig, k, classes, vali
 def node_race_config(cfg: HierarchyConfig) -> RaceConfig:
   """The groups' race of ``prune="test"``: the final race's rule, boundary, confidence
   and draws, in rounds of ``node_draws``, stopping at ``keep_groups`` groups or after
-  ``node_rounds`` rounds, without a refine stage."""
+  ``node_rounds`` rounds, without a refine stage.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> den, _ = diffusion.gaussian_oracle(jnp.eye(3), jnp.ones((3, 3)))
+    >>> cfg = diffusion.hierarchy_config(diffusion.race_config(den, rule="cs"),
+    ...                                  prune="test", node_draws=4, node_rounds=6)
+    >>> rc = diffusion.hierarchy.node_race_config(cfg)
+    >>> rc.chunk_t, rc.max_rounds, rc.keep, rc.rule
+    (4, 6, 4, 'cs')
+  """
   return cfg.race._replace(chunk_t=cfg.node_draws, max_rounds=cfg.node_rounds,
                            keep=cfg.keep_groups, refine_rounds=0)
 
