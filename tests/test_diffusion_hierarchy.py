@@ -259,11 +259,15 @@ def test_class_sharded_hierarchical_race_is_the_single_device_one(nested, prune)
   cfg = hierarchy.hierarchy_config(rc, screen_draws=2, node_draws=4, keep=3,
                                    keep_groups=2, node_rounds=4, prune=prune)
   tree = hierarchy.tree_from_groups(UNEVEN)
+  # an importance proposal for the test cut (replicated over the mesh), none for top_k
+  probs = np.linspace(1.0, 3.0, 16)
+  proposal = (diffusion.importance.TimestepProposal(jnp.asarray(probs / probs.sum()))
+              if prune == "test" else None)
   mesh = jgen.parallel.make_mesh(data=2, classes=4)
   ref = hierarchy.batch_hierarchical_race(jax.random.key(0), params, x, K, cfg=cfg,
-                                          tree=tree)
+                                          tree=tree, proposal=proposal)
   got = hierarchy.batch_hierarchical_race(jax.random.key(0), params, x, K, cfg=cfg,
-                                          tree=tree, mesh=mesh)
+                                          tree=tree, mesh=mesh, proposal=proposal)
   np.testing.assert_array_equal(got.label, ref.label)
   assert got.scores.shape == (5, K)
   fin = np.isfinite(np.asarray(ref.scores))
