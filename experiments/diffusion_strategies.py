@@ -16,15 +16,19 @@ per-image timestep proposal, ``adapt_t=True``, from the uniform start or from th
 pilot proposal).
 With 1,000 classes, ``jgen.diffusion.hierarchy`` too: ``screen2/32+race+cs+is+anti``
 (every class scored on one antithetic pair of importance-sampled draws, the best 32
-race under the confidence sequence) and ``tree+...`` (first a cut to the 8 best of 32
-groups clustered from the denoiser's scores on 128 calibration examples).
+race under the confidence sequence), ``tree8+...`` (first a cut to the 8 best of 32
+groups clustered from the denoiser's scores on 128 calibration examples) and
+``treetest+...`` (the cut by the race's paired tests among the groups'
+representatives, ``prune="test"``).
 Every point carries its standard error over images (and seeds with ``--seeds``).
 ``variance`` records the per-draw variance of the paired class difference with and
 without control variates; ``agreement`` (``--agreement``) the fraction of anytime-race
 labels that differ from the ``full`` protocol's on 1,000+ images at two stated levels.
 
-Run: ``python -m experiments.diffusion_strategies`` (quick) or ``--full``; writes
-``results/diffusion_strategies/{results.json,*.png}`` and prints a summary.
+Run: ``python -m experiments.diffusion_strategies`` (quick: the 10-class oracle and
+digits; ``--datasets oracle10,oracle1000,digits`` adds the 1,000-class oracle) or
+``--full`` (all three); writes ``results/diffusion_strategies/{results.json,*.png}``
+and prints a summary.
 """
 
 from __future__ import annotations
@@ -142,7 +146,9 @@ def hierarchy_settings(model, schedule, k, x_cal, groups=32):
   """``{name: (HierarchyConfig, ClassTree or None)}`` for many classes: a screen of one
   antithetic pair per class then the anytime race among the best 32, alone and after a
   tree cut (the tree clustered from the ``full`` protocol's scores, 8 draws per
-  class, on the calibration examples; calibration not counted per image)."""
+  class, on the calibration examples; calibration not counted per image): the 8 best
+  representatives on 8 draws (``tree8``), or every group that the race's tests among
+  the representatives, at most 4 rounds of 8 draws, do not eliminate (``treetest``)."""
   den, params = model
   rc = diffusion.race_config(den, schedule=schedule, rule="cs", confidence=CS_CONFIDENCE,
                              chunk_t=8, max_rounds=128, antithetic=True)
@@ -152,7 +158,10 @@ def hierarchy_settings(model, schedule, k, x_cal, groups=32):
   screen = diffusion.hierarchy_config(rc, screen_draws=2, keep=32)
   return {"screen2/32+race+cs+is+anti": (screen, None),
           "tree8/32+screen2/32+race+cs+is+anti": (
-              screen._replace(node_draws=8, keep_groups=8), tree)}
+              screen._replace(node_draws=8, keep_groups=8), tree),
+          "treetest/32+screen2/32+race+cs+is+anti": (
+              screen._replace(node_draws=8, keep_groups=8, prune="test",
+                              node_rounds=4), tree)}
 
 
 def race_settings(den, schedule, k, full_t, q, candidates):
@@ -337,7 +346,8 @@ STYLE = {"full": ("k", "s"), "adaptive": ("tab:gray", "D"),
          "race+cs+is+anti+c4": ("darkred", "v"),
          "race+cs+anti+adapt": ("gold", "^"), "race+cs+is+anti+adapt": ("olive", "^"),
          "screen2/32+race+cs+is+anti": ("tab:olive", "X"),
-         "tree8/32+screen2/32+race+cs+is+anti": ("tab:pink", "X")}
+         "tree8/32+screen2/32+race+cs+is+anti": ("tab:pink", "X"),
+         "treetest/32+screen2/32+race+cs+is+anti": ("darkmagenta", "X")}
 
 
 def plot(result, path):
@@ -377,8 +387,11 @@ def plot(result, path):
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--full", action="store_true")
-  p.add_argument("--datasets", default="oracle10,oracle1000,digits",
-                 help="also: mnist1d (its U-Net trains for minutes)")
+  p.add_argument("--datasets", default=None,
+                 help="comma-separated; default oracle10,digits (quick: under 3 min of"
+                 " CPU time) or oracle10,oracle1000,digits (--full); also oracle1000"
+                 " (its 1,000-class strategies, about 2 min of CPU time more in"
+                 " quick) and mnist1d (its U-Net trains for minutes)")
   p.add_argument("--out", default=OUT)
   p.add_argument("--replot", action="store_true", help="redraw OUT's figures from"
                  " OUT/results.json")
@@ -388,6 +401,8 @@ def main(argv=None):
                  help="anytime-race labels against full's on 1,000+ images")
   args = p.parse_args(argv)
   c = dict(FULL if args.full else QUICK)
+  if args.datasets is None:
+    args.datasets = "oracle10,oracle1000,digits" if args.full else "oracle10,digits"
   if args.seeds is not None:
     c["seeds"] = args.seeds
   if args.n_test is not None:

@@ -3,7 +3,10 @@
 References: the exact Bayes labels of Gaussian class-conditionals
 (jgen.diffusion.gaussian_log_likelihoods, closed form); evaluation counts from the
 stage sizes (G representatives x node draws + kept members x screen draws + the race's
-own count); planted groups for the clustering.
+own count; under prune="test", rounds x G x node draws + the power-of-two bucket
+holding the kept classes x screen draws); planted groups for the clustering; the
+race's stated confidence for the test-based cut (a binomial bound); the single-device
+hierarchical race for the class-sharded one (8 virtual devices, tests/conftest.py).
 """
 
 import jax
@@ -11,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jgen
 from jgen import diffusion
 from jgen.diffusion import hierarchy, racing
 
@@ -141,3 +145,162 @@ def test_bad_configuration_raises(nested):
   with pytest.raises(ValueError, match="each of the 12 classes exactly once"):
     hierarchy.batch_hierarchical_race(jax.random.key(0), params, x, K, cfg=cfg,
                                       tree=hierarchy.tree_from_groups([0] * 11))
+
+
+def _points(n, seed):
+  """``n`` fresh points of the ``nested`` model and their Bayes labels' groups."""
+  rng = np.random.default_rng(0)
+  centres = 6.0 * rng.normal(size=(G, D))
+  means = (np.repeat(centres, S, axis=0) + 1.5 * rng.normal(size=(K, D))).astype(
+      np.float32)
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, K, size=n)
+  x = (means[y] + rng.normal(size=(n, D))).astype(np.float32)
+  bayes = np.asarray(diffusion.gaussian_log_likelihoods(
+      means, np.ones((K, D), np.float32), x)).argmax(1)
+  return x, bayes // S
+
+
+def test_test_cut_keeps_the_true_group_at_the_stated_confidence(nested):
+  # The groups' race runs the race's paired tests (rule "cs", confidence 0.9) among the
+  # representatives. With groups far apart, the group of the Bayes label is the group
+  # of the best representative, so the race's guarantee says it is cut with probability
+  # <= 0.1 per point: over 400 points, misses ~ Binomial(400, p <= 0.1), whose mean +
+  # 3 standard deviations is 40 + 3 * 6 = 58.
+  den, params, _, _ = nested
+  x, true_group = _points(400, seed=5)
+  rc = diffusion.race_config(den, rule="cs", confidence=0.9, chunk_t=8, antithetic=True)
+  cfg = hierarchy.hierarchy_config(rc, node_draws=4, keep_groups=1, node_rounds=16,
+                                   prune="test")
+  tree = hierarchy.tree_from_groups(np.arange(K) // S)
+  cut = jax.jit(jax.vmap(lambda kk, xi: racing.race_survivors(
+      kk, params, xi, None, cfg=hierarchy.node_race_config(cfg), num_classes=G,
+      classes=tree.representatives)))
+  kept, evals = cut(jax.random.split(jax.random.key(11), len(x)), x)
+  kept = np.asarray(kept)
+  misses = np.count_nonzero(~kept[np.arange(len(x)), true_group])
+  assert misses <= 58
+  # and the cut does cut: on average at most 1.5 of the 4 groups are kept, at fewer
+  # evaluations than the 16-round budget on all 4 groups
+  assert kept.sum(axis=1).mean() <= 1.5
+  assert np.mean(np.asarray(evals)) < 16 * G * 4
+  # end to end: hierarchical_race with this cut finds the Bayes group's label
+  res = hierarchy.batch_hierarchical_race(jax.random.key(2), params, x[:48], K,
+                                          cfg=cfg._replace(keep=2), tree=tree)
+  assert np.mean(np.asarray(res.label) // S == true_group[:48]) >= 46 / 48
+
+
+def test_test_cut_vmapped_equals_looped(nested):
+  den, params, x, _ = nested
+  rc = diffusion.race_config(den, rule="cs", confidence=0.9, chunk_t=4, antithetic=True)
+  cfg = hierarchy.hierarchy_config(rc, screen_draws=2, node_draws=4, keep=2,
+                                   keep_groups=1, node_rounds=6, prune="test")
+  tree = hierarchy.tree_from_groups(np.arange(K) // S)
+  args = (jax.random.key(4), params, x[:16], K)
+  vm = hierarchy.batch_hierarchical_race(*args, cfg=cfg, tree=tree)
+  lp = hierarchy.batch_hierarchical_race(*args, cfg=cfg, tree=tree, vectorize=False)
+  np.testing.assert_array_equal(vm.label, lp.label)
+  np.testing.assert_array_equal(vm.num_evals, lp.num_evals)
+  np.testing.assert_allclose(vm.scores, lp.scores, rtol=1e-6)
+
+
+def test_test_cut_evaluation_count_is_rounds_and_buckets(nested):
+  # A tree of groups of 5, 3, 3 and 1 classes (padded to 5: 20 slots); keep=1 leaves
+  # the final race nothing to do (0 evaluations).
+  den, params, x, _ = nested
+  groups = np.r_[np.zeros(5, int), np.ones(3, int), np.full(3, 2), [3]]
+  sizes = np.bincount(groups)
+  tree = hierarchy.tree_from_groups(groups)
+  nd, sd, rounds = 4, 2, 3
+  # No test can eliminate (margin 1e9): all 4 groups race the full budget, all 12
+  # classes are kept, and the screen evaluates the bucket of 16 slots holding them.
+  rc = diffusion.race_config(den, rule="margin", margin=1e9)
+  cfg = hierarchy.hierarchy_config(rc, screen_draws=sd, node_draws=nd, keep=1,
+                                   keep_groups=1, node_rounds=rounds, prune="test")
+  res = hierarchy.batch_hierarchical_race(jax.random.key(0), params, x, K, cfg=cfg,
+                                          tree=tree)
+  assert np.all(np.asarray(res.num_evals) == rounds * G * nd + 16 * sd)
+  # Every difference exceeds margin 1e-6: after min_rounds = 2 rounds of the 4 groups
+  # one is left, and the screen evaluates the power-of-two bucket holding its members
+  # (none when it has a single member, which goes on unscreened).
+  rc = diffusion.race_config(den, rule="margin", margin=1e-6, min_rounds=2)
+  res = hierarchy.batch_hierarchical_race(jax.random.key(0), params, x, K,
+                                          cfg=cfg._replace(race=rc), tree=tree)
+  bucket = {5: 8, 3: 4, 1: 0}
+  expect = [2 * G * nd + bucket[sizes[groups[c]]] * sd for c in np.asarray(res.label)]
+  np.testing.assert_array_equal(res.num_evals, expect)
+
+
+def test_bad_pruning_arguments_raise(nested):
+  den = nested[0]
+  rc = diffusion.race_config(den, chunk_t=4, antithetic=True)
+  with pytest.raises(ValueError, match="prune must be 'top_k' or 'test', got 'best'"):
+    hierarchy.hierarchy_config(rc, prune="best")
+  with pytest.raises(ValueError, match="node_rounds must be >= 1"):
+    hierarchy.hierarchy_config(rc, prune="test", node_rounds=0)
+  with pytest.raises(ValueError, match="even node_draws"):
+    hierarchy.hierarchy_config(rc, prune="test", node_draws=3)
+
+
+# Groups of 5, 3, 3 and 1 classes: 20 member slots, padded within the groups.
+UNEVEN = np.r_[np.zeros(5, int), np.ones(3, int), np.full(3, 2), [3]]
+
+
+@pytest.mark.parametrize("prune", ["top_k", "test"])
+def test_class_sharded_hierarchical_race_is_the_single_device_one(nested, prune):
+  # float64: ELBO scores cancel large terms, and differently batched float32 sums
+  # differ in the last bits (as in tests/test_sharding_diffusion.py).
+  den, params, x, _ = nested
+  den, params = diffusion.gaussian_oracle(np.asarray(params.means, np.float64),
+                                          np.asarray(params.variances, np.float64))
+  x = np.asarray(x[:5], np.float64)     # 5 rows over a data axis of 2: one padded
+  rc = diffusion.race_config(den, rule="cs", confidence=0.9, chunk_t=4, max_rounds=16,
+                             antithetic=True)
+  cfg = hierarchy.hierarchy_config(rc, screen_draws=2, node_draws=4, keep=3,
+                                   keep_groups=2, node_rounds=4, prune=prune)
+  tree = hierarchy.tree_from_groups(UNEVEN)
+  # an importance proposal for the test cut (replicated over the mesh), none for top_k
+  probs = np.linspace(1.0, 3.0, 16)
+  proposal = (diffusion.importance.TimestepProposal(jnp.asarray(probs / probs.sum()))
+              if prune == "test" else None)
+  mesh = jgen.parallel.make_mesh(data=2, classes=4)
+  ref = hierarchy.batch_hierarchical_race(jax.random.key(0), params, x, K, cfg=cfg,
+                                          tree=tree, proposal=proposal)
+  got = hierarchy.batch_hierarchical_race(jax.random.key(0), params, x, K, cfg=cfg,
+                                          tree=tree, mesh=mesh, proposal=proposal)
+  np.testing.assert_array_equal(got.label, ref.label)
+  assert got.scores.shape == (5, K)
+  fin = np.isfinite(np.asarray(ref.scores))
+  np.testing.assert_array_equal(np.isfinite(np.asarray(got.scores)), fin)
+  np.testing.assert_allclose(np.asarray(got.scores)[fin], np.asarray(ref.scores)[fin],
+                             rtol=1e-12)
+  # padding and each device's own bucket only add evaluations
+  assert np.all(np.asarray(got.num_evals) >= np.asarray(ref.num_evals))
+
+
+def test_class_sharded_evaluation_count_includes_the_padding(nested):
+  # keep=1 leaves the final race nothing to do; 4 class shards.
+  den, params, x, _ = nested
+  mesh = jgen.parallel.make_mesh(classes=4)
+  tree = hierarchy.tree_from_groups(UNEVEN)
+  nd, sd, rounds = 4, 2, 3
+  # top_k: the 4 representatives, one per device; the 2 groups kept hold 10 slots
+  # (padded within groups), 3 per device: 12 evaluated.
+  rc = diffusion.race_config(den, chunk_t=4)
+  cfg = hierarchy.hierarchy_config(rc, screen_draws=sd, node_draws=nd, keep=1,
+                                   keep_groups=2)
+  res = hierarchy.batch_hierarchical_race(jax.random.key(0), params, x[:4], K, cfg=cfg,
+                                          tree=tree, mesh=mesh)
+  assert np.all(np.asarray(res.num_evals) == G * nd + 12 * sd)
+  # test, no elimination possible (margin 1e9): 4 groups for the whole budget; the 20
+  # slots split 5 per device holding 5, 3, 3 and 1 kept classes, whose power-of-two
+  # buckets (of 1, 2, 4, 5) are 5, 4, 4 and 1.
+  rc = diffusion.race_config(den, rule="margin", margin=1e9)
+  cfg = cfg._replace(race=rc, prune="test", node_rounds=rounds)
+  res = hierarchy.batch_hierarchical_race(jax.random.key(0), params, x[:4], K, cfg=cfg,
+                                          tree=tree, mesh=mesh)
+  assert np.all(np.asarray(res.num_evals) == rounds * G * nd + (5 + 4 + 4 + 1) * sd)
+  with pytest.raises(ValueError, match="mesh must have an axis named 'classes'"):
+    hierarchy.batch_hierarchical_race(
+        jax.random.key(0), params, x[:4], K, cfg=cfg, tree=tree,
+        mesh=jax.make_mesh((1,), ("rows",), devices=jax.devices()[:1]))

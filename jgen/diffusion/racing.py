@@ -77,7 +77,7 @@ from jgen.diffusion.strategies import (ClassifyResult, buckets, class_offset,
                                        first_argmax, id_at, psum_over)
 
 __all__ = ["RaceConfig", "race_config", "round_draws", "cs_multipliers", "race",
-           "batch_race"]
+           "race_survivors", "batch_race"]
 
 
 class RaceConfig(NamedTuple):
@@ -219,6 +219,53 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
     estimates (``weighting="elbo"``) or minus mean errors, from each class's own draws;
     ``-inf`` for classes never evaluated.
   """
+  active, hist, evals, ids = _sift(key, params, x, proposal, cfg, num_classes, candidates,
+                                   classes, axis_name, num_classes_total)
+  seen = jnp.any(hist != 0.0, axis=2)                                 # [R, K]
+  count = jnp.maximum(jnp.sum(seen, axis=0), 1).astype(x.dtype) * cfg.chunk_t
+  mean_err = jnp.sum(hist, axis=(0, 2)) / count
+  if cfg.weighting == "elbo":
+    scores = elbo_from_errors(mean_err[:, None], x, cfg.schedule)
+  else:
+    scores = -mean_err
+  scores = jnp.where(jnp.isnan(scores) | ~jnp.any(seen, axis=0), -jnp.inf, scores)
+  pos = first_argmax(jnp.where(active, scores, -jnp.inf), axis_name)
+  # a single candidate wins without evaluations
+  pos = jnp.where(evals > 0, pos, first_argmax(active.astype(jnp.int32), axis_name))
+  return ClassifyResult(id_at(ids, pos, axis_name).astype(jnp.int32), scores, evals)
+
+
+def race_survivors(key, params, x, proposal: TimestepProposal | None, *,
+                   cfg: RaceConfig, num_classes: int, candidates=None, classes=None,
+                   axis_name=None, num_classes_total: int | None = None
+                   ) -> tuple[jax.Array, jax.Array]:
+  """The classes [`race`][jgen.diffusion.race] has not eliminated when it stops, with
+  the same arguments (same key, same draws, same tests): ``(survivors [K] bool,
+  num_evals [])``, padded evaluations counted. With ``cfg.keep > 1`` the race stops
+  once at most ``keep`` remain, or after ``max_rounds`` rounds with all the classes no
+  test has eliminated (the tree stage of
+  [`hierarchical_race`][jgen.diffusion.hierarchy.hierarchical_race] with
+  ``prune="test"``).
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> from jgen.diffusion import racing
+    >>> den, p = diffusion.gaussian_oracle(jnp.array([[0.], [0.2], [9.]]), jnp.ones((3, 1)))
+    >>> cfg = diffusion.race_config(den, rule="cs", keep=2, max_rounds=8)
+    >>> kept, n = racing.race_survivors(jax.random.key(0), p, jnp.zeros(1), None,
+    ...                                 cfg=cfg, num_classes=3)
+    >>> kept.tolist()
+    [True, True, False]
+  """
+  active, _, evals, _ = _sift(key, params, x, proposal, cfg, num_classes, candidates,
+                              classes, axis_name, num_classes_total)
+  return active, evals
+
+
+def _sift(key, params, x, proposal, cfg: RaceConfig, num_classes, candidates, classes,
+          axis_name, num_classes_total):
+  """The race's rounds: ``(active [K], hist [R, K, chunk_t], evals, ids [K])``."""
   k, rounds = num_classes, cfg.max_rounds + cfg.refine_rounds
   k_total = k if num_classes_total is None else num_classes_total
   ids = (jnp.arange(k, dtype=jnp.int32) if classes is None
@@ -295,18 +342,7 @@ def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
           jnp.asarray(cfg.refine_rounds, jnp.int32),
           (jnp.zeros((n_bins,), x.dtype), jnp.zeros((n_bins,), x.dtype)))
   _, active, _, hist, evals, _, _ = lax.while_loop(cond, body, init)
-  seen = jnp.any(hist != 0.0, axis=2)                                 # [R, K]
-  count = jnp.maximum(jnp.sum(seen, axis=0), 1).astype(x.dtype) * n_draw
-  mean_err = jnp.sum(hist, axis=(0, 2)) / count
-  if cfg.weighting == "elbo":
-    scores = elbo_from_errors(mean_err[:, None], x, cfg.schedule)
-  else:
-    scores = -mean_err
-  scores = jnp.where(jnp.isnan(scores) | ~jnp.any(seen, axis=0), -jnp.inf, scores)
-  pos = first_argmax(jnp.where(active, scores, -jnp.inf), axis_name)
-  # a single candidate wins without evaluations
-  pos = jnp.where(evals > 0, pos, first_argmax(active.astype(jnp.int32), axis_name))
-  return ClassifyResult(id_at(ids, pos, axis_name).astype(jnp.int32), scores, evals)
+  return active, hist, evals, ids
 
 
 @functools.partial(compilation.jit,
