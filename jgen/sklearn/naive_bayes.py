@@ -29,7 +29,6 @@ from jgen.gaussian.stats import streamed_diag_stats
 from jgen.sklearn.base import block_rows
 from jgen.sklearn.base import check_priors
 from jgen.sklearn.base import compute_dtype
-from jgen.sklearn.base import to_device
 from jgen.sklearn.base import row_blocks
 from jgen.sklearn.missing import MarginalizeMissing
 
@@ -151,8 +150,9 @@ class GaussianNB(MarginalizeMissing):
     # for every fold and batch size, and each block's temporaries stay in cache.
     # NumPy blocks go straight to the compiled call (its dispatch copies them).
     blocks = zip(*(row_blocks(a, rows) for a in (X, codes, sample_weight)))
-    batch, summary = streamed_diag_stats(blocks, self._shift)
-    bad, biggest = (float(v) for v in jax.device_get(summary))
+    # One transfer brings back the statistics and their value summary.
+    batch, summary = jax.device_get(streamed_diag_stats(blocks, self._shift))
+    bad, biggest = (float(v) for v in summary)
     raise_for_value_summary(int(bad), biggest, X, "x")
     self._stats = batch if first else merge_stats(self._stats, batch)
     self._refit()
@@ -185,8 +185,7 @@ class GaussianNB(MarginalizeMissing):
     self.theta_, self.var_ = theta, var
     with np.errstate(divide="ignore"):
       log_prior = np.log(self.class_prior_)
-    self.params_ = GaussianNBParams(to_device(theta), to_device(var),
-                                    to_device(log_prior))
+    self.params_ = GaussianNBParams(*jax.device_put((theta, var, log_prior)))
 
   def predict_joint_log_proba(self, X) -> np.ndarray:
     """Joint log-probabilities ``log p(x, y=k)`` ``[n_samples, K]`` (columns follow
