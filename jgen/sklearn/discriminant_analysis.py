@@ -37,6 +37,7 @@ from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 from jgen.gaussian.stats import sufficient_stats
 from jgen.sklearn.base import compute_dtype
 from jgen.sklearn.base import log_to_device
+from jgen.sklearn.base import small_linalg
 from jgen.sklearn.base import to_device
 from jgen.sklearn.covariances import check_solver_options
 from jgen.sklearn.covariances import estimator_covariance
@@ -224,7 +225,8 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     covariance), and the predictions come from ``coef_`` and ``intercept_``."""
     cov = np.asarray(self.covariance_, np.float64)
     means = np.asarray(m.means, np.float64)
-    coef = scipy.linalg.lstsq(cov, means.T)[0].T
+    with small_linalg():
+      coef = scipy.linalg.lstsq(cov, means.T)[0].T
     intercept = -0.5 * np.sum(means * coef, axis=1) + np.log(self.priors_)
     self._lstsq = (coef, intercept)
     self.covariance_ = self.covariance_.astype(dtype)
@@ -271,7 +273,8 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     else:
       total = shrunk(total, s)
     within = np.asarray(self.covariance_, np.float64)
-    evals, evecs = scipy.linalg.eigh(total - within, within)
+    with small_linalg():
+      evals, evecs = scipy.linalg.eigh(total - within, within)
     order = np.argsort(evals)[::-1]
     self.explained_variance_ratio_ = np.sort(evals / np.sum(evals))[::-1][
         :self._max_components]

@@ -26,6 +26,7 @@ from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 from jgen.sklearn.base import compute_dtype
 from jgen.sklearn.base import log_to_device
+from jgen.sklearn.base import small_linalg
 from jgen.sklearn.base import to_device
 from jgen.sklearn.covariances import check_solver_options
 from jgen.sklearn.covariances import check_rank
@@ -162,7 +163,8 @@ class QuadraticDiscriminantAnalysis(MarginalizeMissing):
     else:
       cov = shrunk(m.cov, 0.0 if self.shrinkage is None else self.shrinkage)
     # One eigendecomposition per class serves the rank check and the attributes.
-    lam, vec = np.linalg.eigh(cov)
+    with small_linalg():
+      lam, vec = np.linalg.eigh(cov)
     check_rank(lam, m.count, self.classes_, self.tol,
                "reg_param" if self.solver == "svd" else "shrinkage",
                self.solver == "svd")
