@@ -2,6 +2,7 @@
 
     python -m benchmarks.sklearn_cv            # digits grid searches; NB and QDA at 200,000 x 256
     python -m benchmarks.sklearn_cv --quick    # digits grid searches; NB and QDA at 20,000 x 64
+    python -m benchmarks.sklearn_cv --cache-dir DIR   # twice: first searches from a disk cache
 
 Part 1, ``GridSearchCV(cv=5)`` on the 1,437 training digits (64 pixels scaled to
 [0, 1], 10 classes) for each of the four estimators, the same grid for both libraries:
@@ -146,7 +147,15 @@ def main() -> None:
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--json", default=None, help="also write the rows here")
+  parser.add_argument("--cache-dir", default=None,
+                      help="JAX's persistent compilation cache here (every program):"
+                           " a second run's first searches load the programs the first"
+                           " run compiled")
   args = parser.parse_args()
+  if args.cache_dir:
+    jax.config.update("jax_compilation_cache_dir", args.cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   n, d = (20_000, 64) if args.quick else (200_000, 256)
   rows = grid_searches(args.repeats) + large(n, d, 10, args.repeats)
   print(common.fmt_table(rows, ["task", "jgen first s", "first ratio", "first compile s",
