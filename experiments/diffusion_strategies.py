@@ -225,10 +225,37 @@ def variance_per_draw(key, model, x, y, k, schedule, num_t=256):
               cv_noise_norm=float(r[1]), cv_class_mean=float(r[2]))
 
 
-def agreement(key, model, x, k, schedule, full_t, levels=(0.9, 0.99), chunk=100):
+def exact_labels(model, x, k, schedule, nodes=200, chunk=50):
+  """The limit of ``full`` as its draws grow: the class with the smallest expected
+  weighted error, the diffusion term integrated by ``nodes`` Gauss-Legendre points in
+  t and, in eps, the 2D points +-sqrt(D) e_j, which integrate an error quadratic in eps
+  exactly (the Gaussian oracle's; tests/test_diffusion_elbo.py checks the resulting
+  ELBO against the exact log-likelihood). The prior and reconstruction terms do not
+  depend on the class."""
+  den, params = model
+  d = x.shape[1]
+  t, w = np.polynomial.legendre.leggauss(nodes)
+  t, w = (t + 1) / 2, w / 2
+  eps = np.concatenate([np.sqrt(d) * np.eye(d), -np.sqrt(d) * np.eye(d)])
+  tt = jnp.asarray(np.repeat(t, len(eps)), jnp.float32)
+  ee = jnp.asarray(np.tile(eps, (nodes, 1)), jnp.float32)
+  ww = jnp.asarray(np.repeat(w, len(eps)) / len(eps), jnp.float32)
+  mean_error = jax.jit(jax.vmap(lambda xi: diffusion.class_errors_at(
+      den, params, xi, tt, ee, jnp.arange(k), schedule=schedule) @ ww))
+  return np.concatenate([np.asarray(mean_error(jnp.asarray(x[i:i + chunk]))).argmin(1)
+                         for i in range(0, len(x), chunk)])
+
+
+def agreement(key, model, x, k, schedule, full_t, levels=(0.9, 0.99), chunk=100,
+              exact=None, uncapped_rounds=None):
   """Fraction of anytime-race labels (``rule="cs"``, all classes) that differ from the
   ``full`` protocol's, per stated confidence, on every example of ``x``; the first
-  entry (``confidence=None``) is ``full`` against itself on other draws."""
+  entry (``confidence=None``) is ``full`` against itself on other draws. With
+  ``exact`` (the limit of ``full``, ``exact_labels``), every entry also records the
+  fraction that differs from it (``differs_exact``). The races' budget is ``full``'s
+  (``max_rounds = full_t / 8`` rounds of 8 draws), where a race still undecided picks
+  its best mean; with ``uncapped_rounds`` each level runs again with that many rounds,
+  so that the confidence sequence, not the budget, ends (nearly) every race."""
   den, params = model
 
   def full(offset):
@@ -238,18 +265,29 @@ def agreement(key, model, x, k, schedule, full_t, levels=(0.9, 0.99), chunk=100)
 
   ref = full(10_000)
   # the reference's own noise: full again on other draws
+  again = full(20_000)
   out = [dict(confidence=None, n=len(x), full_t=full_t,
-              differs=float(np.mean(full(20_000) != ref)), evals=float(k * full_t))]
-  for conf in levels:
+              differs=float(np.mean(again != ref)), evals=float(k * full_t))]
+  if exact is not None:
+    out[0]["differs_exact"] = float(np.mean(np.concatenate([ref, again]) != np.tile(exact, 2)))
+  runs = [(conf, full_t // 8) for conf in levels]
+  if uncapped_rounds is not None:
+    runs += [(conf, uncapped_rounds) for conf in levels]
+  for conf, rounds in runs:
     cfg = diffusion.race_config(den, schedule=schedule, rule="cs", confidence=conf,
-                                chunk_t=8, max_rounds=full_t // 8)
+                                chunk_t=8, max_rounds=rounds)
     res = diffusion.batch_race(key, params, x, k, cfg=cfg)
-    out.append(dict(confidence=conf, n=len(x), full_t=full_t,
+    out.append(dict(confidence=conf, max_rounds=rounds, n=len(x), full_t=full_t,
                     differs=float(np.mean(np.asarray(res.label) != ref)),
                     evals=float(np.mean(res.num_evals))))
-    print(f"    agreement: confidence {conf}: {100 * out[-1]['differs']:.2f}% of"
-          f" {len(x)} labels differ from full-{full_t}, {out[-1]['evals']:.0f}"
-          " evals/img", flush=True)
+    if exact is not None:
+      out[-1]["differs_exact"] = float(np.mean(np.asarray(res.label) != exact))
+    print(f"    agreement: confidence {conf}, {rounds} rounds:"
+          f" {100 * out[-1]['differs']:.2f}% of"
+          f" {len(x)} labels differ from full-{full_t}"
+          + ("" if exact is None else
+             f" ({100 * out[-1]['differs_exact']:.2f}% from its limit)")
+          + f", {out[-1]['evals']:.0f} evals/img", flush=True)
   return out
 
 
@@ -271,7 +309,9 @@ def oracle_dataset(key, k, n, full_t, seeds=1, extra=False):
     ya = rng.integers(0, k, size=1000)
     xa = (means[ya] + np.sqrt(variances[ya]) * rng.normal(size=(1000, 16))).astype(
         np.float32)
-    out["agreement"] = agreement(key, model, xa, k, schedule, 2 * full_t)
+    out["agreement"] = agreement(key, model, xa, k, schedule, 2 * full_t,
+                                 exact=exact_labels(model, xa, k, schedule),
+                                 uncapped_rounds=1024)
   return out
 
 
