@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.special import log_softmax
-from threadpoolctl import ThreadpoolController
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight
@@ -99,20 +98,6 @@ def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
   """``a`` with zero rows appended up to ``rows``."""
   pad = [(0, rows - a.shape[0])] + [(0, 0)] * (a.ndim - 1)
   return np.pad(a, pad)
-
-
-_THREADPOOLS = ThreadpoolController()
-
-
-def small_linalg():
-  """Context for the host's small dense linear algebra (``[K, D, D]`` eigh, lstsq):
-  one BLAS thread.
-
-  With XLA's CPU threads busy or spinning after a call, a multi-threaded OpenBLAS
-  ``eigh`` of ten 64 x 64 covariances took 0.7 s instead of 12 ms on two cores (the
-  two thread pools take turns); at these sizes one thread is also the fastest.
-  """
-  return _THREADPOOLS.limit(limits=1, user_api="blas")
 
 
 def to_device(a, dtype=None) -> jax.Array:

@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jgen.sklearn.threads import one_blas_thread
+
 __all__ = ["ClassMoments", "class_moments", "discriminant_priors", "shrunk",
            "standardized_target", "check_rank", "estimator_covariance",
            "estimator_covariances", "check_estimator_shrinkage", "check_solver_options"]
@@ -38,21 +40,23 @@ def class_moments(x, y, w, num_classes: int) -> ClassMoments:
     >>> m.means[:, 0].tolist(), m.cov[:, 0, 0].tolist(), m.rows.tolist()
     ([1.0, 5.0], [1.0, 0.0], [2, 1])
   """
-  x, y, w = (np.asarray(x, np.float64), np.asarray(y), np.asarray(w, np.float64))
+  x, y, w = np.asarray(x), np.asarray(y), np.asarray(w, np.float64)
   d = x.shape[1]
   count = np.bincount(y, weights=w, minlength=num_classes)
   rows = np.bincount(y[w > 0], minlength=num_classes)
   means = np.zeros((num_classes, d))
   cov = np.zeros((num_classes, d, d))
-  for k in range(num_classes):
-    sel = (y == k) & (w > 0)
-    if not sel.any():
-      continue
-    xk, wk = x[sel], w[sel]
-    means[k] = wk @ xk / count[k]
-    means[k] += wk @ (xk - means[k]) / count[k]   # second pass: exact constant features
-    xc = (xk - means[k]) * np.sqrt(wk)[:, None]
-    cov[k] = xc.T @ xc / count[k]
+  with one_blas_thread():
+    for k in range(num_classes):
+      sel = np.flatnonzero((y == k) & (w > 0))
+      if not len(sel):
+        continue
+      xk, wk = x[sel].astype(np.float64), w[sel]   # one class in float64 at a time
+      means[k] = wk @ xk / count[k]
+      means[k] += wk @ (xk - means[k]) / count[k]   # second pass: exact constant features
+      xk -= means[k]
+      xk *= np.sqrt(wk)[:, None]
+      cov[k] = xk.T @ xk / count[k]
   return ClassMoments(count, rows, means, cov)
 
 

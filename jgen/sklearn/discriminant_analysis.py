@@ -37,7 +37,6 @@ from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 from jgen.gaussian.stats import sufficient_stats
 from jgen.sklearn.base import compute_dtype
 from jgen.sklearn.base import log_to_device
-from jgen.sklearn.base import small_linalg
 from jgen.sklearn.base import to_device
 from jgen.sklearn.covariances import check_solver_options
 from jgen.sklearn.covariances import estimator_covariance
@@ -48,6 +47,7 @@ from jgen.sklearn.covariances import shrunk
 from jgen.sklearn.covariances import standardized_target
 from jgen.sklearn.missing import MarginalizeMissing
 from jgen.sklearn.qda import QuadraticDiscriminantAnalysis
+from jgen.sklearn.threads import one_blas_thread
 
 _covariance_ok = jax.jit(covariance_ok)
 _precision_cholesky = jax.jit(precision_cholesky)
@@ -225,7 +225,7 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     covariance), and the predictions come from ``coef_`` and ``intercept_``."""
     cov = np.asarray(self.covariance_, np.float64)
     means = np.asarray(m.means, np.float64)
-    with small_linalg():
+    with one_blas_thread():
       coef = scipy.linalg.lstsq(cov, means.T)[0].T
     intercept = -0.5 * np.sum(means * coef, axis=1) + np.log(self.priors_)
     self._lstsq = (coef, intercept)
@@ -273,7 +273,7 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     else:
       total = shrunk(total, s)
     within = np.asarray(self.covariance_, np.float64)
-    with small_linalg():
+    with one_blas_thread():
       evals, evecs = scipy.linalg.eigh(total - within, within)
     order = np.argsort(evals)[::-1]
     self.explained_variance_ratio_ = np.sort(evals / np.sum(evals))[::-1][

@@ -26,7 +26,6 @@ from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 from jgen.sklearn.base import compute_dtype
 from jgen.sklearn.base import log_to_device
-from jgen.sklearn.base import small_linalg
 from jgen.sklearn.base import to_device
 from jgen.sklearn.covariances import check_solver_options
 from jgen.sklearn.covariances import check_rank
@@ -35,6 +34,7 @@ from jgen.sklearn.covariances import estimator_covariances
 from jgen.sklearn.covariances import shrunk
 from jgen.sklearn.covariances import standardized_target
 from jgen.sklearn.missing import MarginalizeMissing
+from jgen.sklearn.threads import one_blas_thread
 
 __all__ = ["QuadraticDiscriminantAnalysis"]
 
@@ -163,7 +163,7 @@ class QuadraticDiscriminantAnalysis(MarginalizeMissing):
     else:
       cov = shrunk(m.cov, 0.0 if self.shrinkage is None else self.shrinkage)
     # One eigendecomposition per class serves the rank check and the attributes.
-    with small_linalg():
+    with one_blas_thread():
       lam, vec = np.linalg.eigh(cov)
     check_rank(lam, m.count, self.classes_, self.tol,
                "reg_param" if self.solver == "svd" else "shrinkage",
