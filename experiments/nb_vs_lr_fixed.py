@@ -7,7 +7,11 @@ over 100 repetitions is below the model's own asymptotic error + eps, the asympt
 error being the error of the model's infinite-sample rule on the same test points
 (exact values in the JSON). Sizes: every multiple of K up to 32 K, then a 5% geometric
 grid; a crossing at the first size is reported as left-censored, none as
-right-censored. Intervals: percentile bootstrap over repetitions (1000 replicates).
+right-censored. Intervals: percentile bootstrap over repetitions (1000 replicates); a
+scan ends once the mean curve and every replicate have crossed the strictest target
+(at most 1.5 times past the first crossing). Each (cell, model) is one task; tasks run
+on ``--jobs`` worker processes (default min(2, CPUs)), the costliest first, and give
+the same numbers for any ``--jobs``.
 
     python experiments/nb_vs_lr.py --mode fixed-difficulty           # quick: K = 2, n <= 16
     python experiments/nb_vs_lr.py --mode fixed-difficulty --full    # K 2..7, n 4..64
