@@ -7,7 +7,11 @@ over 100 repetitions is below the model's own asymptotic error + eps, the asympt
 error being the error of the model's infinite-sample rule on the same test points
 (exact values in the JSON). Sizes: every multiple of K up to 32 K, then a 5% geometric
 grid; a crossing at the first size is reported as left-censored, none as
-right-censored. Intervals: percentile bootstrap over repetitions (1000 replicates).
+right-censored. Intervals: percentile bootstrap over repetitions (1000 replicates); a
+scan ends once the mean curve and every replicate have crossed the strictest target
+(at most 1.5 times past the first crossing). Each (cell, model) is one task; tasks run
+on ``--jobs`` worker processes (default min(2, CPUs)), the costliest first, and give
+the same numbers for any ``--jobs``.
 
     python experiments/nb_vs_lr.py --mode fixed-difficulty           # quick: K = 2, n <= 16
     python experiments/nb_vs_lr.py --mode fixed-difficulty --full    # K 2..7, n 4..64
@@ -57,9 +61,17 @@ def level_of(r):
   return r["level"] if "level" in r else round(r["bayes_error"], 3)
 
 
+NUM_BOOT, BOOT_SEED = 1000, 0
+
+
 def run_cell(k, n, rho, *, level, reps, num_test, seed, max_factor=MAX_FACTOR,
-             on_size=None):
-  """Both models on one mixture: curves, m* per eps with intervals."""
+             on_size=None, models=("nb", "lr")):
+  """The models on one mixture: curves, m* per eps with intervals.
+
+  A model's record does not depend on the other models run with it (the key, test
+  set and streams are functions of the seed and the cell), so the two models of a
+  cell can run in separate processes.
+  """
   mix = simulate.fixed_difficulty_mixture(k, n, level, correlation=rho)
   key = jax.random.fold_in(jax.random.key(seed), 10_000 * k + 10 * n + int(10 * rho))
   test = simulate.sample(jax.random.split(key)[0], mix, num_test)
@@ -68,15 +80,19 @@ def run_cell(k, n, rho, *, level, reps, num_test, seed, max_factor=MAX_FACTOR,
               lr=dict(exact=simulate.bayes_error(mix), test=simulate.rule_error(mix, *test)))
   grid = simulate.resolved_grid(k, max_factor * k * n)
   out = []
-  for model in ("nb", "lr"):
-    t0 = time.perf_counter()
+  for model in models:
+    t0, c0 = time.perf_counter(), time.process_time()
+    # Stops once the mean curve and every bootstrap replicate have crossed the
+    # strictest target (at most 1.5 times past the first crossing): m* and its
+    # replicates are those of the longer scan (`scan_until`'s boot_stop).
     sizes, errors, bad = simulate.scan_until(
         key, mix, grid, model=model, stop_target=asym[model]["test"] + min(EPS),
         num_reps=reps, test=test, bucket_ratio=4 if model == "nb" else 2,
-        progress=on_size)
+        boot_stop=(NUM_BOOT, BOOT_SEED), progress=on_size)
     m_stars = []
     for eps in EPS:
-      r = simulate.bootstrap_m_star(sizes, errors, asym[model]["test"] + eps)
+      r = simulate.bootstrap_m_star(sizes, errors, asym[model]["test"] + eps,
+                                    num_boot=NUM_BOOT, seed=BOOT_SEED)
       m_stars.append(dict(eps=eps, m_star=r.m_star, low=r.low, high=r.high,
                           censored=r.censored, boot=r.boot.tolist()))
     se = errors.std(1, ddof=1) / np.sqrt(reps)
@@ -84,10 +100,32 @@ def run_cell(k, n, rho, *, level, reps, num_test, seed, max_factor=MAX_FACTOR,
                     asymptotic_error=asym[model]["exact"],
                     asymptotic_error_on_test=asym[model]["test"], reps=reps,
                     not_converged=bad, seconds=time.perf_counter() - t0,
+                    cpu_seconds=time.process_time() - c0,
                     m_star=m_stars, curve=dict(m=sizes.tolist(),
                                                mean_error=errors.mean(1).tolist(),
                                                std_error=se.tolist())))
   return out
+
+
+def task_cost(k, n, model):
+  """A rough relative cost of one (K, n, model) scan, to start the longest first:
+  logistic regression's m* and fits grow faster in K than naive Bayes's."""
+  return (8 if model == "lr" else 1) * k * k * n
+
+
+def _init_worker(x64, cache_dir, min_compile_secs):
+  """A worker process computes as its parent does (``jax_enable_x64``, set with
+  ``jax.config`` rather than the environment, is not inherited) and shares its
+  persistent compilation cache."""
+  jax.config.update("jax_enable_x64", x64)
+  if cache_dir:
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_secs)
+
+
+def _run_task(cell, model, kw):
+  level, k, n, rho = cell
+  return run_cell(k, n, rho, level=level, models=(model,), **kw)
 
 
 def fits(records):
@@ -233,12 +271,17 @@ def main(argv=None):
   p.add_argument("--max-factor", type=int, default=MAX_FACTOR,
                  help="largest size tried = max_factor * K * n")
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                 help="worker processes, one (cell, model) each at a time (default:"
+                      " min(2, CPUs)); the numbers do not depend on it")
   p.add_argument("--out", default="results/nb_vs_lr_fixed")
   p.add_argument("--no-progress", action="store_true")
   p.add_argument("--replot", metavar="RESULTS_JSON", help="redraw from a results file")
   p.add_argument("--merge", metavar="RESULTS_JSON", nargs="+",
                  help="merge the cells of several runs (same settings) into --out")
   args = p.parse_args(argv)
+  if args.jobs < 1:
+    raise ValueError(f"--jobs must be >= 1, got {args.jobs}.")
   if args.merge:
     return merge([Path(f) for f in args.merge], Path(args.out))
   if args.replot:
@@ -273,21 +316,49 @@ def main(argv=None):
                 target="asymptotic rule's error on the same test set + eps")
   from tqdm import tqdm
   t0, c0 = time.perf_counter(), time.process_time()
-  records = []
-  sizes_bar = tqdm(desc="sizes fitted (both models)", unit="size", position=1,
-                   disable=args.no_progress)
-  with tqdm(cells, desc="fixed-difficulty", disable=args.no_progress) as bar:
-    for level, k, n, rho in bar:
-      bar.set_postfix(level=level, K=k, n=n, rho=rho)
-      records += run_cell(k, n, rho, level=level, reps=cfg["reps"],
-                          num_test=args.num_test, seed=args.seed,
-                          max_factor=args.max_factor, on_size=sizes_bar.update)
-      results = dict(config=dict(config, seconds=time.perf_counter() - t0,
-                                 cpu_seconds=time.process_time() - c0,
-                                 partial=len(records) < 2 * len(cells)),
-                     records=records, fits=fits(records))
-      (out / "results.json").write_text(json.dumps(results, indent=1))
-  sizes_bar.close()
+  kw = dict(reps=cfg["reps"], num_test=args.num_test, seed=args.seed,
+            max_factor=args.max_factor)
+  # One task per (cell, model), the costliest first (logistic regression, large K n),
+  # so that the last task to start is a short one.
+  tasks = sorted(((c, model) for c in cells for model in ("nb", "lr")),
+                 key=lambda t: -task_cost(t[0][1], t[0][2], t[1]))
+  done = {}
+
+  def save():
+    records = [done[c, m] for c in cells for m in ("nb", "lr") if (c, m) in done]
+    cpu = time.process_time() - c0 + (sum(r["cpu_seconds"] for r in records)
+                                      if args.jobs > 1 else 0.0)
+    res = dict(config=dict(config, seconds=time.perf_counter() - t0, cpu_seconds=cpu,
+                           jobs=args.jobs, partial=len(records) < 2 * len(cells)),
+               records=records, fits=fits(records))
+    (out / "results.json").write_text(json.dumps(res, indent=1))
+    return res
+
+  with tqdm(total=len(tasks), desc="fixed-difficulty (cell, model)",
+            disable=args.no_progress) as bar:
+    if args.jobs == 1:
+      sizes_bar = tqdm(desc="sizes fitted", unit="size", position=1,
+                       disable=args.no_progress)
+      for (level, k, n, rho), model in tasks:
+        bar.set_postfix(level=level, K=k, n=n, rho=rho, model=model)
+        done[(level, k, n, rho), model], = run_cell(
+            k, n, rho, level=level, models=(model,), on_size=sizes_bar.update, **kw)
+        results = save()
+        bar.update()
+      sizes_bar.close()
+    else:
+      import multiprocessing
+      from concurrent import futures
+      cache = (jax.config.jax_enable_x64, jax.config.jax_compilation_cache_dir,
+               jax.config.jax_persistent_cache_min_compile_time_secs)
+      with futures.ProcessPoolExecutor(
+          args.jobs, mp_context=multiprocessing.get_context("spawn"),
+          initializer=_init_worker, initargs=cache) as pool:
+        running = {pool.submit(_run_task, c, m, kw): (c, m) for c, m in tasks}
+        for fut in futures.as_completed(running):
+          done[running[fut]], = fut.result()
+          results = save()
+          bar.update()
   results["config"].update(load_average=list(os.getloadavg()), cpu_count=os.cpu_count())
   (out / "results.json").write_text(json.dumps(results, indent=1))
   plot(results, out)

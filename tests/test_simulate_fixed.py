@@ -220,3 +220,43 @@ def test_real_data_verdicts_need_two_standard_errors():
   v = nb_vs_lr_real.verdicts(sizes, [-0.015, 0.03, -0.03, 0.0, 0.0], se)
   assert v == dict(better=["tie", "LR", "NB", "tie", "tie"], few_shot=False,
                    two_regimes=False)
+
+
+def test_scan_until_bootstrap_stop_keeps_m_star_and_its_replicates():
+  # Reference: the same scan with only the overshoot rule (overshoot 3, so it runs
+  # well past the point where every replicate has crossed).
+  mix = simulate.fixed_difficulty_mixture(2, 4, 0.1)
+  key = jax.random.key(7)
+  test = simulate.sample(jax.random.split(key)[0], mix, 2000)
+  grid = simulate.resolved_grid(2, 3000)
+  stop = simulate.rule_error(mix, *test) + 0.01
+  kw = dict(model="nb", stop_target=stop, num_reps=30, test=test, overshoot=3.0)
+  s_all, e_all, _ = simulate.scan_until(key, mix, grid, **kw)
+  s_cut, e_cut, _ = simulate.scan_until(key, mix, grid, boot_stop=(200, 3), **kw)
+  assert s_cut.size < s_all.size
+  np.testing.assert_array_equal(s_cut, s_all[: s_cut.size])
+  np.testing.assert_array_equal(e_cut, e_all[: s_cut.size])
+  for eps in (0.01, 0.02, 0.05):  # the stop target and looser ones
+    a = simulate.bootstrap_m_star(s_all, e_all, stop - 0.01 + eps, num_boot=200, seed=3)
+    b = simulate.bootstrap_m_star(s_cut, e_cut, stop - 0.01 + eps, num_boot=200, seed=3)
+    assert (a.m_star, a.low, a.high, a.censored) == (b.m_star, b.low, b.high, b.censored)
+    np.testing.assert_array_equal(a.boot, b.boot)
+  # At the stop every replicate (plain loop over the resampled repetitions) has crossed.
+  idx = simulate.boot_indices(30, 200, 3)
+  for rows in idx:
+    assert any(np.mean([e_cut[g, r] for r in rows]) < stop for g in range(s_cut.size))
+  assert simulate.boot_indices(30, 200, 3).tolist() == idx.tolist()
+  assert idx.min() >= 0 and idx.max() < 30
+
+
+def test_fixed_difficulty_records_do_not_depend_on_the_worker_processes(tmp_path):
+  from experiments import nb_vs_lr
+  args = ["--mode", "fixed-difficulty", "--K", "2", "--n", "4", "--reps", "8",
+          "--num-test", "1000", "--max-factor", "10", "--no-progress"]
+  one = nb_vs_lr.main(args + ["--jobs", "1", "--out", str(tmp_path / "one")])
+  two = nb_vs_lr.main(args + ["--jobs", "2", "--out", str(tmp_path / "two")])
+  assert [(r["model"], r["curve"], r["m_star"]) for r in one["records"]] == [
+      (r["model"], r["curve"], r["m_star"]) for r in two["records"]]
+  assert [r["model"] for r in two["records"]] == ["nb", "lr"]
+  with pytest.raises(ValueError, match="--jobs"):
+    nb_vs_lr.main(args + ["--jobs", "0", "--out", str(tmp_path / "zero")])

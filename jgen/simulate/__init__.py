@@ -28,6 +28,7 @@ from jgen.simulate.learning_curve import resolve_model
 from jgen.simulate.resolved import MStar
 from jgen.simulate.resolved import resolved_grid
 from jgen.simulate.resolved import rule_error
+from jgen.simulate.resolved import boot_indices
 from jgen.simulate.resolved import bootstrap_m_star
 from jgen.simulate.resolved import growth_fit
 from jgen.simulate.resolved import scan_until
@@ -66,6 +67,7 @@ __all__ = (
     "MStar",
     "resolved_grid",
     "rule_error",
+    "boot_indices",
     "bootstrap_m_star",
     "growth_fit",
     "scan_until",

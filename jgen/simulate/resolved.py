@@ -29,8 +29,8 @@ from jgen.simulate import engine
 from jgen.simulate import learning_curve
 from jgen.simulate import mixtures
 
-__all__ = ["MStar", "resolved_grid", "rule_error", "bootstrap_m_star", "growth_fit",
-           "scan_until"]
+__all__ = ["MStar", "resolved_grid", "rule_error", "bootstrap_m_star", "boot_indices",
+           "growth_fit", "scan_until"]
 
 
 class MStar(NamedTuple):
@@ -145,8 +145,7 @@ def bootstrap_m_star(sizes, errors, target: float, *, num_boot: int = 1000,
   censored = None if m_star is None or not below[0] else "left"
   if m_star is None:
     censored = "right"
-  rng = np.random.default_rng(seed)
-  idx = rng.integers(0, errors.shape[1], (num_boot, errors.shape[1]))
+  idx = boot_indices(errors.shape[1], num_boot, seed)
   means = errors[:, idx].mean(-1)                                  # [G, B]
   hit = means < target
   boot = np.where(hit.any(0), sizes[np.argmax(hit, 0)], np.inf)
@@ -154,6 +153,27 @@ def bootstrap_m_star(sizes, errors, target: float, *, num_boot: int = 1000,
     q = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
   low, high = (float(v) if np.isfinite(v) else None for v in q)
   return MStar(m_star, low, high, censored, boot)
+
+
+def boot_indices(num_reps: int, num_boot: int = 1000, seed: int = 0) -> np.ndarray:
+  """The repetitions each bootstrap replicate draws, ``[B, R]``.
+
+  [`bootstrap_m_star`][jgen.simulate.bootstrap_m_star] and the stopping rule of
+  [`scan_until`][jgen.simulate.scan_until] resample with these indices, so a scan that
+  stops once every replicate has crossed gives the replicates a longer scan gives.
+
+  Args:
+    num_reps: ``R``; num_boot: ``B``; seed: NumPy seed.
+
+  Returns:
+    ``[B, R]`` int64 NumPy array of indices in ``[0, R)``.
+
+  Examples:
+    >>> from jgen import simulate
+    >>> simulate.boot_indices(5, num_boot=3).shape
+    (3, 5)
+  """
+  return np.random.default_rng(seed).integers(0, num_reps, (num_boot, num_reps))
 
 
 def growth_fit(ns, boots, *, level: float = 0.95) -> dict:
@@ -253,7 +273,8 @@ def _chunks(grid, buckets, chunk):
 
 def scan_until(key, mixture, grid, *, model, stop_target: float, num_reps: int = 100,
                test=None, num_test: int = 10_000, overshoot: float = 1.5, chunk: int = 8,
-               bucket_ratio: int = 4, progress=None):
+               bucket_ratio: int = 4, boot_stop: tuple[int, int] | None = None,
+               progress=None):
   """Evaluates ``grid`` in order until ``overshoot`` times past the first crossing.
 
   Sizes run up to ``chunk`` per compiled call, all of one call in one padding bucket
@@ -261,6 +282,12 @@ def scan_until(key, mixture, grid, *, model, stop_target: float, num_reps: int =
   each bucket's program is compiled when the scan first reaches it. The scan stops at
   the end of the chunk in which the size reaches ``overshoot * m`` for the first ``m`` whose mean error
   is below ``stop_target``, so bootstrap replicates crossing later stay on the grid.
+  With ``boot_stop = (B, seed)`` it also stops at the end of the first chunk after
+  which the mean curve and every replicate of
+  [`bootstrap_m_star`][jgen.simulate.bootstrap_m_star]``(..., num_boot=B, seed=seed)``
+  have gone below ``stop_target``: every replicate's first crossing of ``stop_target``
+  (and of any larger target) is then on the grid, so ``m*`` and its replicates equal
+  those of the scan without the rule, which evaluates more, larger sizes.
 
   Args:
     key: PRNG key, split into test and training keys as in
@@ -274,6 +301,7 @@ def scan_until(key, mixture, grid, *, model, stop_target: float, num_reps: int =
     test: optional ``(x_test, y_test)``.
     overshoot: how far past the crossing to keep going.
     chunk: sizes per compiled call; bucket_ratio: padding growth (powers of it).
+    boot_stop: ``None`` or ``(num_boot, seed)`` of the bootstrap to stop on.
     progress: ``None`` or a callable called with the sizes done per call.
 
   Returns:
@@ -299,6 +327,9 @@ def scan_until(key, mixture, grid, *, model, stop_target: float, num_reps: int =
   x, y = engine.sample_streams(train_key, mixture, num_reps, buckets[-1])
   init = engine.zeros_init(model, x, y, k)
   errs, bad, stop_at = [], 0, None
+  if boot_stop is not None:
+    idx = boot_indices(num_reps, *boot_stop)
+    crossed = np.zeros(idx.shape[0], bool)
   for part in _chunks(grid, buckets, chunk):
     # One program per bucket, compiled when the scan first reaches it: a scan that
     # stops early never compiles the larger buckets (a program holding every bucket
@@ -317,5 +348,9 @@ def scan_until(key, mixture, grid, *, model, stop_target: float, num_reps: int =
       stop_at = overshoot * hits[0]
     if stop_at is not None and part[-1] >= stop_at:
       break
+    if boot_stop is not None:
+      crossed |= (errs[-1][:, idx].mean(-1) < stop_target).any(0)
+      if stop_at is not None and crossed.all():
+        break
   errors = np.concatenate(errs)
   return grid[: errors.shape[0]], errors, bad
