@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cs_multipliers", "cs_boundaries", "t_boundaries"]
+__all__ = ["cs_multipliers", "cs_boundaries", "t_boundaries", "race_multipliers"]
 
 
 def t_boundaries(per_round: int, confidence: float, num_classes: int,
@@ -76,3 +76,26 @@ def cs_boundaries(per_round: int, confidence: float, num_classes: int, rounds: i
   """
   n = (np.arange(rounds) + 1) * per_round
   return cs_multipliers(n, confidence, num_classes, cs_draws) * np.sqrt(n)
+
+
+def race_multipliers(cfg, num_c: int, rounds: int) -> np.ndarray:
+  """Per-round multipliers of ``sqrt(var / n)`` for the rule of a race's ``cfg`` (a
+  [`RaceConfig`][jgen.diffusion.RaceConfig]) among ``num_c`` classes; ``inf`` before
+  ``min_rounds``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> from jgen.diffusion import boundaries
+    >>> den, _ = diffusion.gaussian_oracle(jnp.eye(2), jnp.ones((2, 2)))
+    >>> cfg = diffusion.race_config(den, rule="cs", min_rounds=2)
+    >>> m = boundaries.race_multipliers(cfg, 2, 3)
+    >>> bool(m[0] == float("inf")), bool((m[1:] > 0).all())
+    (True, True)
+  """
+  per = cfg.chunk_t // 2 if cfg.antithetic and cfg.rule == "cs" else cfg.chunk_t
+  if cfg.rule == "cs":
+    m = cs_boundaries(per, cfg.confidence, num_c, rounds, cfg.cs_draws)
+  else:
+    m = t_boundaries(per, cfg.confidence, num_c, rounds)
+  return np.where(np.arange(rounds) + 1 < cfg.min_rounds, np.inf, m)

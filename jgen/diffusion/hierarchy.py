@@ -6,10 +6,10 @@ spirit of the Hierarchical Diffusion Classifier (Shanbhag et al., arXiv 2411.120
 which scores a label tree's upper nodes first and keeps only the best subtrees,
 [`hierarchical_race`][jgen.diffusion.hierarchy.hierarchical_race] runs three stages on
 one example, each on fresh shared ``(t, eps)`` draws (the race's
-[`round_draws`][jgen.diffusion.racing.round_draws]: stratified or importance-sampled,
+[`round_draws`][jgen.diffusion.importance.round_draws]: stratified or importance-sampled,
 antithetic when the race is):
 
-1. **Tree** (optional, a [`ClassTree`][jgen.diffusion.hierarchy.ClassTree] of ``G``
+1. **Tree** (optional, a [`ClassTree`][jgen.diffusion.class_tree.ClassTree] of ``G``
    groups), one of two cuts (``prune``):
 
    * ``"top_k"`` (default): each group's representative class is scored with
@@ -48,11 +48,7 @@ antithetic when the race is):
 groups are padded to the largest under ``"top_k"``; the buckets' padding under
 ``"test"``).
 
-A tree comes from the user
-([`tree_from_groups`][jgen.diffusion.hierarchy.tree_from_groups]) or from the
-denoiser's own confusions ([`build_tree`][jgen.diffusion.hierarchy.build_tree]:
-agglomerative clustering, Ward's criterion, of each class's column of ELBO differences
-to the best class on calibration examples).
+A tree comes from ``jgen.diffusion.class_tree`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -62,123 +58,22 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
-from jax.typing import ArrayLike
 
 from jgen.core import compilation
 from jgen.diffusion import validate
+from jgen.diffusion.class_tree import ClassTree, build_tree, check_tree, tree_from_groups
 from jgen.diffusion.elbo import class_errors_at
 from jgen.diffusion.importance import TimestepProposal
-from jgen.diffusion.racing import RaceConfig, race, race_survivors, round_draws
+from jgen.diffusion.importance import round_draws
+from jgen.diffusion.racing import RaceConfig, race, race_survivors
 from jgen.diffusion.strategies import ClassifyResult, buckets, psum_over
 from jgen.parallel import mesh as pmesh
 
 __all__ = ["ClassTree", "HierarchyConfig", "batch_hierarchical_race", "build_tree",
            "hierarchical_race", "hierarchy_config", "node_race_config",
            "tree_from_groups"]
-
-
-class ClassTree(NamedTuple):
-  """A two-level class tree: ``members [G, S]`` class ids per group (``-1`` pads groups
-  smaller than the largest, ``S``) and ``representatives [G]`` (one member per group).
-
-  Examples:
-    >>> import jgen
-    >>> tree = jgen.diffusion.hierarchy.tree_from_groups([0, 0, 1, 1, 1])
-    >>> tree.members.tolist(), tree.representatives.tolist()
-    ([[0, 1, -1], [2, 3, 4]], [0, 2])
-  """
-  members: jax.Array
-  representatives: jax.Array
-
-
-def tree_from_groups(groups: ArrayLike, representatives: ArrayLike | None = None
-                     ) -> ClassTree:
-  """A [`ClassTree`][jgen.diffusion.hierarchy.ClassTree] from a group id per class.
-
-  Args:
-    groups: ``[K]`` ints in ``[0, G)``, every group non-empty.
-    representatives: optional ``[G]`` class ids, each a member of its group; the
-      lowest member when ``None``.
-
-  Examples:
-    >>> from jgen.diffusion import hierarchy
-    >>> tree = hierarchy.tree_from_groups([1, 0, 1], [1, 2])
-    >>> tree.members.tolist(), tree.representatives.tolist()
-    ([[1, -1], [0, 2]], [1, 2])
-  """
-  g = np.asarray(groups)
-  if g.ndim != 1 or g.size == 0 or not np.issubdtype(g.dtype, np.integer):
-    raise ValueError(f"groups must be a non-empty 1-D int array, got shape {g.shape},"
-                     f" dtype {g.dtype}.")
-  num_g = int(g.max()) + 1
-  sizes = np.bincount(g, minlength=num_g) if g.min() >= 0 else None
-  if sizes is None or not (sizes > 0).all():
-    raise ValueError(f"groups must number every group in [0, {num_g}) at least once"
-                     " with ids >= 0.")
-  members = np.full((num_g, int(sizes.max())), -1, np.int32)
-  for j in range(num_g):
-    idx = np.flatnonzero(g == j)
-    members[j, :idx.size] = idx
-  if representatives is None:
-    reps = members[:, 0].copy()
-  else:
-    reps = np.asarray(representatives)
-    if reps.shape != (num_g,) or not np.issubdtype(reps.dtype, np.integer):
-      raise ValueError(f"representatives must be {num_g} ints (one per group), got"
-                       f" shape {reps.shape}, dtype {reps.dtype}.")
-    if not ((reps >= 0) & (reps < g.size)).all() or not (g[reps] == np.arange(num_g)).all():
-      raise ValueError("representatives must name one member of each group, in group"
-                       " order.")
-  return ClassTree(jnp.asarray(members), jnp.asarray(reps, jnp.int32))
-
-
-def build_tree(scores: ArrayLike, num_groups: int) -> ClassTree:
-  """Clusters the classes by the denoiser's confusions on calibration examples.
-
-  Each class's feature is its column of ELBO differences to the best class,
-  ``scores[n, k] - max_j scores[n, j]`` (classes the denoiser confuses rise and fall
-  together), clipped below at the 5th percentile so that hopeless classes do not
-  dominate; Ward-linkage agglomerative clustering cuts it into ``num_groups`` groups,
-  and each group's representative is the member nearest its centroid.
-
-  Args:
-    scores: ``[N, K]`` class scores (ELBO estimates, e.g.
-      ``batch_classify(..., strategy="full").scores``) of ``N >= 2`` calibration
-      examples, finite.
-    num_groups: ``G`` in ``[1, K]``.
-
-  Examples:
-    >>> import numpy as np
-    >>> from jgen.diffusion import hierarchy
-    >>> s = np.array([[0., -.1, -9, -9], [-9, -9, 0, -.2], [0, -.3, -8, -9]])
-    >>> hierarchy.build_tree(s, 2).members.tolist()
-    [[0, 1], [2, 3]]
-  """
-  s = np.asarray(scores, np.float64)
-  if s.ndim != 2 or s.shape[0] < 2:
-    raise ValueError(f"scores must be [N, K] with N >= 2, got shape {s.shape}.")
-  bad = np.count_nonzero(~np.isfinite(s))
-  if bad:
-    raise ValueError(f"scores must be finite; {bad} entries are not.")
-  num_groups = validate.check_static_int(num_groups, "num_groups")
-  if num_groups > s.shape[1]:
-    raise ValueError(f"num_groups must be <= the {s.shape[1]} classes, got {num_groups}.")
-  d = s - s.max(axis=1, keepdims=True)
-  d = np.maximum(d, np.percentile(d, 5))
-  feat = d.T                                                       # [K, N]
-  import scipy.cluster.hierarchy as sch  # here: importing jgen must not load scipy
-
-  labels = sch.fcluster(sch.linkage(feat, "ward"), num_groups, "maxclust") - 1
-  _, labels = np.unique(labels, return_inverse=True)    # ids 0..G'-1, no gaps
-  reps = []
-  for j in range(labels.max() + 1):
-    idx = np.flatnonzero(labels == j)
-    c = feat[idx].mean(axis=0)
-    reps.append(idx[np.argmin(np.sum((feat[idx] - c) ** 2, axis=1))])
-  return tree_from_groups(labels, np.asarray(reps))
 
 
 class HierarchyConfig(NamedTuple):
@@ -449,17 +344,6 @@ def _batch_sharded(key_data, params, x, proposal, tree, *, cfg, num_classes, vec
   return jax.tree.map(lambda v: v[:n], out)
 
 
-def _check_tree(tree, k: int) -> ClassTree:
-  if not isinstance(tree, ClassTree):
-    raise TypeError(f"tree must be a ClassTree (tree_from_groups, build_tree), got"
-                    f" {type(tree).__name__}.")
-  m = np.asarray(tree.members)
-  ids = np.sort(m[m >= 0])
-  if ids.size != k or not (ids == np.arange(k)).all():
-    raise ValueError(f"tree must hold each of the {k} classes exactly once.")
-  return tree
-
-
 def batch_hierarchical_race(key: jax.Array, params: Any, x, num_classes: int, *,
                             cfg: HierarchyConfig, tree: ClassTree | None = None,
                             proposal: TimestepProposal | None = None,
@@ -497,7 +381,7 @@ def batch_hierarchical_race(key: jax.Array, params: Any, x, num_classes: int, *,
   num_classes = validate.check_num_classes_fit(cfg.race.denoiser, num_classes)
   x = validate.check_x(cfg.race.denoiser, params, x, batched=True)
   if tree is not None:
-    tree = _check_tree(tree, num_classes)
+    tree = check_tree(tree, num_classes)
   keys = jax.random.split(key, x.shape[0])
   if mesh is not None:
     if not isinstance(mesh, Mesh):

@@ -24,12 +24,13 @@ from jax.typing import ArrayLike
 from jgen.core import compilation
 from jgen.diffusion import validate
 from jgen.diffusion.elbo import class_errors_at
+from jgen.diffusion.losses import draw
 from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule
 from jgen.diffusion.strategies import psum_over
 
 __all__ = ["TimestepProposal", "uniform_proposal", "fit_proposal", "draw_importance",
-           "adapted_probs", "add_square_differences"]
+           "adapted_probs", "add_square_differences", "round_draws"]
 
 
 class TimestepProposal(NamedTuple):
@@ -220,3 +221,32 @@ def add_square_differences(s2, nb, h_r, lead_r, t_r, w_r, comp, antithetic,
   bins = jnp.clip(jnp.floor(t_obs * s2.shape[0]).astype(jnp.int32), 0, s2.shape[0] - 1)
   return (s2.at[bins].add(jnp.where(ok, d2, 0.0)),
           nb.at[bins].add(ok.astype(nb.dtype)))
+
+
+def round_draws(key: jax.Array, x: jax.Array, cfg,
+                proposal: TimestepProposal | None) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The ``cfg.chunk_t`` shared draws of one race round (``cfg`` a
+  [`RaceConfig`][jgen.diffusion.RaceConfig]): ``(t [n], eps [n, *x.shape], w [n])``,
+  stratified (weights 1) or ``t ~ q`` with weights ``1 / q(t)``; with
+  ``cfg.antithetic`` the second half is ``(t, -eps)`` of the first.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from jgen import diffusion
+    >>> from jgen.diffusion import importance
+    >>> den, _ = diffusion.gaussian_oracle(jnp.eye(2), jnp.ones((2, 2)))
+    >>> cfg = diffusion.race_config(den, chunk_t=4, antithetic=True)
+    >>> t, eps, w = importance.round_draws(jax.random.key(0), jnp.zeros(2), cfg, None)
+    >>> t.shape, bool((eps[:2] == -eps[2:]).all()), w.tolist()
+    ((4,), True, [1.0, 1.0, 1.0, 1.0])
+  """
+  if proposal is None:
+    t, eps = draw(key, cfg.chunk_t, x, cfg.schedule, "stratified", cfg.antithetic)
+    return t, eps, jnp.ones_like(t)
+  tk, ek = jax.random.split(key)
+  n = cfg.chunk_t // 2 if cfg.antithetic else cfg.chunk_t
+  t, w = draw_importance(tk, n, proposal, x.dtype)
+  eps = jax.random.normal(ek, (n,) + x.shape, x.dtype)
+  if cfg.antithetic:
+    t, eps, w = jnp.concatenate([t, t]), jnp.concatenate([eps, -eps]), jnp.concatenate([w, w])
+  return t, eps, w

@@ -66,17 +66,16 @@ from jgen.core import plan as plan_lib
 from jgen.diffusion import validate
 from jgen.diffusion.chunking import activation_bytes
 from jgen.diffusion.elbo import class_errors_at, elbo_from_errors
-from jgen.diffusion.losses import draw
 from jgen.diffusion import boundaries, importance
 from jgen.diffusion.boundaries import cs_multipliers
 from jgen.diffusion.importance import (TimestepProposal, add_square_differences,
-                                       adapted_probs, draw_importance)
+                                       adapted_probs, round_draws)
 from jgen.diffusion.parametrizations import Denoiser
 from jgen.diffusion.schedules import Schedule, linear_schedule
 from jgen.diffusion.strategies import (ClassifyResult, buckets, class_offset,
                                        first_argmax, id_at, psum_over)
 
-__all__ = ["RaceConfig", "race_config", "round_draws", "cs_multipliers", "race",
+__all__ = ["RaceConfig", "race_config", "cs_multipliers", "race",
            "race_survivors", "batch_race"]
 
 
@@ -152,45 +151,6 @@ def race_config(denoiser: Denoiser, *, schedule: Schedule | None = None,
                     int(refine_rounds), rule, float(margin), float(confidence),
                     int(min_rounds), bool(antithetic), weighting, int(cs_draws),
                     bool(adapt_t))
-
-
-def round_draws(key: jax.Array, x: jax.Array, cfg: RaceConfig,
-                proposal: TimestepProposal | None) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """The ``cfg.chunk_t`` shared draws of one round: ``(t [n], eps [n, *x.shape], w [n])``,
-  stratified (weights 1) or ``t ~ q`` with weights ``1 / q(t)``; with
-  ``cfg.antithetic`` the second half is ``(t, -eps)`` of the first.
-
-  Examples:
-    >>> import jax, jax.numpy as jnp
-    >>> from jgen import diffusion
-    >>> from jgen.diffusion import racing
-    >>> den, _ = diffusion.gaussian_oracle(jnp.eye(2), jnp.ones((2, 2)))
-    >>> cfg = diffusion.race_config(den, chunk_t=4, antithetic=True)
-    >>> t, eps, w = racing.round_draws(jax.random.key(0), jnp.zeros(2), cfg, None)
-    >>> t.shape, bool((eps[:2] == -eps[2:]).all()), w.tolist()
-    ((4,), True, [1.0, 1.0, 1.0, 1.0])
-  """
-  if proposal is None:
-    t, eps = draw(key, cfg.chunk_t, x, cfg.schedule, "stratified", cfg.antithetic)
-    return t, eps, jnp.ones_like(t)
-  tk, ek = jax.random.split(key)
-  n = cfg.chunk_t // 2 if cfg.antithetic else cfg.chunk_t
-  t, w = draw_importance(tk, n, proposal, x.dtype)
-  eps = jax.random.normal(ek, (n,) + x.shape, x.dtype)
-  if cfg.antithetic:
-    t, eps, w = jnp.concatenate([t, t]), jnp.concatenate([eps, -eps]), jnp.concatenate([w, w])
-  return t, eps, w
-
-
-def _quantile(cfg: RaceConfig, num_c: int, rounds: int) -> np.ndarray:
-  """Per-round multipliers of ``sqrt(var / n)`` for the race's rule; ``inf`` before
-  ``min_rounds`` (``jgen.diffusion.boundaries``)."""
-  per = cfg.chunk_t // 2 if cfg.antithetic and cfg.rule == "cs" else cfg.chunk_t
-  if cfg.rule == "cs":
-    m = boundaries.cs_boundaries(per, cfg.confidence, num_c, rounds, cfg.cs_draws)
-  else:
-    m = boundaries.t_boundaries(per, cfg.confidence, num_c, rounds)
-  return np.where(np.arange(rounds) + 1 < cfg.min_rounds, np.inf, m)
 
 
 def race(key, params, x, proposal: TimestepProposal | None, *, cfg: RaceConfig,
@@ -270,7 +230,7 @@ def _sift(key, params, x, proposal, cfg: RaceConfig, num_classes, candidates, cl
   k_total = k if num_classes_total is None else num_classes_total
   ids = (jnp.arange(k, dtype=jnp.int32) if classes is None
          else jnp.asarray(classes, jnp.int32))
-  q = jnp.asarray(_quantile(cfg, k_total, rounds), x.dtype)
+  q = jnp.asarray(boundaries.race_multipliers(cfg, k_total, rounds), x.dtype)
   sizes = buckets(k)
   n_draw = cfg.chunk_t
   slot = jnp.arange(k, dtype=jnp.int32)
