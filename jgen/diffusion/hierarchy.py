@@ -16,7 +16,7 @@ antithetic when the race is):
      ``node_draws`` draws and the ``keep_groups`` best groups are kept (HDC's top-k
      per level), whatever the evidence.
    * ``"test"``: the groups race. Each group is scored through its representative, and
-     the representatives run [`race`][jgen.diffusion.race]'s own rounds
+     the representatives run [`race`][jgen.diffusion.racing.race]'s own rounds
      ([`race_survivors`][jgen.diffusion.racing.race_survivors]: rounds of
      ``node_draws`` shared draws, the paired differences with the leading
      representative, the race's rule, boundary and ``confidence``, a union bound over
@@ -168,7 +168,7 @@ def hierarchical_race(key: jax.Array, params: Any, x: jax.Array,
   argument is then the same on every device, and each stage splits its classes
   (representatives, screened classes, the race's slots) over the axis, padded with
   classes that never enter; errors are gathered before each cut and the final race is
-  [`race`][jgen.diffusion.race]'s own sharded race, so for the same key every device
+  [`race`][jgen.diffusion.racing.race]'s own sharded race, so for the same key every device
   returns the single-device label and scores, and ``num_evals`` counts all devices'
   evaluations, padding included.
 

@@ -199,7 +199,7 @@ def race_survivors(key, params, x, proposal: TimestepProposal | None, *,
                    cfg: RaceConfig, num_classes: int, candidates=None, classes=None,
                    axis_name=None, num_classes_total: int | None = None
                    ) -> tuple[jax.Array, jax.Array]:
-  """The classes [`race`][jgen.diffusion.race] has not eliminated when it stops, with
+  """The classes [`race`][jgen.diffusion.racing.race] has not eliminated when it stops, with
   the same arguments (same key, same draws, same tests): ``(survivors [K] bool,
   num_evals [])``, padded evaluations counted. With ``cfg.keep > 1`` the race stops
   once at most ``keep`` remain, or after ``max_rounds`` rounds with all the classes no
