@@ -51,7 +51,9 @@ def class_moments(x, y, w, num_classes: int) -> ClassMoments:
       sel = np.flatnonzero((y == k) & (w > 0))
       if not len(sel):
         continue
-      xk, wk = x[sel].astype(np.float64), w[sel]   # one class in float64 at a time
+      # One class in float64 at a time; the row selection already copies, so a
+      # float64 input is not copied twice.
+      xk, wk = np.asarray(x[sel], np.float64), w[sel]
       means[k] = wk @ xk / count[k]
       means[k] += wk @ (xk - means[k]) / count[k]   # second pass: exact constant features
       xk -= means[k]

@@ -263,7 +263,8 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     xk, wk = xn[keep].astype(np.float64), wn[keep].astype(np.float64)
     mean = wk @ xk / wk.sum()
     xc = (xk - mean) * np.sqrt(wk)[:, None]
-    total = xc.T @ xc / wk.sum()
+    with one_blas_thread():   # as class_moments: the same [N, D] Gram over all rows
+      total = xc.T @ xc / wk.sum()
     if self.covariance_estimator is not None:
       total = estimator_covariance(self.covariance_estimator, xk, np.ones_like(wk))
     elif s == "auto":
