@@ -200,7 +200,7 @@ def main(argv=None):
   print(f"D = {dim}; num_t = {num_t}; chunk_size = {args.chunk_size}; denoiser: "
         f"{'jgen.diffusion.nets' if _nets is not None else 'benchmark-local MLPDenoiser'}\n")
   print(fmt_table(rows, columns))
-  print(f"\nbatch_classify (strategy full) on 2 images vs the loop image by image\n")
+  print("\nbatch_classify (strategy full) on 2 images vs the loop image by image\n")
   print(fmt_table(rows, columns2))
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   with open(args.out, "w") as f:

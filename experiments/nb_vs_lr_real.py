@@ -32,10 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jgen
 from jgen import datasets
 from jgen import gaussian
-from jgen import simulate
 from jgen.logistic import batched
 
 if __package__ in (None, ""):  # allow `python experiments/nb_vs_lr_real.py`

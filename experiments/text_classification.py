@@ -33,7 +33,6 @@ import argparse
 import bz2
 import csv
 import importlib.util
-import io
 import json
 import os
 import sys

@@ -1,6 +1,5 @@
 """Diffusion Classifier strategies against the exact Bayes classifier on Gaussian data."""
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np

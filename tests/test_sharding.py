@@ -15,7 +15,6 @@ import scipy.special
 from jax.sharding import AxisType
 
 import jgen
-import jgen
 MESHES = [(1, 8), (2, 4), (4, 2), (8, 1)]
 
 

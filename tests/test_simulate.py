@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import jgen
 from jgen import gaussian
 from jgen import logistic
 from jgen import simulate

@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 import jax
 from flax import nnx
@@ -21,6 +22,9 @@ from flax import nnx
 from jgen.core import progress
 from jgen.parallel.checkpoint import CheckpointError
 from jgen.diffusion.nets import denoiser_config
+
+if TYPE_CHECKING:   # annotations only: orbax loads on first use
+  import orbax.checkpoint as ocp
 
 __all__ = ["run_record", "check_run", "open_run", "restore_latest", "save",
            "progress_bar"]

@@ -36,7 +36,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jgen.core import checks as _checks
 from jgen.core.contract import Classifier

@@ -273,7 +273,6 @@ def restore_sharded(path: str | os.PathLike, mesh: Mesh, specs: Any = None,
 
 def _metadata_tree(path) -> Any:
   import orbax.checkpoint as ocp  # orbax loads on first use
-  import orbax.checkpoint as ocp  # local: only this path reads raw metadata
   path = os.path.abspath(os.fspath(path))
   checkpoint_shapes(path)  # CheckpointError if missing or unreadable
   meta = ocp.StandardCheckpointer().metadata(path).item_metadata.tree
