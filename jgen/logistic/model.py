@@ -34,6 +34,7 @@ Solvers:
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import NamedTuple
 
@@ -164,8 +165,8 @@ def check_data(x, y, sample_weight, num_classes):
 
 def _init_free(init, d, num_classes, dtype):
   k = free_columns(num_classes)
-  if init is None:
-    return jnp.zeros((d, k), dtype), jnp.zeros((k,), dtype)
+  if init is None:   # host zeros: no eager program to compile on a first fit
+    return np.zeros((d, k), dtype), np.zeros((k,), dtype)
   if not isinstance(init, LogisticParams):
     raise TypeError(f"init must be LogisticParams (from logistic_regression's fit), got"
                     f" {type(init).__name__}.")
@@ -181,6 +182,7 @@ def _init_free(init, d, num_classes, dtype):
   return w.astype(dtype), b.astype(dtype)
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3))   # one program, not two eager ones
 def _finish(w, b, num_classes, fit_intercept):
   if num_classes > 2 and fit_intercept:
     # The softmax is invariant to a shared shift of the intercepts; centre them, as
