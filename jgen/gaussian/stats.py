@@ -365,7 +365,8 @@ def streamed_diag_stats(blocks: Iterable[tuple[ArrayLike, ArrayLike, ArrayLike]]
 
   Returns:
     ``(stats, summary)``: [`GaussianStats`][jgen.gaussian.GaussianStats] with
-    ``[K, D]`` second moments, and ``[non-finite class sums, largest |x|]``.
+    ``[K, D]`` second moments, and ``[non-finite class sums, largest |x|]``, as NumPy
+    arrays (the ``[K, D]`` finish runs on the host); JAX arrays under a trace.
 
   Examples:
     >>> import jax.numpy as jnp, jgen
@@ -379,22 +380,18 @@ def streamed_diag_stats(blocks: Iterable[tuple[ArrayLike, ArrayLike, ArrayLike]]
     >>> all(bool(jnp.allclose(u, v)) for u, v in zip(stats, whole)), summary.tolist()
     (True, [0.0, 2.4000000953674316])
   """
-  shift = jnp.asarray(shift)
+  # NumPy zeros and shift (the compiled call's dispatch copies them) and the [K, D]
+  # finish on the host: no small programs to compile on a process's first fit.
+  shift = shift if isinstance(shift, jax.core.Tracer) else np.asarray(shift)
   _checks.check_ndim(shift, 2, "shift")
   k, d = shift.shape
-  # Zeros from the host (given to the compiled call as NumPy arrays, which its
-  # dispatch copies) and one program for the end: no small eager programs to compile
-  # on a process's first fit.
   dtype = np.dtype(shift.dtype)
   acc = tuple(np.zeros(s, dtype) for s in ((k,), (k, d), (k, d), ()))
   for x, y, w in blocks:
     acc = _diag_block_jit(acc, x, y, w, shift)
-  return _diag_finish_jit(acc, shift)
-
-
-@jax.jit
-def _diag_finish_jit(acc, shift):
-  count, sums, squares, biggest = acc
-  bad = _checks.count_nonfinite(sums) + _checks.count_nonfinite(squares)
+  traced = any(isinstance(a, jax.core.Tracer) for a in (*acc, shift))
+  xp = jnp if traced else np
+  count, sums, squares, biggest = acc if traced else jax.device_get(acc)
+  bad = xp.sum(~xp.isfinite(sums)) + xp.sum(~xp.isfinite(squares))
   stats = GaussianStats(count, count[:, None] * shift, sums, squares)
-  return stats, jnp.stack([bad.astype(shift.dtype), biggest])
+  return stats, xp.stack([bad.astype(dtype), xp.asarray(biggest, dtype)])

@@ -3,7 +3,8 @@
 ``fit`` and ``partial_fit`` both accumulate additive sufficient statistics
 ([`jgen.gaussian.sufficient_stats`][jgen.sufficient_stats] with ``weights=``, summed with
 [`jgen.gaussian.merge_stats`][jgen.gaussian.merge_stats]) and fit the parameters from
-them with [`jgen.gaussian.fit_stats`][jgen.gaussian.fit_stats], so any sequence of
+them by the parameter map of [`jgen.gaussian.fit_stats`][jgen.gaussian.fit_stats]
+(computed in float64 on the host: ``[K, D]`` work, no program to compile), so any sequence of
 ``partial_fit`` calls gives the model ``fit`` gives on the concatenated data, including
 ``var_smoothing``'s scale ``epsilon_``, which is the largest feature variance of *all*
 data seen (scikit-learn uses the last batch's).
@@ -20,8 +21,8 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call
 
 from jgen.core.checks import raise_for_value_summary
-from jgen.gaussian.families import fit_stats
 from jgen.gaussian.families import gaussian_nb
+from jgen.gaussian.params import REL_TOL
 from jgen.gaussian.params import GaussianNBParams
 from jgen.gaussian.stats import GaussianStats
 from jgen.gaussian.stats import merge_stats
@@ -159,29 +160,37 @@ class GaussianNB(MarginalizeMissing):
     return self
 
   def _refit(self) -> None:
-    stats, k = jax.device_get(self._stats), len(self.classes_)   # [K, D]: host work
-    priors = check_priors(self.priors, k, compute_dtype())
-    seen = np.flatnonzero(np.asarray(stats.count) > 0)
+    # [K, D] host work in float64 from the statistics (no program to compile): the
+    # parameter map of jgen.gaussian_nb, i.e. fit_stats, written for NumPy.
+    stats, k = jax.device_get(self._stats), len(self.classes_)
+    dtype = compute_dtype()
+    priors = check_priors(self.priors, k, dtype)
+    n, means, scatter = _moments(stats)
+    seen = np.flatnonzero(n > 0)
     if len(seen) == 0:
       raise ValueError("GaussianNB: every sample has zero weight.")
-    # jgen fits K >= 2 classes; classes not seen yet get prior 0. A single seen class
-    # is fitted twice (identical moments and the same variance scale) and kept once.
-    idx = seen if len(seen) > 1 else np.repeat(seen, 2)
-    sub = GaussianStats(*(a[idx] for a in stats))
-    p = fit_stats(self._model(), sub)
-    theta = np.zeros((k, p.means.shape[1]), p.means.dtype)
-    var = np.ones_like(theta)
-    theta[seen] = np.asarray(p.means)[:len(seen)]
-    var[seen] = np.asarray(p.variances)[:len(seen)]
-    n, means, scatter = _moments(stats)
     grand = (n @ means) / n.sum()
     total_var = (scatter.sum(0) + n @ (means - grand) ** 2) / n.sum()
     self.epsilon_ = float(self.var_smoothing * total_var.max())
-    var[np.setdiff1d(np.arange(k), seen)] = self.epsilon_
+    # Classes not seen yet (partial_fit) get prior 0, mean 0 and variance epsilon_.
+    theta = np.zeros(means.shape, dtype)
+    var = np.full(means.shape, self.epsilon_, dtype)
+    theta[seen] = means[seen]
+    # Rounding can leave -1e-17 where a feature is constant within a class.
+    var[seen] = np.maximum(scatter[seen] / n[seen, None], 0) + self.epsilon_
+    # valid_classes' criterion: each variance resolvable against its squared mean.
+    tol = REL_TOL * np.finfo(dtype).eps
+    ok = np.all(np.isfinite(var) & (var > tol * tol * (var + theta.astype(np.float64) ** 2)),
+                axis=1)
+    if not ok[seen].all():
+      bad = seen[np.argmin(ok[seen])]
+      raise ValueError(f"gaussian_nb(pooled=False): class {self.classes_[bad]!r} has a"
+                       " zero (or non-finite) variance (constant features in x); use"
+                       " var_smoothing > 0.")
     self.class_count_ = np.asarray(stats.count)
     if priors is None:
       priors = self.class_count_ / self.class_count_.sum()
-    self.class_prior_ = np.asarray(priors, theta.dtype)
+    self.class_prior_ = np.asarray(priors, dtype)
     self.theta_, self.var_ = theta, var
     with np.errstate(divide="ignore"):
       log_prior = np.log(self.class_prior_)
