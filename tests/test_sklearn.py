@@ -20,6 +20,7 @@ from jgen.sklearn import GaussianNB
 from jgen.sklearn import LinearDiscriminantAnalysis
 from jgen.sklearn import LogisticRegression
 from jgen.sklearn import QuadraticDiscriminantAnalysis
+from jgen.sklearn.base import check_scores
 
 ESTIMATORS = [GaussianNB(), LinearDiscriminantAnalysis(),
               QuadraticDiscriminantAnalysis(), LogisticRegression()]
@@ -182,3 +183,19 @@ def test_grid_search_qda_reg_param_on_digits_matches_sklearn():
   assert ours.best_params_ == ref.best_params_
   np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
                              ref.cv_results_["mean_test_score"], atol=1e-12)
+
+
+def test_check_scores_accepts_dead_classes_and_names_x_for_overflow():
+  # A class with prior zero scores -inf on every row (scikit-learn's GaussianNB gives
+  # the same -inf column); -inf in a class that scores finite elsewhere, NaN or +inf
+  # can only come from overflow, and the error names x.
+  x = np.ones((5000, 3), np.float32)
+  joint = np.zeros((5000, 4), np.float32)
+  joint[:, 2] = -np.inf
+  check_scores(joint, x)
+  for row in (0, 2500, 4999):
+    for value in (np.nan, np.inf, -np.inf):
+      bad = joint.copy()
+      bad[row, 1] = value
+      with pytest.raises(ValueError, match=rf"x: the class scores of 1 row\(s\) \(first: row {row}\)"):
+        check_scores(bad, x)

@@ -16,7 +16,6 @@ import functools
 from typing import Any, Iterator
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -86,12 +85,32 @@ def row_blocks(a: np.ndarray, rows: int) -> Iterator[np.ndarray]:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _block_joint(score, params, x):
-  """``score(params, x) + log_prior`` ``[B, K]`` and ``[non-finite row sums, max |x|]``."""
+def _block_scores(score, params, x):
+  """``score(params, x) + log_prior`` ``[B, K]`` and its log-softmax ``[B, K]``."""
   x = x.astype(params.log_prior.dtype)
   joint = score(params, x) + params.log_prior[None, :]
-  return joint, jnp.stack([_checks.screen_nonfinite(x).astype(x.dtype),
-                           jnp.max(jnp.abs(x))])
+  return joint, jax.nn.log_softmax(joint, axis=-1)
+
+
+def check_scores(joint: np.ndarray, X: np.ndarray) -> None:
+  """Raises unless every class's column of ``joint`` is finite or entirely ``-inf``.
+
+  ``X`` has passed scikit-learn's finiteness check, so a NaN, a ``+inf`` or a ``-inf``
+  in a class that scores finite elsewhere comes from overflow: the check of ``X``'s
+  scale names it (``-inf`` columns are classes with prior zero or no valid density).
+  Reading the ``[N, K]`` scores on the host costs a small fraction of a pass over
+  ``X``.
+  """
+  finite = np.isfinite(joint)
+  if finite.all():
+    return
+  dead = np.all(joint == -np.inf, axis=0)
+  if (finite | dead[None, :]).all():
+    return
+  _checks.check_values(X, "x", X.shape[1], underflow=False)
+  rows = np.flatnonzero(~(finite | dead[None, :]).all(axis=1))
+  raise ValueError(f"x: the class scores of {len(rows)} row(s) (first: row {rows[0]})"
+                   " are not finite; rescale x (e.g. standardise it) or use float64.")
 
 
 def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
@@ -223,27 +242,37 @@ class JgenClassifier(ClassifierMixin, BaseEstimator):
 
   def _joint(self, X) -> np.ndarray:
     """``log p(x, y=k)`` (logits for logistic regression) ``[n_samples, K]``."""
+    return self._scores(X)[0]
+
+  def _log_proba(self, X) -> np.ndarray:
+    """Log class probabilities ``[n_samples, K]``; subclasses that override ``_joint``
+    override this too."""
+    return self._scores(X)[1]
+
+  def _scores(self, X) -> tuple[np.ndarray, np.ndarray]:
+    """``(log p(x, y=k), log p(y=k | x))``, both ``[n_samples, K]``."""
     check_is_fitted(self)
     X = validate_data(self, X, dtype=compute_dtype(), reset=False)
     kernel = self._score_kernel()
     if kernel is None:
       x = to_device(pad_rows(X, bucket_size(X.shape[0])))
-      return np.asarray(log_joint(self._model(), self.params_, x))[:X.shape[0]]
-    # Row blocks of one shape: one compiled program, and every call is dispatched
-    # before the first result is read back, so copies and compute overlap. NumPy
-    # blocks go straight to the compiled call, whose C++ dispatch copies them: a
-    # jax.device_put first costs more than the copy on small inputs.
+      joint = np.asarray(log_joint(self._model(), self.params_, x))[:X.shape[0]]
+      return joint, log_softmax(joint, axis=-1)   # on the host: no program to compile
+    # Row blocks of one shape: one compiled program (returning the log-probabilities
+    # too), and every call is dispatched before the first result is read back, so
+    # copies and compute overlap. NumPy blocks go straight to the compiled call, whose
+    # C++ dispatch copies them: a jax.device_put first costs more than the copy on
+    # small inputs.
     rows = block_rows(X.shape[0], X.shape[1] * X.dtype.itemsize)
-    out = [_block_joint(kernel, self.params_, b) for b in row_blocks(X, rows)]
-    out = jax.device_get(out)
-    summary = np.stack([s for _, s in out])
-    _checks.raise_for_value_summary(int(summary[:, 0].sum()), float(summary[:, 1].max()),
-                                    X, "x", X.shape[1], underflow=False)
-    return np.concatenate([j for j, _ in out])[:X.shape[0]]
+    out = jax.device_get([_block_scores(kernel, self.params_, b)
+                          for b in row_blocks(X, rows)])
+    joint = np.concatenate([j for j, _ in out])[:X.shape[0]]
+    check_scores(joint, X)
+    return joint, np.concatenate([p for _, p in out])[:X.shape[0]]
 
   def predict_log_proba(self, X) -> np.ndarray:
     """Log class probabilities ``[n_samples, K]`` (columns follow ``classes_``)."""
-    return log_softmax(self._joint(X), axis=-1)   # on the host: no program to compile
+    return self._log_proba(X)
 
   def predict_proba(self, X) -> np.ndarray:
     """Class probabilities ``[n_samples, K]`` (columns follow ``classes_``)."""

@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from scipy.special import log_softmax
 import sklearn.linear_model
 from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.utils.class_weight import compute_class_weight
@@ -379,6 +380,9 @@ class LogisticRegression(JgenClassifier):
     """Logits ``[n_samples, K]`` from ``coef_``/``intercept_`` (binary: ``[0, d]``)."""
     scores = self.decision_function(X)
     return np.stack([np.zeros_like(scores), scores], -1) if scores.ndim == 1 else scores
+
+  def _log_proba(self, X) -> np.ndarray:
+    return log_softmax(self._joint(X), axis=-1)
 
   def __sklearn_tags__(self):
     tags = super().__sklearn_tags__()

@@ -11,6 +11,7 @@ observed features. The default, ``missing="error"``, refuses NaN as scikit-learn
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import log_softmax
 from sklearn.utils.multiclass import _check_partial_fit_first_call
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight
@@ -156,6 +157,11 @@ class MarginalizeMissing(JgenClassifier):
     kernels = {GaussianNBParams: nb_log_likelihood, LDAParams: lda_log_likelihood,
                QDAParams: qda_log_likelihood}
     return kernels.get(type(getattr(self, "params_", None)))
+
+  def _log_proba(self, X) -> np.ndarray:
+    if not self._marginalize():
+      return super()._log_proba(X)
+    return log_softmax(self._joint(X), axis=-1)
 
   def _joint(self, X) -> np.ndarray:
     if not self._marginalize():
