@@ -26,15 +26,21 @@ def lbfgs_fixed_steps(fun: Callable[[Any], jax.Array], init: Any,
   """
   import optax  # here, not at module level: ``import jgen`` must not load optax
 
+  import optax.tree_utils as otu
+
   opt = optax.lbfgs()
-  value_and_grad = optax.value_and_grad_from_state(fun)
 
   def step(carry, _):
     params, state = carry
-    value, grad = value_and_grad(params, state=state)
+    # The value and gradient at ``params``: the start's, then those the line search
+    # stored (optax's value_and_grad_from_state would add a fallback copy of ``fun``
+    # and its gradient to the compiled program).
+    value, grad = otu.tree_get(state, "value"), otu.tree_get(state, "grad")
     updates, state = opt.update(grad, state, params, value=value, grad=grad,
                                 value_fn=fun)
     return (optax.apply_updates(params, updates), state), None
 
-  (params, _), _ = jax.lax.scan(step, (init, opt.init(init)), None, length=num_steps)
+  value, grad = jax.value_and_grad(fun)(init)
+  state = otu.tree_set(opt.init(init), value=value, grad=grad)
+  (params, _), _ = jax.lax.scan(step, (init, state), None, length=num_steps)
   return params
