@@ -28,7 +28,8 @@ from jgen.gaussian.stats import GaussianStats
 from jgen.gaussian.stats import moments
 
 __all__ = ["DiscriminantSubspace", "discriminant_subspace", "ledoit_wolf_shrinkage",
-           "svd_lda_core", "standardized_target", "resolvable"]
+           "svd_lda_core", "standardized_target", "resolvable", "subspace_from_moments",
+           "svd_lda_from_moments"]
 
 
 class DiscriminantSubspace(NamedTuple):
@@ -56,49 +57,57 @@ class DiscriminantSubspace(NamedTuple):
   rank: jax.Array
 
 
-def resolvable(var: jax.Array, mean_sq: jax.Array) -> jax.Array:
+def resolvable(var: jax.Array, mean_sq: jax.Array, xp=jnp) -> jax.Array:
   """Variances that are not rounding error: the relative criterion of
   [`covariance_ok`][jgen.gaussian.covariance_ok] (``var > (16 eps)^2 (var + m^2)``)."""
-  tol = REL_TOL * jnp.finfo(var.dtype).eps
-  return jnp.isfinite(var) & (var > tol * tol * (var + mean_sq))
+  tol = REL_TOL * xp.finfo(var.dtype).eps
+  return xp.isfinite(var) & (var > tol * tol * (var + mean_sq))
 
 
-def _within(stats: GaussianStats, log_prior: jax.Array, tol):
-  """Whitening of the pooled within-class covariance in the subspace it spans."""
-  means, scatter = moments(stats)
-  n = jnp.sum(stats.count)
-  present = stats.count > 0
-  pi = jnp.exp(log_prior)
-  means = jnp.where(present[:, None], means, 0)
-  cov = jnp.sum(scatter, axis=0) / n                                   # [D, D]
+# The maps below take ``xp``: ``jax.numpy`` (traced, jitted, the families' fits) or
+# ``numpy`` (the scikit-learn estimator's float64 host moments: no program to compile).
+# Both modules have every function they call, with the same signatures.
+
+def _within(means, cov, count, log_prior, tol, xp):
+  """Whitening of the pooled within-class covariance ``cov`` in the subspace it spans."""
+  n = xp.sum(count)
+  present = count > 0
+  pi = xp.exp(log_prior)
+  means = xp.where(present[:, None], means, 0)
   d = cov.shape[-1]
-  var = jnp.diagonal(cov)
-  mean_sq = jnp.sum((stats.count / n)[:, None] * means * means, axis=0)
-  ok = resolvable(var, mean_sq)
+  var = xp.diagonal(cov)
+  mean_sq = xp.sum((count / n)[:, None] * means * means, axis=0)
+  ok = resolvable(var, mean_sq, xp)
   # Features constant within classes keep scale 1 and drop out (zero rows), as
   # scikit-learn's solver treats a zero standard deviation.
-  std = jnp.where(ok, jnp.sqrt(jnp.where(ok, var, 1)), 1)
+  std = xp.where(ok, xp.sqrt(xp.where(ok, var, 1)), 1)
   both = ok[:, None] & ok[None, :]
-  corr = jnp.where(both, cov / (std[:, None] * std[None, :]), 0)
-  lam, vec = jnp.linalg.eigh(corr)
+  corr = xp.where(both, cov / (std[:, None] * std[None, :]), 0)
+  lam, vec = xp.linalg.eigh(corr)
   lam, vec = lam[::-1], vec[:, ::-1]                                   # decreasing
-  sv = jnp.sqrt(jnp.maximum(lam, 0))
+  sv = xp.sqrt(xp.maximum(lam, 0))
   # scikit-learn's absolute threshold on the singular values, and a dtype floor (an
   # eigenvalue below the rounding error of the eigensolver is not resolved).
-  floor = d * REL_TOL * jnp.finfo(cov.dtype).eps * jnp.maximum(lam[0], 0)
+  floor = d * REL_TOL * xp.finfo(cov.dtype).eps * xp.maximum(lam[0], 0)
   keep = (sv > tol) & (lam > floor)
-  return means, pi, std, sv, vec, keep
+  return means, pi, n, std, sv, vec, keep
 
 
-def _between(means, pi, n, std, sv, vec, keep, tol):
-  scal = (vec / std[:, None]) * jnp.where(keep, 1 / jnp.where(keep, sv, 1), 0)[None]
+def _between(means, pi, n, std, sv, vec, keep, tol, xp):
+  scal = (vec / std[:, None]) * xp.where(keep, 1 / xp.where(keep, sv, 1), 0)[None]
   xbar = pi @ means
   k = means.shape[0]
   fac = 1.0 / max(k - 1, 1)
-  xb = jnp.sqrt(n * pi * fac)[:, None] * ((means - xbar[None]) @ scal)  # [K, D]
-  _, s2, vt2 = jnp.linalg.svd(xb, full_matrices=False)                # [M], [M, D]
+  xb = xp.sqrt(n * pi * fac)[:, None] * ((means - xbar[None]) @ scal)  # [K, D]
+  _, s2, vt2 = xp.linalg.svd(xb, full_matrices=False)                # [M], [M, D]
   keep2 = s2 > tol * s2[0]
   return scal, xbar, s2, vt2, keep2
+
+
+def _pooled(stats: GaussianStats):
+  """Class means ``[K, D]`` and the pooled within-class covariance ``[D, D]`` (ddof 0)."""
+  means, scatter = moments(stats)
+  return means, jnp.sum(scatter, axis=0) / jnp.sum(stats.count)
 
 
 def discriminant_subspace(stats: GaussianStats, log_prior: ArrayLike,
@@ -135,12 +144,19 @@ def discriminant_subspace(stats: GaussianStats, log_prior: ArrayLike,
 
 @jax.jit
 def _subspace(stats, log_prior, tol):
-  means, pi, std, sv, vec, keep = _within(stats, log_prior, tol)
-  n = jnp.sum(stats.count)
-  scal, xbar, s2, vt2, keep2 = _between(means, pi, n, std, sv, vec, keep, tol)
+  means, cov = _pooled(stats)
+  return subspace_from_moments(means, cov, stats.count, log_prior, tol)
+
+
+def subspace_from_moments(means, cov, count, log_prior, tol, xp=jnp) -> DiscriminantSubspace:
+  """[`discriminant_subspace`][jgen.gaussian.discriminant_subspace] from class means
+  ``[K, D]``, the pooled within-class covariance ``[D, D]`` and class counts ``[K]``,
+  with ``xp`` either ``jax.numpy`` or ``numpy``."""
+  means, pi, n, std, sv, vec, keep = _within(means, cov, count, log_prior, tol, xp)
+  scal, xbar, s2, vt2, keep2 = _between(means, pi, n, std, sv, vec, keep, tol, xp)
   scalings = scal @ (vt2.T * keep2[None])                              # [D, M]
-  ratio = s2 ** 2 / jnp.sum(s2 ** 2)
-  return DiscriminantSubspace(xbar, scalings, ratio, jnp.sum(keep2))
+  ratio = s2 ** 2 / xp.sum(s2 ** 2)
+  return DiscriminantSubspace(xbar, scalings, ratio, xp.sum(keep2))
 
 
 def svd_lda_core(stats: GaussianStats, log_prior: jax.Array, tol) -> LDAParams:
@@ -153,22 +169,28 @@ def svd_lda_core(stats: GaussianStats, log_prior: jax.Array, tol) -> LDAParams:
   of scikit-learn's ``solver="svd"``, while ``log_likelihood`` stays a proper Gaussian
   density (of the model with the singular directions filled in).
   """
-  means, pi, std, sv, vec, keep = _within(stats, log_prior, tol)
-  n = jnp.sum(stats.count)
-  scal, xbar, _, vt2, keep2 = _between(means, pi, n, std, sv, vec, keep, tol)
+  means, cov = _pooled(stats)
+  return svd_lda_from_moments(means, cov, stats.count, log_prior, tol)
+
+
+def svd_lda_from_moments(means, cov, count, log_prior, tol, xp=jnp) -> LDAParams:
+  """[`svd_lda_core`][jgen.gaussian.solvers.svd_lda_core] from class means, the pooled
+  within-class covariance and class counts, with ``xp`` ``jax.numpy`` or ``numpy``."""
+  means, pi, n, std, sv, vec, keep = _within(means, cov, count, log_prior, tol, xp)
+  scal, xbar, _, vt2, keep2 = _between(means, pi, n, std, sv, vec, keep, tol, xp)
   vr = vt2.T * keep2[None]                                             # [D, M]
   c = ((means - xbar[None]) @ scal) @ vr @ vr.T                        # [K, D] whitened
   # Back to x: whitened coordinate j is sv_j v_j^T diag(1/std) x.
   back = (sv[:, None] * vec.T) * std[None, :]                          # [D, D]
   centres = xbar[None] + c @ back
-  s_full = jnp.where(keep, sv, 1)
+  s_full = xp.where(keep, sv, 1)
   a = (vec.T / s_full[:, None]) / std[None, :]                         # P = A^T A
   # Upper-triangular U with U U^T = A^T A: QR of A with reversed columns.
-  _, r = jnp.linalg.qr(a[:, ::-1])
-  r = r * jnp.sign(jnp.diagonal(r))[:, None]
+  _, r = xp.linalg.qr(a[:, ::-1])
+  r = r * xp.sign(xp.diagonal(r))[:, None]
   u = r.T[::-1, ::-1]
-  present = stats.count > 0
-  return LDAParams(jnp.where(present[:, None], centres, jnp.nan), u, log_prior)
+  present = count > 0
+  return LDAParams(xp.where(present[:, None], centres, xp.nan), u, log_prior)
 
 
 def standardized_target(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:

@@ -131,6 +131,13 @@ def to_device(a, dtype=None) -> jax.Array:
   return jax.device_put(np.asarray(a, dtype))
 
 
+def padded_device(*arrays: np.ndarray) -> tuple[jax.Array, ...]:
+  """Host arrays with rows padded (zeros) to ``bucket_size`` of the first, on the
+  device: a fit's inputs for one compiled program per bucket."""
+  rows = bucket_size(arrays[0].shape[0])
+  return tuple(to_device(pad_rows(np.asarray(a), rows)) for a in arrays)
+
+
 def log_to_device(p, dtype=None) -> jax.Array:
   """``log(p)`` computed on the host (``-inf`` for zeros), as a JAX array."""
   with np.errstate(divide="ignore"):
@@ -223,6 +230,10 @@ class JgenClassifier(ClassifierMixin, BaseEstimator):
     self._set_fitted(params)
     return self
 
+  # True where ``_fit_params`` works from host moments: it then gets the NumPy arrays
+  # as they are and moves to the device (``padded_device``) only what needs it.
+  _host_fit = False
+
   def _fit_padded(self, fit, X: np.ndarray, codes: np.ndarray, sample_weight):
     """``fit(x, y, num_classes, sample_weight)`` on rows padded to ``bucket_size``.
 
@@ -232,9 +243,10 @@ class JgenClassifier(ClassifierMixin, BaseEstimator):
     """
     if sample_weight is None:
       sample_weight = np.ones(X.shape[0], X.dtype)
-    rows = bucket_size(X.shape[0])
-    return fit(to_device(pad_rows(X, rows)), to_device(pad_rows(codes, rows)),
-               len(self.classes_), to_device(pad_rows(sample_weight, rows)))
+    if self._host_fit:
+      return fit(X, codes, len(self.classes_), sample_weight)
+    x, y, w = padded_device(X, codes, sample_weight)
+    return fit(x, y, len(self.classes_), w)
 
   def _score_kernel(self):
     """``kernel(params, x [B, D]) -> log p(x | y=k) [B, K]`` for inputs already

@@ -14,7 +14,6 @@ from numbers import Integral
 from numbers import Real
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 from scipy.special import expit
@@ -27,16 +26,17 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data
 
-from jgen.gaussian.families import fit_stats
 from jgen.gaussian.families import lda
 from jgen.gaussian.params import LDAParams
 from jgen.gaussian.params import covariance_ok
 from jgen.gaussian.params import precision_cholesky
-from jgen.gaussian.solvers import discriminant_subspace
+from jgen.gaussian.estimate import _raise_for_classes
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
-from jgen.gaussian.stats import sufficient_stats
+from jgen.gaussian.solvers import subspace_from_moments
+from jgen.gaussian.solvers import svd_lda_from_moments
 from jgen.sklearn.base import compute_dtype
 from jgen.sklearn.base import log_to_device
+from jgen.sklearn.base import padded_device
 from jgen.sklearn.base import to_device
 from jgen.sklearn.covariances import check_solver_options
 from jgen.sklearn.covariances import estimator_covariance
@@ -115,6 +115,8 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     (6, 1)
   """
 
+  _host_fit = True   # parameters from host moments: no padded copy on the device
+
   _parameter_constraints: dict = {
       "solver": [StrOptions({"svd", "lsqr", "eigen"})],
       "shrinkage": _SHRINKAGE,
@@ -187,8 +189,8 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     if self.covariance_estimator is not None:
       return self._fit_estimator(xn, yn, wn, m, x.dtype)
     if s == "auto":
-      lw = np.asarray(ledoit_wolf_shrinkage(x, y, num_classes, sample_weight),
-                      np.float64)
+      xd, yd, wd = padded_device(xn, yn, wn)
+      lw = np.asarray(ledoit_wolf_shrinkage(xd, yd, num_classes, wd), np.float64)
       cov = m.cov + lw[:, None, None] * (standardized_target(m.cov, m.means) - m.cov)
       self.covariance_ = np.einsum("k,kde->de", self.priors_.astype(np.float64), cov)
     else:
@@ -243,18 +245,28 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     return self._params_from_covariance(m, dtype)
 
   def _fit_svd(self, x, y, num_classes, w, m, pooled):
-    stats = sufficient_stats(x, y, num_classes, pooled=True, weights=w,
-                             shift=to_device(m.means, x.dtype))
-    log_prior = log_to_device(self.priors_)
-    params = fit_stats(self._model(), stats, priors=jnp.exp(log_prior))
-    sub = discriminant_subspace(stats, log_prior, self.tol)
-    self.xbar_ = np.asarray(sub.xbar)
-    self.scalings_ = np.asarray(sub.scalings)[:, :int(sub.rank)]
-    self.explained_variance_ratio_ = np.asarray(
-        sub.explained_variance_ratio)[:self._max_components]
+    # The family's svd maps (jgen.gaussian.solvers) on the float64 host moments, with
+    # NumPy: the within-class covariance pools the class covariances by counts, as the
+    # family's statistics do. Nothing to compile, no second pass over the rows.
+    cov = np.einsum("k,kde->de", m.count / m.count.sum(), m.cov)
+    with np.errstate(divide="ignore"):
+      log_prior = np.log(self.priors_.astype(np.float64))
+    with one_blas_thread():
+      p = svd_lda_from_moments(m.means, cov, m.count, log_prior, self.tol, xp=np)
+      sub = subspace_from_moments(m.means, cov, m.count, log_prior, self.tol, xp=np)
+    ok = np.isfinite(p.means).all(axis=1) & np.isfinite(p.prec_chol).all()
+    _raise_for_classes(m.count, ok, p, 1, f"lda(solver='svd', tol={self.tol})",
+                       "check the labels")
+    dtype = compute_dtype()
+    self.xbar_ = sub.xbar.astype(dtype)
+    self.scalings_ = sub.scalings[:, :int(sub.rank)].astype(dtype)
+    self.explained_variance_ratio_ = sub.explained_variance_ratio[
+        :self._max_components].astype(dtype)
     if self.store_covariance:
-      self.covariance_ = pooled.astype(compute_dtype())
-    return params
+      self.covariance_ = pooled.astype(dtype)
+    dt = x.dtype
+    return LDAParams(to_device(p.means, dt), to_device(p.prec_chol, dt),
+                     to_device(log_prior, dt))
 
   def _eigen(self, xn, wn, s, m) -> None:
     """scikit-learn's eigen solver: the generalised eigenvectors of the between- and

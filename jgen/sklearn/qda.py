@@ -26,6 +26,7 @@ from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 from jgen.sklearn.base import compute_dtype
 from jgen.sklearn.base import log_to_device
+from jgen.sklearn.base import padded_device
 from jgen.sklearn.base import to_device
 from jgen.sklearn.covariances import check_solver_options
 from jgen.sklearn.covariances import check_rank
@@ -85,6 +86,8 @@ class QuadraticDiscriminantAnalysis(MarginalizeMissing):
     >>> clf.predict([[0.2], [2.5]]).tolist()
     [0, 1]
   """
+
+  _host_fit = True   # parameters from host moments: no padded copy on the device
 
   _parameter_constraints: dict = {
       "solver": [StrOptions({"svd", "eigen"})],
@@ -157,8 +160,8 @@ class QuadraticDiscriminantAnalysis(MarginalizeMissing):
     elif self.covariance_estimator is not None:
       cov = estimator_covariances(self.covariance_estimator, xn, yn, wn, num_classes)
     elif self.shrinkage == "auto":
-      lw = np.asarray(ledoit_wolf_shrinkage(x, y, num_classes, sample_weight),
-                      np.float64)
+      xd, yd, wd = padded_device(xn, yn, wn)
+      lw = np.asarray(ledoit_wolf_shrinkage(xd, yd, num_classes, wd), np.float64)
       cov = m.cov + lw[:, None, None] * (standardized_target(m.cov, m.means) - m.cov)
     else:
       cov = shrunk(m.cov, 0.0 if self.shrinkage is None else self.shrinkage)
