@@ -103,6 +103,21 @@ def test_lda_default_cross_validates_digits_as_sklearn(digits):
   assert 0.9 < ref.mean() < 0.93   # scikit-learn's own score on the rank-deficient data
 
 
+def test_lda_svd_estimator_is_the_family_model(digits):
+  # The estimator maps float64 host moments with NumPy; jgen.lda(solver="svd") maps
+  # the device statistics with jax.numpy: one model, the same posteriors (float64).
+  x, y = digits
+  est = LinearDiscriminantAnalysis().fit(x, y)
+  model = jgen.lda(solver="svd")
+  params = model.fit(jnp.asarray(x), jnp.asarray(y), num_classes=10)
+  family = np.asarray(jgen.predict_proba(model, params, jnp.asarray(x)))
+  _close(est.predict_proba(x), family, rtol=1e-9)
+  sub = jgen.gaussian.discriminant_subspace(
+      jgen.gaussian.sufficient_stats(jnp.asarray(x), jnp.asarray(y), 10, pooled=True),
+      params.log_prior)
+  _close(est.explained_variance_ratio_, np.asarray(sub.explained_variance_ratio)[:9])
+
+
 LDA_OPTIONS = [{}, {"n_components": 2}, {"tol": 1e-2}, {"store_covariance": True},
                {"priors": [0.2, 0.3, 0.5]},
                {"solver": "lsqr"}, {"solver": "lsqr", "shrinkage": 0.3},
