@@ -12,6 +12,8 @@ from scipy import stats as sps
 import jgen
 from jgen import datasets
 from jgen import gaussian
+from jgen.gaussian.params import covariance_ok
+from jgen.gaussian.params import precision_cholesky
 
 skl_nb = pytest.importorskip("sklearn.naive_bayes")
 skl_da = pytest.importorskip("sklearn.discriminant_analysis")
@@ -447,3 +449,36 @@ def test_collinear_features_rejected_at_any_scale(dtype):
   x[:, 3] = rng.normal(size=90) * 1e4 + 5e4
   params = gaussian.lda().fit(x.astype(dtype), y, num_classes=3)
   assert bool(np.all(np.asarray(gaussian.valid_classes(params))))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_covariance_decisions_on_the_host_equal_the_traced_ones(dtype):
+  # The scikit-learn estimators decide and factor with xp=numpy (no program to
+  # compile); the families with jax.numpy. Same decisions, and U U^T = C^{-1} (closed
+  # form) for the positive definite ones: a well-conditioned covariance, one with a
+  # constant feature, one with a collinear feature, a scaled one and an identity.
+  rng = np.random.default_rng(0)
+  a = rng.standard_normal((50, 6))
+  good = a.T @ a / 50
+  const = good.copy()
+  const[2, :] = const[:, 2] = 0.0
+  coll = a.copy()
+  coll[:, 4] = a[:, 1] - 2 * a[:, 3]
+  coll = coll.T @ coll / 50
+  cov = np.stack([good, const, coll, 1e6 * good, np.eye(6)]).astype(dtype)
+  mean_sq = np.ones((5, 6), dtype)
+  ok_dev = np.asarray(jax.jit(jax.vmap(covariance_ok))(jnp.asarray(cov), jnp.asarray(mean_sq)))
+  u_dev = np.asarray(jax.jit(jax.vmap(precision_cholesky))(jnp.asarray(cov),
+                                                          jnp.asarray(mean_sq)))
+  ok_host = covariance_ok(cov, mean_sq, xp=np)
+  u_host = precision_cholesky(cov, mean_sq, xp=np)
+  np.testing.assert_array_equal(ok_host, [True, False, False, True, True])
+  np.testing.assert_array_equal(ok_dev, ok_host)
+  assert u_host.dtype == dtype
+  assert np.isnan(u_host[~ok_host]).all()
+  rtol = 1e-4 if dtype == np.float32 else 1e-10
+  for c, u, ud in zip(cov[ok_host], u_host[ok_host], u_dev[ok_host]):
+    np.testing.assert_allclose(u, ud, rtol=rtol, atol=rtol * np.abs(ud).max())
+    inv = np.linalg.inv(c.astype(np.float64))
+    np.testing.assert_allclose(u.astype(np.float64) @ u.T, inv, rtol=0,
+                               atol=10 * rtol * np.abs(inv).max())

@@ -129,7 +129,7 @@ def chol_ok(u: jax.Array) -> jax.Array:
   return jnp.all(jnp.isfinite(u), axis=(-2, -1)) & jnp.all(diag > 0, axis=-1)
 
 
-def covariance_ok(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
+def covariance_ok(cov: jax.Array, mean_sq: jax.Array, xp=jnp) -> jax.Array:
   r"""Whether covariance(s) ``cov [..., D, D]`` are numerically positive definite.
 
   Two relative, dtype-aware criteria with ``tol = 16 eps`` (``eps`` of ``cov``'s dtype):
@@ -148,6 +148,7 @@ def covariance_ok(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
     cov: symmetric covariance(s) ``[..., D, D]``.
     mean_sq: ``[..., D]`` squared feature means (the scale the variances are
       compared with).
+    xp: ``jax.numpy`` (traceable) or ``numpy`` (host arrays: nothing to compile).
 
   Returns:
     ``[...]`` bool.
@@ -159,38 +160,63 @@ def covariance_ok(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
     >>> jgen.gaussian.covariance_ok(cov, jnp.zeros((2, 2)))
     Array([ True, False], dtype=bool)
   """
-  return _correlation_cholesky(cov, mean_sq)[0]
+  return _correlation_cholesky(cov, mean_sq, xp)[0]
 
 
-def _correlation_cholesky(cov: jax.Array, mean_sq: jax.Array):
+def _cholesky_or_nan(a):
+  """NumPy's lower Cholesky factors of ``a [..., D, D]``, NaN where one fails (JAX's
+  convention: ``jnp.linalg.cholesky`` returns NaN instead of raising)."""
+  import numpy as np
+  flat = a.reshape((-1,) + a.shape[-2:])
+  out = np.full(flat.shape, np.nan, a.dtype)
+  for i, m in enumerate(flat):
+    try:
+      out[i] = np.linalg.cholesky(m)
+    except np.linalg.LinAlgError:
+      pass
+  return out.reshape(a.shape)
+
+
+def _correlation_cholesky(cov: jax.Array, mean_sq: jax.Array, xp=jnp):
   """[`covariance_ok`][jgen.gaussian.covariance_ok], the Cholesky factor ``L_R`` of the
   correlation matrix and
-  the inverse standard deviations (``L = diag(sd) L_R`` is ``cov``'s factor)."""
+  the inverse standard deviations (``L = diag(sd) L_R`` is ``cov``'s factor).
+  ``xp``: ``jax.numpy`` (traced) or ``numpy`` (host arrays: nothing to compile)."""
   d = cov.shape[-1]
-  tol = REL_TOL * jnp.finfo(cov.dtype).eps
-  var = jnp.diagonal(cov, axis1=-2, axis2=-1)
-  var_ok = jnp.isfinite(var) & (var > tol * tol * (var + mean_sq))
-  inv_sd = jnp.where(var_ok, lax.rsqrt(jnp.where(var_ok, var, 1)), 0)
+  tol = REL_TOL * xp.finfo(cov.dtype).eps
+  var = xp.diagonal(cov, axis1=-2, axis2=-1)
+  var_ok = xp.isfinite(var) & (var > tol * tol * (var + mean_sq))
+  rsqrt = lax.rsqrt if xp is jnp else (lambda v: 1 / xp.sqrt(v))
+  inv_sd = xp.where(var_ok, rsqrt(xp.where(var_ok, var, 1)), 0).astype(cov.dtype)
   corr = cov * inv_sd[..., :, None] * inv_sd[..., None, :]
   both = var_ok[..., :, None] & var_ok[..., None, :]
-  eye = jnp.eye(d, dtype=cov.dtype)
-  chol = jnp.linalg.cholesky(jnp.where(both, corr, eye))
-  pivots = jnp.diagonal(chol, axis1=-2, axis2=-1)
-  piv_ok = jnp.isfinite(pivots) & (pivots * pivots > d * tol)
-  return jnp.all(var_ok & piv_ok, axis=-1), chol, inv_sd
+  eye = xp.eye(d, dtype=cov.dtype)
+  spd = xp.where(both, corr, eye)
+  chol = jnp.linalg.cholesky(spd) if xp is jnp else _cholesky_or_nan(spd)
+  pivots = xp.diagonal(chol, axis1=-2, axis2=-1)
+  piv_ok = xp.isfinite(pivots) & (pivots * pivots > d * tol)
+  return xp.all(var_ok & piv_ok, axis=-1), chol, inv_sd
 
 
-def precision_cholesky(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:
+def precision_cholesky(cov: jax.Array, mean_sq: jax.Array, xp=jnp) -> jax.Array:
   r"""Upper-triangular $U = L^{-\top}$ with $\Sigma^{-1} = U U^\top$; NaN if degenerate.
 
   Degenerate means [`covariance_ok`][jgen.gaussian.covariance_ok] is false, a relative
   decision, so the result does not depend on how a particular LAPACK build rounds a
-  near-zero pivot.
+  near-zero pivot. ``xp=numpy`` computes it on host arrays (LAPACK's triangular solve,
+  as ``jax.scipy``'s on CPU), with nothing to compile.
   """
   # One factorisation serves the decision and the factor: with S = diag(var) and
   # R = S^{-1/2} C S^{-1/2} = L_R L_R^T, C's factor is S^{1/2} L_R, so
   # U = S^{-1/2} L_R^{-T}.
-  ok, chol, inv_sd = _correlation_cholesky(cov, mean_sq)
-  eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
-  u = inv_sd[..., :, None] * jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
-  return jnp.where(ok[..., None, None], u, jnp.nan)
+  ok, chol, inv_sd = _correlation_cholesky(cov, mean_sq, xp)
+  eye = xp.eye(cov.shape[-1], dtype=cov.dtype)
+  if xp is jnp:
+    inv = solve_triangular(chol, eye, lower=True)
+  else:
+    import scipy.linalg
+    flat = chol.reshape((-1,) + chol.shape[-2:])
+    inv = xp.stack([scipy.linalg.solve_triangular(c, eye, lower=True, check_finite=False)
+                    for c in flat]).reshape(chol.shape).astype(cov.dtype)
+  u = inv_sd[..., :, None] * xp.swapaxes(inv, -1, -2)
+  return xp.where(ok[..., None, None], u, xp.nan).astype(cov.dtype)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from numbers import Integral
 from numbers import Real
 
-import jax
 import numpy as np
 import scipy.linalg
 from scipy.special import expit
@@ -49,8 +48,6 @@ from jgen.sklearn.missing import MarginalizeMissing
 from jgen.sklearn.qda import QuadraticDiscriminantAnalysis
 from jgen.sklearn.threads import one_blas_thread
 
-_covariance_ok = jax.jit(covariance_ok)
-_precision_cholesky = jax.jit(precision_cholesky)
 
 __all__ = ["LinearDiscriminantAnalysis", "QuadraticDiscriminantAnalysis"]
 
@@ -207,14 +204,17 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
 
   def _positive_definite(self, m) -> bool:
     """jgen's relative decision (``covariance_ok``) on the pooled ``covariance_``."""
-    return bool(_covariance_ok(to_device(self.covariance_), to_device(self._mean_sq(m))))
+    dtype = compute_dtype()   # decided in the dtype the family's parameters have
+    return bool(covariance_ok(self.covariance_.astype(dtype),
+                              self._mean_sq(m).astype(dtype), xp=np))
 
   def _params_from_covariance(self, m, dtype) -> LDAParams:
     """The family's parameters (``jgen.lda``'s, pooled by ``priors_`` as scikit-learn
     pools) from the host moments and ``covariance_``: a second pass over the rows on
     the device would only repeat them."""
-    u = _precision_cholesky(to_device(self.covariance_, dtype),
-                            to_device(self._mean_sq(m), dtype))
+    with one_blas_thread():   # [D, D] LAPACK on the host: nothing to compile
+      u = to_device(precision_cholesky(self.covariance_.astype(dtype),
+                                       self._mean_sq(m).astype(dtype), xp=np))
     self.covariance_ = self.covariance_.astype(compute_dtype())
     return LDAParams(to_device(m.means, dtype), u, log_to_device(self.priors_, dtype))
 

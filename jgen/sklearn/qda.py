@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 
-import jax
 import numpy as np
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils._param_validation import Interval
@@ -39,7 +38,6 @@ from jgen.sklearn.threads import one_blas_thread
 
 __all__ = ["QuadraticDiscriminantAnalysis"]
 
-_precision_cholesky = jax.jit(jax.vmap(precision_cholesky))
 
 _SHRINKAGE = [StrOptions({"auto"}), Interval(Real, 0, 1, closed="both"), None]
 
@@ -180,8 +178,9 @@ class QuadraticDiscriminantAnalysis(MarginalizeMissing):
     # The family's parameters from these moments (the ones jgen.qda's fit computes
     # from the data): a second pass over the rows would only repeat them.
     dt = x.dtype
-    return QDAParams(to_device(m.means, dt),
-                     _precision_cholesky(to_device(cov, dt), to_device(m.means ** 2, dt)),
+    with one_blas_thread():   # K [D, D] factors by LAPACK on the host: nothing to compile
+      u = precision_cholesky(cov.astype(dt), (m.means ** 2).astype(dt), xp=np)
+    return QDAParams(to_device(m.means, dt), to_device(u),
                      log_to_device(self.priors_ / self.priors_.sum(), dt))
 
   def _set_fitted(self, params) -> None:
