@@ -35,7 +35,7 @@ from jgen.gaussian.stats import moments
 from jgen.gaussian.stats import prepare_fit
 
 __all__ = ["Family", "nb_family", "lda_family", "qda_family", "family_of", "fit",
-           "from_stats"]
+           "from_stats", "raise_for_classes"]
 
 
 def _log_prior(stats: GaussianStats, priors, num_classes: int) -> jax.Array:
@@ -61,8 +61,10 @@ def _mask_invalid(means: jax.Array, valid: jax.Array) -> jax.Array:
   return jnp.where(valid[:, None], means, jnp.nan)
 
 
-def _raise_for_classes(count: np.ndarray, ok: np.ndarray, params, min_count: int,
-                       family: str, remedy: str) -> None:
+def raise_for_classes(count: np.ndarray, ok: np.ndarray, params, min_count: int,
+                      family: str, remedy: str) -> None:
+  """The family fits' class errors: too few examples of a class (``count`` below
+  ``min_count``), or fitted parameters that are not a proper density (``ok`` false)."""
   for k, c in enumerate(count):
     if not c >= min_count and not (min_count == 1 and c > 0):
       what = "no samples" if c == 0 else f"{int(c)} sample(s)"
@@ -233,7 +235,7 @@ def from_stats(spec: Family, stats: GaussianStats, priors):
   # compilation and one transfer per fit).
   params, count, ok = _from_stats_jit(spec.core, stats, log_prior, spec.reg)
   count, ok = jax.device_get((count, ok))
-  _raise_for_classes(count, np.asarray(ok), params, spec.min_count, spec.family,
+  raise_for_classes(count, np.asarray(ok), params, spec.min_count, spec.family,
                      spec.remedy)
   return params
 
@@ -263,7 +265,7 @@ def fit(spec: Family, x, y, num_classes, sample_weight, priors):
       packed = np.asarray(packed)
       n = _checks.XY_SUMMARY_SIZE
       _checks.raise_for_xy_summary(packed[:n], x, y, num_classes)
-      _raise_for_classes(packed[n:n + num_classes], packed[n + num_classes:] > 0,
+      raise_for_classes(packed[n:n + num_classes], packed[n + num_classes:] > 0,
                          params, spec.min_count, spec.family, spec.remedy)
       return params
     _checks.check_labels_and_values(x, y, num_classes)  # concrete inside a trace

@@ -29,7 +29,7 @@ from jgen.gaussian.families import lda
 from jgen.gaussian.params import LDAParams
 from jgen.gaussian.params import covariance_ok
 from jgen.gaussian.params import precision_cholesky
-from jgen.gaussian.estimate import _raise_for_classes
+from jgen.gaussian.estimate import raise_for_classes
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
 from jgen.gaussian.solvers import subspace_from_moments
 from jgen.gaussian.solvers import svd_lda_from_moments
@@ -255,7 +255,7 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
       p = svd_lda_from_moments(m.means, cov, m.count, log_prior, self.tol, xp=np)
       sub = subspace_from_moments(m.means, cov, m.count, log_prior, self.tol, xp=np)
     ok = np.isfinite(p.means).all(axis=1) & np.isfinite(p.prec_chol).all()
-    _raise_for_classes(m.count, ok, p, 1, f"lda(solver='svd', tol={self.tol})",
+    raise_for_classes(m.count, ok, p, 1, f"lda(solver='svd', tol={self.tol})",
                        "check the labels")
     dtype = compute_dtype()
     self.xbar_ = sub.xbar.astype(dtype)
