@@ -8,6 +8,7 @@ so jgen computes in float64; tolerances are float64 ones, relative to the scale 
 compared values.
 """
 
+import contextlib
 import inspect
 import warnings
 
@@ -348,6 +349,24 @@ def _small_blocks():
   return jgen.core.plan.use_plan(budget_bytes=32 << 10, kind="cache")
 
 
+def test_gaussian_nb_numpy_path_equals_the_device_blocks(digits):
+  # Data that fits one block (the digits, 920 KB) is summed and scored with NumPy;
+  # under a 32 KiB plan the same data streams through the compiled blocks.
+  x, y = digits
+  assert x.nbytes <= jgen.sklearn.host_bytes()
+  host = GaussianNB().fit(x[:1500], y[:1500])
+  host.partial_fit(x[1500:], y[1500:])
+  with _small_blocks():
+    assert x.nbytes > jgen.sklearn.host_bytes()
+    dev = GaussianNB().fit(x[:1500], y[:1500])
+    dev.partial_fit(x[1500:], y[1500:])
+    dev_proba, dev_joint = dev.predict_proba(x), dev.predict_joint_log_proba(x)
+  _close(host.theta_, dev.theta_, rtol=1e-12)
+  _close(host.var_, dev.var_, rtol=1e-12)
+  _close(host.predict_proba(x), dev_proba, rtol=1e-12)
+  _close(host.predict_joint_log_proba(x), dev_joint, rtol=1e-12)
+
+
 def test_gaussian_nb_in_row_blocks_matches_sklearn(digits):
   x, y = digits
   with _small_blocks():
@@ -366,14 +385,16 @@ def test_gaussian_nb_in_row_blocks_matches_sklearn(digits):
   _close(qda, skda.QuadraticDiscriminantAnalysis(reg_param=0.1).fit(x, y).predict_proba(x))
 
 
+@pytest.mark.parametrize("blocks", [True, False], ids=["device-blocks", "host"])
 @pytest.mark.parametrize("row", [0, 900, 1796])
-def test_gaussian_nb_overflowing_value_in_any_block_raises(digits, row):
+def test_gaussian_nb_overflowing_value_in_any_block_raises(digits, row, blocks):
   # |x|^2 summed over a column overflows float64 (max ~1.8e308): a clear error naming
-  # x, from fit's streamed sums and from predict's per-block summaries.
+  # x, from fit's streamed sums and predict's scores, or from the NumPy path that
+  # data fitting one block takes.
   x, y = digits
   bad = x.copy()
   bad[row, 5] = 1e160
-  with _small_blocks():
+  with _small_blocks() if blocks else contextlib.nullcontext():
     with pytest.raises(ValueError, match="x has values up to 1e.160.*overflow"):
       GaussianNB().fit(bad, y)
     clf = GaussianNB().fit(x, y)

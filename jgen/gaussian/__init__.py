@@ -15,6 +15,8 @@ from jgen.gaussian.params import LDAParams
 from jgen.gaussian.params import QDAParams
 from jgen.gaussian.params import valid_classes
 from jgen.gaussian.params import covariance_ok
+from jgen.gaussian.params import precision_cholesky
+from jgen.gaussian.scoring import nb_scores
 from jgen.gaussian.families import gaussian_nb
 from jgen.gaussian.families import lda
 from jgen.gaussian.families import qda
@@ -23,6 +25,8 @@ from jgen.gaussian.sharded import sufficient_stats_data_parallel
 from jgen.gaussian.solvers import DiscriminantSubspace
 from jgen.gaussian.solvers import discriminant_subspace
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
+from jgen.gaussian.solvers import subspace_from_moments
+from jgen.gaussian.solvers import svd_lda_from_moments
 from jgen.gaussian.missing_fit import MissingFitResult
 from jgen.gaussian.missing_fit import fit_missing
 
@@ -36,6 +40,8 @@ __all__ = (
     "QDAParams",
     "valid_classes",
     "covariance_ok",
+    "precision_cholesky",
+    "nb_scores",
     "gaussian_nb",
     "lda",
     "qda",
@@ -44,6 +50,8 @@ __all__ = (
     "DiscriminantSubspace",
     "discriminant_subspace",
     "ledoit_wolf_shrinkage",
+    "subspace_from_moments",
+    "svd_lda_from_moments",
     "MissingFitResult",
     "fit_missing",
 )

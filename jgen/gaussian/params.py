@@ -88,7 +88,7 @@ class QDAParams(NamedTuple):
   log_prior: jax.Array
 
 
-def valid_classes(params: GaussianNBParams | LDAParams | QDAParams) -> jax.Array:
+def valid_classes(params: GaussianNBParams | LDAParams | QDAParams, xp=jnp) -> jax.Array:
   """``[K]`` bool: classes whose fitted parameters define a proper density.
 
   Invalid classes (empty, degenerate covariance, or fitted under ``jit`` from bad
@@ -97,6 +97,7 @@ def valid_classes(params: GaussianNBParams | LDAParams | QDAParams) -> jax.Array
   Args:
     params: [`GaussianNBParams`][jgen.gaussian.GaussianNBParams],
       [`LDAParams`][jgen.gaussian.LDAParams] or [`QDAParams`][jgen.gaussian.QDAParams].
+    xp: ``jax.numpy``, or ``numpy`` for naive Bayes params held as NumPy arrays.
 
   Returns:
     ``[K]`` bool (``[]`` for LDA's shared covariance, broadcasting against ``[K]``).
@@ -109,14 +110,14 @@ def valid_classes(params: GaussianNBParams | LDAParams | QDAParams) -> jax.Array
     >>> jgen.gaussian.valid_classes(params)
     Array([ True, False], dtype=bool)
   """
-  finite_means = jnp.all(jnp.isfinite(params.means), axis=-1)
+  finite_means = xp.all(xp.isfinite(params.means), axis=-1)
   if isinstance(params, GaussianNBParams):
     # The same relative criterion as covariance_ok: a variance must be resolvable
     # against the square of its class mean in the params' dtype.
     v = params.variances
-    tol = REL_TOL * jnp.finfo(v.dtype).eps
-    m2 = jnp.where(jnp.isfinite(params.means), params.means, 0) ** 2
-    return finite_means & jnp.all(jnp.isfinite(v) & (v > tol * tol * (v + m2)), axis=-1)
+    tol = REL_TOL * xp.finfo(v.dtype).eps
+    m2 = xp.where(xp.isfinite(params.means), params.means, 0) ** 2
+    return finite_means & xp.all(xp.isfinite(v) & (v > tol * tol * (v + m2)), axis=-1)
   return finite_means & chol_ok(params.prec_chol)  # [] for LDA (broadcasts), [K] QDA
 
 
@@ -204,7 +205,14 @@ def precision_cholesky(cov: jax.Array, mean_sq: jax.Array, xp=jnp) -> jax.Array:
   Degenerate means [`covariance_ok`][jgen.gaussian.covariance_ok] is false, a relative
   decision, so the result does not depend on how a particular LAPACK build rounds a
   near-zero pivot. ``xp=numpy`` computes it on host arrays (LAPACK's triangular solve,
-  as ``jax.scipy``'s on CPU), with nothing to compile.
+  as ``jax.scipy``'s on CPU), with nothing to compile, for a stack ``[..., D, D]``.
+
+  Examples:
+    >>> import numpy as np, jgen
+    >>> cov = np.array([[4.0, 0.0], [0.0, 1.0]])
+    >>> u = jgen.gaussian.precision_cholesky(cov, np.zeros(2), xp=np)
+    >>> bool(np.allclose(u @ u.T, np.linalg.inv(cov)))
+    True
   """
   # One factorisation serves the decision and the factor: with S = diag(var) and
   # R = S^{-1/2} C S^{-1/2} = L_R L_R^T, C's factor is S^{1/2} L_R, so

@@ -151,7 +151,16 @@ def _subspace(stats, log_prior, tol):
 def subspace_from_moments(means, cov, count, log_prior, tol, xp=jnp) -> DiscriminantSubspace:
   """[`discriminant_subspace`][jgen.gaussian.discriminant_subspace] from class means
   ``[K, D]``, the pooled within-class covariance ``[D, D]`` and class counts ``[K]``,
-  with ``xp`` either ``jax.numpy`` or ``numpy``."""
+  with ``xp`` either ``jax.numpy`` or ``numpy``.
+
+  Examples:
+    >>> import numpy as np, jgen
+    >>> means = np.array([[0.0, 1.0], [2.0, 1.0]]); cov = np.eye(2)
+    >>> sub = jgen.gaussian.subspace_from_moments(means, cov, np.array([5.0, 5.0]),
+    ...                                           np.log([0.5, 0.5]), 1e-4, xp=np)
+    >>> int(sub.rank), sub.explained_variance_ratio.round(6).tolist()
+    (1, [1.0, 0.0])
+  """
   means, pi, n, std, sv, vec, keep = _within(means, cov, count, log_prior, tol, xp)
   scal, xbar, s2, vt2, keep2 = _between(means, pi, n, std, sv, vec, keep, tol, xp)
   scalings = scal @ (vt2.T * keep2[None])                              # [D, M]
@@ -174,8 +183,18 @@ def svd_lda_core(stats: GaussianStats, log_prior: jax.Array, tol) -> LDAParams:
 
 
 def svd_lda_from_moments(means, cov, count, log_prior, tol, xp=jnp) -> LDAParams:
-  """[`svd_lda_core`][jgen.gaussian.solvers.svd_lda_core] from class means, the pooled
-  within-class covariance and class counts, with ``xp`` ``jax.numpy`` or ``numpy``."""
+  """The SVD solver's LDA params (``jgen.lda(solver="svd")``'s) from class means
+  ``[K, D]``, the pooled within-class covariance ``[D, D]`` and class counts ``[K]``,
+  with ``xp`` ``jax.numpy`` or ``numpy``.
+
+  Examples:
+    >>> import numpy as np, jgen
+    >>> means = np.array([[0.0, 1.0], [2.0, 1.0]]); cov = np.eye(2)
+    >>> p = jgen.gaussian.svd_lda_from_moments(means, cov, np.array([5.0, 5.0]),
+    ...                                        np.log([0.5, 0.5]), 1e-4, xp=np)
+    >>> p.means.round(6).tolist()
+    [[0.0, 1.0], [2.0, 1.0]]
+  """
   means, pi, n, std, sv, vec, keep = _within(means, cov, count, log_prior, tol, xp)
   scal, xbar, _, vt2, keep2 = _between(means, pi, n, std, sv, vec, keep, tol, xp)
   vr = vt2.T * keep2[None]                                             # [D, M]

@@ -15,6 +15,7 @@ from jgen.sklearn.base import JgenClassifier
 from jgen.sklearn.base import block_rows
 from jgen.sklearn.base import bucket_size
 from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.base import host_bytes
 from jgen.sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from jgen.sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
 from jgen.sklearn.linear_model import LogisticRegression
@@ -27,6 +28,7 @@ __all__ = (
     "block_rows",
     "bucket_size",
     "compute_dtype",
+    "host_bytes",
     "GaussianNB",
     "LinearDiscriminantAnalysis",
     "QuadraticDiscriminantAnalysis",

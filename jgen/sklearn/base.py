@@ -29,7 +29,25 @@ from jgen.core import plan as _plan
 from jgen.core.contract import Classifier
 from jgen.core.inference import log_joint
 
-__all__ = ["JgenClassifier", "compute_dtype", "bucket_size", "block_rows"]
+__all__ = ["JgenClassifier", "compute_dtype", "bucket_size", "block_rows", "host_bytes"]
+
+
+def host_bytes() -> int:
+  """Inputs of at most this many bytes are computed with NumPy by estimators whose
+  kernels have a NumPy form (``_host_kernel``: naive Bayes): data that fits one row
+  block (the execution plan's cache budget on CPU; ``CPU_CACHE_BYTES`` under a memory
+  plan), for which a compiled program costs more (0.1 to 0.3 s to compile) than the
+  whole fit takes.
+
+  Examples:
+    >>> from jgen.core.plan import use_plan
+    >>> from jgen.sklearn import host_bytes
+    >>> with use_plan(budget_bytes=1 << 20, kind="cache"):
+    ...   host_bytes()
+    1048576
+  """
+  plan = _plan.current_plan()
+  return plan.budget_bytes if plan.kind == "cache" else _plan.CPU_CACHE_BYTES
 
 
 def bucket_size(n: int) -> int:
@@ -248,6 +266,10 @@ class JgenClassifier(ClassifierMixin, BaseEstimator):
     x, y, w = padded_device(X, codes, sample_weight)
     return fit(x, y, len(self.classes_), w)
 
+  def _host_kernel(self):
+    """``kernel(x [n, D]) -> log p(x, y=k) [n, K]`` with NumPy for small validated
+    inputs (``host_bytes``), or ``None`` (the default: the device kernels)."""
+
   def _score_kernel(self):
     """``kernel(params, x [B, D]) -> log p(x | y=k) [B, K]`` for inputs already
     validated, or ``None`` (the default: ``_joint`` goes through ``log_joint``)."""
@@ -265,6 +287,11 @@ class JgenClassifier(ClassifierMixin, BaseEstimator):
     """``(log p(x, y=k), log p(y=k | x))``, both ``[n_samples, K]``."""
     check_is_fitted(self)
     X = validate_data(self, X, dtype=compute_dtype(), reset=False)
+    host = self._host_kernel() if X.nbytes <= host_bytes() else None
+    if host is not None:   # small input: the family's kernel with NumPy
+      joint = host(X)
+      check_scores(joint, X)
+      return joint, log_softmax(joint, axis=-1)
     kernel = self._score_kernel()
     if kernel is None:
       x = to_device(pad_rows(X, bucket_size(X.shape[0])))

@@ -25,8 +25,9 @@ from jgen.gaussian.families import gaussian_nb
 from jgen.gaussian.params import REL_TOL
 from jgen.gaussian.params import GaussianNBParams
 from jgen.gaussian.stats import GaussianStats
-from jgen.gaussian.stats import merge_stats
 from jgen.gaussian.stats import streamed_diag_stats
+from jgen.gaussian.scoring import nb_scores
+from jgen.sklearn.base import host_bytes
 from jgen.sklearn.base import block_rows
 from jgen.sklearn.base import check_priors
 from jgen.sklearn.base import compute_dtype
@@ -34,6 +35,22 @@ from jgen.sklearn.base import row_blocks
 from jgen.sklearn.missing import MarginalizeMissing
 
 __all__ = ["GaussianNB"]
+
+
+def _host_diag_stats(x, codes, w, shift) -> tuple[GaussianStats, np.ndarray]:
+  """``streamed_diag_stats`` of one small batch with NumPy: per-class weighted sums
+  of ``x - c`` and their squares (accumulated in float64, stored in ``shift``'s
+  dtype), and ``[non-finite sums, largest |x|]``."""
+  k = shift.shape[0]
+  member = (codes[:, None] == np.arange(k)[None, :]) * np.asarray(w, np.float64)[:, None]
+  xc = x.astype(np.float64) - shift[codes]
+  with np.errstate(over="ignore", invalid="ignore"):   # overflow: the summary says
+    count, sums, squares = member.sum(0), member.T @ xc, member.T @ (xc * xc)
+  bad = np.count_nonzero(~np.isfinite(sums)) + np.count_nonzero(~np.isfinite(squares))
+  dt = shift.dtype
+  stats = GaussianStats(*(a.astype(dt) for a in (count, count[:, None] * shift, sums,
+                                                squares)))
+  return stats, np.array([bad, np.max(np.abs(x), initial=0.0)], np.float64)
 
 
 def _moments(stats: GaussianStats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,17 +164,32 @@ class GaussianNB(MarginalizeMissing):
       self._shift = shift
     if sample_weight is None:
       sample_weight = np.ones(X.shape[0], X.dtype)
-    # Row blocks of one shape (zero-weight padding in the last): one compiled program
-    # for every fold and batch size, and each block's temporaries stay in cache.
-    # NumPy blocks go straight to the compiled call (its dispatch copies them).
-    blocks = zip(*(row_blocks(a, rows) for a in (X, codes, sample_weight)))
-    # One transfer brings back the statistics and their value summary.
-    batch, summary = jax.device_get(streamed_diag_stats(blocks, self._shift))
+    if X.nbytes <= host_bytes():
+      # Small data: the same sums with NumPy (float64), nothing to compile.
+      batch, summary = _host_diag_stats(X, codes, sample_weight, self._shift)
+    else:
+      # Row blocks of one shape (zero-weight padding in the last): one compiled
+      # program for every fold and batch size, and each block's temporaries stay in
+      # cache. NumPy blocks go straight to the compiled call (its dispatch copies
+      # them). One transfer brings back the statistics and their value summary.
+      blocks = zip(*(row_blocks(a, rows) for a in (X, codes, sample_weight)))
+      batch, summary = jax.device_get(streamed_diag_stats(blocks, self._shift))
     bad, biggest = (float(v) for v in summary)
     raise_for_value_summary(int(bad), biggest, X, "x")
-    self._stats = batch if first else merge_stats(self._stats, batch)
+    self._stats = batch if first else GaussianStats(
+        *(np.add(u, v) for u, v in zip(jax.device_get(self._stats), batch)))
     self._refit()
     return self
+
+  def _host_kernel(self):
+    if not isinstance(getattr(self, "params_", None), GaussianNBParams):
+      return None
+    params = GaussianNBParams(*jax.device_get(tuple(self.params_)))
+
+    def kernel(x):
+      with np.errstate(over="ignore", invalid="ignore"):   # check_scores names it
+        return nb_scores(params, x, xp=np) + params.log_prior[None, :]
+    return kernel
 
   def _refit(self) -> None:
     # [K, D] host work in float64 from the statistics (no program to compile): the
