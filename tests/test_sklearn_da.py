@@ -367,6 +367,20 @@ def test_gaussian_nb_numpy_path_equals_the_device_blocks(digits):
   _close(host.predict_joint_log_proba(x), dev_joint, rtol=1e-12)
 
 
+def test_qda_numpy_scores_equal_the_device_blocks(digits):
+  # Predictions on data that fits one block are scored by qda_scores with NumPy;
+  # under a 32 KiB plan the same rows go through the compiled block scores.
+  x, y = digits
+  clf = QuadraticDiscriminantAnalysis(reg_param=0.1).fit(x, y)
+  host = clf.predict_proba(x), clf.decision_function(x)
+  with _small_blocks():
+    dev = clf.predict_proba(x), clf.decision_function(x)
+  _close(host[0], dev[0], rtol=1e-12)
+  _close(host[1], dev[1], rtol=1e-12)
+  _close(host[0], skda.QuadraticDiscriminantAnalysis(reg_param=0.1).fit(x, y)
+         .predict_proba(x), rtol=1e-8)
+
+
 def test_gaussian_nb_in_row_blocks_matches_sklearn(digits):
   x, y = digits
   with _small_blocks():

@@ -262,7 +262,7 @@ FIRST_PROGRAMS = [
     (GaussianNB, {}, 0),                                          # host: one block
     (LinearDiscriminantAnalysis, {}, 0),                          # svd: host moments
     (LinearDiscriminantAnalysis, {"solver": "lsqr", "shrinkage": 0.1}, 0),  # host
-    (QuadraticDiscriminantAnalysis, {"reg_param": 0.1}, 1),       # block scores
+    (QuadraticDiscriminantAnalysis, {"reg_param": 0.1}, 0),       # host: one block
     (LogisticRegression, {}, 2)]                                  # L-BFGS, centring
 
 

@@ -17,6 +17,7 @@ from jgen.gaussian.params import valid_classes
 from jgen.gaussian.params import covariance_ok
 from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.scoring import nb_scores
+from jgen.gaussian.scoring import qda_scores
 from jgen.gaussian.families import gaussian_nb
 from jgen.gaussian.families import lda
 from jgen.gaussian.families import qda
@@ -42,6 +43,7 @@ __all__ = (
     "covariance_ok",
     "precision_cholesky",
     "nb_scores",
+    "qda_scores",
     "gaussian_nb",
     "lda",
     "qda",

@@ -97,7 +97,7 @@ def valid_classes(params: GaussianNBParams | LDAParams | QDAParams, xp=jnp) -> j
   Args:
     params: [`GaussianNBParams`][jgen.gaussian.GaussianNBParams],
       [`LDAParams`][jgen.gaussian.LDAParams] or [`QDAParams`][jgen.gaussian.QDAParams].
-    xp: ``jax.numpy``, or ``numpy`` for naive Bayes params held as NumPy arrays.
+    xp: ``jax.numpy``, or ``numpy`` for params held as NumPy arrays.
 
   Returns:
     ``[K]`` bool (``[]`` for LDA's shared covariance, broadcasting against ``[K]``).
@@ -118,16 +118,16 @@ def valid_classes(params: GaussianNBParams | LDAParams | QDAParams, xp=jnp) -> j
     tol = REL_TOL * xp.finfo(v.dtype).eps
     m2 = xp.where(xp.isfinite(params.means), params.means, 0) ** 2
     return finite_means & xp.all(xp.isfinite(v) & (v > tol * tol * (v + m2)), axis=-1)
-  return finite_means & chol_ok(params.prec_chol)  # [] for LDA (broadcasts), [K] QDA
+  return finite_means & chol_ok(params.prec_chol, xp)  # [] for LDA (broadcasts), [K] QDA
 
 
 valid_classes_jit = jax.jit(valid_classes)
 
 
-def chol_ok(u: jax.Array) -> jax.Array:
+def chol_ok(u: jax.Array, xp=jnp) -> jax.Array:
   """Finite triangular factor(s) ``[..., D, D]`` with a positive diagonal."""
-  diag = jnp.diagonal(u, axis1=-2, axis2=-1)
-  return jnp.all(jnp.isfinite(u), axis=(-2, -1)) & jnp.all(diag > 0, axis=-1)
+  diag = xp.diagonal(u, axis1=-2, axis2=-1)
+  return xp.all(xp.isfinite(u), axis=(-2, -1)) & xp.all(diag > 0, axis=-1)
 
 
 def covariance_ok(cov: jax.Array, mean_sq: jax.Array, xp=jnp) -> jax.Array:

@@ -24,7 +24,8 @@ from jgen.gaussian.params import chol_ok
 from jgen.gaussian.params import valid_classes
 from jgen.gaussian.stats import as_features
 
-__all__ = ["prepare_x", "nb_log_likelihood", "nb_scores", "lda_log_likelihood", "qda_log_likelihood"]
+__all__ = ["prepare_x", "nb_log_likelihood", "nb_scores", "lda_log_likelihood",
+           "qda_log_likelihood", "qda_scores"]
 
 _HIGHEST = lax.Precision.HIGHEST  # exact float32 matmuls on GPU/TPU (no TF32/bf16).
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -113,25 +114,43 @@ def _lda_log_likelihood(params: LDAParams, x: jax.Array) -> jax.Array:
   return jnp.where(valid[None, :], ll, -jnp.inf)
 
 
-def _qda_log_likelihood(params: QDAParams, x: jax.Array) -> jax.Array:
-  valid = valid_classes(params)
+def _qda_log_likelihood(params: QDAParams, x: jax.Array, xp=jnp) -> jax.Array:
+  valid = valid_classes(params, xp)
   d = x.shape[1]
-  eye = jnp.eye(d, dtype=x.dtype)
-  u = jnp.where(valid[:, None, None], params.prec_chol, eye[None])
-  means = jnp.where(valid[:, None], params.means, 0)
+  eye = xp.eye(d, dtype=x.dtype)
+  u = xp.where(valid[:, None, None], params.prec_chol, eye[None])
+  means = xp.where(valid[:, None], params.means, 0)
 
   # One class at a time keeps memory at [M, D]; each step is one [M, D] @ [D, D]
   # matmul, which on CPU runs ~3x faster than a triangular solve with the factor.
   def maha(args):
     u_k, mu_k = args
-    z = jnp.matmul(x - mu_k[None, :], u_k, precision=_HIGHEST)
-    return jnp.sum(z * z, axis=1)
+    z = (jnp.matmul(x - mu_k[None, :], u_k, precision=_HIGHEST) if xp is jnp
+         else (x - mu_k[None, :]) @ u_k)
+    return xp.sum(z * z, axis=1)
 
-  sq = lax.map(maha, (u, means)).T                                    # [M, K]
-  half_logdet_prec = jnp.sum(jnp.log(jnp.diagonal(u, axis1=1, axis2=2)), axis=1)
+  if xp is jnp:
+    sq = lax.map(maha, (u, means)).T                                  # [M, K]
+  else:
+    sq = xp.stack([maha(a) for a in zip(u, means)], axis=1)
+  half_logdet_prec = xp.sum(xp.log(xp.diagonal(u, axis1=1, axis2=2)), axis=1)
   ll = -0.5 * sq + half_logdet_prec[None, :] - 0.5 * d * _LOG_2PI
-  return jnp.where(valid[None, :], ll, -jnp.inf)
+  return xp.where(valid[None, :], ll, -xp.inf)
 
+
+def qda_scores(params: QDAParams, x, xp=jnp):
+  """QDA ``log p(x | y=k)`` ``[M, K]`` for ``x [M, D]``: each class's inputs whitened
+  by its precision factor, one ``[M, D] @ [D, D]`` matmul per class; ``xp=numpy``
+  evaluates it on NumPy params and inputs (nothing to compile).
+
+  Examples:
+    >>> import numpy as np, jgen
+    >>> params = jgen.gaussian.QDAParams(np.array([[0.0], [2.0]]),
+    ...                                  np.array([[[1.0]], [[0.5]]]), np.log([0.5, 0.5]))
+    >>> jgen.gaussian.qda_scores(params, np.array([[0.0]]), xp=np).round(4).tolist()
+    [[-0.9189, -2.1121]]
+  """
+  return _qda_log_likelihood(params, x, xp)
 
 
 def _row_bytes(params, x: jax.Array) -> int:

@@ -10,6 +10,7 @@ observed features. The default, ``missing="error"``, refuses NaN as scikit-learn
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 from scipy.special import log_softmax
 from sklearn.utils.multiclass import _check_partial_fit_first_call
@@ -24,7 +25,9 @@ from jgen.gaussian.params import LDAParams
 from jgen.gaussian.params import QDAParams
 from jgen.gaussian.scoring import lda_log_likelihood
 from jgen.gaussian.scoring import nb_log_likelihood
+from jgen.gaussian.scoring import nb_scores
 from jgen.gaussian.scoring import qda_log_likelihood
+from jgen.gaussian.scoring import qda_scores
 from jgen.sklearn.base import JgenClassifier
 from jgen.sklearn.base import bucket_size
 from jgen.sklearn.base import check_priors
@@ -151,6 +154,20 @@ class MarginalizeMissing(JgenClassifier):
     if self._marginalize():
       return self._fit_marginal(X, y, sample_weight)
     return super().fit(X, y, sample_weight=sample_weight)
+
+  def _host_kernel(self):
+    # The kernels with NumPy (xp=numpy) for inputs that fit one block (base._scores):
+    # naive Bayes and QDA; LDA predicts from coef_ and intercept_ on the host anyway.
+    scores = {GaussianNBParams: nb_scores, QDAParams: qda_scores}.get(
+        type(getattr(self, "params_", None)))
+    if scores is None:
+      return None
+    params = type(self.params_)(*jax.device_get(tuple(self.params_)))
+
+    def kernel(x):
+      with np.errstate(over="ignore", invalid="ignore"):   # check_scores names it
+        return scores(params, x, xp=np) + params.log_prior[None, :]
+    return kernel
 
   def _score_kernel(self):
     # The families' kernels, called on validated row blocks (base._joint).

@@ -26,7 +26,6 @@ from jgen.gaussian.params import REL_TOL
 from jgen.gaussian.params import GaussianNBParams
 from jgen.gaussian.stats import GaussianStats
 from jgen.gaussian.stats import streamed_diag_stats
-from jgen.gaussian.scoring import nb_scores
 from jgen.sklearn.base import host_bytes
 from jgen.sklearn.base import block_rows
 from jgen.sklearn.base import check_priors
@@ -180,16 +179,6 @@ class GaussianNB(MarginalizeMissing):
         *(np.add(u, v) for u, v in zip(jax.device_get(self._stats), batch)))
     self._refit()
     return self
-
-  def _host_kernel(self):
-    if not isinstance(getattr(self, "params_", None), GaussianNBParams):
-      return None
-    params = GaussianNBParams(*jax.device_get(tuple(self.params_)))
-
-    def kernel(x):
-      with np.errstate(over="ignore", invalid="ignore"):   # check_scores names it
-        return nb_scores(params, x, xp=np) + params.log_prior[None, :]
-    return kernel
 
   def _refit(self) -> None:
     # [K, D] host work in float64 from the statistics (no program to compile): the
