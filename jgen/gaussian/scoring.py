@@ -64,7 +64,8 @@ def nb_scores(params: GaussianNBParams, x: jax.Array,
     ...     np.array([[0.0], [2.0]]), np.array([[1.0], [1.0]]), np.log([0.5, 0.5]))
     >>> x = np.array([[0.5], [1.5]])
     >>> host = jgen.gaussian.nb_scores(params, x, xp=np)
-    >>> traced = jgen.gaussian.nb_scores(jax.tree.map(jnp.asarray, params), jnp.asarray(x))
+    >>> on_device = jax.tree.map(jnp.asarray, params)
+    >>> traced = jgen.gaussian.nb_scores(on_device, jnp.asarray(x))
     >>> bool(np.allclose(host, traced)), host.argmax(axis=1).tolist()
     (True, [0, 1])
   """

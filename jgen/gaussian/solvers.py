@@ -148,7 +148,8 @@ def _subspace(stats, log_prior, tol):
   return subspace_from_moments(means, cov, stats.count, log_prior, tol)
 
 
-def subspace_from_moments(means, cov, count, log_prior, tol, xp=jnp) -> DiscriminantSubspace:
+def subspace_from_moments(means, cov, count, log_prior, tol,
+                          xp=jnp) -> DiscriminantSubspace:
   """[`discriminant_subspace`][jgen.gaussian.discriminant_subspace] from class means
   ``[K, D]``, the pooled within-class covariance ``[D, D]`` and class counts ``[K]``,
   with ``xp`` either ``jax.numpy`` or ``numpy``.

@@ -34,7 +34,7 @@ __all__ = ["JgenClassifier", "compute_dtype", "bucket_size", "block_rows", "host
 
 def host_bytes() -> int:
   """Inputs of at most this many bytes are computed with NumPy by estimators whose
-  kernels have a NumPy form (``_host_kernel``: naive Bayes): data that fits one row
+  kernels have a NumPy form (``_host_kernel``: naive Bayes, QDA): data that fits one row
   block (the execution plan's cache budget on CPU; ``CPU_CACHE_BYTES`` under a memory
   plan), for which a compiled program costs more (0.1 to 0.3 s to compile) than the
   whole fit takes.

@@ -1,10 +1,11 @@
 """``GaussianNB``: scikit-learn's Gaussian naive Bayes estimator computed by jgen.
 
 ``fit`` and ``partial_fit`` both accumulate additive sufficient statistics
-([`jgen.gaussian.sufficient_stats`][jgen.sufficient_stats] with ``weights=``, summed with
-[`jgen.gaussian.merge_stats`][jgen.gaussian.merge_stats]) and fit the parameters from
-them by the parameter map of [`jgen.gaussian.fit_stats`][jgen.gaussian.fit_stats]
-(computed in float64 on the host: ``[K, D]`` work, no program to compile), so any sequence of
+([`jgen.gaussian.sufficient_stats`][jgen.sufficient_stats] with ``weights=``, summed as
+[`jgen.gaussian.merge_stats`][jgen.gaussian.merge_stats] sums them) and fit the
+parameters from them by the parameter map of
+[`jgen.gaussian.fit_stats`][jgen.gaussian.fit_stats] (in float64 on the host: ``[K, D]``
+work, no program to compile), so any sequence of
 ``partial_fit`` calls gives the model ``fit`` gives on the concatenated data, including
 ``var_smoothing``'s scale ``epsilon_``, which is the largest feature variance of *all*
 data seen (scikit-learn uses the last batch's).
