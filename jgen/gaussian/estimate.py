@@ -236,7 +236,7 @@ def from_stats(spec: Family, stats: GaussianStats, priors):
   params, count, ok = _from_stats_jit(spec.core, stats, log_prior, spec.reg)
   count, ok = jax.device_get((count, ok))
   raise_for_classes(count, np.asarray(ok), params, spec.min_count, spec.family,
-                     spec.remedy)
+                    spec.remedy)
   return params
 
 
@@ -266,7 +266,7 @@ def fit(spec: Family, x, y, num_classes, sample_weight, priors):
       n = _checks.XY_SUMMARY_SIZE
       _checks.raise_for_xy_summary(packed[:n], x, y, num_classes)
       raise_for_classes(packed[n:n + num_classes], packed[n + num_classes:] > 0,
-                         params, spec.min_count, spec.family, spec.remedy)
+                        params, spec.min_count, spec.family, spec.remedy)
       return params
     _checks.check_labels_and_values(x, y, num_classes)  # concrete inside a trace
   stats = class_mean_stats(x, y, w, num_classes, spec.full_covariance, spec.pooled)

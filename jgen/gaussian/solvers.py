@@ -163,7 +163,10 @@ def subspace_from_moments(means, cov, count, log_prior, tol,
     (1, [1.0, 0.0])
   """
   means, pi, n, std, sv, vec, keep = _within(means, cov, count, log_prior, tol, xp)
-  scal, xbar, s2, vt2, keep2 = _between(means, pi, n, std, sv, vec, keep, tol, xp)
+  return _subspace_of(*_between(means, pi, n, std, sv, vec, keep, tol, xp), xp)
+
+
+def _subspace_of(scal, xbar, s2, vt2, keep2, xp) -> DiscriminantSubspace:
   scalings = scal @ (vt2.T * keep2[None])                              # [D, M]
   ratio = s2 ** 2 / xp.sum(s2 ** 2)
   return DiscriminantSubspace(xbar, scalings, ratio, xp.sum(keep2))
@@ -183,10 +186,13 @@ def svd_lda_core(stats: GaussianStats, log_prior: jax.Array, tol) -> LDAParams:
   return svd_lda_from_moments(means, cov, stats.count, log_prior, tol)
 
 
-def svd_lda_from_moments(means, cov, count, log_prior, tol, xp=jnp) -> LDAParams:
+def svd_lda_from_moments(means, cov, count, log_prior, tol, xp=jnp, *,
+                         with_subspace: bool = False):
   """The SVD solver's LDA params (``jgen.lda(solver="svd")``'s) from class means
   ``[K, D]``, the pooled within-class covariance ``[D, D]`` and class counts ``[K]``,
-  with ``xp`` ``jax.numpy`` or ``numpy``.
+  with ``xp`` ``jax.numpy`` or ``numpy``; with ``with_subspace=True``, ``(params,
+  subspace)``, the [`DiscriminantSubspace`][jgen.gaussian.DiscriminantSubspace] from
+  the same eigendecomposition and SVD (what ``subspace_from_moments`` returns).
 
   Examples:
     >>> import numpy as np, jgen
@@ -197,7 +203,7 @@ def svd_lda_from_moments(means, cov, count, log_prior, tol, xp=jnp) -> LDAParams
     [[0.0, 1.0], [2.0, 1.0]]
   """
   means, pi, n, std, sv, vec, keep = _within(means, cov, count, log_prior, tol, xp)
-  scal, xbar, _, vt2, keep2 = _between(means, pi, n, std, sv, vec, keep, tol, xp)
+  scal, xbar, s2, vt2, keep2 = _between(means, pi, n, std, sv, vec, keep, tol, xp)
   vr = vt2.T * keep2[None]                                             # [D, M]
   c = ((means - xbar[None]) @ scal) @ vr @ vr.T                        # [K, D] whitened
   # Back to x: whitened coordinate j is sv_j v_j^T diag(1/std) x.
@@ -210,7 +216,10 @@ def svd_lda_from_moments(means, cov, count, log_prior, tol, xp=jnp) -> LDAParams
   r = r * xp.sign(xp.diagonal(r))[:, None]
   u = r.T[::-1, ::-1]
   present = count > 0
-  return LDAParams(xp.where(present[:, None], centres, xp.nan), u, log_prior)
+  params = LDAParams(xp.where(present[:, None], centres, xp.nan), u, log_prior)
+  if with_subspace:
+    return params, _subspace_of(scal, xbar, s2, vt2, keep2, xp)
+  return params
 
 
 def standardized_target(cov: jax.Array, mean_sq: jax.Array) -> jax.Array:

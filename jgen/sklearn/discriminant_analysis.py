@@ -31,7 +31,6 @@ from jgen.gaussian.params import covariance_ok
 from jgen.gaussian.params import precision_cholesky
 from jgen.gaussian.estimate import raise_for_classes
 from jgen.gaussian.solvers import ledoit_wolf_shrinkage
-from jgen.gaussian.solvers import subspace_from_moments
 from jgen.gaussian.solvers import svd_lda_from_moments
 from jgen.sklearn.base import compute_dtype
 from jgen.sklearn.base import log_to_device
@@ -181,7 +180,7 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
     self.means_ = m.means.astype(dtype)
     pooled = np.einsum("k,kde->de", self.priors_.astype(np.float64), m.cov)
     if self.solver == "svd":
-      return self._fit_svd(x, y, num_classes, sample_weight, m, pooled)
+      return self._fit_svd(m, pooled, x.dtype)
     s = self._shrinkage()
     if self.covariance_estimator is not None:
       return self._fit_estimator(xn, yn, wn, m, x.dtype)
@@ -244,19 +243,19 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
       self._eigen(xn, wn, None, m)
     return self._params_from_covariance(m, dtype)
 
-  def _fit_svd(self, x, y, num_classes, w, m, pooled):
+  def _fit_svd(self, m, pooled, dt):
     # The family's svd maps (jgen.gaussian.solvers) on the float64 host moments, with
     # NumPy: the within-class covariance pools the class covariances by counts, as the
     # family's statistics do. Nothing to compile, no second pass over the rows.
     cov = np.einsum("k,kde->de", m.count / m.count.sum(), m.cov)
     with np.errstate(divide="ignore"):
       log_prior = np.log(self.priors_.astype(np.float64))
-    with one_blas_thread():
-      p = svd_lda_from_moments(m.means, cov, m.count, log_prior, self.tol, xp=np)
-      sub = subspace_from_moments(m.means, cov, m.count, log_prior, self.tol, xp=np)
+    with one_blas_thread():   # one eigendecomposition and SVD for both
+      p, sub = svd_lda_from_moments(m.means, cov, m.count, log_prior, self.tol, xp=np,
+                                    with_subspace=True)
     ok = np.isfinite(p.means).all(axis=1) & np.isfinite(p.prec_chol).all()
     raise_for_classes(m.count, ok, p, 1, f"lda(solver='svd', tol={self.tol})",
-                       "check the labels")
+                      "check the labels")
     dtype = compute_dtype()
     self.xbar_ = sub.xbar.astype(dtype)
     self.scalings_ = sub.scalings[:, :int(sub.rank)].astype(dtype)
@@ -264,7 +263,6 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMix
         :self._max_components].astype(dtype)
     if self.store_covariance:
       self.covariance_ = pooled.astype(dtype)
-    dt = x.dtype
     return LDAParams(to_device(p.means, dt), to_device(p.prec_chol, dt),
                      to_device(log_prior, dt))
 
