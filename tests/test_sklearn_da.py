@@ -414,3 +414,16 @@ def test_gaussian_nb_overflowing_value_in_any_block_raises(digits, row, blocks):
     clf = GaussianNB().fit(x, y)
     with pytest.raises(ValueError, match="x has values up to 1e.160.*overflow"):
       clf.predict(bad)
+
+
+@pytest.mark.parametrize("blocks", [True, False], ids=["device-blocks", "host"])
+def test_gaussian_nb_without_smoothing_names_the_class_with_zero_variance(digits, blocks):
+  # var_smoothing=0 on a feature constant within one class: a zero variance, no
+  # density (scikit-learn divides by it and returns NaN); jgen names the class.
+  x, y = digits
+  x = x[:, 10:14].copy()                   # pixels that vary in every class
+  x[y == 7, 2] = 3.0                       # constant within class 7 only
+  with _small_blocks() if blocks else contextlib.nullcontext():
+    with pytest.raises(ValueError, match="class 7 has a zero"):
+      GaussianNB(var_smoothing=0.0).fit(x, y)
+    GaussianNB(var_smoothing=1e-9).fit(x, y)   # any smoothing fits it

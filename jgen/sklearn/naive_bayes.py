@@ -23,8 +23,8 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call
 
 from jgen.core.checks import raise_for_value_summary
 from jgen.gaussian.families import gaussian_nb
-from jgen.gaussian.params import REL_TOL
 from jgen.gaussian.params import GaussianNBParams
+from jgen.gaussian.params import valid_classes
 from jgen.gaussian.stats import GaussianStats
 from jgen.gaussian.stats import streamed_diag_stats
 from jgen.sklearn.base import host_bytes
@@ -200,13 +200,11 @@ class GaussianNB(MarginalizeMissing):
     theta[seen] = means[seen]
     # Rounding can leave -1e-17 where a feature is constant within a class.
     var[seen] = np.maximum(scatter[seen] / n[seen, None], 0) + self.epsilon_
-    # valid_classes' criterion: each variance resolvable against its squared mean.
-    tol = REL_TOL * np.finfo(dtype).eps
-    ok = np.all(np.isfinite(var) & (var > tol * tol * (var + theta.astype(np.float64) ** 2)),
-                axis=1)
+    # The family's decision (each variance resolvable against its squared mean).
+    ok = valid_classes(GaussianNBParams(theta, var, np.zeros(k, dtype)), xp=np)
     if not ok[seen].all():
       bad = seen[np.argmin(ok[seen])]
-      raise ValueError(f"gaussian_nb(pooled=False): class {self.classes_[bad]!r} has a"
+      raise ValueError(f"gaussian_nb(pooled=False): class {self.classes_[bad].tolist()!r} has a"
                        " zero (or non-finite) variance (constant features in x); use"
                        " var_smoothing > 0.")
     self.class_count_ = np.asarray(stats.count)
