@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_class_weight
 
 import jgen.datasets
+import jgen.sklearn.linear_model
 from jgen.sklearn import GaussianNB
 from jgen.sklearn import LinearDiscriminantAnalysis
 from jgen.sklearn import LogisticRegression
@@ -39,6 +40,16 @@ def digits():
   data = jgen.datasets.load_digits(dtype=np.float64)
   x = StandardScaler().fit_transform(np.asarray(data.x_train))
   return x, np.asarray(data.y_train)
+
+
+@pytest.fixture(params=["host", "device"])
+def path(request, monkeypatch):
+  """Both fits of ``solver="lbfgs"``: scipy's L-BFGS-B on the host (data up to
+  ``host_bytes``, as the digits here) and the family's compiled L-BFGS (larger data,
+  forced here by a zero host budget)."""
+  if request.param == "device":
+    monkeypatch.setattr(jgen.sklearn.linear_model, "host_bytes", lambda: 0)
+  return request.param
 
 
 def _pair(x, y, sample_weight=None, **params):
@@ -104,7 +115,7 @@ def _objective(est, x, y, sample_weight, C, class_weight=None):
     dict(C=0.05), dict(fit_intercept=False, class_weight="balanced"),
     dict(class_weight={0: 3.0, 1: 0.5, 7: 2.0}), dict(C=np.inf),
     dict(penalty="l2", random_state=0, n_jobs=-1, verbose=0, intercept_scaling=2.0)])
-def test_matches_sklearn_on_digits(digits, params):
+def test_matches_sklearn_on_digits(digits, params, path):
   x, y = digits
   x, y = x[:600], y[:600]
   if params.get("C") == np.inf:   # unpenalised: a non-separable problem has an optimum
@@ -119,7 +130,7 @@ def test_matches_sklearn_on_digits(digits, params):
   assert (ours.predict(x) == ref.predict(x)).mean() > 0.99
 
 
-def test_binary_and_sample_weight_match_sklearn(digits):
+def test_binary_and_sample_weight_match_sklearn(digits, path):
   x, y = digits
   x, y = x[:600], y[:600]
   yb = np.where(y < 5, "low", "high")
@@ -163,7 +174,7 @@ def test_coef_and_intercept_are_the_model(digits):
     assert clf.score(x, labels) == ref.score(x, labels)
 
 
-def test_warm_start_and_max_iter_zero(digits):
+def test_warm_start_and_max_iter_zero(digits, path):
   x, y = digits
   cold = LogisticRegression(**TIGHT).fit(x, y)
   warm = LogisticRegression(warm_start=True, **TIGHT).fit(x, y)
@@ -245,11 +256,8 @@ def test_cross_validation_compiles_once_per_bucket(digits, make, grid):
     with _CompileCounter() as new:   # the counter does see a program never compiled
       jax.jit(lambda v: 3.0 * v + 1.0)(jnp.arange(11.0))
     assert new.count > 0
-  elif make is LogisticRegression:
-    # The L-BFGS program only (its value checks read small CPU arrays with NumPy, its
-    # zeros are host arrays).
-    assert new.count == 1
-  else:   # naive Bayes: 3,000 x 64 fits one row block, computed with NumPy
+  else:   # 3,000 x 64 fits one row block: naive Bayes computes with NumPy, logistic
+    # regression fits with scipy's L-BFGS-B on the host
     assert 3000 * 64 * x.dtype.itemsize <= host_bytes()
     assert new.count == 0
   assert search.best_score_ > 0.85
@@ -263,7 +271,7 @@ FIRST_PROGRAMS = [
     (LinearDiscriminantAnalysis, {}, 0),                          # svd: host moments
     (LinearDiscriminantAnalysis, {"solver": "lsqr", "shrinkage": 0.1}, 0),  # host
     (QuadraticDiscriminantAnalysis, {"reg_param": 0.1}, 0),       # host: one block
-    (LogisticRegression, {}, 2)]                                  # L-BFGS, centring
+    (LogisticRegression, {}, 0)]                                  # host L-BFGS-B
 
 
 @pytest.mark.parametrize("make, kwargs, programs", FIRST_PROGRAMS)
@@ -275,3 +283,21 @@ def test_first_fit_and_predict_compile_few_programs(digits, make, kwargs, progra
   with _CompileCounter() as first:
     make(**kwargs).fit(x[:1149], y[:1149]).predict(x[1149:])
   assert first.count == programs
+
+
+def test_device_fit_compiles_once_per_bucket(digits, monkeypatch):
+  # Data above host_bytes (forced here with a zero budget) runs the family's compiled
+  # L-BFGS: a fresh process compiles it and the intercept centring once, a new row
+  # bucket the L-BFGS program again, and nothing else.
+  monkeypatch.setattr(jgen.sklearn.linear_model, "host_bytes", lambda: 0)
+  x, y = digits
+  jax.clear_caches()
+  with _CompileCounter() as first:
+    LogisticRegression().fit(x[:1149], y[:1149]).predict(x[1149:])
+  assert first.count == 2
+  with _CompileCounter() as same:
+    LogisticRegression(C=0.3).fit(x[:1100], y[:1100])
+  assert same.count == 0
+  with _CompileCounter() as new:
+    LogisticRegression().fit(np.tile(x, (3, 1))[:3000], np.tile(y, 3)[:3000])
+  assert new.count == 1

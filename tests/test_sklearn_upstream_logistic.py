@@ -9,9 +9,10 @@ time) pointing at jgen's class and everything else from scikit-learn. Only the t
 whose source or parameters name ``LogisticRegression`` are kept (the others test
 ``LogisticRegressionCV``, ``SGDClassifier`` or private path helpers, which do not call
 jgen). The failures, listed in ``XFAIL``, are marked ``xfail(strict=True)`` with their
-reason: a private scikit-learn helper or API, or a property of scikit-learn's own
-solvers' iterates (liblinear's random coordinate order, scipy's L-BFGS-B stopping
-point).
+reason: a private scikit-learn helper or API, or a property of liblinear's own iterates
+(its random coordinate order, its stopping point). scikit-learn's ``lbfgs`` fits are
+matched to its stopping point: on data up to ``jgen.sklearn.host_bytes`` jgen runs the
+same scipy L-BFGS-B on the same objective.
 """
 
 import ast
@@ -76,11 +77,6 @@ XFAIL: dict[str, str] = {
     "test_logreg_predict_proba_multinomial": (
         "calls the private LinearClassifierMixin._predict_proba_lr (one-vs-rest"
         " probabilities), which jgen's estimator does not inherit"),
-    "test_logistic_cv_multinomial_score[neg_log_loss": (
-        "compares with the private _log_reg_scoring_path, i.e. with scipy's L-BFGS-B"
-        " iterates stopped at tol=1e-4, to 6 decimals: that fit's test log-loss is"
-        " -0.996800, the minimiser's (either library at tol=1e-12) -0.996474; any"
-        " other solver stopped at tol=1e-4 lands elsewhere (jgen's lbfgs: -0.996296)"),
     "test_logistic_regression_callback_": _CALLBACKS,
 }
 

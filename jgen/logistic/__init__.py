@@ -9,6 +9,8 @@ from jgen.logistic.model import logistic_regression
 from jgen.logistic.model import fit_minibatch
 from jgen.logistic.model import objective
 from jgen.logistic.batched import batched_logistic_regression
+from jgen.logistic.host import fit_host
+from jgen.logistic.host import value_and_grad_host
 
 __all__ = (
     "ConvergenceWarning",
@@ -18,4 +20,6 @@ __all__ = (
     "fit_minibatch",
     "objective",
     "batched_logistic_regression",
+    "fit_host",
+    "value_and_grad_host",
 )

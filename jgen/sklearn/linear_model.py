@@ -4,7 +4,8 @@ computed by [`jgen.logistic_regression`][jgen.logistic_regression] (the same obj
 
 The constructor is scikit-learn 1.9's, keyword for keyword and default for default.
 Every solver name is accepted and minimises scikit-learn's objective for it with a jgen
-algorithm: ``"lbfgs"`` by L-BFGS; ``"newton-cholesky"`` by Newton's method with a
+algorithm: ``"lbfgs"`` by L-BFGS (up to ``host_bytes`` of data by scipy's, as
+scikit-learn: [`jgen.logistic.fit_host`][jgen.logistic.fit_host]); ``"newton-cholesky"`` by Newton's method with a
 Cholesky solve (L-BFGS after a singular Hessian, as scikit-learn); ``"newton-cg"``,
 ``"sag"`` and ``"saga"`` (L2 or none) by Newton's method with conjugate gradients;
 ``"saga"`` with an L1 or elastic-net penalty by proximal Newton; ``"liblinear"`` (two
@@ -17,6 +18,7 @@ nothing (every jgen solver is deterministic).
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -32,12 +34,14 @@ from sklearn.utils.validation import _check_sample_weight
 from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data
 
+from jgen.logistic.host import fit_host
 from jgen.logistic.model import ConvergenceWarning
 from jgen.logistic.model import FitInfo
 from jgen.logistic.model import LogisticParams
 from jgen.logistic.model import logistic_regression
 from jgen.sklearn.base import JgenClassifier
 from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.base import host_bytes
 
 __all__ = ["LogisticRegression"]
 
@@ -115,8 +119,8 @@ class LogisticRegression(JgenClassifier):
 
   Prediction methods read ``coef_`` and ``intercept_``: set them and the model changes.
   Fitted attributes have the input's dtype (float32 or float64; float64 for
-  ``liblinear``) as in scikit-learn; the fit computes in float32 unless JAX's x64 mode
-  is on.
+  ``liblinear``) as in scikit-learn; the compiled fits compute in float32 unless JAX's
+  x64 mode is on (the host ``lbfgs`` fit always in float64).
 
   Args:
     penalty: deprecated by scikit-learn 1.8 (use ``l1_ratio`` or ``C=np.inf``):
@@ -287,7 +291,9 @@ class LogisticRegression(JgenClassifier):
         accept_large_sparse=self.solver not in ("liblinear", "sag", "saga"))
     # float32 stays float32, as in scikit-learn; liblinear always returns float64.
     dtype = np.float64 if self.solver == "liblinear" else X.dtype
-    if compute_dtype() == np.float32:
+    # Small data, lbfgs: scipy's L-BFGS-B on the host (float64), as scikit-learn.
+    host = self.solver == "lbfgs" and X.shape[0] * X.shape[1] * 8 <= host_bytes()
+    if compute_dtype() == np.float32 and not host:
       X = X.astype(np.float32)
     check_classification_targets(y)
     sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
@@ -303,13 +309,13 @@ class LogisticRegression(JgenClassifier):
       cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y,
                                 sample_weight=sample_weight)
       sample_weight = sample_weight * cw[codes].astype(X.dtype)
-    params = self._fit_weighted(model, X, codes, sample_weight, init)
+    params = self._fit_weighted(model, X, codes, sample_weight, init, host)
     self._set_fitted(params)
     self.coef_ = self.coef_.astype(dtype)
     self.intercept_ = self.intercept_.astype(dtype)
     return self
 
-  def _fit_weighted(self, model, X, codes, sample_weight, init):
+  def _fit_weighted(self, model, X, codes, sample_weight, init, host=False):
     if self.max_iter == 0:   # scikit-learn: the starting point, and its warning
       message = _convergence_message(self.solver, 0)
       warnings.warn(message + (": max_iter=0." if self.solver == "lbfgs" else ""),
@@ -324,7 +330,7 @@ class LogisticRegression(JgenClassifier):
     def fit(x, y, num_classes, sw):
       with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        params = model.fit(x, y, num_classes=num_classes, sample_weight=sw, init=init)
+        params = fitter(x, y, num_classes=num_classes, sample_weight=sw, init=init)
       # After a fall-back from Newton-Cholesky to L-BFGS, L-BFGS is what stopped.
       solver = "lbfgs" if any(issubclass(w.category, scipy.linalg.LinAlgWarning)
                               for w in caught) else self.solver
@@ -336,6 +342,10 @@ class LogisticRegression(JgenClassifier):
         else:
           warnings.warn(str(w.message), w.category, stacklevel=4)
       return params
+    if host:
+      fitter = functools.partial(fit_host, model)
+      return fit(X, codes, len(self.classes_), sample_weight)
+    fitter = model.fit
     return self._fit_padded(fit, X, codes, sample_weight)
 
   def _set_fitted(self, params) -> None:
