@@ -9,10 +9,10 @@ time) pointing at jgen's class and everything else from scikit-learn. Only the t
 whose source or parameters name ``LogisticRegression`` are kept (the others test
 ``LogisticRegressionCV``, ``SGDClassifier`` or private path helpers, which do not call
 jgen). The failures, listed in ``XFAIL``, are marked ``xfail(strict=True)`` with their
-reason: a private scikit-learn helper or API, or a property of liblinear's own iterates
-(its random coordinate order, its stopping point). scikit-learn's ``lbfgs`` fits are
-matched to its stopping point: on data up to ``jgen.sklearn.host_bytes`` jgen runs the
-same scipy L-BFGS-B on the same objective.
+reason: a private scikit-learn helper or API, or liblinear's random coordinate order in
+its dual solver. scikit-learn's stopping points are matched where its tests compare
+with them: ``lbfgs`` on data up to ``jgen.sklearn.host_bytes`` runs the same scipy
+L-BFGS-B, and liblinear's primal L2 problem the same trust-region Newton method.
 """
 
 import ast
@@ -69,11 +69,6 @@ XFAIL: dict[str, str] = {
         " coefficients: liblinear's dual coordinate descent visits coordinates in a"
         " random order and stops at tol=1e-3 before converging; jgen's solvers are"
         " deterministic and reach the same minimiser whatever random_state"),
-    "test_logistic_cv[": (
-        "compares with scikit-learn's LogisticRegressionCV refit by liblinear at"
-        " tol=1e-4 to 6 decimals: that fit stops up to 1.6e-5 from the minimiser"
-        " (coefficient -1.3722911 where liblinear and lbfgs at tol=1e-12 and jgen's"
-        " fit give -1.3722966); matching it would need liblinear's own iterates"),
     "test_logreg_predict_proba_multinomial": (
         "calls the private LinearClassifierMixin._predict_proba_lr (one-vs-rest"
         " probabilities), which jgen's estimator does not inherit"),

@@ -1,5 +1,7 @@
-"""Multiclass logistic regression, the discriminative baseline (L-BFGS and minibatch),
-on the classifier contract (``conditional=True``: its scores are logits).
+"""Multiclass logistic regression, the discriminative baseline (L-BFGS, Newton and
+minibatch fits compiled by JAX; scipy's L-BFGS-B and LIBLINEAR's trust-region Newton
+method on the host), on the classifier contract (``conditional=True``: its scores are
+logits).
 """
 
 from jgen.logistic.model import ConvergenceWarning
@@ -11,6 +13,7 @@ from jgen.logistic.model import objective
 from jgen.logistic.batched import batched_logistic_regression
 from jgen.logistic.host import fit_host
 from jgen.logistic.host import value_and_grad_host
+from jgen.logistic.trust_region import fit_trust_region
 
 __all__ = (
     "ConvergenceWarning",
@@ -22,4 +25,5 @@ __all__ = (
     "batched_logistic_regression",
     "fit_host",
     "value_and_grad_host",
+    "fit_trust_region",
 )

@@ -127,7 +127,7 @@ def fit_host(model: Classifier, x, y, *, num_classes: int, sample_weight=None,
     raise ValueError(f"fit_host fits the L2 objective; model has l1_ratio="
                      f"{h['l1_ratio']} (use its fit, solver='proximal-newton').")
   num_classes = _checks.check_num_classes(num_classes)
-  x, y, sw = _host_data(x, y, sample_weight, num_classes)
+  x, y, sw = host_data(x, y, sample_weight, num_classes)
   n, d = x.shape
   k = 1 if num_classes == 2 else num_classes
   fit_intercept = h["fit_intercept"]
@@ -158,7 +158,7 @@ def fit_host(model: Classifier, x, y, *, num_classes: int, sample_weight=None,
   return LogisticParams(w, b, info)
 
 
-def _host_data(x, y, sample_weight, num_classes):
+def host_data(x, y, sample_weight, num_classes):
   """Validated float64 ``(x [N, D], y [N], sample_weight [N])`` as NumPy arrays."""
   x = np.asarray(x)
   if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):

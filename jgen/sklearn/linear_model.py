@@ -5,13 +5,15 @@ computed by [`jgen.logistic_regression`][jgen.logistic_regression] (the same obj
 The constructor is scikit-learn 1.9's, keyword for keyword and default for default.
 Every solver name is accepted and minimises scikit-learn's objective for it with a jgen
 algorithm: ``"lbfgs"`` by L-BFGS (up to ``host_bytes`` of data by scipy's, as
-scikit-learn: [`jgen.logistic.fit_host`][jgen.logistic.fit_host]); ``"newton-cholesky"`` by Newton's method with a
-Cholesky solve (L-BFGS after a singular Hessian, as scikit-learn); ``"newton-cg"``,
-``"sag"`` and ``"saga"`` (L2 or none) by Newton's method with conjugate gradients;
-``"saga"`` with an L1 or elastic-net penalty by proximal Newton; ``"liblinear"`` (two
-classes) by Newton-CG (L2, primal or dual) or proximal Newton (L1) on liblinear's own
-objective, the constant feature ``intercept_scaling`` appended to ``X`` with its weight
-penalised. The solver / penalty / ``dual`` combinations scikit-learn rejects raise its
+scikit-learn: [`jgen.logistic.fit_host`][jgen.logistic.fit_host]);
+``"newton-cholesky"`` by Newton's method with a Cholesky solve (L-BFGS after a singular
+Hessian, as scikit-learn); ``"newton-cg"``, ``"sag"`` and ``"saga"`` (L2 or none) by
+Newton's method with conjugate gradients; ``"saga"`` with an L1 or elastic-net penalty
+by proximal Newton; ``"liblinear"`` (two classes) on liblinear's own objective (the
+constant feature ``intercept_scaling`` appended to ``X``, its weight penalised) by
+liblinear's trust-region Newton method (L2, primal:
+[`jgen.logistic.fit_trust_region`][jgen.logistic.fit_trust_region]), Newton-CG (L2,
+dual) or proximal Newton (L1). The solver / penalty / ``dual`` combinations scikit-learn rejects raise its
 ``ValueError`` with its message. ``random_state``, ``verbose`` and ``n_jobs`` change
 nothing (every jgen solver is deterministic).
 """
@@ -35,11 +37,15 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data
 
 from jgen.logistic.host import fit_host
+from jgen.logistic.trust_region import fit_trust_region
 from jgen.logistic.model import ConvergenceWarning
 from jgen.logistic.model import FitInfo
 from jgen.logistic.model import LogisticParams
 from jgen.logistic.model import logistic_regression
 from jgen.sklearn.base import JgenClassifier
+from jgen.sklearn.logistic_rules import check_solver
+from jgen.sklearn.logistic_rules import convergence_message
+from jgen.sklearn.logistic_rules import effective_penalty
 from jgen.sklearn.base import compute_dtype
 from jgen.sklearn.base import host_bytes
 
@@ -52,56 +58,6 @@ _DTYPES = (np.float64, np.float32)   # scikit-learn's: other dtypes become float
 _FAMILY_SOLVER = {"lbfgs": "lbfgs", "sag": "newton-cg", "saga": "newton-cg",
                   "newton-cg": "newton-cg", "newton-cholesky": "newton-cholesky",
                   "liblinear": "newton-cg"}
-
-
-def _effective_penalty(penalty, C, l1_ratio) -> str | None:
-  """The penalty scikit-learn 1.9 fits for these parameters (``penalty`` deprecated in
-  1.8: ``l1_ratio`` and ``C=np.inf`` say it), with scikit-learn's deprecation warnings."""
-  if penalty == "deprecated":
-    if l1_ratio is None or l1_ratio == 0:
-      if l1_ratio is None:
-        warnings.warn("'l1_ratio=None' was deprecated in version 1.8 and will trigger"
-                      " an error in 1.10. Use 0<=l1_ratio<=1 instead.", FutureWarning)
-      out = "l2"
-    else:
-      out = "l1" if l1_ratio == 1 else "elasticnet"
-    return None if C == np.inf else out
-  warnings.warn("'penalty' was deprecated in version 1.8 and will be removed in 1.10."
-                " To avoid this warning, leave 'penalty' set to its default value and"
-                " use 'l1_ratio' or 'C' instead. Use l1_ratio=0 instead of"
-                " penalty='l2', l1_ratio=1 instead of penalty='l1', l1_ratio set to a"
-                " float between 0 and 1 instead of penalty='elasticnet', and C=np.inf"
-                " instead of penalty=None.", FutureWarning)
-  return penalty
-
-
-def _check_solver(solver, penalty, dual) -> None:
-  """scikit-learn 1.9's solver / penalty / dual checks, with its messages."""
-  if solver not in ("liblinear", "saga") and penalty not in ("l2", None):
-    raise ValueError(f"Solver {solver} supports only 'l2' or None penalties, got"
-                     f" {penalty} penalty.")
-  if solver != "liblinear" and dual:
-    raise ValueError(f"Solver {solver} supports only dual=False, got dual={dual}")
-  if penalty == "elasticnet" and solver != "saga":
-    raise ValueError(f"Only 'saga' solver supports elasticnet penalty, got"
-                     f" solver={solver}.")
-  if solver == "liblinear" and penalty is None:
-    raise ValueError("C=np.inf as well as penalty=None is not supported for the"
-                     " liblinear solver")
-
-
-def _convergence_message(solver: str, n_iter: int) -> str:
-  """scikit-learn's ConvergenceWarning text for ``solver``."""
-  if solver == "newton-cg":
-    return (f"newton-cg failed to converge after {n_iter} iteration(s). Increase the"
-            " number of iterations.")
-  if solver == "newton-cholesky":
-    return f"Newton solver did not converge after {n_iter} iterations."
-  if solver in ("sag", "saga"):
-    return "The max_iter was reached which means the coef_ did not converge"
-  if solver == "liblinear":
-    return "Liblinear failed to converge, increase the number of iterations."
-  return f"lbfgs failed to converge after {n_iter} iteration(s)"
 
 
 class LogisticRegression(JgenClassifier):
@@ -194,8 +150,8 @@ class LogisticRegression(JgenClassifier):
       penalty).
     """
     self._validate_params()
-    penalty = _effective_penalty(self.penalty, self.C, self.l1_ratio)
-    _check_solver(self.solver, penalty, self.dual)
+    penalty = effective_penalty(self.penalty, self.C, self.l1_ratio)
+    check_solver(self.solver, penalty, self.dual)
     l1_ratio = self.l1_ratio
     if penalty != "elasticnet" and l1_ratio is not None and 0 < l1_ratio < 1:
       warnings.warn(f"l1_ratio parameter is only used when penalty is 'elasticnet'."
@@ -291,9 +247,8 @@ class LogisticRegression(JgenClassifier):
         accept_large_sparse=self.solver not in ("liblinear", "sag", "saga"))
     # float32 stays float32, as in scikit-learn; liblinear always returns float64.
     dtype = np.float64 if self.solver == "liblinear" else X.dtype
-    # Small data, lbfgs: scipy's L-BFGS-B on the host (float64), as scikit-learn.
-    host = self.solver == "lbfgs" and X.shape[0] * X.shape[1] * 8 <= host_bytes()
-    if compute_dtype() == np.float32 and not host:
+    host = self._host_fitter(model, X)
+    if compute_dtype() == np.float32 and host is None:
       X = X.astype(np.float32)
     check_classification_targets(y)
     sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
@@ -315,9 +270,20 @@ class LogisticRegression(JgenClassifier):
     self.intercept_ = self.intercept_.astype(dtype)
     return self
 
-  def _fit_weighted(self, model, X, codes, sample_weight, init, host=False):
+  def _host_fitter(self, model, X):
+    """scikit-learn's own algorithm on the host (float64), where jgen has it: scipy's
+    L-BFGS-B (``lbfgs``, data up to ``host_bytes``) or liblinear's trust-region Newton
+    (``liblinear``, L2, primal); ``None`` otherwise."""
+    if self.solver == "lbfgs" and X.shape[0] * X.shape[1] * 8 <= host_bytes():
+      return functools.partial(fit_host, model)
+    if self.solver == "liblinear" and not self.dual and not model.hyperparams["l1_ratio"]:
+      return lambda x, y, *, num_classes, sample_weight, init: fit_trust_region(
+          model, x, y, sample_weight=sample_weight)
+    return None
+
+  def _fit_weighted(self, model, X, codes, sample_weight, init, host=None):
     if self.max_iter == 0:   # scikit-learn: the starting point, and its warning
-      message = _convergence_message(self.solver, 0)
+      message = convergence_message(self.solver, 0)
       warnings.warn(message + (": max_iter=0." if self.solver == "lbfgs" else ""),
                     SklearnConvergenceWarning, stacklevel=3)
       k, d = len(self.classes_), X.shape[1]
@@ -337,15 +303,14 @@ class LogisticRegression(JgenClassifier):
       for w in caught:
         if issubclass(w.category, ConvergenceWarning):   # scikit-learn's words
           n_iter = int(params.info.num_iter)
-          warnings.warn(f"{_convergence_message(solver, n_iter)}: {w.message}",
+          warnings.warn(f"{convergence_message(solver, n_iter)}: {w.message}",
                         SklearnConvergenceWarning, stacklevel=4)
         else:
           warnings.warn(str(w.message), w.category, stacklevel=4)
       return params
-    if host:
-      fitter = functools.partial(fit_host, model)
+    fitter = host or model.fit
+    if host is not None:
       return fit(X, codes, len(self.classes_), sample_weight)
-    fitter = model.fit
     return self._fit_padded(fit, X, codes, sample_weight)
 
   def _set_fitted(self, params) -> None:
