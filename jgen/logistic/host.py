@@ -1,12 +1,13 @@
 """The L2 logistic objective fitted on the host: NumPy in float64 and scipy's L-BFGS-B.
 
 For data small enough that compiling a solver costs more than solving (a few thousand
-rows, as in a cross-validation of a bundled dataset), [`fit_host`][jgen.logistic.fit_host]
-minimises the same objective as ``jgen.logistic_regression(solver="lbfgs")`` with
+rows, as in a cross-validation of a bundled dataset),
+[`fit_host`][jgen.logistic.fit_host] minimises the same objective as
+``jgen.logistic_regression(solver="lbfgs")`` with
 ``scipy.optimize.minimize(method="L-BFGS-B")`` and an explicit NumPy gradient. Its
-settings are scikit-learn's ``lbfgs`` solver's (``gtol=tol`` on the objective divided by
-``C sum w``, ``ftol = 64 eps``, at most 50 line-search steps, no preconditioning), so its
-iterates are scikit-learn's up to rounding.
+settings are scikit-learn's ``lbfgs`` solver's (``gtol=tol`` on the objective divided
+by ``C sum w``, ``ftol = 64 eps``, at most 50 line-search steps, no preconditioning),
+so its iterates are scikit-learn's up to rounding.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ by proximal Newton; ``"liblinear"`` (two classes) on liblinear's own objective (
 constant feature ``intercept_scaling`` appended to ``X``, its weight penalised) by
 liblinear's trust-region Newton method (L2, primal:
 [`jgen.logistic.fit_trust_region`][jgen.logistic.fit_trust_region]), Newton-CG (L2,
-dual) or proximal Newton (L1). The solver / penalty / ``dual`` combinations scikit-learn rejects raise its
-``ValueError`` with its message. ``random_state``, ``verbose`` and ``n_jobs`` change
-nothing (every jgen solver is deterministic).
+dual) or proximal Newton (L1). The solver / penalty / ``dual`` combinations
+scikit-learn rejects raise its ``ValueError`` with its message. ``random_state``,
+``verbose`` and ``n_jobs`` change nothing (every jgen solver is deterministic).
 """
 
 from __future__ import annotations
@@ -37,17 +37,17 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data
 
 from jgen.logistic.host import fit_host
-from jgen.logistic.trust_region import fit_trust_region
 from jgen.logistic.model import ConvergenceWarning
 from jgen.logistic.model import FitInfo
 from jgen.logistic.model import LogisticParams
 from jgen.logistic.model import logistic_regression
+from jgen.logistic.trust_region import fit_trust_region
 from jgen.sklearn.base import JgenClassifier
+from jgen.sklearn.base import compute_dtype
+from jgen.sklearn.base import host_bytes
 from jgen.sklearn.logistic_rules import check_solver
 from jgen.sklearn.logistic_rules import convergence_message
 from jgen.sklearn.logistic_rules import effective_penalty
-from jgen.sklearn.base import compute_dtype
-from jgen.sklearn.base import host_bytes
 
 __all__ = ["LogisticRegression"]
 
@@ -76,7 +76,8 @@ class LogisticRegression(JgenClassifier):
   Prediction methods read ``coef_`` and ``intercept_``: set them and the model changes.
   Fitted attributes have the input's dtype (float32 or float64; float64 for
   ``liblinear``) as in scikit-learn; the compiled fits compute in float32 unless JAX's
-  x64 mode is on (the host ``lbfgs`` fit always in float64).
+  x64 mode is on (the host fits, ``lbfgs`` on small data and ``liblinear``'s primal L2
+  problem, always in float64).
 
   Args:
     penalty: deprecated by scikit-learn 1.8 (use ``l1_ratio`` or ``C=np.inf``):
@@ -276,7 +277,8 @@ class LogisticRegression(JgenClassifier):
     (``liblinear``, L2, primal); ``None`` otherwise."""
     if self.solver == "lbfgs" and X.shape[0] * X.shape[1] * 8 <= host_bytes():
       return functools.partial(fit_host, model)
-    if self.solver == "liblinear" and not self.dual and not model.hyperparams["l1_ratio"]:
+    primal_l2 = not self.dual and not model.hyperparams["l1_ratio"]
+    if self.solver == "liblinear" and primal_l2:
       return lambda x, y, *, num_classes, sample_weight, init: fit_trust_region(
           model, x, y, sample_weight=sample_weight)
     return None
