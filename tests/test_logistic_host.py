@@ -115,7 +115,8 @@ def test_max_iter_warns_with_scipys_reason(digits):
 
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 def test_bad_values_raise_naming_the_argument(digits, where):
-  x, y = digits   # 1,437 x 64: more elements than XLA's NaN-dropping reductions see
+  x, y = digits
+  x, y = np.tile(x, (2, 1)), np.tile(y, 2)   # 2,874 x 64: 184,000 entries
   row = {"first": 0, "middle": len(x) // 2, "last": len(x) - 1}[where]
   model = jgen.logistic_regression()
   bad = x.copy()

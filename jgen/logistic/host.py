@@ -25,6 +25,8 @@ from jgen.core.contract import Classifier
 from jgen.logistic.model import ConvergenceWarning
 from jgen.logistic.model import FitInfo
 from jgen.logistic.model import LogisticParams
+from jgen.logistic.model import check_model
+from jgen.logistic.model import init_free
 
 __all__ = ["fit_host", "value_and_grad_host"]
 
@@ -120,10 +122,7 @@ def fit_host(model: Classifier, x, y, *, num_classes: int, sample_weight=None,
     >>> bool(np.allclose(host.weights, device.weights, atol=1e-3))
     True
   """
-  h = dict(getattr(model, "hyperparams", {}))
-  if getattr(model, "name", None) != "logistic_regression":
-    raise TypeError("model must come from jgen.logistic_regression(...), got"
-                    f" {getattr(model, 'name', type(model).__name__)!r}.")
+  h = check_model(model)
   if h["l1_ratio"] > 0:
     raise ValueError(f"fit_host fits the L2 objective; model has l1_ratio="
                      f"{h['l1_ratio']} (use its fit, solver='proximal-newton').")
@@ -132,9 +131,8 @@ def fit_host(model: Classifier, x, y, *, num_classes: int, sample_weight=None,
   n, d = x.shape
   k = 1 if num_classes == 2 else num_classes
   fit_intercept = h["fit_intercept"]
-  w0, b0 = np.zeros((d, k)), np.zeros(k)
-  if init is not None:
-    w0, b0 = _free_init(init, d, num_classes)
+  w0, b0 = (np.asarray(v, np.float64) for v in init_free(init, d, num_classes,
+                                                         np.float64))
   theta0 = np.concatenate([w0.ravel()] + ([b0] if fit_intercept else []))
   result = scipy.optimize.minimize(
       functools.partial(value_and_grad_host, num_classes=num_classes, C=h["C"],
@@ -186,20 +184,3 @@ def host_data(x, y, sample_weight, num_classes):
                      f" min {sw.min()} and max {sw.max()}.")
   return x, y, sw
 
-
-def _free_init(init, d: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-  """Free float64 ``(W [D, K'], b [K'])`` of a warm start."""
-  if not isinstance(init, LogisticParams):
-    raise TypeError(f"init must be LogisticParams (from logistic_regression's fit), got"
-                    f" {type(init).__name__}.")
-  w, b = np.asarray(init.weights, np.float64), np.asarray(init.bias, np.float64)
-  if w.shape != (d, num_classes):
-    raise ValueError(f"init.weights must have shape ({d}, {num_classes}), got"
-                     f" {w.shape}.")
-  if b.shape != (num_classes,):
-    raise ValueError(f"init.bias must have shape ({num_classes},), got {b.shape}.")
-  _checks.check_finite(w, "init.weights")
-  _checks.check_finite(b, "init.bias")
-  if num_classes == 2:
-    return w[:, 1:] - w[:, :1], b[1:] - b[:1]
-  return w, b

@@ -163,7 +163,9 @@ def check_data(x, y, sample_weight, num_classes):
   return x, y, sw
 
 
-def _init_free(init, d, num_classes, dtype):
+def init_free(init, d, num_classes, dtype):
+  """Checked free ``(W [D, K'], b [K'])`` of a warm start ``init`` in ``dtype``
+  (zeros for ``None``)."""
   k = free_columns(num_classes)
   if init is None:   # host zeros: no eager program to compile on a first fit
     return np.zeros((d, k), dtype), np.zeros((k,), dtype)
@@ -193,7 +195,8 @@ def _finish(w, b, num_classes, fit_intercept):
   return expand(w, b, num_classes)
 
 
-def _check_model(model: Classifier) -> dict:
+def check_model(model: Classifier) -> dict:
+  """``model``'s hyperparameters; ``TypeError`` unless it is a logistic regression."""
   if getattr(model, "name", None) != "logistic_regression":
     raise TypeError("model must come from jgen.logistic_regression(...), got"
                     f" {getattr(model, 'name', type(model).__name__)!r}.")
@@ -291,7 +294,7 @@ def logistic_regression(C: float = 1.0, *, l1_ratio: float = 0.0, solver: str = 
     """Fit by the family's solver; see [`logistic_regression`][jgen.logistic_regression]."""
     num_classes = _checks.check_num_classes(num_classes)
     x, y, sw = check_data(x, y, sample_weight, num_classes)
-    w0, b0 = _init_free(init, x.shape[1], num_classes, x.dtype)
+    w0, b0 = init_free(init, x.shape[1], num_classes, x.dtype)
     (w, b), it, gnorm, converged = solve(x, y, sw, w0, b0, num_classes, hyper)
     if _checks.is_concrete(converged) and not bool(converged):
       warnings.warn(
@@ -334,7 +337,7 @@ def fit_minibatch(model: Classifier, key: jax.Array, x: ArrayLike, y: ArrayLike,
     >>> lr.log_likelihood(p, x).argmax(-1).tolist()
     [0, 0, 1, 1]
   """
-  h = _check_model(model)
+  h = check_model(model)
   if h.get("l1_ratio", 0.0) > 0:
     raise ValueError("fit_minibatch optimises the L2 objective; the model has l1_ratio="
                      f"{h['l1_ratio']} (use its fit, solver='proximal-newton').")
@@ -345,7 +348,7 @@ def fit_minibatch(model: Classifier, key: jax.Array, x: ArrayLike, y: ArrayLike,
   if optimizer is None:
     learning_rate = _checks.check_number(learning_rate, "learning_rate", positive=True)
   x, y, sw = check_data(x, y, sample_weight, num_classes)
-  w0, b0 = _init_free(init, x.shape[1], num_classes, x.dtype)
+  w0, b0 = init_free(init, x.shape[1], num_classes, x.dtype)
   if not 1 <= batch_size <= x.shape[0]:
     raise ValueError(f"batch_size must lie in [1, N={x.shape[0]}], got {batch_size}.")
   opt = optimizer if optimizer is not None else optax.adam(learning_rate)
@@ -373,7 +376,7 @@ def objective(model: Classifier, params: LogisticParams, x: ArrayLike, y: ArrayL
     >>> round(float(jgen.logistic.objective(lr, zero, x, y)), 4)   # 2 log 2
     1.3863
   """
-  h = _check_model(model)
+  h = check_model(model)
   check_params_type(params, LogisticParams, "logistic_regression")
   num_classes = params.weights.shape[-1]
   x, y, sw = check_data(x, y, sample_weight, num_classes)

@@ -27,6 +27,7 @@ from jgen.logistic.host import host_data
 from jgen.logistic.model import ConvergenceWarning
 from jgen.logistic.model import FitInfo
 from jgen.logistic.model import LogisticParams
+from jgen.logistic.model import check_model
 
 __all__ = ["fit_trust_region"]
 
@@ -86,7 +87,7 @@ def _truncated_cg(problem: _Problem, g, delta: float):
 
 def _tron(problem: _Problem, n: int, eps: float, max_iter: int):
   """LIBLINEAR's trust-region Newton loop from ``w = 0``: ``(w, accepted steps,
-  final gradient norm, whether it stopped at max_iter)``."""
+  gradient at w, whether it stopped at max_iter)``."""
   w = np.zeros(n)
   f = problem.value(w)
   g = problem.grad(w)
@@ -126,7 +127,7 @@ def _tron(problem: _Problem, n: int, eps: float, max_iter: int):
       break
     if abs(actual) <= 1.0e-12 * abs(f) and abs(predicted) <= 1.0e-12 * abs(f):
       break
-  return w, it - 1, gnorm, it > max_iter
+  return w, it - 1, g, it > max_iter
 
 
 def fit_trust_region(model: Classifier, x, y, *, sample_weight=None) -> LogisticParams:
@@ -164,10 +165,7 @@ def fit_trust_region(model: Classifier, x, y, *, sample_weight=None) -> Logistic
     >>> jgen.predict(lr, params, x).tolist()
     [0, 0, 1, 1]
   """
-  if getattr(model, "name", None) != "logistic_regression":
-    raise TypeError("model must come from jgen.logistic_regression(...), got"
-                    f" {getattr(model, 'name', type(model).__name__)!r}.")
-  h = dict(model.hyperparams)
+  h = check_model(model)
   if h["l1_ratio"] > 0 or h["C"] == np.inf or h["fit_intercept"]:
     raise ValueError("fit_trust_region fits the L2 objective without an intercept"
                      " (l1_ratio=0, finite C, fit_intercept=False; append a constant"
@@ -178,15 +176,15 @@ def fit_trust_region(model: Classifier, x, y, *, sample_weight=None) -> Logistic
   positive = int(np.sum(y == 1))
   eps = h["tol"] * max(min(positive, n - positive), 1) / n
   problem = _Problem(x, np.where(y == 1, 1.0, -1.0), h["C"] * sw)
-  w, num_iter, gnorm, at_limit = _tron(problem, x.shape[1], eps, h["max_iter"])
+  w, num_iter, g, at_limit = _tron(problem, x.shape[1], eps, h["max_iter"])
   # LIBLINEAR also stops where the reductions fall below 1e-12 of f (the optimum to
   # rounding): only the iteration limit is a failure to converge.
   converged = not at_limit
   if at_limit:
     warnings.warn(f"trust-region Newton stopped at max_iter={num_iter} with gradient"
-                  f" norm {gnorm:.3g}; increase max_iter.", ConvergenceWarning,
+                  f" norm {np.linalg.norm(g):.3g}; increase max_iter.", ConvergenceWarning,
                   stacklevel=2)
-  scaled = np.max(np.abs(problem.grad(w))) / (h["C"] * float(np.sum(sw)))
+  scaled = np.max(np.abs(g)) / (h["C"] * float(np.sum(sw)))
   info = FitInfo(np.asarray(converged), np.asarray(num_iter, np.int32),
                  np.asarray(scaled, np.float64))
   weights = np.stack([np.zeros_like(w), w], axis=1)
